@@ -1,0 +1,263 @@
+//! Typed settings, layered: built-in defaults, then an optional TOML file
+//! (`--config` / `FUSION_CONFIG`), then `FUSION_*` environment variables,
+//! then the standard variables `DATABASE_URL` and
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, then command-line flags. Secrets are
+//! [`SecretString`]s whose `Debug` prints `[REDACTED]`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Errors while reading settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file, an environment variable or a flag holds a value of the wrong shape.
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] config::ConfigError),
+    /// `FUSION_DATA_DIR` cannot be made absolute.
+    #[error("cannot resolve the data folder {path}: {source}")]
+    DataDir {
+        /// The folder as given.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines for a terminal.
+    #[default]
+    Pretty,
+}
+
+/// The service's settings. Field names are the keys of the TOML file and,
+/// upper-cased with the `FUSION_` prefix, of the environment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address to listen on (`FUSION_BIND`, `--bind`). Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// Folder for the embedded database and local blobs (`FUSION_DATA_DIR`).
+    /// Default `./var`.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…` (`DATABASE_URL`). Default
+    /// `sqlite://<data_dir>/fusion.db`.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Blob store location (`FUSION_BLOB_URL`), e.g. `file:///srv/blobs` or
+    /// `s3://bucket/prefix`. Default: the folder `<data_dir>/blobs`.
+    #[serde(default)]
+    pub blob_url: Option<String>,
+    /// `json` or `pretty` (`FUSION_LOG_FORMAT`). Default `pretty`.
+    pub log_format: LogFormat,
+    /// Log filter in `RUST_LOG` syntax (`FUSION_LOG`, else `RUST_LOG`).
+    /// Default `info`.
+    pub log: String,
+    /// OTLP/HTTP endpoint for trace export (`OTEL_EXPORTER_OTLP_ENDPOINT`);
+    /// unset means plain logs only.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// Most database connections held open (`FUSION_DB_MAX_CONNECTIONS`). Default 10.
+    pub db_max_connections: u32,
+}
+
+/// Values given on the command line; they override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config <file>`.
+    pub config_file: Option<PathBuf>,
+    /// `--bind <addr>`.
+    pub bind: Option<SocketAddr>,
+}
+
+impl Settings {
+    /// Loads the settings from the layers described in the module docs,
+    /// reading the process environment.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] naming the key whose value is malformed or
+    /// the file that cannot be read.
+    pub fn load(overrides: &Overrides) -> Result<Self, SettingsError> {
+        Self::load_from(overrides, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests).
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load`].
+    pub fn load_from(
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        let config_file = overrides
+            .config_file
+            .clone()
+            .or_else(|| env.get("FUSION_CONFIG").map(PathBuf::from));
+        let mut builder = config::Config::builder()
+            .set_default("bind", "127.0.0.1:8080")?
+            .set_default("data_dir", "./var")?
+            .set_default("log_format", "pretty")?
+            .set_default("log", "info")?
+            .set_default("db_max_connections", 10)?;
+        if let Some(file) = config_file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let fusion_env: std::collections::HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("FUSION_") && k.as_str() != "FUSION_CONFIG")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder
+            .add_source(
+                config::Environment::with_prefix("FUSION")
+                    .prefix_separator("_")
+                    .source(Some(fusion_env)),
+            )
+            .set_override_option("database_url", env.get("DATABASE_URL").cloned())?
+            .set_override_option(
+                "otlp_endpoint",
+                env.get("OTEL_EXPORTER_OTLP_ENDPOINT").cloned(),
+            )?
+            .set_override_option("bind", overrides.bind.map(|b| b.to_string()))?;
+        if !env.contains_key("FUSION_LOG") {
+            builder = builder.set_override_option("log", env.get("RUST_LOG").cloned())?;
+        }
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if settings
+            .database_url
+            .as_ref()
+            .is_some_and(|u| u.expose_secret().trim().is_empty())
+        {
+            settings.database_url = None;
+        }
+        Ok(settings)
+    }
+
+    /// The database URL, defaulting to the SQLite file in the data folder.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => SecretString::from(format!(
+                "sqlite://{}",
+                self.data_dir.join("fusion.db").display()
+            )),
+        }
+    }
+
+    /// The blob store URL, defaulting to `<data_dir>/blobs` as an absolute
+    /// `file://` URL.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::DataDir`] when the data folder cannot be created or
+    /// resolved.
+    pub fn blob_url(&self) -> Result<url::Url, SettingsError> {
+        if let Some(raw) = &self.blob_url {
+            return url::Url::parse(raw).map_err(|e| {
+                SettingsError::Invalid(config::ConfigError::Message(format!(
+                    "FUSION_BLOB_URL is not a URL: {e}"
+                )))
+            });
+        }
+        let folder = self.data_dir.join("blobs");
+        let abs = absolute(&folder)?;
+        url::Url::from_directory_path(&abs).map_err(|()| SettingsError::DataDir {
+            path: folder,
+            source: std::io::Error::other("not an absolute path"),
+        })
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, SettingsError> {
+    std::path::absolute(path).map_err(|source| SettingsError::DataDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::load_from(&Overrides::default(), env(&[])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url().expose_secret(), "sqlite://./var/fusion.db");
+        assert!(s.blob_url().unwrap().as_str().ends_with("/var/blobs/"));
+        assert_eq!(s.log_format, LogFormat::Pretty);
+        assert!(s.otlp_endpoint.is_none());
+    }
+
+    #[test]
+    fn environment_then_flags_override() {
+        let e = env(&[
+            ("FUSION_BIND", "0.0.0.0:9000"),
+            ("FUSION_DATA_DIR", "/tmp/fusion-x"),
+            ("FUSION_LOG_FORMAT", "json"),
+            ("DATABASE_URL", "postgres://u:pw@db/fusion"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        ]);
+        let s = Settings::load_from(&Overrides::default(), e.clone()).unwrap();
+        assert_eq!(s.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(
+            s.blob_url().unwrap().as_str(),
+            "file:///tmp/fusion-x/blobs/"
+        );
+        assert_eq!(s.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        let flags = Overrides {
+            bind: Some("127.0.0.1:1".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let s = Settings::load_from(&flags, e).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let e = env(&[("DATABASE_URL", "postgres://u:hunter2@db/fusion")]);
+        let s = Settings::load_from(&Overrides::default(), e).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn config_file_is_read_and_env_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fusion.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:7000\"\nlog_format = \"json\"\n").unwrap();
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        };
+        let s = Settings::load_from(&flags, env(&[("FUSION_LOG_FORMAT", "pretty")])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:7000");
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn a_malformed_value_names_its_key() {
+        let err = Settings::load_from(&Overrides::default(), env(&[("FUSION_BIND", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bind"), "{err}");
+    }
+}

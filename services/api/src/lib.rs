@@ -1,0 +1,16 @@
+//! The fusion service's actix-web application.
+//!
+//! [`Application::build`] wires settings, storage and routes and binds its own
+//! listener (port 0 in tests), so the binary stays thin and the tests run the
+//! real thing. Route groups live one per file under `routes/`.
+
+pub mod config;
+
+mod error;
+mod routes;
+mod startup;
+pub mod telemetry;
+
+pub use config::{LogFormat, Settings, SettingsError};
+pub use error::ApiError;
+pub use startup::{AppState, Application, StartupError, connect_storage};

@@ -1,0 +1,161 @@
+//! Building and running the application: storage first (connect, migrate),
+//! then the HTTP server on its own listener.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use fusion_store::{BlobError, BlobStore, DatabaseUrl, PoolOptions, Repository, StoreError};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::{Settings, SettingsError};
+use crate::routes;
+
+/// Why the service could not start. Each message is one line an operator
+/// can act on; none carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Settings are malformed.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The database URL is wrong, the database unreachable, or a migration failed.
+    #[error(transparent)]
+    Database(#[from] StoreError),
+    /// The blob store cannot be opened.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What every handler shares: storage handles, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub repository: Arc<dyn Repository>,
+    /// DICOM bytes.
+    pub blobs: BlobStore,
+}
+
+/// A built, bound, not yet running application.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects storage (running pending migrations), binds the listener and
+    /// prepares the server. Port 0 binds a free port; see [`Application::port`].
+    ///
+    /// # Errors
+    ///
+    /// [`StartupError`] naming the failing step.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let state = connect_storage(settings).await?;
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_id_header))
+                .wrap(TracingLogger::default())
+                .app_data(data.clone())
+                .service(routes::health::healthz)
+                .service(routes::health::readyz)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?
+        .run();
+        Ok(Self {
+            addr,
+            server,
+            state,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (storage handles).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the process receives SIGINT or SIGTERM (actix-web's
+    /// signal handling), then drains in-flight requests.
+    ///
+    /// # Errors
+    ///
+    /// The server's I/O error.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Connects the database (migrating it) and opens the blob store.
+///
+/// # Errors
+///
+/// [`StartupError::Database`] or [`StartupError::Blobs`].
+pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupError> {
+    let url = DatabaseUrl::parse(settings.database_url())?;
+    let options = PoolOptions {
+        max_connections: settings.db_max_connections,
+        ..PoolOptions::default()
+    };
+    let repository = fusion_store::connect(&url, &options).await?;
+    repository.migrate().await?;
+    let blobs = BlobStore::open(&settings.blob_url()?)?;
+    tracing::info!(
+        backend = repository.backend().as_str(),
+        blobs = blobs.location(),
+        "storage ready"
+    );
+    Ok(AppState { repository, blobs })
+}
+
+/// Echoes the request id `TracingLogger` assigned as `X-Request-Id`, so a
+/// caller can quote it and an operator can find the request's spans and
+/// audit events.
+async fn request_id_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().copied();
+    let mut res = next.call(req).await?;
+    if let Some(id) = request_id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}

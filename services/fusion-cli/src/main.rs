@@ -1,0 +1,87 @@
+//! `fusion`: the service binary. Thin on purpose: it parses the command
+//! line, loads settings, starts telemetry and hands over to the library
+//! crates, which the tests link directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fusion_api::config::Overrides;
+use fusion_api::{Application, Settings};
+
+/// Clinical multimodal fusion service: DICOMweb and clinical notes in, fused
+/// predictions with calibrated uncertainty out.
+#[derive(Debug, Parser)]
+#[command(name = "fusion", version, about)]
+struct Cli {
+    /// Settings file (TOML); `FUSION_*` variables and flags override it.
+    #[arg(long, global = true, env = "FUSION_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrates the database first).
+    Serve {
+        /// Address to listen on [env: FUSION_BIND] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fusion: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: every error type of ours already names its cause.
+            eprintln!("fusion: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { bind } => {
+            let settings = Settings::load(&Overrides {
+                config_file: cli.config,
+                bind,
+            })?;
+            let _telemetry = fusion_api::telemetry::init(&settings)?;
+            let app = Application::build(&settings).await?;
+            println!("fusion listening on http://{}", app.local_addr());
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            let settings = Settings::load(&Overrides {
+                config_file: cli.config,
+                bind: None,
+            })?;
+            let _telemetry = fusion_api::telemetry::init(&settings)?;
+            let state = fusion_api::connect_storage(&settings).await?;
+            println!(
+                "fusion: migrations applied ({})",
+                state.repository.backend().as_str()
+            );
+        }
+    }
+    Ok(())
+}

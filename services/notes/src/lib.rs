@@ -1,0 +1,2 @@
+//! Clinical note understanding: sections, sentences, observation mentions with
+//! ConText assertion, note-level labels (in progress).

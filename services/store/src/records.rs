@@ -1,0 +1,166 @@
+//! Rows of the imaging index as the rest of the service sees them.
+
+use chrono::{DateTime, Utc};
+use fusion_schemas::{
+    AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
+    TransferSyntaxUid,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::BlobKey;
+
+/// Whether an instance's pixel data could be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeStatus {
+    /// Pixel data decoded.
+    Ok,
+    /// Pixel data could not be decoded; the instance is stored and indexed
+    /// but not renderable, and the image model reports it as unusable.
+    Failed,
+    /// Not tried yet, or the instance has no pixel data.
+    Unknown,
+}
+
+impl DecodeStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, crate::StoreError> {
+        match s {
+            "ok" => Ok(Self::Ok),
+            "failed" => Ok(Self::Failed),
+            "unknown" => Ok(Self::Unknown),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "unknown decode_status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// An instance to index, with the attributes of its study and series
+/// (PS3.3 Annex A.1.2 information model). Its bytes must already be in the
+/// blob store under `blob_key`.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    /// Study Instance UID (0020,000D).
+    pub study_instance_uid: StudyInstanceUid,
+    /// Series Instance UID (0020,000E).
+    pub series_instance_uid: SeriesInstanceUid,
+    /// SOP Instance UID (0008,0018).
+    pub sop_instance_uid: SopInstanceUid,
+    /// SOP Class UID (0008,0016).
+    pub sop_class_uid: String,
+    /// Transfer Syntax UID (0002,0010) the bytes are encoded in.
+    pub transfer_syntax_uid: TransferSyntaxUid,
+    /// Patient ID (0010,0020).
+    pub patient_id: Option<PatientId>,
+    /// Patient's Name (0010,0010), decoded per Specific Character Set.
+    pub patient_name: Option<String>,
+    /// Accession Number (0008,0050).
+    pub accession_number: Option<AccessionNumber>,
+    /// Study Date (0008,0020), DA as sent (YYYYMMDD).
+    pub study_date: Option<String>,
+    /// Study Description (0008,1030).
+    pub study_description: Option<String>,
+    /// Modality (0008,0060) of the series.
+    pub modality: Option<String>,
+    /// Body Part Examined (0018,0015) of the series.
+    pub body_part: Option<String>,
+    /// Series Number (0020,0011).
+    pub series_number: Option<i32>,
+    /// Instance Number (0020,0013).
+    pub instance_number: Option<i32>,
+    /// Rows (0028,0010), pixels.
+    pub rows: Option<i32>,
+    /// Columns (0028,0011), pixels.
+    pub columns: Option<i32>,
+    /// Number of Frames (0028,0008); 1 when absent on an image.
+    pub frames: Option<i32>,
+    /// SHA-256 of the stored bytes.
+    pub blob_key: BlobKey,
+    /// Size of the stored bytes, in bytes.
+    pub size_bytes: i64,
+    /// Whether the pixel data decoded.
+    pub decode_status: DecodeStatus,
+    /// Why decoding failed, when it did.
+    pub decode_reason: Option<String>,
+    /// The indexed attributes as DICOM JSON (PS3.18 §F.2), returned by QIDO-RS.
+    pub attributes: serde_json::Value,
+}
+
+/// What indexing an instance did. Re-sending the same SOP Instance UID with
+/// the same bytes is a no-op that succeeds; with different bytes it is
+/// refused and recorded (DESIGN.md, "Storage").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A new instance was indexed.
+    Stored,
+    /// The same SOP Instance UID with the same bytes was already indexed.
+    Duplicate,
+    /// The SOP Instance UID is already indexed with other bytes; the new
+    /// bytes were refused and the conflict recorded.
+    Conflict {
+        /// The blob key of the instance already stored.
+        stored: BlobKey,
+    },
+}
+
+/// An indexed instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    /// SOP Instance UID (0008,0018).
+    pub sop_instance_uid: SopInstanceUid,
+    /// Series Instance UID (0020,000E).
+    pub series_instance_uid: SeriesInstanceUid,
+    /// Study Instance UID (0020,000D).
+    pub study_instance_uid: StudyInstanceUid,
+    /// SOP Class UID (0008,0016).
+    pub sop_class_uid: String,
+    /// Transfer Syntax UID (0002,0010).
+    pub transfer_syntax_uid: TransferSyntaxUid,
+    /// Rows (0028,0010), pixels.
+    pub rows: Option<i32>,
+    /// Columns (0028,0011), pixels.
+    pub columns: Option<i32>,
+    /// Number of Frames (0028,0008).
+    pub frames: Option<i32>,
+    /// SHA-256 of the stored bytes.
+    pub blob_key: BlobKey,
+    /// Size of the stored bytes, in bytes.
+    pub size_bytes: i64,
+    /// Whether the pixel data decoded.
+    pub decode_status: DecodeStatus,
+    /// Why decoding failed, when it did.
+    pub decode_reason: Option<String>,
+    /// The indexed attributes as DICOM JSON (PS3.18 §F.2).
+    pub attributes: serde_json::Value,
+    /// When the instance was first stored.
+    pub received_at: DateTime<Utc>,
+}
+
+/// An indexed study.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyRecord {
+    /// Study Instance UID (0020,000D).
+    pub study_instance_uid: StudyInstanceUid,
+    /// Patient ID (0010,0020).
+    pub patient_id: Option<PatientId>,
+    /// Patient's Name (0010,0010).
+    pub patient_name: Option<String>,
+    /// Accession Number (0008,0050).
+    pub accession_number: Option<AccessionNumber>,
+    /// Study Date (0008,0020), YYYYMMDD.
+    pub study_date: Option<String>,
+    /// Study Description (0008,1030).
+    pub description: Option<String>,
+    /// Modalities in Study (0008,0061), sorted, distinct.
+    pub modalities: Vec<String>,
+    /// Number of instances indexed.
+    pub instance_count: i64,
+}

@@ -1,0 +1,331 @@
+//! The SQL behind [`Repository`](crate::Repository), written once and
+//! expanded for each backend by a macro: the two databases share the SQL
+//! (upserts with `ON CONFLICT`, `RETURNING`, `$n` parameters) and differ only
+//! where the dialects do, which the macro takes as arguments.
+
+use chrono::{DateTime, Utc};
+use fusion_schemas::{
+    AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
+    TransferSyntaxUid,
+};
+use sqlx::types::Json;
+
+use crate::records::{DecodeStatus, InstanceRecord, StudyRecord};
+use crate::{BlobKey, StoreError};
+
+fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn id_corrupt(what: &'static str) -> impl Fn(fusion_schemas::IdError) -> StoreError {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Columns of an instance row, in the order [`instance_from_parts`] takes.
+const INSTANCE_COLUMNS: &str = "sop_instance_uid, series_instance_uid, study_instance_uid, \
+     sop_class_uid, transfer_syntax_uid, rows, columns, frames, blob_key, size_bytes, \
+     decode_status, decode_reason, attributes, received_at";
+
+type InstanceTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Json<serde_json::Value>,
+    DateTime<Utc>,
+);
+
+fn instance_from_parts(t: InstanceTuple) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        sop_instance_uid: SopInstanceUid::parse(&t.0).map_err(id_corrupt("sop_instance_uid"))?,
+        series_instance_uid: SeriesInstanceUid::parse(&t.1)
+            .map_err(id_corrupt("series_instance_uid"))?,
+        study_instance_uid: StudyInstanceUid::parse(&t.2)
+            .map_err(id_corrupt("study_instance_uid"))?,
+        sop_class_uid: t.3,
+        transfer_syntax_uid: TransferSyntaxUid::parse(&t.4)
+            .map_err(id_corrupt("transfer_syntax_uid"))?,
+        rows: t.5,
+        columns: t.6,
+        frames: t.7,
+        blob_key: BlobKey::parse(&t.8).map_err(corrupt("blob_key"))?,
+        size_bytes: t.9,
+        decode_status: DecodeStatus::parse(&t.10)?,
+        decode_reason: t.11,
+        attributes: t.12.0,
+        received_at: t.13,
+    })
+}
+
+type StudyTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Json<Vec<String>>,
+    i64,
+);
+
+fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError> {
+    Ok(StudyRecord {
+        study_instance_uid: StudyInstanceUid::parse(&t.0)
+            .map_err(id_corrupt("study_instance_uid"))?,
+        patient_id: t
+            .1
+            .as_deref()
+            .map(PatientId::parse)
+            .transpose()
+            .map_err(id_corrupt("patient_id"))?,
+        patient_name: t.2,
+        accession_number: t
+            .3
+            .as_deref()
+            .map(AccessionNumber::parse)
+            .transpose()
+            .map_err(id_corrupt("accession_number"))?,
+        study_date: t.4,
+        description: t.5,
+        modalities: t.6.0,
+        instance_count: t.7,
+    })
+}
+
+macro_rules! sql_repository {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $db:ty, backend = $backend:expr, migrations = $migrator:expr,
+        begin_write = $begin:literal,
+        lock_study = $lock_study:literal,
+        refresh_modalities = $refresh_modalities:literal $(,)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub(crate) struct $name {
+            pool: sqlx::Pool<$db>,
+        }
+
+        impl $name {
+            pub(crate) fn new(pool: sqlx::Pool<$db>) -> Self {
+                Self { pool }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::Repository for $name {
+            fn backend(&self) -> crate::Backend {
+                $backend
+            }
+
+            #[tracing::instrument(skip(self), fields(backend = $backend.as_str()))]
+            async fn migrate(&self) -> Result<(), StoreError> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all, fields(backend = $backend.as_str()))]
+            async fn put_instance(
+                &self,
+                new: &crate::NewInstance,
+            ) -> Result<crate::PutOutcome, StoreError> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query(
+                    "INSERT INTO studies (study_instance_uid, patient_id, patient_name, \
+                     accession_number, study_date, description, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                     ON CONFLICT (study_instance_uid) DO UPDATE SET \
+                     patient_id = COALESCE(studies.patient_id, excluded.patient_id), \
+                     patient_name = COALESCE(studies.patient_name, excluded.patient_name), \
+                     accession_number = COALESCE(studies.accession_number, excluded.accession_number), \
+                     study_date = COALESCE(studies.study_date, excluded.study_date), \
+                     description = COALESCE(studies.description, excluded.description)",
+                )
+                .bind(new.study_instance_uid.as_str())
+                .bind(new.patient_id.as_ref().map(|p| p.as_str()))
+                .bind(new.patient_name.as_deref())
+                .bind(new.accession_number.as_ref().map(|a| a.as_str()))
+                .bind(new.study_date.as_deref())
+                .bind(new.study_description.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                // Serialise writers of one study so the modalities refresh
+                // below sees every committed series.
+                sqlx::query($lock_study)
+                    .bind(new.study_instance_uid.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO series (series_instance_uid, study_instance_uid, modality, \
+                     body_part, series_number, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (series_instance_uid) DO NOTHING",
+                )
+                .bind(new.series_instance_uid.as_str())
+                .bind(new.study_instance_uid.as_str())
+                .bind(new.modality.as_deref())
+                .bind(new.body_part.as_deref())
+                .bind(new.series_number)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let inserted: Option<(String,)> = sqlx::query_as(
+                    "INSERT INTO instances (sop_instance_uid, series_instance_uid, \
+                     study_instance_uid, sop_class_uid, transfer_syntax_uid, instance_number, \
+                     rows, columns, frames, blob_key, size_bytes, decode_status, decode_reason, \
+                     attributes, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                     ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING sop_instance_uid",
+                )
+                .bind(new.sop_instance_uid.as_str())
+                .bind(new.series_instance_uid.as_str())
+                .bind(new.study_instance_uid.as_str())
+                .bind(new.sop_class_uid.as_str())
+                .bind(new.transfer_syntax_uid.as_str())
+                .bind(new.instance_number)
+                .bind(new.rows)
+                .bind(new.columns)
+                .bind(new.frames)
+                .bind(new.blob_key.as_str())
+                .bind(new.size_bytes)
+                .bind(new.decode_status.as_str())
+                .bind(new.decode_reason.as_deref())
+                .bind(Json(&new.attributes))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let outcome = if inserted.is_some() {
+                    sqlx::query($refresh_modalities)
+                        .bind(new.study_instance_uid.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    crate::PutOutcome::Stored
+                } else {
+                    let (stored,): (String,) = sqlx::query_as(
+                        "SELECT blob_key FROM instances WHERE sop_instance_uid = $1",
+                    )
+                    .bind(new.sop_instance_uid.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let stored = BlobKey::parse(&stored).map_err(corrupt("blob_key"))?;
+                    if stored == new.blob_key {
+                        crate::PutOutcome::Duplicate
+                    } else {
+                        sqlx::query(
+                            "INSERT INTO instance_conflicts (sop_instance_uid, stored_blob_key, \
+                             rejected_blob_key, rejected_size_bytes, received_at) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(new.sop_instance_uid.as_str())
+                        .bind(stored.as_str())
+                        .bind(new.blob_key.as_str())
+                        .bind(new.size_bytes)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        crate::PutOutcome::Conflict { stored }
+                    }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn instance(
+                &self,
+                uid: &SopInstanceUid,
+            ) -> Result<Option<InstanceRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE sop_instance_uid = $1"
+                );
+                let row: Option<InstanceTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(uid.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(instance_from_parts).transpose()
+            }
+
+            async fn study(
+                &self,
+                uid: &StudyInstanceUid,
+            ) -> Result<Option<StudyRecord>, StoreError> {
+                let row: Option<StudyTuple> = sqlx::query_as(
+                    "SELECT s.study_instance_uid, s.patient_id, s.patient_name, \
+                     s.accession_number, s.study_date, s.description, s.modalities, \
+                     (SELECT COUNT(*) FROM instances i \
+                      WHERE i.study_instance_uid = s.study_instance_uid) \
+                     FROM studies s WHERE s.study_instance_uid = $1",
+                )
+                .bind(uid.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(study_from_parts).transpose()
+            }
+
+            async fn study_instances(
+                &self,
+                uid: &StudyInstanceUid,
+            ) -> Result<Vec<InstanceRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE study_instance_uid = $1 \
+                     ORDER BY series_instance_uid, instance_number, sop_instance_uid"
+                );
+                let rows: Vec<InstanceTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(uid.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(instance_from_parts).collect()
+            }
+
+            async fn conflict_count(&self, uid: &SopInstanceUid) -> Result<i64, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM instance_conflicts WHERE sop_instance_uid = $1",
+                )
+                .bind(uid.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
+        }
+    };
+}
+
+sql_repository!(
+    /// The PostgreSQL backend: the system of record.
+    PgRepository, sqlx::Postgres,
+    backend = crate::Backend::Postgres,
+    migrations = sqlx::migrate!("../../migrations/postgres"),
+    begin_write = "BEGIN",
+    lock_study = "SELECT 1 FROM studies WHERE study_instance_uid = $1 FOR UPDATE",
+    refresh_modalities = "UPDATE studies SET modalities = COALESCE((SELECT jsonb_agg(DISTINCT modality ORDER BY modality) \
+        FROM series WHERE study_instance_uid = $1 AND modality IS NOT NULL), '[]'::jsonb), updated_at = $2 \
+        WHERE study_instance_uid = $1",
+);
+
+sql_repository!(
+    /// The SQLite backend: the embedded default. Write transactions start
+    /// `IMMEDIATE` so that two writers queue on the busy timeout instead of
+    /// failing on a lock upgrade.
+    SqliteRepository, sqlx::Sqlite,
+    backend = crate::Backend::Sqlite,
+    migrations = sqlx::migrate!("../../migrations/sqlite"),
+    begin_write = "BEGIN IMMEDIATE",
+    lock_study = "SELECT 1 FROM studies WHERE study_instance_uid = $1",
+    refresh_modalities = "UPDATE studies SET modalities = COALESCE((SELECT json_group_array(modality) FROM \
+        (SELECT DISTINCT modality FROM series WHERE study_instance_uid = $1 AND modality IS NOT NULL ORDER BY modality)), '[]'), \
+        updated_at = $2 WHERE study_instance_uid = $1",
+);

@@ -1,0 +1,225 @@
+//! Test harness for the end-to-end tests: the real application on port 0,
+//! against a fresh, UUID-named, migrated PostgreSQL database (dropped
+//! afterwards) or a temporary SQLite file, with a temporary blob folder.
+//!
+//! PostgreSQL is found through `FUSION_TEST_PG_URL`, else `DATABASE_URL`
+//! when it is a `postgres://` URL, else `postgres://postgres@127.0.0.1:5432`.
+//! `scripts/test` sets these up.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use fusion_api::config::Overrides;
+use fusion_api::{Application, Settings};
+use sqlx::Connection;
+use tempfile::TempDir;
+
+/// The PostgreSQL server the tests create their databases on (no database
+/// name in the path).
+pub fn pg_server_url() -> String {
+    let raw = std::env::var("FUSION_TEST_PG_URL")
+        .ok()
+        .or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| u.starts_with("postgres"))
+        })
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let mut url = url_parse(&raw);
+    url.set_path("");
+    url.to_string().trim_end_matches('/').to_owned()
+}
+
+fn url_parse(raw: &str) -> reqwest::Url {
+    reqwest::Url::parse(raw).expect("test PostgreSQL URL parses")
+}
+
+/// A throw-away PostgreSQL database, dropped (with its connections) when
+/// this value is dropped.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    server: String,
+}
+
+impl TestDatabase {
+    /// Creates `test_<uuid>` on the test server.
+    pub async fn create() -> Self {
+        let server = pg_server_url();
+        let name = format!("fusion_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .expect("connect to the test PostgreSQL server (is scripts/test running it?)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = format!("{server}/{name}");
+        Self { name, url, server }
+    }
+
+    /// A superuser connection to the maintenance database, for tests that
+    /// act on the test database from outside (stopping it, tampering).
+    pub async fn admin(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&format!("{}/postgres", self.server))
+            .await
+            .unwrap()
+    }
+
+    /// Refuses new connections to this database and ends the open ones: from
+    /// the service's side the database is down.
+    pub async fn stop(&self) {
+        let mut admin = self.admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+
+    /// Accepts connections again.
+    pub async fn start(&self) {
+        let mut admin = self.admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee: use a private one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut conn) =
+                    sqlx::PgConnection::connect(&format!("{server}/postgres")).await
+                {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Which database a spawned app uses.
+pub enum Db {
+    Postgres(TestDatabase),
+    Sqlite,
+}
+
+/// A running application and what it needs to be torn down.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub data_dir: TempDir,
+    pub db: Db,
+    pub settings: Settings,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn healthz(&self) -> reqwest::Response {
+        self.get("/healthz").await
+    }
+
+    pub async fn readyz(&self) -> reqwest::Response {
+        self.get("/readyz").await
+    }
+
+    /// The PostgreSQL database behind the app, if it runs on PostgreSQL.
+    pub fn pg(&self) -> &TestDatabase {
+        match &self.db {
+            Db::Postgres(db) => db,
+            Db::Sqlite => panic!("this app runs on SQLite"),
+        }
+    }
+}
+
+fn settings_for(database_url: String, data_dir: &TempDir) -> Settings {
+    let env = vec![
+        ("DATABASE_URL".to_owned(), database_url),
+        (
+            "FUSION_DATA_DIR".to_owned(),
+            data_dir.path().display().to_string(),
+        ),
+    ];
+    let overrides = Overrides {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        ..Overrides::default()
+    };
+    Settings::load_from(&overrides, env).unwrap()
+}
+
+async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = fusion_api::telemetry::init(&settings).map(std::mem::forget);
+    }
+    let app = Application::build(&settings)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        data_dir,
+        db,
+        settings,
+    }
+}
+
+/// Starts the app against a fresh, migrated PostgreSQL database.
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::create().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(db.url.clone(), &data_dir);
+    launch(settings, data_dir, Db::Postgres(db)).await
+}
+
+/// Starts the app on the embedded default: SQLite and local blobs in a
+/// temporary data folder.
+pub async fn spawn_app_sqlite() -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/fusion.db", data_dir.path().display());
+    let settings = settings_for(url, &data_dir);
+    launch(settings, data_dir, Db::Sqlite).await
+}

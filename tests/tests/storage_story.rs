@@ -1,0 +1,230 @@
+//! The storage "story": one sequence of assertions run against PostgreSQL
+//! and against SQLite, so the two backends cannot drift apart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fusion_schemas::{
+    AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
+    TransferSyntaxUid,
+};
+use fusion_store::{
+    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, NewInstance, PoolOptions, PutOutcome,
+    Repository,
+};
+use fusion_tests::TestDatabase;
+use secrecy::SecretString;
+
+fn instance(study: &str, series: &str, sop: &str, modality: &str, key: &BlobKey) -> NewInstance {
+    NewInstance {
+        study_instance_uid: StudyInstanceUid::parse(study).unwrap(),
+        series_instance_uid: SeriesInstanceUid::parse(series).unwrap(),
+        sop_instance_uid: SopInstanceUid::parse(sop).unwrap(),
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+        transfer_syntax_uid: TransferSyntaxUid::parse("1.2.840.10008.1.2.1").unwrap(),
+        patient_id: Some(PatientId::parse("TEST-0001").unwrap()),
+        patient_name: Some("Doe^Jane".into()),
+        accession_number: Some(AccessionNumber::parse("ACC-42").unwrap()),
+        study_date: Some("20260102".into()),
+        study_description: Some("CHEST".into()),
+        modality: Some(modality.into()),
+        body_part: Some("CHEST".into()),
+        series_number: Some(1),
+        instance_number: Some(1),
+        rows: Some(128),
+        columns: Some(128),
+        frames: Some(1),
+        blob_key: key.clone(),
+        size_bytes: 39206,
+        decode_status: DecodeStatus::Ok,
+        decode_reason: None,
+        attributes: serde_json::json!({ "00080060": { "vr": "CS", "Value": [modality] } }),
+    }
+}
+
+async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
+    // Migrating again is a no-op.
+    repo.migrate().await.unwrap();
+    repo.ping().await.unwrap();
+
+    let key = blobs
+        .put(Bytes::from_static(b"first instance"))
+        .await
+        .unwrap();
+    let first = instance("1.2.3", "1.2.3.1", "1.2.3.1.1", "CT", &key);
+    assert_eq!(repo.put_instance(&first).await.unwrap(), PutOutcome::Stored);
+
+    // Same SOP Instance UID, same bytes: succeeds, changes nothing.
+    assert_eq!(
+        repo.put_instance(&first).await.unwrap(),
+        PutOutcome::Duplicate
+    );
+
+    // Same SOP Instance UID, other bytes: refused and recorded.
+    let other = blobs.put(Bytes::from_static(b"other bytes")).await.unwrap();
+    let conflicting = instance("1.2.3", "1.2.3.1", "1.2.3.1.1", "CT", &other);
+    assert_eq!(
+        repo.put_instance(&conflicting).await.unwrap(),
+        PutOutcome::Conflict {
+            stored: key.clone()
+        }
+    );
+    let sop = SopInstanceUid::parse("1.2.3.1.1").unwrap();
+    assert_eq!(repo.conflict_count(&sop).await.unwrap(), 1);
+    let stored = repo.instance(&sop).await.unwrap().unwrap();
+    assert_eq!(stored.blob_key, key, "the first bytes stay");
+    assert_eq!(stored.size_bytes, 39206);
+    assert_eq!(stored.decode_status, DecodeStatus::Ok);
+    assert_eq!(stored.rows, Some(128));
+    assert_eq!(
+        stored.attributes["00080060"]["Value"][0],
+        serde_json::json!("CT")
+    );
+    assert_eq!(
+        blobs.get(&stored.blob_key).await.unwrap().as_ref(),
+        b"first instance"
+    );
+
+    // A second series of another modality extends ModalitiesInStudy.
+    let key2 = blobs.put(Bytes::from_static(b"second")).await.unwrap();
+    let mut second = instance("1.2.3", "1.2.3.2", "1.2.3.2.1", "MR", &key2);
+    second.decode_status = DecodeStatus::Failed;
+    second.decode_reason = Some("JPEG-LS decoder not available".into());
+    assert_eq!(
+        repo.put_instance(&second).await.unwrap(),
+        PutOutcome::Stored
+    );
+
+    let study_uid = StudyInstanceUid::parse("1.2.3").unwrap();
+    let study = repo.study(&study_uid).await.unwrap().unwrap();
+    assert_eq!(study.modalities, vec!["CT".to_owned(), "MR".to_owned()]);
+    assert_eq!(study.instance_count, 2);
+    assert_eq!(study.patient_id.unwrap().as_str(), "TEST-0001");
+    assert_eq!(study.accession_number.unwrap().as_str(), "ACC-42");
+    assert_eq!(study.study_date.as_deref(), Some("20260102"));
+
+    let listed = repo.study_instances(&study_uid).await.unwrap();
+    let uids: Vec<&str> = listed.iter().map(|i| i.sop_instance_uid.as_str()).collect();
+    assert_eq!(uids, ["1.2.3.1.1", "1.2.3.2.1"]);
+    assert_eq!(listed[1].decode_status, DecodeStatus::Failed);
+    assert_eq!(
+        listed[1].decode_reason.as_deref(),
+        Some("JPEG-LS decoder not available")
+    );
+
+    // Unknown identifiers are absent, not errors.
+    let unknown = StudyInstanceUid::parse("9.9.9").unwrap();
+    assert!(repo.study(&unknown).await.unwrap().is_none());
+    assert!(repo.study_instances(&unknown).await.unwrap().is_empty());
+    assert!(
+        repo.instance(&SopInstanceUid::parse("9.9").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn story_on_postgres() {
+    let db = TestDatabase::create().await;
+    let url = DatabaseUrl::parse(SecretString::from(db.url.clone())).unwrap();
+    let repo = fusion_store::connect(&url, &PoolOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(repo.backend(), Backend::Postgres);
+    repo.migrate().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    story(repo, BlobStore::local(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn story_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nested/fusion.db", dir.path().display());
+    let url = DatabaseUrl::parse(SecretString::from(url)).unwrap();
+    let repo = fusion_store::connect(&url, &PoolOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(repo.backend(), Backend::Sqlite);
+    repo.migrate().await.unwrap();
+    story(repo, BlobStore::local(&dir.path().join("blobs")).unwrap()).await;
+}
+
+/// The audit table refuses UPDATE and DELETE on both backends (the
+/// append-only guarantee the audit trail builds on).
+#[tokio::test]
+async fn audit_events_are_append_only_on_postgres() {
+    let db = TestDatabase::create().await;
+    let url = DatabaseUrl::parse(SecretString::from(db.url.clone())).unwrap();
+    fusion_store::connect(&url, &PoolOptions::default())
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, recorded_at, type_code, action, outcome, agent, source, \
+         prev_hash, hash) VALUES (1, now(), '110114', 'E', '0', '{}', 'fusion', 'x', 'y')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let update = sqlx::query("UPDATE audit_events SET outcome = '8'")
+        .execute(&mut conn)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(update.contains("append-only"), "{update}");
+    let delete = sqlx::query("DELETE FROM audit_events")
+        .execute(&mut conn)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(delete.contains("append-only"), "{delete}");
+    let truncate = sqlx::query("TRUNCATE audit_events")
+        .execute(&mut conn)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(truncate.contains("append-only"), "{truncate}");
+}
+
+#[tokio::test]
+async fn audit_events_are_append_only_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fusion.db");
+    let url =
+        DatabaseUrl::parse(SecretString::from(format!("sqlite://{}", path.display()))).unwrap();
+    fusion_store::connect(&url, &PoolOptions::default())
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, recorded_at, type_code, action, outcome, agent, source, \
+         prev_hash, hash) VALUES (1, '2026-01-01T00:00:00Z', '110114', 'E', '0', '{}', 'fusion', 'x', 'y')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE audit_events SET outcome = '8'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}
