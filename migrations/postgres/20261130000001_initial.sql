@@ -49,6 +49,7 @@ CREATE TABLE instances (
     decode_status       TEXT NOT NULL DEFAULT 'unknown',  -- ok | failed | unknown
     decode_reason       TEXT,
     attributes          JSONB NOT NULL DEFAULT '{}',      -- DICOM JSON (PS3.18 F.2) of the indexed attributes
+    submitted_by        TEXT,            -- API key or user id that stored it (read-back of own submissions)
     received_at         TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX instances_series ON instances (series_instance_uid);
@@ -195,6 +196,7 @@ CREATE TABLE audit_events (
     subtype_code        TEXT,
     action              CHAR(1) NOT NULL CHECK (action IN ('C', 'R', 'U', 'D', 'E')),
     outcome             TEXT NOT NULL,
+    outcome_desc        TEXT,
     agent               JSONB NOT NULL,
     source              TEXT NOT NULL,
     entity              JSONB NOT NULL DEFAULT '[]',

@@ -1,6 +1,6 @@
 -- The embedded default: the same tables as migrations/postgres, in SQLite's
--- types. Timestamps are RFC 3339 text, UUIDs are text, JSON is text, arrays
--- are JSON arrays. Never edit this file once merged; add a migration.
+-- types. Timestamps are RFC 3339 text, UUIDs are 16-byte blobs (sqlx's
+-- encoding), JSON is text, arrays are JSON arrays. Never edit this file once merged; add a migration.
 
 CREATE TABLE studies (
     study_instance_uid  TEXT PRIMARY KEY,
@@ -48,6 +48,7 @@ CREATE TABLE instances (
     decode_status       TEXT NOT NULL DEFAULT 'unknown',
     decode_reason       TEXT,
     attributes          TEXT NOT NULL DEFAULT '{}',
+    submitted_by        TEXT,            -- API key or user id that stored it (read-back of own submissions)
     received_at         TEXT NOT NULL
 ) STRICT;
 CREATE INDEX instances_series ON instances (series_instance_uid);
@@ -63,7 +64,7 @@ CREATE TABLE instance_conflicts (
 ) STRICT;
 
 CREATE TABLE notes (
-    id                  TEXT PRIMARY KEY,
+    id                  BLOB PRIMARY KEY,   -- UUID, 16 bytes
     patient_id          TEXT,
     accession_number    TEXT,
     study_instance_uid  TEXT,
@@ -83,7 +84,7 @@ CREATE INDEX notes_patient ON notes (patient_id);
 CREATE INDEX notes_accession ON notes (accession_number);
 
 CREATE TABLE cases (
-    id                  TEXT PRIMARY KEY,
+    id                  BLOB PRIMARY KEY,
     patient_id          TEXT,
     accession_number    TEXT,
     study_instance_uid  TEXT,
@@ -95,14 +96,14 @@ CREATE UNIQUE INDEX cases_accession ON cases (accession_number) WHERE accession_
 CREATE INDEX cases_study ON cases (study_instance_uid);
 
 CREATE TABLE case_notes (
-    case_id             TEXT NOT NULL REFERENCES cases (id),
-    note_id             TEXT NOT NULL REFERENCES notes (id),
+    case_id             BLOB NOT NULL REFERENCES cases (id),
+    note_id             BLOB NOT NULL REFERENCES notes (id),
     PRIMARY KEY (case_id, note_id)
 ) STRICT;
 
 CREATE TABLE predictions (
-    id                  TEXT PRIMARY KEY,
-    case_id             TEXT NOT NULL REFERENCES cases (id),
+    id                  BLOB PRIMARY KEY,
+    case_id             BLOB NOT NULL REFERENCES cases (id),
     version             INTEGER NOT NULL,
     status              TEXT NOT NULL,
     packages            TEXT NOT NULL DEFAULT '[]',
@@ -116,8 +117,8 @@ CREATE TABLE predictions (
 ) STRICT;
 
 CREATE TABLE inference_jobs (
-    id                  TEXT PRIMARY KEY,
-    case_id             TEXT NOT NULL REFERENCES cases (id),
+    id                  BLOB PRIMARY KEY,
+    case_id             BLOB NOT NULL REFERENCES cases (id),
     state               TEXT NOT NULL,
     attempts            INTEGER NOT NULL DEFAULT 0,
     claimed_by          TEXT,
@@ -128,8 +129,8 @@ CREATE TABLE inference_jobs (
 CREATE INDEX inference_jobs_queued ON inference_jobs (created_at) WHERE state = 'queued';
 
 CREATE TABLE reviews (
-    id                  TEXT PRIMARY KEY,
-    prediction_id       TEXT NOT NULL REFERENCES predictions (id),
+    id                  BLOB PRIMARY KEY,
+    prediction_id       BLOB NOT NULL REFERENCES predictions (id),
     reviewer            TEXT NOT NULL,
     decisions           TEXT NOT NULL,
     comment             TEXT,
@@ -137,7 +138,7 @@ CREATE TABLE reviews (
 ) STRICT;
 
 CREATE TABLE users (
-    id                  TEXT PRIMARY KEY,
+    id                  BLOB PRIMARY KEY,
     username            TEXT NOT NULL UNIQUE,
     role                TEXT NOT NULL,
     password_hash       TEXT NOT NULL,
@@ -161,7 +162,7 @@ CREATE TABLE api_keys (
 
 CREATE TABLE sessions (
     token_hash          TEXT PRIMARY KEY,
-    user_id             TEXT NOT NULL REFERENCES users (id),
+    user_id             BLOB NOT NULL REFERENCES users (id),
     csrf_token_hash     TEXT NOT NULL,
     created_at          TEXT NOT NULL,
     last_seen_at        TEXT NOT NULL,
@@ -187,6 +188,7 @@ CREATE TABLE audit_events (
     subtype_code        TEXT,
     action              TEXT NOT NULL CHECK (action IN ('C', 'R', 'U', 'D', 'E')),
     outcome             TEXT NOT NULL,
+    outcome_desc        TEXT,
     agent               TEXT NOT NULL,
     source              TEXT NOT NULL,
     entity              TEXT NOT NULL DEFAULT '[]',

@@ -8,6 +8,7 @@
 pub mod health;
 pub mod ids;
 pub mod problem;
+pub mod roles;
 
 pub use health::{CheckStatus, Readiness};
 pub use ids::{
@@ -15,3 +16,4 @@ pub use ids::{
     TransferSyntaxUid,
 };
 pub use problem::ErrorBody;
+pub use roles::{Role, UnknownRole};

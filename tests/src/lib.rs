@@ -88,6 +88,12 @@ impl TestDatabase {
         .unwrap();
     }
 
+    /// A connection to the test database itself, as its owner (the
+    /// superuser): for tests that inspect or tamper with rows directly.
+    pub async fn admin_of_app(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url).await.unwrap()
+    }
+
     /// Accepts connections again.
     pub async fn start(&self) {
         let mut admin = self.admin().await;
@@ -141,6 +147,7 @@ pub struct TestApp {
     pub data_dir: TempDir,
     pub db: Db,
     pub settings: Settings,
+    pub state: fusion_api::AppState,
 }
 
 impl TestApp {
@@ -160,12 +167,99 @@ impl TestApp {
         self.get("/readyz").await
     }
 
+    /// Creates a user with `role` and a fixed test password; returns the password.
+    pub async fn add_user(&self, name: &str, role: fusion_schemas::Role) -> String {
+        let password = format!("pw-{name}-0123456789");
+        fusion_api::admin::add_user(
+            &self.state,
+            &operator(),
+            name,
+            role,
+            &secrecy::SecretString::from(password.clone()),
+        )
+        .await
+        .unwrap();
+        password
+    }
+
+    /// Logs in; returns the login response body (token, csrf_token, …).
+    pub async fn login(&self, name: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({ "username": name, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A user with `role`, logged in: returns the session token.
+    pub async fn session_for(&self, name: &str, role: fusion_schemas::Role) -> String {
+        let password = self.add_user(name, role).await;
+        let res = self.login(name, &password).await;
+        assert_eq!(res.status(), 200, "login of {name}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// An API key with `role`: returns (id, secret).
+    pub async fn api_key(&self, name: &str, role: fusion_schemas::Role) -> (String, String) {
+        use secrecy::ExposeSecret;
+        let key = fusion_api::admin::create_api_key(&self.state, &operator(), name, role, None)
+            .await
+            .unwrap();
+        (key.id, key.secret.expose_secret().to_owned())
+    }
+
     /// The PostgreSQL database behind the app, if it runs on PostgreSQL.
     pub fn pg(&self) -> &TestDatabase {
         match &self.db {
             Db::Postgres(db) => db,
             Db::Sqlite => panic!("this app runs on SQLite"),
         }
+    }
+}
+
+/// The repository root (for test tools and fetched test data).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The Python with the test tools (`tests/requirements.txt`), as set up by
+/// `scripts/test`.
+pub fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("FUSION_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} not found: run ./scripts/test (it installs the Python test tools)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/tools/<tool>` with `args`; returns (success, stdout + stderr).
+pub fn run_tool(tool: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(python())
+        .arg(repo_root().join("tests/tools").join(tool))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The operator the tests act as for identity set-up.
+pub fn operator() -> fusion_api::admin::Operator {
+    fusion_api::admin::Operator {
+        name: "test-operator".to_owned(),
     }
 }
 
@@ -192,6 +286,7 @@ async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
         .await
         .expect("application builds");
     let port = app.port();
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -204,6 +299,7 @@ async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
         data_dir,
         db,
         settings,
+        state,
     }
 }
 

@@ -6,13 +6,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use fusion_schemas::Role;
 use fusion_schemas::{
     AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
     TransferSyntaxUid,
 };
 use fusion_store::{
-    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, NewInstance, PoolOptions, PutOutcome,
-    Repository,
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
+    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, NewInstance, NewUser, PoolOptions,
+    PutOutcome, Repository, SessionRecord, UserChange,
 };
 use fusion_tests::TestDatabase;
 use secrecy::SecretString;
@@ -44,6 +46,32 @@ fn instance(study: &str, series: &str, sop: &str, modality: &str, key: &BlobKey)
     }
 }
 
+fn agent() -> AuditAgent {
+    AuditAgent {
+        kind: "api_key".into(),
+        id: "fk_test".into(),
+        name: "orthanc".into(),
+        role: Some("integration".into()),
+        address: Some("127.0.0.1".into()),
+        requestor: true,
+    }
+}
+
+fn stow_audit() -> AuditRecord {
+    AuditRecord {
+        event_type: AuditEventType::DicomInstancesTransferred,
+        subtype: "stow-rs".into(),
+        action: AuditAction::Create,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: agent(),
+        entities: vec![AuditEntity::new("instance", "1.2.3.1.1")],
+        patient_ids: vec!["TEST-0001".into()],
+        purpose_of_use: None,
+        request_id: Some("req-1".into()),
+    }
+}
+
 async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
     // Migrating again is a no-op.
     repo.migrate().await.unwrap();
@@ -54,11 +82,14 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         .await
         .unwrap();
     let first = instance("1.2.3", "1.2.3.1", "1.2.3.1.1", "CT", &key);
-    assert_eq!(repo.put_instance(&first).await.unwrap(), PutOutcome::Stored);
+    assert_eq!(
+        repo.put_instance(&first, &stow_audit()).await.unwrap(),
+        PutOutcome::Stored
+    );
 
     // Same SOP Instance UID, same bytes: succeeds, changes nothing.
     assert_eq!(
-        repo.put_instance(&first).await.unwrap(),
+        repo.put_instance(&first, &stow_audit()).await.unwrap(),
         PutOutcome::Duplicate
     );
 
@@ -66,7 +97,9 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
     let other = blobs.put(Bytes::from_static(b"other bytes")).await.unwrap();
     let conflicting = instance("1.2.3", "1.2.3.1", "1.2.3.1.1", "CT", &other);
     assert_eq!(
-        repo.put_instance(&conflicting).await.unwrap(),
+        repo.put_instance(&conflicting, &stow_audit())
+            .await
+            .unwrap(),
         PutOutcome::Conflict {
             stored: key.clone()
         }
@@ -93,7 +126,7 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
     second.decode_status = DecodeStatus::Failed;
     second.decode_reason = Some("JPEG-LS decoder not available".into());
     assert_eq!(
-        repo.put_instance(&second).await.unwrap(),
+        repo.put_instance(&second, &stow_audit()).await.unwrap(),
         PutOutcome::Stored
     );
 
@@ -113,6 +146,46 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         listed[1].decode_reason.as_deref(),
         Some("JPEG-LS decoder not available")
     );
+
+    // Every put wrote one audit event in its transaction; the conflict is
+    // recorded as a refused (minor failure) transfer.
+    let events = repo.audit_events(&AuditFilter::default()).await.unwrap();
+    let outcomes: Vec<AuditOutcome> = events.iter().map(|e| e.record.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            AuditOutcome::Success,
+            AuditOutcome::Success,
+            AuditOutcome::MinorFailure,
+            AuditOutcome::Success
+        ]
+    );
+    assert_eq!(
+        events[2].record.outcome_desc.as_deref(),
+        Some("SOP Instance UID already stored with different bytes; refused")
+    );
+    let by_patient = AuditFilter {
+        patient_id: Some("TEST-0001".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(repo.audit_events(&by_patient).await.unwrap().len(), 4);
+    let nobody = AuditFilter {
+        patient_id: Some("NOBODY".into()),
+        ..AuditFilter::default()
+    };
+    assert!(repo.audit_events(&nobody).await.unwrap().is_empty());
+    let by_agent = AuditFilter {
+        agent: Some("orthanc".into()),
+        outcome: Some(AuditOutcome::MinorFailure),
+        ..AuditFilter::default()
+    };
+    assert_eq!(repo.audit_events(&by_agent).await.unwrap().len(), 1);
+
+    identity_story(repo.as_ref()).await;
+
+    let report = fusion_store::verify_chain(repo.as_ref()).await.unwrap();
+    assert!(report.first_break.is_none(), "{report:?}");
+    assert!(report.events >= 8, "{report:?}");
 
     // Unknown identifiers are absent, not errors.
     let unknown = StudyInstanceUid::parse("9.9.9").unwrap();
@@ -227,4 +300,168 @@ async fn audit_events_are_append_only_on_sqlite() {
             .to_string();
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
+}
+
+fn identity_audit(subtype: &str) -> AuditRecord {
+    AuditRecord {
+        event_type: AuditEventType::SecurityAlert,
+        subtype: subtype.into(),
+        action: AuditAction::Update,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: agent(),
+        entities: vec![],
+        patient_ids: vec![],
+        purpose_of_use: None,
+        request_id: None,
+    }
+}
+
+async fn identity_story(repo: &dyn Repository) {
+    assert_eq!(repo.count_users().await.unwrap(), 0);
+    let id = uuid::Uuid::now_v7();
+    let user = NewUser {
+        id,
+        username: "dr.grey".into(),
+        role: Role::Clinician,
+        password_hash: "$argon2id$placeholder".into(),
+    };
+    repo.create_user(&user, &identity_audit("user-create"))
+        .await
+        .unwrap();
+    let err = repo
+        .create_user(&user, &identity_audit("user-create"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let found = repo.user_by_name("dr.grey").await.unwrap().unwrap();
+    assert_eq!(found.id, id);
+    assert_eq!(found.role, Role::Clinician);
+    assert!(!found.disabled);
+    assert_eq!(
+        repo.user_by_id(id).await.unwrap().unwrap().username,
+        "dr.grey"
+    );
+
+    // Lockout after repeated failures.
+    let policy = fusion_store::LockoutPolicy {
+        max_failures: 3,
+        lock_for: chrono::Duration::minutes(15),
+    };
+    for _ in 0..2 {
+        let locked = repo
+            .record_failed_login(Some(id), &policy, &identity_audit("login"))
+            .await
+            .unwrap();
+        assert!(locked.is_none());
+    }
+    let locked = repo
+        .record_failed_login(Some(id), &policy, &identity_audit("login"))
+        .await
+        .unwrap();
+    assert!(locked.is_some());
+    assert!(
+        repo.user_by_name("dr.grey")
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_until
+            .is_some()
+    );
+
+    // Sessions.
+    let now = chrono::Utc::now();
+    let session = SessionRecord {
+        token_hash: "a".repeat(64),
+        user_id: id,
+        csrf_token_hash: "b".repeat(64),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        revoked_at: None,
+    };
+    repo.start_session(&session, &identity_audit("login"))
+        .await
+        .unwrap();
+    let stored = repo.session(&session.token_hash).await.unwrap().unwrap();
+    assert_eq!(stored.user_id, id);
+    assert!(stored.revoked_at.is_none());
+    assert_eq!(
+        repo.user_by_name("dr.grey")
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_until,
+        None,
+        "a successful login clears the lockout"
+    );
+
+    // Disabling ends sessions.
+    let disable = UserChange {
+        disabled: Some(true),
+        password_hash: None,
+    };
+    assert!(
+        repo.update_user("dr.grey", &disable, &identity_audit("user-disable"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .update_user("nobody", &disable, &identity_audit("user-disable"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.user_by_name("dr.grey")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        repo.session(&session.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(repo.list_users().await.unwrap().len(), 1);
+
+    // API keys.
+    let key = fusion_store::ApiKeyRecord {
+        id: "fk_0011223344556677".into(),
+        name: "orthanc".into(),
+        role: Role::Integration,
+        secret_hash: "c".repeat(64),
+        created_by: Some("ops".into()),
+        expires_at: None,
+        revoked_at: None,
+        created_at: fusion_store::audit::audit_time(now),
+    };
+    repo.create_api_key(&key, &identity_audit("api-key-create"))
+        .await
+        .unwrap();
+    assert_eq!(repo.api_key(&key.id).await.unwrap().unwrap(), key);
+    assert!(
+        repo.revoke_api_key(&key.id, &identity_audit("api-key-revoke"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .revoke_api_key(&key.id, &identity_audit("api-key-revoke"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.api_key(&key.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(repo.list_api_keys().await.unwrap().len(), 1);
 }

@@ -66,6 +66,26 @@ pub struct Settings {
     pub otlp_endpoint: Option<String>,
     /// Most database connections held open (`FUSION_DB_MAX_CONNECTIONS`). Default 10.
     pub db_max_connections: u32,
+    /// Absolute lifetime of a login session, minutes (`FUSION_SESSION_TTL_MINUTES`).
+    /// Default 720 (12 h).
+    pub session_ttl_minutes: i64,
+    /// A session unused this long ends, minutes (`FUSION_SESSION_IDLE_MINUTES`).
+    /// Default 30.
+    pub session_idle_minutes: i64,
+    /// Mark the session cookie `Secure` (`FUSION_COOKIE_SECURE`). Default
+    /// true; browsers accept it on `http://localhost` and `127.0.0.1`.
+    pub cookie_secure: bool,
+    /// Login attempts allowed per client address per minute
+    /// (`FUSION_LOGIN_ATTEMPTS_PER_MINUTE`). Default 10.
+    pub login_attempts_per_minute: u32,
+    /// Failed logins in a row that lock an account (`FUSION_LOCKOUT_FAILURES`). Default 5.
+    pub lockout_failures: i32,
+    /// How long a lockout lasts, minutes (`FUSION_LOCKOUT_MINUTES`). Default 15.
+    pub lockout_minutes: i64,
+    /// Password for the `admin` user created on first start
+    /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
+    #[serde(default)]
+    pub admin_password: Option<SecretString>,
 }
 
 /// Values given on the command line; they override everything else.
@@ -108,7 +128,13 @@ impl Settings {
             .set_default("data_dir", "./var")?
             .set_default("log_format", "pretty")?
             .set_default("log", "info")?
-            .set_default("db_max_connections", 10)?;
+            .set_default("db_max_connections", 10)?
+            .set_default("session_ttl_minutes", 720)?
+            .set_default("session_idle_minutes", 30)?
+            .set_default("cookie_secure", true)?
+            .set_default("login_attempts_per_minute", 10)?
+            .set_default("lockout_failures", 5)?
+            .set_default("lockout_minutes", 15)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
@@ -121,6 +147,7 @@ impl Settings {
             .add_source(
                 config::Environment::with_prefix("FUSION")
                     .prefix_separator("_")
+                    .try_parsing(true)
                     .source(Some(fusion_env)),
             )
             .set_override_option("database_url", env.get("DATABASE_URL").cloned())?

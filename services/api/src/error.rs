@@ -58,3 +58,53 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+/// JSON bodies: 1 MiB at most; a malformed body is a 400 with our error body.
+pub(crate) fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(1 << 20)
+        .error_handler(|err, _req| {
+            let status = match &err {
+                actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let body = ErrorBody {
+                code: "bad_request".to_owned(),
+                message: format!("invalid JSON body: {err}"),
+                request_id: None,
+            };
+            actix_web::error::InternalError::from_response(
+                err,
+                HttpResponse::build(status).json(body),
+            )
+            .into()
+        })
+}
+
+/// Query strings: a malformed one is a 400 with our error body.
+pub(crate) fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|err, _req| {
+        let body = ErrorBody {
+            code: "bad_request".to_owned(),
+            message: format!("invalid query: {err}"),
+            request_id: None,
+        };
+        actix_web::error::InternalError::from_response(err, HttpResponse::BadRequest().json(body))
+            .into()
+    })
+}
+
+/// Any path the route table does not have (reached only when authenticated).
+pub(crate) async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(ErrorBody {
+        code: "not_found".to_owned(),
+        message: "no such route".to_owned(),
+        request_id: None,
+    })
+}

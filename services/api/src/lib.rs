@@ -4,13 +4,16 @@
 //! listener (port 0 in tests), so the binary stays thin and the tests run the
 //! real thing. Route groups live one per file under `routes/`.
 
+pub mod admin;
+pub mod audit_export;
+pub mod auth;
 pub mod config;
 
 mod error;
-mod routes;
+pub mod routes;
 mod startup;
 pub mod telemetry;
 
 pub use config::{LogFormat, Settings, SettingsError};
 pub use error::ApiError;
-pub use startup::{AppState, Application, StartupError, connect_storage};
+pub use startup::{AppState, Application, AuthSettings, StartupError, connect_storage};

@@ -9,7 +9,8 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
-use fusion_store::{BlobError, BlobStore, DatabaseUrl, PoolOptions, Repository, StoreError};
+use fusion_store::prelude::*;
+use fusion_store::{BlobError, BlobStore, DatabaseUrl, PoolOptions, StoreError};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::{Settings, SettingsError};
@@ -39,13 +40,40 @@ pub enum StartupError {
     },
 }
 
-/// What every handler shares: storage handles, cheap to clone.
-#[derive(Debug, Clone)]
+/// What every handler shares: storage handles and policies, cheap to clone.
+#[derive(Clone)]
 pub struct AppState {
     /// The database.
     pub repository: Arc<dyn Repository>,
     /// DICOM bytes.
     pub blobs: BlobStore,
+    /// Session and lockout policy.
+    pub auth: AuthSettings,
+    /// Per-client-address throttle of login attempts (this process).
+    pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("repository", &self.repository)
+            .field("blobs", &self.blobs)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Session and lockout policy, from the settings.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Absolute session lifetime.
+    pub session_ttl: chrono::Duration,
+    /// Idle timeout.
+    pub session_idle: chrono::Duration,
+    /// `Secure` flag on the session cookie.
+    pub cookie_secure: bool,
+    /// Account lockout.
+    pub lockout: fusion_store::LockoutPolicy,
 }
 
 /// A built, bound, not yet running application.
@@ -75,11 +103,14 @@ impl Application {
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::auth::authenticate))
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(data.clone())
-                .service(routes::health::healthz)
-                .service(routes::health::readyz)
+                .app_data(crate::error::json_config())
+                .app_data(crate::error::query_config())
+                .configure(routes::configure)
+                .default_service(web::to(crate::error::not_found))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -139,7 +170,24 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
         blobs = blobs.location(),
         "storage ready"
     );
-    Ok(AppState { repository, blobs })
+    let per_minute = std::num::NonZeroU32::new(settings.login_attempts_per_minute.max(1))
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    Ok(AppState {
+        repository,
+        blobs,
+        auth: AuthSettings {
+            session_ttl: chrono::Duration::minutes(settings.session_ttl_minutes.max(1)),
+            session_idle: chrono::Duration::minutes(settings.session_idle_minutes.max(1)),
+            cookie_secure: settings.cookie_secure,
+            lockout: fusion_store::LockoutPolicy {
+                max_failures: settings.lockout_failures.max(1),
+                lock_for: chrono::Duration::minutes(settings.lockout_minutes.max(1)),
+            },
+        },
+        login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+            per_minute,
+        ))),
+    })
 }
 
 /// Echoes the request id `TracingLogger` assigned as `X-Request-Id`, so a

@@ -2,6 +2,8 @@
 //! line, loads settings, starts telemetry and hands over to the library
 //! crates, which the tests link directly.
 
+mod operator;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +27,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP service (migrates the database first).
+    /// Run the HTTP service (migrates the database first; creates the first
+    /// admin when there are no users).
     Serve {
         /// Address to listen on [env: FUSION_BIND] [default: 127.0.0.1:8080]
         #[arg(long, value_name = "ADDR")]
@@ -33,6 +36,16 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage users (passwords are read from a prompt or standard input,
+    /// never from the command line).
+    #[command(subcommand)]
+    User(operator::UserCommand),
+    /// Manage API keys for integration clients (the PACS, the EHR).
+    #[command(subcommand)]
+    Apikey(operator::ApiKeyCommand),
+    /// Verify or export the audit trail.
+    #[command(subcommand)]
+    Audit(operator::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,7 +61,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One line: every error type of ours already names its cause.
             eprintln!("fusion: error: {e}");
@@ -57,31 +70,40 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let bind = match &cli.command {
+        Command::Serve { bind } => *bind,
+        _ => None,
+    };
+    let settings = Settings::load(&Overrides {
+        config_file: cli.config,
+        bind,
+    })?;
+    let _telemetry = fusion_api::telemetry::init(&settings)?;
     match cli.command {
-        Command::Serve { bind } => {
-            let settings = Settings::load(&Overrides {
-                config_file: cli.config,
-                bind,
-            })?;
-            let _telemetry = fusion_api::telemetry::init(&settings)?;
+        Command::Serve { .. } => {
             let app = Application::build(&settings).await?;
+            if let Some(password) =
+                fusion_api::admin::bootstrap_admin(app.state(), settings.admin_password.as_ref())
+                    .await?
+            {
+                operator::announce_admin(&password);
+            }
             println!("fusion listening on http://{}", app.local_addr());
             app.run_until_stopped().await?;
             tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            let settings = Settings::load(&Overrides {
-                config_file: cli.config,
-                bind: None,
-            })?;
-            let _telemetry = fusion_api::telemetry::init(&settings)?;
             let state = fusion_api::connect_storage(&settings).await?;
             println!(
                 "fusion: migrations applied ({})",
                 state.repository.backend().as_str()
             );
+            Ok(ExitCode::SUCCESS)
         }
+        Command::User(cmd) => operator::user(&settings, cmd).await,
+        Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
+        Command::Audit(cmd) => operator::audit(&settings, cmd).await,
     }
-    Ok(())
 }

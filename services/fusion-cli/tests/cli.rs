@@ -25,6 +25,8 @@ fn fusion(data_dir: &std::path::Path) -> Command {
 struct Served {
     child: Child,
     url: String,
+    /// What `serve` printed before its URL (the first-start admin lines).
+    preamble: Vec<String>,
 }
 
 impl Drop for Served {
@@ -39,18 +41,26 @@ fn serve(mut cmd: Command) -> Served {
     let mut child = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("fusion listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    Served { child, url }
+    // Owned by `Served` from here on, whose Drop kills and waits.
+    let mut served = Served {
+        child,
+        url: String::new(),
+        preamble: Vec::new(),
+    };
+    let mut reader = BufReader::new(stdout);
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "serve exited: {:?}", served.preamble);
+        if let Some(url) = line.trim().strip_prefix("fusion listening on ") {
+            served.url = url.to_owned();
+            return served;
+        }
+        served.preamble.push(line.trim().to_owned());
+    }
 }
 
 async fn status(url: &str) -> u16 {
@@ -152,4 +162,313 @@ fn migrate_creates_the_embedded_database() {
         "fusion: migrations applied (sqlite)"
     );
     assert!(dir.path().join("fusion.db").is_file());
+}
+
+fn run_with_stdin(mut cmd: Command, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn first_start_creates_an_admin_whose_password_works_once_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(fusion(dir.path()));
+    let line = served
+        .preamble
+        .iter()
+        .find_map(|l| l.strip_prefix("fusion: one-time admin password: "))
+        .unwrap_or_else(|| panic!("no admin password in {:?}", served.preamble));
+    let password = line.to_owned();
+    let res = reqwest::Client::new()
+        .post(format!("{}/auth/login", served.url))
+        .json(&serde_json::json!({ "username": "admin", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    drop(served);
+    // A second start does not create or print it again.
+    let again = serve(fusion(dir.path()));
+    assert!(again.preamble.is_empty(), "{:?}", again.preamble);
+}
+
+#[tokio::test]
+async fn the_admin_password_can_be_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = fusion(dir.path());
+    cmd.env("FUSION_ADMIN_PASSWORD", "a-long-admin-passphrase");
+    let served = serve(cmd);
+    assert!(
+        served.preamble.iter().all(|l| !l.contains("one-time")),
+        "{:?}",
+        served.preamble
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/auth/login", served.url))
+        .json(&serde_json::json!({ "username": "admin", "password": "a-long-admin-passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[test]
+fn users_and_api_keys_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_stdin(
+        fusion(dir.path()),
+        &["user", "add", "dr.yang", "--role", "clinician"],
+        "correct horse battery\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_with_stdin(
+        fusion(dir.path()),
+        &["user", "add", "dr.short", "--role", "clinician"],
+        "short\n",
+    );
+    assert_one_clear_line(&out, "at least 12 characters");
+    let out = run_with_stdin(
+        fusion(dir.path()),
+        &["user", "add", "dr.yang", "--role", "clinician"],
+        "correct horse battery\n",
+    );
+    assert_one_clear_line(&out, "already exists");
+    let out = fusion(dir.path())
+        .args(["user", "add", "x", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+
+    let out = fusion(dir.path())
+        .args([
+            "apikey",
+            "create",
+            "--role",
+            "integration",
+            "--name",
+            "orthanc",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let id = lines[0].strip_prefix("id: ").unwrap();
+    let secret = lines[1].strip_prefix("secret: ").unwrap();
+    assert!(id.starts_with("fk_") && id.len() == 19, "{id}");
+    assert_eq!(secret.len(), 43);
+
+    let out = fusion(dir.path())
+        .args(["apikey", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(id) && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(secret), "the secret is shown once only");
+    let out = fusion(dir.path())
+        .args(["apikey", "revoke", id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = fusion(dir.path())
+        .args(["apikey", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked"));
+
+    let out = fusion(dir.path())
+        .args(["user", "disable", "dr.yang"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = fusion(dir.path()).args(["user", "list"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "dr.yang\tclinician\tdisabled"
+    );
+    let out = fusion(dir.path())
+        .args(["user", "disable", "nobody"])
+        .output()
+        .unwrap();
+    assert_one_clear_line(&out, "no user named");
+}
+
+#[tokio::test]
+async fn audit_verify_exits_1_and_names_the_first_broken_event() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_db = || {
+        let mut cmd = fusion(dir.path());
+        cmd.env("DATABASE_URL", &db.url);
+        cmd
+    };
+    for name in ["a", "b", "c"] {
+        let out = with_db()
+            .args(["apikey", "create", "--role", "integration", "--name", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let out = with_db().args(["audit", "verify"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("fusion: audit chain intact: 3 events"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut owner = db.admin_of_app().await;
+    for sql in [
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+        "UPDATE audit_events SET outcome_desc = 'nothing to see' WHERE seq = 2",
+        "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only",
+    ] {
+        sqlx::query(sql).execute(&mut owner).await.unwrap();
+    }
+    let out = with_db().args(["audit", "verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("BROKEN at event 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let file = dir.path().join("audit.json");
+    let out = with_db()
+        .args([
+            "audit",
+            "export",
+            "--format",
+            "fhir",
+            "--out",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    // 3 key creations, 1 verify (the intact one), and this export.
+    assert_eq!(bundle["total"], 5);
+}
+
+/// A whole scenario at debug level: no password, session token, CSRF token
+/// or API key secret may appear in the logs.
+#[tokio::test]
+async fn logs_carry_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fusion.log");
+    let mut cmd = fusion(dir.path());
+    cmd.env("RUST_LOG", "debug")
+        .env("FUSION_LOG_FORMAT", "json")
+        .env("FUSION_ADMIN_PASSWORD", "admin-secret-passphrase")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let served = serve(cmd);
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/auth/login", served.url))
+        .json(&serde_json::json!({ "username": "admin", "password": "admin-secret-passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    client
+        .get(format!("{}/auth/me", served.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let out = fusion(dir.path())
+        .args([
+            "apikey",
+            "create",
+            "--role",
+            "integration",
+            "--name",
+            "pacs",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let id = stdout
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("id: ")
+        .unwrap()
+        .to_owned();
+    let secret = stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .strip_prefix("secret: ")
+        .unwrap()
+        .to_owned();
+    for password in [secret.as_str(), "wrong-secret-value"] {
+        client
+            .get(format!("{}/auth/me", served.url))
+            .basic_auth(&id, Some(password))
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .post(format!("{}/auth/login", served.url))
+        .json(&serde_json::json!({ "username": "admin", "password": "typo-admin-passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{}/auth/logout", served.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    drop(served);
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.lines().count() > 10,
+        "too little logged to judge:\n{logs}"
+    );
+    assert!(
+        logs.contains("request_id"),
+        "requests carry an id in the logs"
+    );
+    for needle in [
+        "admin-secret-passphrase",
+        "typo-admin-passphrase",
+        "wrong-secret-value",
+        token.as_str(),
+        csrf.as_str(),
+        secret.as_str(),
+    ] {
+        assert!(
+            !logs.contains(needle),
+            "a secret leaked into the logs: {needle}"
+        );
+    }
 }

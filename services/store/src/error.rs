@@ -22,6 +22,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A row with this key already exists (the message names what).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     /// A stored row could not be read back into its type (a bug or a
     /// hand-edited row).
     #[error("stored row is malformed: {0}")]

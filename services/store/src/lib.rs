@@ -6,13 +6,30 @@
 //! live in the content-addressed [`BlobStore`] (SHA-256 keys, through the
 //! `object_store` crate), written durably before any row refers to them.
 
+pub mod audit;
 mod blob;
 mod error;
+mod identity;
 mod records;
 mod repository;
 mod sql;
 
+pub use audit::{
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
+    ChainReport, StoredAuditEvent,
+};
 pub use blob::{BlobError, BlobKey, BlobStore};
 pub use error::StoreError;
+pub use identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
 pub use records::{DecodeStatus, InstanceRecord, NewInstance, PutOutcome, StudyRecord};
-pub use repository::{Backend, DatabaseUrl, PoolOptions, Repository, connect};
+pub use repository::{
+    AuditRepository, Backend, DatabaseUrl, IdentityRepository, ImagingRepository, LockoutPolicy,
+    PoolOptions, Repository, RepositoryCore, connect, verify_chain,
+};
+
+/// The repository traits, for `use fusion_store::prelude::*`.
+pub mod prelude {
+    pub use crate::repository::{
+        AuditRepository, IdentityRepository, ImagingRepository, Repository, RepositoryCore,
+    };
+}

@@ -1,4 +1,4 @@
-//! The repository trait the service talks to, and [`connect`], which picks
+//! The repository traits the service talks to, and [`connect`], which picks
 //! the backend from `DATABASE_URL`.
 
 use std::fmt;
@@ -7,10 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fusion_schemas::{SopInstanceUid, StudyInstanceUid};
 use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
 
 use crate::StoreError;
+use crate::audit::{AuditFilter, AuditRecord, ChainReport, ChainVerifier, StoredAuditEvent};
+use crate::identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
 use crate::records::{InstanceRecord, NewInstance, PutOutcome, StudyRecord};
 use crate::sql::{PgRepository, SqliteRepository};
 
@@ -100,11 +104,44 @@ impl Default for PoolOptions {
     }
 }
 
-/// Everything the service stores in its database, behind one trait so that
-/// PostgreSQL and SQLite are interchangeable (the same "story" tests run on
-/// both). Each method is one transaction.
+/// Lockout after repeated failed logins (per account; the per-address
+/// throttle lives in the API).
+#[derive(Debug, Clone)]
+pub struct LockoutPolicy {
+    /// Failures in a row that lock the account.
+    pub max_failures: i32,
+    /// How long the lock lasts.
+    pub lock_for: chrono::Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            lock_for: chrono::Duration::minutes(15),
+        }
+    }
+}
+
+/// Everything the service stores in its database, behind one trait (made of
+/// one sub-trait per concern) so that PostgreSQL and SQLite are
+/// interchangeable: the same "story" tests run on both. Every method is one
+/// transaction; every method that changes patient data, identities or keys
+/// takes the [`AuditRecord`] of that change and appends it to the audit chain
+/// in the same transaction.
+pub trait Repository:
+    RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository
+{
+}
+
+impl<T> Repository for T where
+    T: RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository
+{
+}
+
+/// Connection-level operations.
 #[async_trait]
-pub trait Repository: Send + Sync + fmt::Debug {
+pub trait RepositoryCore: Send + Sync + fmt::Debug {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
@@ -121,15 +158,24 @@ pub trait Repository: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError::Query`] when the database cannot be reached.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
-    /// Indexes an instance and its study and series in one transaction. The
-    /// bytes must already be durable in the blob store.
+/// The imaging index: studies, series, instances (PS3.3 Annex A.1.2).
+#[async_trait]
+pub trait ImagingRepository: Send + Sync {
+    /// Indexes an instance and its study and series, and appends `audit`, in
+    /// one transaction. The bytes must already be durable in the blob store.
+    /// A conflicting re-send is recorded and audited as a minor failure.
     ///
     /// # Errors
     ///
     /// [`StoreError::Query`] when the database fails; a conflicting re-send
     /// is not an error but [`PutOutcome::Conflict`].
-    async fn put_instance(&self, new: &NewInstance) -> Result<PutOutcome, StoreError>;
+    async fn put_instance(
+        &self,
+        new: &NewInstance,
+        audit: &AuditRecord,
+    ) -> Result<PutOutcome, StoreError>;
 
     /// One instance by SOP Instance UID.
     ///
@@ -161,6 +207,185 @@ pub trait Repository: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError::Query`].
     async fn conflict_count(&self, uid: &SopInstanceUid) -> Result<i64, StoreError>;
+}
+
+/// Users, sessions and API keys.
+#[async_trait]
+pub trait IdentityRepository: Send + Sync {
+    /// How many users exist (zero on first start).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn count_users(&self) -> Result<i64, StoreError>;
+
+    /// Creates a user.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] when the name is taken.
+    async fn create_user(&self, user: &NewUser, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    /// A user by login name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// A user by id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Every user, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Disables, enables or resets the password of a user; disabling or a
+    /// new password revokes the user's sessions. `Ok(false)` when no such user.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn update_user(
+        &self,
+        username: &str,
+        change: &UserChange,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// Counts a failed login against `user_id` (when the name exists), locks
+    /// the account per `policy`, and appends the failure's audit event.
+    /// Returns the lock's end when this failure locked the account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn record_failed_login(
+        &self,
+        user_id: Option<Uuid>,
+        policy: &LockoutPolicy,
+        audit: &AuditRecord,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Stores a new session after a successful login and clears the
+    /// failure count.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn start_session(
+        &self,
+        session: &SessionRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// A session by token hash.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Records activity on a session (idle timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn touch_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Revokes a session (logout). `Ok(false)` when it was not active.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn end_session(&self, token_hash: &str, audit: &AuditRecord) -> Result<bool, StoreError>;
+
+    /// Stores a new API key (its secret's hash only).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] on an id collision.
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// An API key by id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Every API key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Revokes a key. `Ok(false)` when no active key has this id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn revoke_api_key(&self, id: &str, audit: &AuditRecord) -> Result<bool, StoreError>;
+}
+
+/// The audit trail: append-only, hash chained.
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    /// Appends one event on its own (reads, failed authentication, exports).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`]: the caller must then not serve the request.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<StoredAuditEvent, StoreError>;
+
+    /// Events matching `filter`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn audit_events(&self, filter: &AuditFilter)
+    -> Result<Vec<StoredAuditEvent>, StoreError>;
+
+    /// Up to `limit` events after sequence number `after_seq`, for walking
+    /// the whole chain in pages.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditEvent>, StoreError>;
+}
+
+/// Walks the whole audit chain in pages of 1,000 and reports the first break.
+///
+/// # Errors
+///
+/// [`StoreError`] when the trail cannot be read.
+pub async fn verify_chain(repo: &dyn Repository) -> Result<ChainReport, StoreError> {
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = repo.audit_after(after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        page.iter().for_each(|e| verifier.push(e));
+    }
+    Ok(verifier.finish())
 }
 
 /// Connects to the database `url` names. PostgreSQL: an eager connection, so

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use fusion_schemas::{CheckStatus, Readiness};
 
 use crate::AppState;
@@ -13,7 +13,6 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness: 200 while the process serves requests. Touches nothing else, so
 /// an orchestrator never restarts the service for a database outage.
-#[get("/healthz")]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
@@ -21,7 +20,6 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// Readiness: 200 when the database and the blob store both answer within
 /// [`CHECK_TIMEOUT`], else 503 naming which failed and why. Recovers by
 /// itself: every call probes afresh, and the pool reconnects.
-#[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = check(state.repository.ping()).await;
     let blob_store = check(state.blobs.check()).await;

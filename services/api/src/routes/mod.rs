@@ -1,3 +1,107 @@
-//! Route groups, one file each.
+//! The route table: every route of the application, with the access it
+//! requires, in one list. The table drives both registration and the
+//! authentication middleware, so a route cannot exist without a stated
+//! access rule, and the tests walk the same table.
 
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub(crate) mod health;
+
+use actix_web::http::Method;
+use actix_web::{Route, web};
+
+use crate::auth::Permission;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (health probes, login).
+    Public,
+    /// An authenticated caller holding at least one of these permissions.
+    Any(&'static [Permission]),
+}
+
+/// One route: method, path pattern (actix syntax), access, handler.
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path pattern, e.g. `/dicom-web/studies/{study}`.
+    pub path: &'static str,
+    /// What it requires.
+    pub access: Access,
+    route: fn() -> Route,
+}
+
+fn spec(method: Method, path: &'static str, access: Access, route: fn() -> Route) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        route,
+    }
+}
+
+use Access::{Any, Public};
+use Permission as P;
+
+/// Every route of the application.
+pub fn table() -> &'static [RouteSpec] {
+    static TABLE: std::sync::LazyLock<Vec<RouteSpec>> = std::sync::LazyLock::new(build_table);
+    &TABLE
+}
+
+fn build_table() -> Vec<RouteSpec> {
+    vec![
+        spec(Method::GET, "/healthz", Public, || {
+            web::get().to(health::healthz)
+        }),
+        spec(Method::GET, "/readyz", Public, || {
+            web::get().to(health::readyz)
+        }),
+        spec(Method::POST, "/auth/login", Public, || {
+            web::post().to(auth::login)
+        }),
+        spec(Method::POST, "/auth/logout", Any(&[P::ReadSelf]), || {
+            web::post().to(auth::logout)
+        }),
+        spec(Method::GET, "/auth/me", Any(&[P::ReadSelf]), || {
+            web::get().to(auth::me)
+        }),
+        spec(Method::GET, "/audit/events", Any(&[P::ReadAudit]), || {
+            web::get().to(audit::events)
+        }),
+        spec(Method::GET, "/audit/verify", Any(&[P::ReadAudit]), || {
+            web::get().to(audit::verify)
+        }),
+    ]
+}
+
+/// The spec for a matched route pattern and method, if the table has one.
+pub fn lookup(method: &Method, pattern: &str) -> Option<&'static RouteSpec> {
+    let method = if *method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    table()
+        .iter()
+        .find(|s| s.method == *method && s.path == pattern)
+}
+
+/// Registers every route of the table, grouping methods by path.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    let table = table();
+    let mut paths: Vec<&'static str> = Vec::new();
+    for s in table {
+        if !paths.contains(&s.path) {
+            paths.push(s.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for s in table.iter().filter(|s| s.path == path) {
+            resource = resource.route((s.route)());
+        }
+        cfg.service(resource);
+    }
+}

@@ -1,7 +1,4 @@
-//! The SQL behind [`Repository`](crate::Repository), written once and
-//! expanded for each backend by a macro: the two databases share the SQL
-//! (upserts with `ON CONFLICT`, `RETURNING`, `$n` parameters) and differ only
-//! where the dialects do, which the macro takes as arguments.
+//! Imaging index SQL: studies, series, instances and recorded conflicts.
 
 use chrono::{DateTime, Utc};
 use fusion_schemas::{
@@ -13,20 +10,20 @@ use sqlx::types::Json;
 use crate::records::{DecodeStatus, InstanceRecord, StudyRecord};
 use crate::{BlobKey, StoreError};
 
-fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
+pub(crate) fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn id_corrupt(what: &'static str) -> impl Fn(fusion_schemas::IdError) -> StoreError {
+pub(crate) fn id_corrupt(what: &'static str) -> impl Fn(fusion_schemas::IdError) -> StoreError {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 /// Columns of an instance row, in the order [`instance_from_parts`] takes.
-const INSTANCE_COLUMNS: &str = "sop_instance_uid, series_instance_uid, study_instance_uid, \
+pub(crate) const INSTANCE_COLUMNS: &str = "sop_instance_uid, series_instance_uid, study_instance_uid, \
      sop_class_uid, transfer_syntax_uid, rows, columns, frames, blob_key, size_bytes, \
      decode_status, decode_reason, attributes, received_at";
 
-type InstanceTuple = (
+pub(crate) type InstanceTuple = (
     String,
     String,
     String,
@@ -43,7 +40,7 @@ type InstanceTuple = (
     DateTime<Utc>,
 );
 
-fn instance_from_parts(t: InstanceTuple) -> Result<InstanceRecord, StoreError> {
+pub(crate) fn instance_from_parts(t: InstanceTuple) -> Result<InstanceRecord, StoreError> {
     Ok(InstanceRecord {
         sop_instance_uid: SopInstanceUid::parse(&t.0).map_err(id_corrupt("sop_instance_uid"))?,
         series_instance_uid: SeriesInstanceUid::parse(&t.1)
@@ -65,7 +62,7 @@ fn instance_from_parts(t: InstanceTuple) -> Result<InstanceRecord, StoreError> {
     })
 }
 
-type StudyTuple = (
+pub(crate) type StudyTuple = (
     String,
     Option<String>,
     Option<String>,
@@ -76,7 +73,7 @@ type StudyTuple = (
     i64,
 );
 
-fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError> {
+pub(crate) fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError> {
     Ok(StudyRecord {
         study_instance_uid: StudyInstanceUid::parse(&t.0)
             .map_err(id_corrupt("study_instance_uid"))?,
@@ -100,49 +97,22 @@ fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError> {
     })
 }
 
-macro_rules! sql_repository {
+macro_rules! impl_imaging {
     (
-        $(#[$doc:meta])*
-        $name:ident, $db:ty, backend = $backend:expr, migrations = $migrator:expr,
+        $name:ident, $db:ty,
         begin_write = $begin:literal,
         lock_study = $lock_study:literal,
         refresh_modalities = $refresh_modalities:literal $(,)?
     ) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub(crate) struct $name {
-            pool: sqlx::Pool<$db>,
-        }
-
-        impl $name {
-            pub(crate) fn new(pool: sqlx::Pool<$db>) -> Self {
-                Self { pool }
-            }
-        }
-
         #[async_trait::async_trait]
-        impl crate::Repository for $name {
-            fn backend(&self) -> crate::Backend {
-                $backend
-            }
-
-            #[tracing::instrument(skip(self), fields(backend = $backend.as_str()))]
-            async fn migrate(&self) -> Result<(), StoreError> {
-                $migrator.run(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
-
-            #[tracing::instrument(skip_all, fields(backend = $backend.as_str()))]
+        impl crate::ImagingRepository for $name {
+            #[tracing::instrument(skip_all)]
             async fn put_instance(
                 &self,
                 new: &crate::NewInstance,
+                audit: &crate::AuditRecord,
             ) -> Result<crate::PutOutcome, StoreError> {
-                let now = Utc::now();
+                let now = chrono::Utc::now();
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query(
                     "INSERT INTO studies (study_instance_uid, patient_id, patient_name, \
@@ -204,7 +174,7 @@ macro_rules! sql_repository {
                 .bind(new.size_bytes)
                 .bind(new.decode_status.as_str())
                 .bind(new.decode_reason.as_deref())
-                .bind(Json(&new.attributes))
+                .bind(sqlx::types::Json(&new.attributes))
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -222,7 +192,7 @@ macro_rules! sql_repository {
                     .bind(new.sop_instance_uid.as_str())
                     .fetch_one(&mut *tx)
                     .await?;
-                    let stored = BlobKey::parse(&stored).map_err(corrupt("blob_key"))?;
+                    let stored = crate::BlobKey::parse(&stored).map_err($crate::sql::imaging::corrupt("blob_key"))?;
                     if stored == new.blob_key {
                         crate::PutOutcome::Duplicate
                     } else {
@@ -241,29 +211,38 @@ macro_rules! sql_repository {
                         crate::PutOutcome::Conflict { stored }
                     }
                 };
+                let mut audit = audit.clone();
+                if matches!(outcome, crate::PutOutcome::Conflict { .. }) {
+                    audit.outcome = crate::AuditOutcome::MinorFailure;
+                    audit.outcome_desc = Some(
+                        "SOP Instance UID already stored with different bytes; refused".to_owned(),
+                    );
+                }
+                Self::append_audit_in(&mut tx, &audit).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
 
             async fn instance(
                 &self,
-                uid: &SopInstanceUid,
-            ) -> Result<Option<InstanceRecord>, StoreError> {
+                uid: &fusion_schemas::SopInstanceUid,
+            ) -> Result<Option<crate::InstanceRecord>, StoreError> {
                 let sql = format!(
-                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE sop_instance_uid = $1"
+                    "SELECT {} FROM instances WHERE sop_instance_uid = $1",
+                    $crate::sql::imaging::INSTANCE_COLUMNS
                 );
-                let row: Option<InstanceTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                let row: Option<$crate::sql::imaging::InstanceTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(uid.as_str())
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(instance_from_parts).transpose()
+                row.map($crate::sql::imaging::instance_from_parts).transpose()
             }
 
             async fn study(
                 &self,
-                uid: &StudyInstanceUid,
-            ) -> Result<Option<StudyRecord>, StoreError> {
-                let row: Option<StudyTuple> = sqlx::query_as(
+                uid: &fusion_schemas::StudyInstanceUid,
+            ) -> Result<Option<crate::StudyRecord>, StoreError> {
+                let row: Option<$crate::sql::imaging::StudyTuple> = sqlx::query_as(
                     "SELECT s.study_instance_uid, s.patient_id, s.patient_name, \
                      s.accession_number, s.study_date, s.description, s.modalities, \
                      (SELECT COUNT(*) FROM instances i \
@@ -273,25 +252,26 @@ macro_rules! sql_repository {
                 .bind(uid.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(study_from_parts).transpose()
+                row.map($crate::sql::imaging::study_from_parts).transpose()
             }
 
             async fn study_instances(
                 &self,
-                uid: &StudyInstanceUid,
-            ) -> Result<Vec<InstanceRecord>, StoreError> {
+                uid: &fusion_schemas::StudyInstanceUid,
+            ) -> Result<Vec<crate::InstanceRecord>, StoreError> {
                 let sql = format!(
-                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE study_instance_uid = $1 \
-                     ORDER BY series_instance_uid, instance_number, sop_instance_uid"
+                    "SELECT {} FROM instances WHERE study_instance_uid = $1 \
+                     ORDER BY series_instance_uid, instance_number, sop_instance_uid",
+                    $crate::sql::imaging::INSTANCE_COLUMNS
                 );
-                let rows: Vec<InstanceTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                let rows: Vec<$crate::sql::imaging::InstanceTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(uid.as_str())
                     .fetch_all(&self.pool)
                     .await?;
-                rows.into_iter().map(instance_from_parts).collect()
+                rows.into_iter().map($crate::sql::imaging::instance_from_parts).collect()
             }
 
-            async fn conflict_count(&self, uid: &SopInstanceUid) -> Result<i64, StoreError> {
+            async fn conflict_count(&self, uid: &fusion_schemas::SopInstanceUid) -> Result<i64, StoreError> {
                 let (n,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM instance_conflicts WHERE sop_instance_uid = $1",
                 )
@@ -303,29 +283,3 @@ macro_rules! sql_repository {
         }
     };
 }
-
-sql_repository!(
-    /// The PostgreSQL backend: the system of record.
-    PgRepository, sqlx::Postgres,
-    backend = crate::Backend::Postgres,
-    migrations = sqlx::migrate!("../../migrations/postgres"),
-    begin_write = "BEGIN",
-    lock_study = "SELECT 1 FROM studies WHERE study_instance_uid = $1 FOR UPDATE",
-    refresh_modalities = "UPDATE studies SET modalities = COALESCE((SELECT jsonb_agg(DISTINCT modality ORDER BY modality) \
-        FROM series WHERE study_instance_uid = $1 AND modality IS NOT NULL), '[]'::jsonb), updated_at = $2 \
-        WHERE study_instance_uid = $1",
-);
-
-sql_repository!(
-    /// The SQLite backend: the embedded default. Write transactions start
-    /// `IMMEDIATE` so that two writers queue on the busy timeout instead of
-    /// failing on a lock upgrade.
-    SqliteRepository, sqlx::Sqlite,
-    backend = crate::Backend::Sqlite,
-    migrations = sqlx::migrate!("../../migrations/sqlite"),
-    begin_write = "BEGIN IMMEDIATE",
-    lock_study = "SELECT 1 FROM studies WHERE study_instance_uid = $1",
-    refresh_modalities = "UPDATE studies SET modalities = COALESCE((SELECT json_group_array(modality) FROM \
-        (SELECT DISTINCT modality FROM series WHERE study_instance_uid = $1 AND modality IS NOT NULL ORDER BY modality)), '[]'), \
-        updated_at = $2 WHERE study_instance_uid = $1",
-);

@@ -1,0 +1,318 @@
+//! Audit trail export: FHIR R4 AuditEvent resources (as a `Bundle` of type
+//! `collection`, or NDJSON, one resource per line) and CSV.
+//!
+//! Every export ends with the chain head, the hash of the newest event when
+//! the export was made, so an exported file can later be checked against the
+//! live chain (`fusion audit verify` prints the head): in a Bundle as its
+//! `identifier` (system `urn:fusion:audit-chain-head`), in NDJSON as a final
+//! `Parameters` resource, in CSV as a final `# chain_head=…` line. Each
+//! AuditEvent carries its sequence number, hash and previous hash as
+//! extensions.
+
+use fusion_store::{AuditRecord, StoredAuditEvent};
+use serde_json::{Value, json};
+
+/// Base of our extension and code-system URLs.
+const BASE: &str = "https://fusion.example.org/fhir";
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Our own JSON: the stored events as they are.
+    Json,
+    /// FHIR R4 Bundle of AuditEvent.
+    FhirBundle,
+    /// FHIR R4 AuditEvent, one per line (NDJSON).
+    Ndjson,
+    /// CSV, one event per row.
+    Csv,
+}
+
+impl ExportFormat {
+    /// Parses `json`, `fhir`, `ndjson` or `csv`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "json" => Some(Self::Json),
+            "fhir" | "fhir+json" | "bundle" => Some(Self::FhirBundle),
+            "ndjson" => Some(Self::Ndjson),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+
+    /// The media type of the export.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::FhirBundle => "application/fhir+json",
+            Self::Ndjson => "application/fhir+ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// Errors while exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// JSON serialisation failed.
+    #[error("cannot serialise the export: {0}")]
+    Json(#[from] serde_json::Error),
+    /// CSV writing failed.
+    #[error("cannot write CSV: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
+    let mut c = json!({ "system": system, "code": code });
+    if let Some(d) = display {
+        c["display"] = json!(d);
+    }
+    c
+}
+
+fn agent_type(kind: &str) -> Value {
+    // HL7 extra-security-role-type: a person, or a system acting on its own.
+    let (code, display) = match kind {
+        "user" => ("humanuser", "human user"),
+        _ => ("dataprocessor", "data processor"),
+    };
+    json!({ "coding": [coding(
+        "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+        code,
+        Some(display),
+    )] })
+}
+
+fn entity(kind: &str, id: &str, record: &AuditRecord) -> Value {
+    // audit-entity-type: 1 Person, 2 System Object; object-role: 1 Patient,
+    // 4 Domain Resource, 3 Report.
+    let (etype, edisplay, role, rdisplay) = match kind {
+        "patient" => ("1", "Person", "1", "Patient"),
+        "user" => ("1", "Person", "6", "User"),
+        "note" | "prediction" | "review" => ("2", "System Object", "3", "Report"),
+        _ => ("2", "System Object", "4", "Domain Resource"),
+    };
+    let _ = record;
+    json!({
+        "what": { "identifier": { "system": format!("urn:fusion:{kind}"), "value": id } },
+        "type": coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", etype, Some(edisplay)),
+        "role": coding("http://terminology.hl7.org/CodeSystem/object-role", role, Some(rdisplay)),
+    })
+}
+
+/// One stored event as a FHIR R4 AuditEvent resource.
+pub fn to_fhir(event: &StoredAuditEvent) -> Value {
+    let r = &event.record;
+    // FHIR forbids empty strings: an anonymous agent (a failed login) has
+    // no identifier, only the name it tried.
+    let mut who = serde_json::Map::new();
+    if !r.agent.id.is_empty() {
+        who.insert(
+            "identifier".into(),
+            json!({ "system": format!("urn:fusion:{}", r.agent.kind), "value": r.agent.id }),
+        );
+    }
+    who.insert(
+        "display".into(),
+        json!(if r.agent.name.is_empty() {
+            "anonymous"
+        } else {
+            r.agent.name.as_str()
+        }),
+    );
+    let mut agent = json!({
+        "type": agent_type(&r.agent.kind),
+        "who": who,
+        "requestor": r.agent.requestor,
+    });
+    if let Some(role) = &r.agent.role {
+        agent["role"] = json!([{ "text": role }]);
+    }
+    if let Some(address) = &r.agent.address {
+        // network type 2: IP address.
+        agent["network"] = json!({ "address": address, "type": "2" });
+    }
+    let mut entities: Vec<Value> = r
+        .patient_ids
+        .iter()
+        .map(|p| entity("patient", p, r))
+        .collect();
+    entities.extend(r.entities.iter().map(|e| entity(&e.kind, &e.id, r)));
+    let mut extension = vec![
+        json!({ "url": format!("{BASE}/StructureDefinition/audit-seq"), "valueInteger": event.seq }),
+        json!({ "url": format!("{BASE}/StructureDefinition/audit-hash"), "valueString": event.hash }),
+        json!({ "url": format!("{BASE}/StructureDefinition/audit-prev-hash"), "valueString": event.prev_hash }),
+    ];
+    if let Some(rid) = &r.request_id {
+        extension.push(json!({
+            "url": format!("{BASE}/StructureDefinition/request-id"),
+            "valueString": rid,
+        }));
+    }
+    let mut resource = json!({
+        "resourceType": "AuditEvent",
+        "id": format!("audit-{}", event.seq),
+        "extension": extension,
+        "type": coding(
+            "http://dicom.nema.org/resources/ontology/DCM",
+            r.event_type.code(),
+            Some(r.event_type.display()),
+        ),
+        "subtype": [coding(&format!("{BASE}/CodeSystem/audit-subtype"), &r.subtype, None)],
+        "action": r.action.code(),
+        "recorded": event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "outcome": r.outcome.code(),
+        "agent": [agent],
+        "source": {
+            "site": "fusion",
+            "observer": { "display": "fusion" },
+            "type": [coding(
+                "http://terminology.hl7.org/CodeSystem/security-source-type",
+                "4",
+                Some("Application Server"),
+            )],
+        },
+    });
+    if let Some(desc) = &r.outcome_desc {
+        resource["outcomeDesc"] = json!(desc);
+    }
+    if let Some(purpose) = &r.purpose_of_use {
+        resource["purposeOfEvent"] = json!([{ "coding": [coding(
+            "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            purpose,
+            None,
+        )] }]);
+    }
+    if !entities.is_empty() {
+        resource["entity"] = json!(entities);
+    }
+    resource
+}
+
+/// Renders `events` in `format`, ending with the chain `head`.
+///
+/// # Errors
+///
+/// [`ExportError`] when serialisation fails.
+pub fn render(
+    events: &[StoredAuditEvent],
+    format: ExportFormat,
+    head: Option<&str>,
+) -> Result<Vec<u8>, ExportError> {
+    let head = head.unwrap_or(fusion_store::audit::GENESIS_HASH);
+    match format {
+        ExportFormat::Json => Ok(serde_json::to_vec_pretty(&json!({
+            "events": events,
+            "chain_head": head,
+        }))?),
+        ExportFormat::FhirBundle => {
+            let entries: Vec<Value> = events
+                .iter()
+                .map(|e| {
+                    json!({
+                        "fullUrl": format!("urn:uuid:{}", uuid_for(e)),
+                        "resource": to_fhir(e),
+                    })
+                })
+                .collect();
+            Ok(serde_json::to_vec_pretty(&json!({
+                "resourceType": "Bundle",
+                "identifier": { "system": "urn:fusion:audit-chain-head", "value": head },
+                "type": "collection",
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "total": events.len(),
+                "entry": entries,
+            }))?)
+        }
+        ExportFormat::Ndjson => {
+            let mut out = Vec::new();
+            for e in events {
+                serde_json::to_writer(&mut out, &to_fhir(e))?;
+                out.push(b'\n');
+            }
+            serde_json::to_writer(
+                &mut out,
+                &json!({
+                    "resourceType": "Parameters",
+                    "parameter": [
+                        { "name": "audit-chain-head", "valueString": head },
+                        { "name": "events", "valueInteger": events.len() },
+                    ],
+                }),
+            )?;
+            out.push(b'\n');
+            Ok(out)
+        }
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record([
+                "seq",
+                "recorded_at",
+                "type_code",
+                "type_display",
+                "subtype",
+                "action",
+                "outcome",
+                "outcome_desc",
+                "agent_kind",
+                "agent_id",
+                "agent_name",
+                "agent_role",
+                "agent_address",
+                "entities",
+                "patient_ids",
+                "purpose_of_use",
+                "request_id",
+                "prev_hash",
+                "hash",
+            ])?;
+            for e in events {
+                let r = &e.record;
+                let entities: Vec<String> = r
+                    .entities
+                    .iter()
+                    .map(|x| format!("{}:{}", x.kind, x.id))
+                    .collect();
+                w.write_record([
+                    e.seq.to_string(),
+                    e.recorded_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    r.event_type.code().to_owned(),
+                    r.event_type.display().to_owned(),
+                    r.subtype.clone(),
+                    r.action.code().to_owned(),
+                    r.outcome.code().to_owned(),
+                    r.outcome_desc.clone().unwrap_or_default(),
+                    r.agent.kind.clone(),
+                    r.agent.id.clone(),
+                    r.agent.name.clone(),
+                    r.agent.role.clone().unwrap_or_default(),
+                    r.agent.address.clone().unwrap_or_default(),
+                    entities.join(";"),
+                    r.patient_ids.join(";"),
+                    r.purpose_of_use.clone().unwrap_or_default(),
+                    r.request_id.clone().unwrap_or_default(),
+                    e.prev_hash.clone(),
+                    e.hash.clone(),
+                ])?;
+            }
+            let mut out = w
+                .into_inner()
+                .map_err(|e| csv::Error::from(e.into_error()))?;
+            out.extend_from_slice(
+                format!("# chain_head={head} events={}\n", events.len()).as_bytes(),
+            );
+            Ok(out)
+        }
+    }
+}
+
+/// A stable UUID for an event's `fullUrl`, derived from its hash.
+fn uuid_for(e: &StoredAuditEvent) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    if let Ok(raw) = hex::decode(&e.hash[..32.min(e.hash.len())]) {
+        let n = raw.len().min(16);
+        bytes[..n].copy_from_slice(&raw[..n]);
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}

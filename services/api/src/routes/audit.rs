@@ -1,0 +1,139 @@
+//! `GET /audit/events`: the audit trail, filtered, as JSON, a FHIR R4
+//! Bundle of AuditEvent, NDJSON or CSV (`?format=` or the `Accept` header);
+//! `GET /audit/verify`: walks the chain. Both are themselves audited.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use fusion_store::{AuditAction, AuditEntity, AuditEventType, AuditFilter, AuditOutcome};
+use serde::Deserialize;
+
+use crate::audit_export::{ExportFormat, render};
+use crate::auth::AuditContext;
+use crate::{ApiError, AppState};
+
+/// Query of `GET /audit/events`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventsQuery {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    patient: Option<String>,
+    agent: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    limit: Option<i64>,
+    format: Option<String>,
+}
+
+fn negotiate(req: &HttpRequest, format: Option<&str>) -> Result<ExportFormat, ApiError> {
+    if let Some(f) = format {
+        return ExportFormat::parse(f).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown format {f:?}: use json, fhir, ndjson or csv"
+            ))
+        });
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(if accept.contains("application/fhir+ndjson") {
+        ExportFormat::Ndjson
+    } else if accept.contains("application/fhir+json") {
+        ExportFormat::FhirBundle
+    } else if accept.contains("text/csv") {
+        ExportFormat::Csv
+    } else {
+        ExportFormat::Json
+    })
+}
+
+pub(crate) async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let format = negotiate(&req, q.format.as_deref())?;
+    let filter = AuditFilter {
+        from: q.from,
+        to: q.to,
+        patient_id: q.patient.clone(),
+        agent: q.agent.clone(),
+        action: q
+            .action
+            .as_deref()
+            .map(|a| {
+                fusion_store::AuditAction::from_code(a)
+                    .ok_or_else(|| ApiError::BadRequest("action is one of C, R, U, D, E".into()))
+            })
+            .transpose()?,
+        outcome: q
+            .outcome
+            .as_deref()
+            .map(|o| {
+                AuditOutcome::from_code(o)
+                    .ok_or_else(|| ApiError::BadRequest("outcome is one of 0, 4, 8, 12".into()))
+            })
+            .transpose()?,
+        limit: q.limit.map(|l| l.clamp(1, 100_000)),
+    };
+    // The export is audited before it is read, so it lists itself and its
+    // chain head covers it.
+    let mut record = ctx.record(
+        if matches!(format, ExportFormat::Json) {
+            AuditEventType::AuditLogUsed
+        } else {
+            AuditEventType::Export
+        },
+        "audit-export",
+        if matches!(format, ExportFormat::Json) {
+            AuditAction::Read
+        } else {
+            AuditAction::Execute
+        },
+        vec![AuditEntity::new("audit_log", "audit_events")],
+        q.patient.iter().cloned().collect(),
+    );
+    record.outcome_desc = Some(format!("format {format:?}"));
+    let own = state
+        .repository
+        .append_audit(&record)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let events = state
+        .repository
+        .audit_events(&filter)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let body =
+        render(&events, format, Some(&own.hash)).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header(("X-Audit-Chain-Head", own.hash.clone()))
+        .body(body))
+}
+
+pub(crate) async fn verify(
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    let record = ctx.record(
+        AuditEventType::AuditLogUsed,
+        "audit-verify",
+        AuditAction::Execute,
+        vec![AuditEntity::new("audit_log", "audit_events")],
+        vec![],
+    );
+    state
+        .repository
+        .append_audit(&record)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let report = fusion_store::verify_chain(state.repository.as_ref())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok().json(report))
+}

@@ -1,0 +1,220 @@
+//! `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`.
+//!
+//! Failed logins are throttled per client address (in this process) and
+//! lock the account after repeated failures (in the database, so every
+//! replica sees it). Every answer to a failed login is the same, whether the
+//! user exists, the password is wrong, or the account is disabled or locked.
+
+use actix_web::cookie::{Cookie, SameSite, time};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use fusion_schemas::ErrorBody;
+use fusion_store::{
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, SessionRecord,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{
+    AuditContext, Principal, SESSION_COOKIE, client_address, client_ip, request_id, secrets,
+};
+use crate::{ApiError, AppState};
+
+/// Body of `POST /auth/login`.
+#[derive(Deserialize)]
+pub(crate) struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// Answer to a successful login.
+#[derive(Serialize)]
+pub(crate) struct LoginResponse {
+    /// Opaque session token: `Authorization: Bearer <token>`.
+    token: String,
+    token_type: &'static str,
+    /// Absolute expiry (RFC 3339).
+    expires_at: String,
+    /// For cookie sessions: send in `X-CSRF-Token` or a `csrf_token` field
+    /// on state-changing requests.
+    csrf_token: String,
+    username: String,
+    role: String,
+}
+
+fn invalid_credentials() -> HttpResponse {
+    HttpResponse::Unauthorized().json(ErrorBody {
+        code: "invalid_credentials".into(),
+        message: "invalid user name or password, or the account is disabled or locked".into(),
+        request_id: None,
+    })
+}
+
+pub(crate) async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password } = body.into_inner();
+    if let Some(ip) = client_ip(&req)
+        && state.login_limiter.check_key(&ip).is_err()
+    {
+        return Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+            .insert_header(("Retry-After", "60"))
+            .json(ErrorBody {
+                code: "too_many_attempts".into(),
+                message: "too many login attempts from this address; wait a minute".into(),
+                request_id: None,
+            }));
+    }
+    let user = state
+        .repository
+        .user_by_name(&username)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let now = Utc::now();
+    let usable = user
+        .as_ref()
+        .filter(|u| !u.disabled && u.locked_until.is_none_or(|t| t <= now));
+    // Verify even when the user is unknown or unusable, against a decoy, so
+    // the answer takes the same time either way.
+    let phc = usable
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| secrets::decoy_hash().to_owned());
+    let candidate = password.clone();
+    let verified = web::block(move || secrets::verify_password(&candidate, &phc))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let address = client_address(&req);
+    let rid = request_id(&req);
+    match usable {
+        Some(user) if verified => {
+            let token = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
+            let csrf = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
+            let session = SessionRecord {
+                token_hash: secrets::token_hash(&token),
+                user_id: user.id,
+                csrf_token_hash: secrets::token_hash(&csrf),
+                created_at: now,
+                last_seen_at: now,
+                expires_at: now + state.auth.session_ttl,
+                revoked_at: None,
+            };
+            let record = AuditRecord {
+                event_type: AuditEventType::UserAuthentication,
+                subtype: "login".into(),
+                action: AuditAction::Execute,
+                outcome: AuditOutcome::Success,
+                outcome_desc: None,
+                agent: AuditAgent {
+                    kind: "user".into(),
+                    id: user.id.to_string(),
+                    name: user.username.clone(),
+                    role: Some(user.role.as_str().into()),
+                    address,
+                    requestor: true,
+                },
+                entities: vec![AuditEntity::new("user", user.id.to_string())],
+                patient_ids: vec![],
+                purpose_of_use: None,
+                request_id: rid,
+            };
+            state
+                .repository
+                .start_session(&session, &record)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            let max_age = time::Duration::seconds(state.auth.session_ttl.num_seconds());
+            let cookie = Cookie::build(SESSION_COOKIE, token.clone())
+                .http_only(true)
+                .secure(state.auth.cookie_secure)
+                .same_site(SameSite::Strict)
+                .path("/")
+                .max_age(max_age)
+                .finish();
+            tracing::info!(user = %user.id, "login");
+            Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
+                token,
+                token_type: "Bearer",
+                expires_at: session.expires_at.to_rfc3339(),
+                csrf_token: csrf,
+                username: user.username.clone(),
+                role: user.role.as_str().into(),
+            }))
+        }
+        _ => {
+            let reason = match (&user, usable) {
+                (None, _) => "unknown user name",
+                (Some(u), _) if u.disabled => "user disabled",
+                (Some(_), None) => "account locked",
+                _ => "wrong password",
+            };
+            let record = AuditRecord {
+                event_type: AuditEventType::UserAuthentication,
+                subtype: "login".into(),
+                action: AuditAction::Execute,
+                outcome: AuditOutcome::SeriousFailure,
+                outcome_desc: Some(reason.into()),
+                agent: AuditAgent {
+                    kind: "anonymous".into(),
+                    id: String::new(),
+                    name: username.chars().take(128).collect(),
+                    role: None,
+                    address,
+                    requestor: true,
+                },
+                entities: vec![],
+                patient_ids: vec![],
+                purpose_of_use: None,
+                request_id: rid,
+            };
+            let counted = if reason == "wrong password" {
+                user.as_ref().map(|u| u.id)
+            } else {
+                None
+            };
+            let locked = state
+                .repository
+                .record_failed_login(counted, &state.auth.lockout, &record)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            if locked.is_some() {
+                tracing::warn!("account locked after repeated failed logins");
+            }
+            Ok(invalid_credentials())
+        }
+    }
+}
+
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(hash) = &ctx.principal.session {
+        let record = ctx.record(
+            AuditEventType::UserAuthentication,
+            "logout",
+            AuditAction::Execute,
+            vec![AuditEntity::new("user", ctx.principal.id.clone())],
+            vec![],
+        );
+        state
+            .repository
+            .end_session(hash, &record)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// Who am I: kind, id, name and role of the caller.
+pub(crate) async fn me(principal: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "kind": principal.kind.as_str(),
+        "id": principal.id,
+        "name": principal.name,
+        "role": principal.role,
+    }))
+}

@@ -1,0 +1,283 @@
+//! The operator's commands: users, API keys, the audit trail. Each connects
+//! to the configured database directly and is audited with the operating
+//! system user as the agent.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use fusion_api::Settings;
+use fusion_api::admin::{self, Operator};
+use fusion_api::audit_export::{ExportFormat, render};
+use fusion_schemas::Role;
+use fusion_store::{
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user.
+    Add {
+        /// Login name.
+        name: String,
+        /// integration, clinician, auditor or admin.
+        #[arg(long)]
+        role: Role,
+    },
+    /// Disable a user (ends their sessions).
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// Set a new password (ends their sessions, clears a lockout).
+    ResetPassword { name: String },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApiKeyCommand {
+    /// Create a key; prints `id:` and `secret:` once.
+    Create {
+        /// integration (for a PACS or an EHR) or another role.
+        #[arg(long)]
+        role: Role,
+        /// A label, e.g. the sending system's name.
+        #[arg(long)]
+        name: String,
+        /// Expire after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<i64>,
+    },
+    /// Revoke a key.
+    Revoke { id: String },
+    /// List keys (never their secrets).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Walk the hash chain; exit 1 and name the first broken event if any.
+    Verify,
+    /// Export events as a FHIR R4 Bundle, NDJSON, CSV or JSON.
+    Export {
+        /// fhir, ndjson, csv or json.
+        #[arg(long, default_value = "fhir")]
+        format: String,
+        /// Recorded at or after (RFC 3339).
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// Recorded before (RFC 3339).
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+        /// Only events naming this Patient ID.
+        #[arg(long)]
+        patient: Option<String>,
+        /// Only events by this agent (id or name).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Prints the first admin's generated password, once.
+pub(crate) fn announce_admin(password: &SecretString) {
+    println!("fusion: created user 'admin' (role admin) on first start");
+    println!(
+        "fusion: one-time admin password: {}",
+        password.expose_secret()
+    );
+    println!("fusion: it is not stored in clear and will not be shown again");
+}
+
+/// Reads a password: twice from a prompt on a terminal, else one line of
+/// standard input.
+fn read_password() -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("password: ")?;
+        let second = rpassword::prompt_password("again: ")?;
+        if first != second {
+            anyhow::bail!("the two passwords differ");
+        }
+        Ok(SecretString::from(first))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(SecretString::from(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ))
+    }
+}
+
+pub(crate) async fn user(settings: &Settings, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    let state = fusion_api::connect_storage(settings).await?;
+    let op = Operator::current();
+    match cmd {
+        UserCommand::Add { name, role } => {
+            let password = read_password()?;
+            admin::add_user(&state, &op, &name, role, &password).await?;
+            println!("fusion: user {name:?} created with role {role}");
+        }
+        UserCommand::Disable { name } => {
+            admin::set_disabled(&state, &op, &name, true).await?;
+            println!("fusion: user {name:?} disabled");
+        }
+        UserCommand::Enable { name } => {
+            admin::set_disabled(&state, &op, &name, false).await?;
+            println!("fusion: user {name:?} enabled");
+        }
+        UserCommand::ResetPassword { name } => {
+            let password = read_password()?;
+            admin::reset_password(&state, &op, &name, &password).await?;
+            println!("fusion: password of {name:?} reset");
+        }
+        UserCommand::List => {
+            for u in admin::list_users(&state).await? {
+                let status = if u.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}", u.username, u.role, status);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn apikey(settings: &Settings, cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
+    let state = fusion_api::connect_storage(settings).await?;
+    let op = Operator::current();
+    match cmd {
+        ApiKeyCommand::Create {
+            role,
+            name,
+            expires_in_days,
+        } => {
+            let key = admin::create_api_key(&state, &op, &name, role, expires_in_days).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "id: {}", key.id)?;
+            writeln!(out, "secret: {}", key.secret.expose_secret())?;
+            if let Some(t) = key.expires_at {
+                writeln!(out, "expires: {}", t.to_rfc3339())?;
+            }
+            eprintln!(
+                "fusion: the secret is shown once. Use it as HTTP Basic credentials \
+                 (user = id, password = secret) or as 'Authorization: Bearer <id>.<secret>'."
+            );
+        }
+        ApiKeyCommand::Revoke { id } => {
+            admin::revoke_api_key(&state, &op, &id).await?;
+            println!("fusion: API key {id} revoked");
+        }
+        ApiKeyCommand::List => {
+            for k in admin::list_api_keys(&state).await? {
+                let status = if k.revoked_at.is_some() {
+                    "revoked".to_owned()
+                } else if let Some(t) = k.expires_at {
+                    format!("expires {}", t.to_rfc3339())
+                } else {
+                    "active".to_owned()
+                };
+                println!("{}\t{}\t{}\t{}", k.id, k.name, k.role, status);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn operator_record(subtype: &str, event_type: AuditEventType, action: AuditAction) -> AuditRecord {
+    let op = Operator::current();
+    AuditRecord {
+        event_type,
+        subtype: subtype.to_owned(),
+        action,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: AuditAgent {
+            kind: "operator".to_owned(),
+            id: op.name.clone(),
+            name: op.name,
+            role: Some("operator".to_owned()),
+            address: None,
+            requestor: true,
+        },
+        entities: vec![AuditEntity::new("audit_log", "audit_events")],
+        patient_ids: vec![],
+        purpose_of_use: None,
+        request_id: None,
+    }
+}
+
+pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let state = fusion_api::connect_storage(settings).await?;
+    match cmd {
+        AuditCommand::Verify => {
+            let report = fusion_store::verify_chain(state.repository.as_ref()).await?;
+            match report.first_break {
+                None => {
+                    println!(
+                        "fusion: audit chain intact: {} events, head {}",
+                        report.events,
+                        report.head.as_deref().unwrap_or("(empty)")
+                    );
+                    state
+                        .repository
+                        .append_audit(&operator_record(
+                            "audit-verify",
+                            AuditEventType::AuditLogUsed,
+                            AuditAction::Execute,
+                        ))
+                        .await?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(b) => {
+                    println!(
+                        "fusion: audit chain BROKEN at event {}: {} ({} events read)",
+                        b.seq, b.problem, report.events
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCommand::Export {
+            format,
+            from,
+            to,
+            patient,
+            agent,
+            out,
+        } => {
+            let format = ExportFormat::parse(&format).ok_or_else(|| {
+                anyhow::anyhow!("unknown format {format:?}: use fhir, ndjson, csv or json")
+            })?;
+            let mut record =
+                operator_record("audit-export", AuditEventType::Export, AuditAction::Execute);
+            record.patient_ids = patient.iter().cloned().collect();
+            record.outcome_desc = Some(format!("format {format:?}"));
+            let own = state.repository.append_audit(&record).await?;
+            let filter = AuditFilter {
+                from,
+                to,
+                patient_id: patient,
+                agent,
+                ..AuditFilter::default()
+            };
+            let events = state.repository.audit_events(&filter).await?;
+            let body = render(&events, format, Some(&own.hash))?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, body)?;
+                    eprintln!(
+                        "fusion: {} events written to {}; chain head {}",
+                        events.len(),
+                        path.display(),
+                        own.hash
+                    );
+                }
+                None => std::io::stdout().lock().write_all(&body)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

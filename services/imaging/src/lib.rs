@@ -1,0 +1,1 @@
+//! DICOM handling for the fusion service (in progress).

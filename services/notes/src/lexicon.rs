@@ -1,0 +1,371 @@
+//! Observation lexicon for the 14 CheXpert observations (Irvin et al., AAAI
+//! 2019), written for this crate from standard radiology terminology, and
+//! the target finder that turns it into mention spans.
+
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Span;
+use crate::phrase::PhraseMatcher;
+use crate::token::{Token, tokenize};
+
+/// The 14 CheXpert observations. Serde names are stable snake_case strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observation {
+    /// No acute abnormality.
+    NoFinding,
+    /// Widened mediastinum or cardiomediastinal silhouette.
+    EnlargedCardiomediastinum,
+    /// Enlarged heart.
+    Cardiomegaly,
+    /// Nodule, mass or other focal lung lesion.
+    LungLesion,
+    /// Any pulmonary opacity.
+    LungOpacity,
+    /// Pulmonary edema or vascular congestion.
+    Edema,
+    /// Consolidation.
+    Consolidation,
+    /// Pneumonia or lung infection.
+    Pneumonia,
+    /// Atelectasis or collapse.
+    Atelectasis,
+    /// Pneumothorax.
+    Pneumothorax,
+    /// Pleural effusion.
+    PleuralEffusion,
+    /// Pleural disease other than effusion (thickening, plaques).
+    PleuralOther,
+    /// Fracture.
+    Fracture,
+    /// Tubes, lines, catheters, pacemakers and other devices.
+    SupportDevices,
+}
+
+impl Observation {
+    /// All observations in CheXpert order.
+    pub const ALL: [Self; 14] = [
+        Self::NoFinding,
+        Self::EnlargedCardiomediastinum,
+        Self::Cardiomegaly,
+        Self::LungLesion,
+        Self::LungOpacity,
+        Self::Edema,
+        Self::Consolidation,
+        Self::Pneumonia,
+        Self::Atelectasis,
+        Self::Pneumothorax,
+        Self::PleuralEffusion,
+        Self::PleuralOther,
+        Self::Fracture,
+        Self::SupportDevices,
+    ];
+
+    /// The CheXpert column name, e.g. `"Pleural Effusion"`.
+    #[must_use]
+    pub const fn display_name(self) -> &'static str {
+        match self {
+            Self::NoFinding => "No Finding",
+            Self::EnlargedCardiomediastinum => "Enlarged Cardiomediastinum",
+            Self::Cardiomegaly => "Cardiomegaly",
+            Self::LungLesion => "Lung Lesion",
+            Self::LungOpacity => "Lung Opacity",
+            Self::Edema => "Edema",
+            Self::Consolidation => "Consolidation",
+            Self::Pneumonia => "Pneumonia",
+            Self::Atelectasis => "Atelectasis",
+            Self::Pneumothorax => "Pneumothorax",
+            Self::PleuralEffusion => "Pleural Effusion",
+            Self::PleuralOther => "Pleural Other",
+            Self::Fracture => "Fracture",
+            Self::SupportDevices => "Support Devices",
+        }
+    }
+}
+
+impl std::fmt::Display for Observation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
+/// What a lexicon phrase says about its observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sense {
+    /// The phrase names the observation ("cardiomegaly").
+    Names(Observation),
+    /// The phrase states the observation is absent ("heart size is normal");
+    /// the phrase carries its own negation.
+    Denies(Observation),
+    /// The phrase looks like a target but is not one ("pericardial effusion"):
+    /// it exists only to out-match a shorter phrase.
+    Blocks,
+}
+
+/// Copulas between a structure and its qualifier.
+const IS: &str = "(is|are|appears|appear|remains|remain|appears to be|is again|are again|is otherwise|are otherwise)";
+/// Degree words before a qualifier ("mildly enlarged").
+const DEGREE: &str = "[(slightly|mildly|moderately|markedly|severely|massively|stably) ]";
+const HEART: &str = "(heart|heart size|cardiac silhouette|cardiac size|cardiac contour|cardiac shadow|cardiac contours)";
+const MEDIASTINUM: &str = "(mediastinum|cardiomediastinum|cardiomediastinal silhouette|mediastinal silhouette|mediastinal contour[s]|cardiomediastinal contour[s]|hilar contours|mediastinal and hilar contours|cardiomediastinal and hilar contours)";
+const NORMAL: &str = "(normal|unremarkable|within normal limits|normal in size|stable and normal|top normal|top-normal|upper limits of normal|not enlarged|normal size)";
+
+fn entries() -> Vec<(Sense, String)> {
+    use Observation::*;
+    use Sense::{Blocks, Denies, Names};
+    let mut e: Vec<(Sense, String)> = Vec::new();
+    let mut add = |sense: Sense, pattern: &str| e.push((sense, pattern.to_owned()));
+
+    add(
+        Names(NoFinding),
+        "no acute (cardiopulmonary|intrathoracic|chest|pulmonary|cardiac or pulmonary) (process|processes|abnormality|abnormalities|disease|findings|finding|pathology)",
+    );
+    add(
+        Names(NoFinding),
+        "no (acute|active) (disease|process|findings|abnormality)|no radiographic evidence of acute [cardiopulmonary ](disease|process)",
+    );
+    add(
+        Names(NoFinding),
+        "normal (chest|chest radiograph|chest x-ray|chest film|radiograph|study|examination|exam)|unremarkable (chest|chest radiograph|chest x-ray|study|examination|exam)",
+    );
+
+    add(
+        Names(EnlargedCardiomediastinum),
+        "(enlarged|widened|widening of the|enlargement of the) {MED}",
+    );
+    add(
+        Names(EnlargedCardiomediastinum),
+        "{MED} {IS} {DEGREE}(widened|enlarged|prominent|wide)|mediastinal (widening|enlargement|prominence)|widened mediastinal silhouette",
+    );
+    add(
+        Denies(EnlargedCardiomediastinum),
+        "(normal|unremarkable|stable normal|normal-appearing|normal appearing) {MED}|{MED} {IS} {NORMAL}",
+    );
+    add(
+        Denies(EnlargedCardiomediastinum),
+        "{MED} (within normal limits|are normal|is normal|not widened|is not widened|are not widened)",
+    );
+
+    add(
+        Names(Cardiomegaly),
+        "cardiomegaly|cardiac (enlargement|prominence)|cardiomegalic|enlarged {HEART}|(enlargement|prominence) of the {HEART}",
+    );
+    add(
+        Names(Cardiomegaly),
+        "{HEART} {IS} {DEGREE}(enlarged|prominent|large|increased)|(enlarged|large|increased|prominent) (heart|heart size|cardiac silhouette)",
+    );
+    add(
+        Denies(Cardiomegaly),
+        "(normal|unremarkable|stable normal) {HEART}|{HEART} {IS} {NORMAL}|{HEART} (is|are|appears|remains) (normal|unremarkable|within normal limits|not enlarged)",
+    );
+
+    add(
+        Names(LungLesion),
+        "nodule[s]|nodular (opacity|opacities|density|densities|lesion|lesions)|mass|masses|mass lesion[s]|lesion[s]|tumor[s]|tumour[s]|neoplasm[s]|malignancy|carcinoma|cancer|metastasis|metastases|metastatic disease|cavitary lesion[s]|(pulmonary|lung) (nodule|nodules|mass|masses|lesion|lesions)|granuloma[s]",
+    );
+    add(
+        Names(LungOpacity),
+        "opacity|opacities|opacification[s]|opacified|infiltrate[s]|infiltration[s]|infiltrative process|density|densities|(airspace|air space|air-space|parenchymal) (disease|process|opacity|opacities|opacification)|haziness|hazy (opacity|opacities|opacification)|ground[-| ]glass[ (opacity|opacities|opacification)]|reticular (opacity|opacities|markings)|interstitial (markings|opacity|opacities|prominence|thickening|disease)|increased (markings|interstitial markings|lung markings|density)|scarring",
+    );
+    add(
+        Names(Edema),
+        "edema|oedema|(pulmonary|interstitial|alveolar|perihilar|airspace|mild pulmonary|frank pulmonary) edema|[pulmonary ]vascular (congestion|engorgement|redistribution|prominence)|pulmonary (congestion|venous congestion|venous hypertension)|congestive (heart failure|failure)|chf|fluid overload|volume overload|cephalization|kerley b lines|congestion",
+    );
+    add(
+        Names(Consolidation),
+        "consolidation[s]|consolidative[ (opacity|opacities|process|change|changes)]|consolidated|airspace consolidation|(lobar|focal) consolidation",
+    );
+    add(
+        Names(Pneumonia),
+        "pneumonia[s]|bronchopneumonia|pneumonitis|pneumonic|infection[s]|infectious process|aspiration|aspiration pneumonia|(multifocal|lobar|atypical) pneumonia",
+    );
+    add(
+        Names(Atelectasis),
+        "atelectasis|atelectases|atelectatic[ (change|changes|opacity|opacities)]|collapse|collapsed (lung|lobe|segment)|(lobar|segmental|subsegmental|basilar|bibasilar|bibasal|plate-like|platelike|plate like|discoid|linear|dependent|compressive|passive) atelectasis|volume loss",
+    );
+    add(
+        Names(Pneumothorax),
+        "pneumothorax|pneumothoraces|pneumothoraxes|ptx|hydropneumothorax|(apical|tension|basilar|small|tiny) pneumothorax",
+    );
+    add(
+        Names(PleuralEffusion),
+        "effusion[s]|pleural effusion[s]|pleural fluid|hydrothorax|hemothorax|fluid in the pleural space|blunting of the [(left|right|bilateral) ]costophrenic (angle|angles|sulcus|sulci)|[(left|right) ]costophrenic angle blunting|layering fluid|(subpulmonic|loculated|parapneumonic) effusion[s]",
+    );
+    add(
+        Blocks,
+        "(pericardial|joint|knee|elbow|ankle|hip|shoulder|middle ear|subdural) effusion[s]|(pericardial|joint) fluid|(peripheral|pedal|leg|lower extremity|extremity|ankle|facial|cerebral|bowel wall|soft tissue|scalp|macular) edema|urinary tract infection|wound infection|skin infection|(soft tissue|adrenal|liver|renal|hepatic|breast|neck|abdominal|pelvic|brain|skin) (mass|masses|lesion|lesions|nodule|nodules)|breast cancer|mass effect|bone density|nasal congestion|sinus congestion|pleural fluid analysis",
+    );
+    add(
+        Names(PleuralOther),
+        "pleural (thickening|scarring|plaque|plaques|calcification|calcifications|reaction|abnormality|disease)|fibrothorax|pleural-based (opacity|thickening)|pleural based (opacity|thickening)|apical [pleural ](cap|thickening)|[calcified ]pleural plaques",
+    );
+    add(
+        Names(Fracture),
+        "fracture[s]|fractured|fx|(rib|clavicle|clavicular|vertebral|compression|humeral|sternal|scapular) (fracture|fractures|fx)|(healing|healed|displaced|nondisplaced|non-displaced) (fracture|fractures|rib fracture|rib fractures)",
+    );
+    add(
+        Names(SupportDevices),
+        "(endotracheal|tracheostomy|et|ng|og|nasogastric|orogastric|feeding|chest|enteric|dobhoff|dobbhoff|gastric|nasoenteric|thoracostomy) tube[s]|ett|tracheostomy|trach|picc|picc line|(central|central venous|internal jugular|ij|subclavian|venous|dialysis|hemodialysis|swan-ganz|swan ganz|pulmonary artery|arterial) (line|lines|catheter|catheters)|swan-ganz|pacemaker|pacer|aicd|icd|defibrillator|(pacing|pacer|pacemaker) (wire|wires|lead|leads)|(sternotomy|sternal) wires|catheter[s]|port|port-a-cath|portacath|(mediport|infusion port)|drain[s]|stent[s]|(prosthetic|mechanical) valve|valve replacement|lvad|[intra-aortic ]balloon pump|iabp|[surgical ]clips|hardware|orthopedic hardware|(ecmo|impella)[ cannula]",
+    );
+
+    e.into_iter()
+        .map(|(sense, p)| {
+            let p = p
+                .replace("{MED}", MEDIASTINUM)
+                .replace("{HEART}", HEART)
+                .replace("{IS}", IS)
+                .replace("{NORMAL}", NORMAL)
+                .replace("{DEGREE}", DEGREE);
+            (sense, p)
+        })
+        .collect()
+}
+
+static LEXICON: LazyLock<PhraseMatcher<Sense>> = LazyLock::new(|| {
+    let mut m = PhraseMatcher::new();
+    // Earlier entries win when one spelling appears twice, so blockers and
+    // specific phrases are added in the order listed.
+    for (sense, pattern) in entries() {
+        m.add(&pattern, sense);
+    }
+    m
+});
+
+/// One observation phrase found in text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservationMatch {
+    /// The observation named.
+    pub observation: Observation,
+    /// Byte span of the phrase.
+    pub span: Span,
+    /// True when the phrase itself denies the observation ("heart size is
+    /// normal"), so it needs no separate negation trigger.
+    pub denied: bool,
+}
+
+/// Finds observation phrases in `text`: case-insensitive, on word
+/// boundaries, longest match first, non-overlapping. Spans are byte offsets
+/// into `text`.
+#[must_use]
+pub fn find_observations(text: &str) -> Vec<ObservationMatch> {
+    find_in_tokens(&tokenize(text, 0))
+}
+
+pub(crate) fn find_in_tokens(tokens: &[Token]) -> Vec<ObservationMatch> {
+    LEXICON
+        .scan(tokens)
+        .into_iter()
+        .filter_map(|(range, sense)| {
+            let span = Span::new(
+                tokens[range.start].span.start,
+                tokens[range.end - 1].span.end,
+            );
+            match *sense {
+                Sense::Names(observation) => Some(ObservationMatch {
+                    observation,
+                    span,
+                    denied: false,
+                }),
+                Sense::Denies(observation) => Some(ObservationMatch {
+                    observation,
+                    span,
+                    denied: true,
+                }),
+                Sense::Blocks => None,
+            }
+        })
+        .collect()
+}
+
+/// Finds a given concept in `text` for the general (NegEx kit) mode: the
+/// first occurrence of `concept`'s words in order, compared
+/// case-insensitively with any amount of whitespace between them. Returns
+/// the byte span of the occurrence, or `None` when it is absent. Pass the
+/// span to [`assess`](crate::assess) to get its context.
+#[must_use]
+pub fn find_concept(text: &str, concept: &str) -> Option<Span> {
+    concept_occurrences(text, concept).into_iter().next()
+}
+
+/// Every word-aligned occurrence of `concept` in `text`, in order.
+pub(crate) fn concept_occurrences(text: &str, concept: &str) -> Vec<Span> {
+    let wanted: Vec<String> = tokenize(concept, 0).into_iter().map(|t| t.norm).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    tokenize(text, 0)
+        .windows(wanted.len())
+        .filter(|w| w.iter().zip(&wanted).all(|(t, n)| t.norm == *n))
+        .map(|w| Span::new(w[0].span.start, w[w.len() - 1].span.end))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<(Observation, &str, bool)> {
+        find_observations(text)
+            .into_iter()
+            .map(|m| (m.observation, &text[m.span.start..m.span.end], m.denied))
+            .collect()
+    }
+
+    #[test]
+    fn synonyms_and_inflections() {
+        use Observation::*;
+        assert_eq!(
+            found("Bilateral EFFUSIONS, pleural fluid and a hydrothorax; pneumothoraces."),
+            [
+                (PleuralEffusion, "EFFUSIONS", false),
+                (PleuralEffusion, "pleural fluid", false),
+                (PleuralEffusion, "hydrothorax", false),
+                (Pneumothorax, "pneumothoraces", false),
+            ]
+        );
+        assert_eq!(
+            found("The heart size is enlarged. Enlarged heart. ETT and NG tube in place."),
+            [
+                (Cardiomegaly, "heart size is enlarged", false),
+                (Cardiomegaly, "Enlarged heart", false),
+                (SupportDevices, "ETT", false),
+                (SupportDevices, "NG tube", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn longest_match_and_blockers() {
+        use Observation::*;
+        assert_eq!(
+            found("Small pericardial effusion. Left lower lobe consolidative opacity."),
+            [(Consolidation, "consolidative opacity", false)]
+        );
+        assert_eq!(
+            found("Heart size is normal."),
+            [(Cardiomegaly, "Heart size is normal", true)]
+        );
+    }
+
+    #[test]
+    fn display_names_and_serde_names() {
+        assert_eq!(
+            Observation::PleuralEffusion.display_name(),
+            "Pleural Effusion"
+        );
+        let json = serde_json::to_string(&Observation::SupportDevices).unwrap();
+        assert_eq!(json, "\"support_devices\"");
+    }
+
+    #[test]
+    fn concept_spans_multiple_spaces() {
+        let text = "No change in  weight reported.";
+        assert_eq!(
+            find_concept(text, "change in weight"),
+            Some(Span::new(3, 20))
+        );
+        assert_eq!(find_concept(text, "weight loss"), None);
+    }
+}

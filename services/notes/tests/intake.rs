@@ -1,0 +1,216 @@
+//! Note intake on invented fixtures (tests/fixtures/intake/): one file per
+//! format and per refusal.
+
+mod intake {
+    use fusion_notes::intake::{
+        DatePrecision, DecodeOptions, DecodedNote, IntakeError, NoTextReason, SourceFormat, decode,
+    };
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/intake/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn decode_fixture(content_type: &str, name: &str) -> Result<DecodedNote, IntakeError> {
+        decode(content_type, &fixture(name), &DecodeOptions::default())
+    }
+
+    #[test]
+    fn plain_utf8() {
+        let note = decode_fixture("text/plain", "plain_utf8.txt").unwrap();
+        assert_eq!(note.source_format, SourceFormat::TextPlain);
+        let text = note.text.unwrap();
+        assert!(text.starts_with("EXAMINATION: XR CHEST"));
+        assert!(text.contains("Cannot exclude aspiration."));
+        assert_eq!(note.patient_id, None);
+    }
+
+    #[test]
+    fn plain_windows_1252_smart_quotes() {
+        let note = decode_fixture("text/plain", "plain_cp1252.txt").unwrap();
+        assert_eq!(
+            note.text.as_deref(),
+            Some(
+                "FINDINGS:\r\nThe \u{201c}nodule\u{201d} seen previously is not identified \u{2013} likely resolved.\r\nNo effusion. Café-au-lait spot noted.\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn plain_utf16_without_bom_is_refused() {
+        let err = decode_fixture("text/plain", "plain_utf16le_nobom.txt").unwrap_err();
+        assert_eq!(err, IntakeError::Utf16WithoutBom);
+        assert_eq!(err.code(), "utf16_without_bom");
+    }
+
+    #[test]
+    fn fhir_document_reference() {
+        let note =
+            decode_fixture("application/fhir+json", "fhir_documentreference_plain.json").unwrap();
+        assert_eq!(note.source_format, SourceFormat::FhirDocumentReference);
+        assert!(note.text.as_deref().unwrap().contains("possibly pneumonia"));
+        assert_eq!(note.patient_id.unwrap().as_str(), "tp-0001");
+        assert_eq!(note.accession_number.unwrap().as_str(), "RAD24-00017");
+        assert_eq!(
+            note.study_instance_uid.unwrap().as_str(),
+            "1.2.826.0.1.3680043.8.498.10001"
+        );
+        assert_eq!(note.source_id.as_deref(), Some("docref-tp-0001"));
+        assert_eq!(
+            note.authored_at.unwrap().to_rfc3339(),
+            "2024-03-05T09:15:00+00:00"
+        );
+        let note_type = note.note_type.unwrap();
+        assert_eq!(note_type.system.as_deref(), Some("http://loinc.org"));
+        assert_eq!(
+            note_type.display.as_deref(),
+            Some("Diagnostic imaging study")
+        );
+    }
+
+    #[test]
+    fn fhir_diagnostic_report_xhtml() {
+        let note = decode_fixture(
+            "application/fhir+json; fhirVersion=4.0",
+            "fhir_diagnosticreport_xhtml.json",
+        )
+        .unwrap();
+        assert_eq!(note.source_format, SourceFormat::FhirDiagnosticReport);
+        assert_eq!(
+            note.text.as_deref(),
+            Some(
+                "CT HEAD WITHOUT CONTRAST\n\nFINDINGS: No intracranial haemorrhage. No mass effect & no midline shift.\n\
+                 Ventricles are normal in size.\n\nIMPRESSION: No acute intracranial abnormality. Small vessel ischaemic change is not excluded\u{2026}"
+            )
+        );
+        assert_eq!(note.patient_id.unwrap().as_str(), "TP-0002");
+        assert_eq!(note.accession_number.unwrap().as_str(), "CT24-0042");
+        assert_eq!(
+            note.study_instance_uid.unwrap().as_str(),
+            "1.2.826.0.1.3680043.8.498.10002"
+        );
+        // "2024-03" resolves to the start of the month.
+        assert_eq!(
+            note.authored_at.unwrap().to_rfc3339(),
+            "2024-03-01T00:00:00+00:00"
+        );
+        assert_eq!(note.authored_at_precision, Some(DatePrecision::Month));
+    }
+
+    #[test]
+    fn fhir_pdf_only_is_accepted_without_text() {
+        let note = decode_fixture(
+            "application/fhir+json",
+            "fhir_diagnosticreport_pdf_only.json",
+        )
+        .unwrap();
+        assert_eq!(note.text, None);
+        assert_eq!(note.no_text_reason, Some(NoTextReason::PdfOnly));
+        assert_eq!(note.patient_id.unwrap().as_str(), "tp-0003");
+        assert_eq!(note.authored_at_precision, Some(DatePrecision::Day));
+    }
+
+    #[test]
+    fn fhir_refusals() {
+        let code = |name| {
+            decode_fixture("application/fhir+json", name)
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code("fhir_bundle.json"), "fhir_bundle");
+        assert_eq!(code("fhir_truncated.json"), "fhir_malformed");
+    }
+
+    #[test]
+    fn hl7v2_oru_radiology() {
+        let note = decode_fixture("application/hl7-v2", "hl7v2_oru_r01_radiology.hl7").unwrap();
+        assert_eq!(note.source_format, SourceFormat::Hl7v2Oru);
+        assert_eq!(
+            note.text.as_deref(),
+            Some(
+                "Comparison: none available.\nFINDINGS:\nLungs are clear. No pneumothorax.\n\
+                 No evidence of pleural effusion & no consolidation.\nIMPRESSION:\n\
+                 Probable mild cardiomegaly; cannot rule out early failure."
+            )
+        );
+        assert_eq!(note.patient_id.unwrap().as_str(), "TP-0004");
+        assert_eq!(note.accession_number.unwrap().as_str(), "XR24-0911");
+        assert_eq!(
+            note.study_instance_uid.unwrap().as_str(),
+            "1.2.826.0.1.3680043.8.498.10004"
+        );
+        assert_eq!(note.source_id.as_deref(), Some("RIS-000123"));
+        assert_eq!(
+            note.authored_at.unwrap().to_rfc3339(),
+            "2024-03-05T09:12:00+00:00"
+        );
+        assert_eq!(note.note_type.unwrap().code.as_deref(), Some("36643-5"));
+    }
+
+    #[test]
+    fn hl7v2_mdm_with_custom_delimiters() {
+        let note = decode_fixture(
+            "x-application/hl7-v2+er7",
+            "hl7v2_mdm_t02_custom_delimiters.hl7",
+        )
+        .unwrap();
+        assert_eq!(note.source_format, SourceFormat::Hl7v2Mdm);
+        assert_eq!(
+            note.text.as_deref(),
+            Some(
+                "DISCHARGE SUMMARY\nAdmitted with community-acquired pneumonia# treated with antibiotics.\n\
+                 Denies chest pain. No signs of sepsis on discharge.\n\
+                 Follow-up chest film in 6 weeks to exclude underlying mass."
+            )
+        );
+        assert_eq!(note.patient_id.unwrap().as_str(), "TP-0005");
+        assert_eq!(note.accession_number.unwrap().as_str(), "ADM24-5");
+        assert_eq!(note.source_id.as_deref(), Some("DICT-77"));
+        assert_eq!(
+            note.authored_at.unwrap().to_rfc3339(),
+            "2024-03-06T03:30:00+00:00"
+        );
+        assert_eq!(
+            note.note_type.unwrap().display.as_deref(),
+            Some("Discharge summary")
+        );
+    }
+
+    #[test]
+    fn hl7v2_refusals() {
+        let code = |name| {
+            decode_fixture("application/hl7-v2", name)
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code("hl7v2_adt_a01.hl7"), "hl7_unsupported_message");
+        assert_eq!(code("hl7v2_no_msh.hl7"), "hl7_no_msh");
+    }
+
+    #[test]
+    fn serialises_for_the_api() {
+        let note = decode_fixture(
+            "application/fhir+json",
+            "fhir_diagnosticreport_pdf_only.json",
+        )
+        .unwrap();
+        let json = serde_json::to_value(&note).unwrap();
+        assert_eq!(json["source_format"], "fhir_diagnostic_report");
+        assert_eq!(json["text"], serde_json::Value::Null);
+        assert_eq!(json["no_text_reason"]["reason"], "pdf_only");
+        assert_eq!(json["patient_id"], "tp-0003");
+        assert_eq!(json["authored_at"], "2024-02-29T00:00:00Z");
+        assert_eq!(json["authored_at_precision"], "day");
+    }
+
+    #[test]
+    fn error_messages_do_not_echo_identifiers() {
+        let body = br#"{"resourceType": "DocumentReference", "subject": {"identifier": {"value": "SECRET\\MRN"}}}"#;
+        let err = decode("application/fhir+json", body, &DecodeOptions::default()).unwrap_err();
+        assert_eq!(err.code(), "invalid_identifier");
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+}
