@@ -8,6 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod dicom;
+pub mod orthanc;
+
 use std::time::Duration;
 
 use fusion_api::config::Overrides;
@@ -301,6 +304,16 @@ async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
         settings,
         state,
     }
+}
+
+/// Starts the app against a fresh PostgreSQL database with settings changed
+/// by `change` (limits, policies).
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDatabase::create().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(db.url.clone(), &data_dir);
+    change(&mut settings);
+    launch(settings, data_dir, Db::Postgres(db)).await
 }
 
 /// Starts the app against a fresh, migrated PostgreSQL database.

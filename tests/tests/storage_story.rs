@@ -13,8 +13,8 @@ use fusion_schemas::{
 };
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
-    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, NewInstance, NewUser, PoolOptions,
-    PutOutcome, Repository, SessionRecord, UserChange,
+    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, InstanceQuery, NewInstance, NewUser,
+    PoolOptions, PutOutcome, Repository, SeriesQuery, SessionRecord, StudyQuery, UserChange,
 };
 use fusion_tests::TestDatabase;
 use secrecy::SecretString;
@@ -43,6 +43,7 @@ fn instance(study: &str, series: &str, sop: &str, modality: &str, key: &BlobKey)
         decode_status: DecodeStatus::Ok,
         decode_reason: None,
         attributes: serde_json::json!({ "00080060": { "vr": "CS", "Value": [modality] } }),
+        submitted_by: Some("fk_test".into()),
     }
 }
 
@@ -181,11 +182,12 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
     };
     assert_eq!(repo.audit_events(&by_agent).await.unwrap().len(), 1);
 
+    qido_story(repo.as_ref(), &blobs).await;
     identity_story(repo.as_ref()).await;
 
     let report = fusion_store::verify_chain(repo.as_ref()).await.unwrap();
     assert!(report.first_break.is_none(), "{report:?}");
-    assert!(report.events >= 8, "{report:?}");
+    assert!(report.events >= 10, "{report:?}");
 
     // Unknown identifiers are absent, not errors.
     let unknown = StudyInstanceUid::parse("9.9.9").unwrap();
@@ -464,4 +466,155 @@ async fn identity_story(repo: &dyn Repository) {
             .is_some()
     );
     assert_eq!(repo.list_api_keys().await.unwrap().len(), 1);
+}
+
+/// QIDO-RS matching (PS3.4 §C.2.2.2) on both backends.
+async fn qido_story(repo: &dyn Repository, blobs: &BlobStore) {
+    // A second study of another patient, stored by another client.
+    let key = blobs.put(Bytes::from_static(b"other study")).await.unwrap();
+    let mut other = instance("1.2.4", "1.2.4.1", "1.2.4.1.1", "CR", &key);
+    other.patient_id = Some(PatientId::parse("TEST-0002").unwrap());
+    other.patient_name = Some("Smith^John".into());
+    other.accession_number = Some(AccessionNumber::parse("ACC-43").unwrap());
+    other.study_date = Some("20250615".into());
+    other.submitted_by = Some("fk_other".into());
+    assert_eq!(
+        repo.put_instance(&other, &stow_audit()).await.unwrap(),
+        PutOutcome::Stored
+    );
+
+    let all = StudyQuery {
+        limit: 100,
+        ..StudyQuery::default()
+    };
+    let uids = |v: Vec<fusion_store::StudyRecord>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| s.study_instance_uid.to_string())
+            .collect()
+    };
+    // Newest study date first.
+    assert_eq!(
+        uids(repo.search_studies(&all).await.unwrap()),
+        ["1.2.3", "1.2.4"]
+    );
+    let q = |f: &dyn Fn(&mut StudyQuery)| {
+        let mut q = all.clone();
+        f(&mut q);
+        q
+    };
+    for (query, want) in [
+        (
+            q(&|q| q.patient_name = Some("smith*".into())),
+            vec!["1.2.4"],
+        ),
+        (q(&|q| q.patient_name = Some("D?e^*".into())), vec!["1.2.3"]),
+        (
+            q(&|q| q.patient_id = Some("TEST-0002".into())),
+            vec!["1.2.4"],
+        ),
+        (
+            q(&|q| q.patient_id = Some("TEST*".into())),
+            vec!["1.2.3", "1.2.4"],
+        ),
+        (
+            q(&|q| q.accession_number = Some("ACC-42".into())),
+            vec!["1.2.3"],
+        ),
+        (q(&|q| q.modality = Some("MR".into())), vec!["1.2.3"]),
+        (q(&|q| q.modality = Some("CR".into())), vec!["1.2.4"]),
+        (
+            q(&|q| {
+                q.study_date_from = Some("20250101".into());
+                q.study_date_to = Some("20251231".into());
+            }),
+            vec!["1.2.4"],
+        ),
+        (
+            q(&|q| q.study_date_from = Some("20260101".into())),
+            vec!["1.2.3"],
+        ),
+        (
+            q(&|q| q.study_instance_uids = vec!["1.2.4".into(), "9.9".into()]),
+            vec!["1.2.4"],
+        ),
+        (
+            q(&|q| q.submitted_by = Some("fk_other".into())),
+            vec!["1.2.4"],
+        ),
+        (q(&|q| q.patient_name = Some("100%_off".into())), vec![]),
+        (
+            q(&|q| {
+                q.limit = 1;
+                q.offset = 1;
+            }),
+            vec!["1.2.4"],
+        ),
+    ] {
+        assert_eq!(
+            uids(repo.search_studies(&query).await.unwrap()),
+            want,
+            "{query:?}"
+        );
+    }
+    let study = repo
+        .search_studies(&q(&|q| q.accession_number = Some("ACC-42".into())))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(study.series_count, 2);
+    assert_eq!(study.instance_count, 2);
+    assert_eq!(study.attributes["00080060"]["Value"][0], "CT");
+
+    let study_uid = StudyInstanceUid::parse("1.2.3").unwrap();
+    let series = repo
+        .search_series(
+            &study_uid,
+            &SeriesQuery {
+                limit: 10,
+                ..SeriesQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let modalities: Vec<Option<String>> = series.iter().map(|s| s.modality.clone()).collect();
+    assert_eq!(modalities, [Some("CT".into()), Some("MR".into())]);
+    assert_eq!(series[0].instance_count, 1);
+    let mr = repo
+        .search_series(
+            &study_uid,
+            &SeriesQuery {
+                modality: Some("M?".into()),
+                limit: 10,
+                ..SeriesQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(mr.len(), 1);
+    let instances = repo
+        .search_instances(
+            &study_uid,
+            &InstanceQuery {
+                series_instance_uid: Some("1.2.3.2".into()),
+                limit: 10,
+                ..InstanceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].sop_instance_uid.as_str(), "1.2.3.2.1");
+    assert_eq!(instances[0].submitted_by.as_deref(), Some("fk_test"));
+    let none = repo
+        .search_instances(
+            &study_uid,
+            &InstanceQuery {
+                submitted_by: Some("fk_other".into()),
+                limit: 10,
+                ..InstanceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

@@ -5,14 +5,23 @@
 //! scaling with ECE and Brier score ([`calibration`]), and split conformal
 //! prediction sets ([`conformal`]).
 //!
-//! Everything is f64, deterministic and free of model-runtime dependencies;
-//! the image and text models that produce logits live in their own modules.
+//! The models that produce the evidence run on candle: verified model
+//! packages ([`package`]), the all-MiniLM-L6-v2 sentence encoder
+//! ([`text_encoder`]), the radiograph preprocessing ([`preprocess`]), the
+//! Xception pneumonia classifier ([`xception`]) and its MC-dropout branch
+//! opinions ([`image_branch`]). The fusion math itself is f64, deterministic
+//! and free of model-runtime dependencies.
 
 pub mod abstain;
 pub mod calibration;
 pub mod conformal;
 pub mod evidence;
+pub mod image_branch;
 pub mod opinion;
+pub mod package;
+pub mod preprocess;
+pub mod text_encoder;
+pub mod xception;
 
 pub use abstain::{AbstainPolicy, AbstainReason};
 pub use calibration::{
@@ -27,3 +36,31 @@ pub use evidence::{Evidence, SampleMoments, TextEvidenceWeights, TextLabel, samp
 pub use opinion::{
     Combination, FusedOpinion, FusionError, Opinion, OpinionError, combine, combine_all,
 };
+pub use package::{Manifest, ModelPackage, Observation, PackageError};
+pub use text_encoder::{Embedding, TextEncoder, TextEncoderError};
+
+/// The device to run models on, chosen once at start-up: the first CUDA GPU
+/// when the crate is built with the `cuda` feature and one is present, else
+/// the CPU.
+///
+/// # Errors
+/// A candle error if a present GPU cannot be initialised.
+pub fn select_device() -> candle_core::Result<candle_core::Device> {
+    #[cfg(feature = "cuda")]
+    if candle_core::utils::cuda_is_available() {
+        return candle_core::Device::new_cuda(0);
+    }
+    Ok(candle_core::Device::Cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Models are loaded once and shared across worker threads.
+    #[test]
+    fn models_are_send_and_sync() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<crate::TextEncoder>();
+        shareable::<crate::xception::XceptionClassifier>();
+        shareable::<crate::ModelPackage>();
+    }
+}

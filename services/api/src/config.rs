@@ -58,7 +58,7 @@ pub struct Settings {
     /// `json` or `pretty` (`FUSION_LOG_FORMAT`). Default `pretty`.
     pub log_format: LogFormat,
     /// Log filter in `RUST_LOG` syntax (`FUSION_LOG`, else `RUST_LOG`).
-    /// Default `info`.
+    /// Default `info` (the JPEG 2000 codec's chatter at `warn`).
     pub log: String,
     /// OTLP/HTTP endpoint for trace export (`OTEL_EXPORTER_OTLP_ENDPOINT`);
     /// unset means plain logs only.
@@ -82,6 +82,9 @@ pub struct Settings {
     pub lockout_failures: i32,
     /// How long a lockout lasts, minutes (`FUSION_LOCKOUT_MINUTES`). Default 15.
     pub lockout_minutes: i64,
+    /// Largest STOW-RS request body, bytes (`FUSION_STOW_MAX_BYTES`).
+    /// Default 4 GiB.
+    pub stow_max_bytes: u64,
     /// Password for the `admin` user created on first start
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
@@ -127,14 +130,15 @@ impl Settings {
             .set_default("bind", "127.0.0.1:8080")?
             .set_default("data_dir", "./var")?
             .set_default("log_format", "pretty")?
-            .set_default("log", "info")?
+            .set_default("log", "info,jpeg2k=warn,openjp2=warn")?
             .set_default("db_max_connections", 10)?
             .set_default("session_ttl_minutes", 720)?
             .set_default("session_idle_minutes", 30)?
             .set_default("cookie_secure", true)?
             .set_default("login_attempts_per_minute", 10)?
             .set_default("lockout_failures", 5)?
-            .set_default("lockout_minutes", 15)?;
+            .set_default("lockout_minutes", 15)?
+            .set_default("stow_max_bytes", 4_u64 << 30)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit_export;
 pub mod auth;
 pub mod config;
+pub mod ingest;
 
 mod error;
 pub mod routes;

@@ -49,6 +49,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Session and lockout policy.
     pub auth: AuthSettings,
+    /// Largest STOW-RS body, bytes.
+    pub stow_max_bytes: u64,
     /// Per-client-address throttle of login attempts (this process).
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
@@ -184,6 +186,7 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
                 lock_for: chrono::Duration::minutes(settings.lockout_minutes.max(1)),
             },
         },
+        stow_max_bytes: settings.stow_max_bytes,
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),

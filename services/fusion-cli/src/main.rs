@@ -2,6 +2,8 @@
 //! line, loads settings, starts telemetry and hands over to the library
 //! crates, which the tests link directly.
 
+mod eval;
+mod ingest;
 mod operator;
 
 use std::net::SocketAddr;
@@ -46,6 +48,15 @@ enum Command {
     /// Verify or export the audit trail.
     #[command(subcommand)]
     Audit(operator::AuditCommand),
+    /// Import every DICOM file under a folder (as STOW-RS would); exit 2
+    /// when some failed.
+    Ingest {
+        /// The folder to walk.
+        folder: PathBuf,
+    },
+    /// Evaluate components on public test kits (reads files only).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +82,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Evaluations need no settings, database or telemetry.
+    let cli = match cli.command {
+        Command::Eval(cmd) => return eval::eval(cmd),
+        command => Cli { command, ..cli },
+    };
     let bind = match &cli.command {
         Command::Serve { bind } => *bind,
         _ => None,
@@ -105,5 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => operator::user(&settings, cmd).await,
         Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
         Command::Audit(cmd) => operator::audit(&settings, cmd).await,
+        Command::Ingest { folder } => ingest::run(&settings, &folder).await,
+        Command::Eval(cmd) => eval::eval(cmd),
     }
 }

@@ -1,1 +1,36 @@
-//! DICOM handling for the fusion service (in progress).
+//! DICOM handling for the fusion service: parse and validate what a PACS sends
+//! over STOW-RS, extract the index attributes and DICOM JSON, decode pixel
+//! data for every transfer syntax the service accepts, and render frames for
+//! WADO-RS `/rendered` and the image model.
+//!
+//! Everything here is synchronous CPU work except the STOW-RS multipart reader;
+//! callers run the rest in `spawn_blocking`. No error message carries patient
+//! data: they name the step and the attribute that failed, never a value.
+//!
+//! The modules, in the order data flows through them:
+//!
+//! - [`parse`]: bytes → [`DicomInstance`] (PS3.10 file format, PS3.5 encodings).
+//! - [`index`]: [`DicomInstance`] → [`IndexAttributes`] and DICOM JSON (PS3.18 §F.2).
+//! - [`pixels`]: a parsed object → [`PixelArray`] `[frames, rows, columns, samples]`.
+//! - [`render`]: [`PixelArray`] → 8-bit grey or RGB frame, PNG, or f32 modality values.
+//! - [`stow`]: STOW-RS multipart reading and the response body (PS3.18 §10.5).
+
+#![forbid(unsafe_code)]
+
+mod charset;
+pub mod index;
+mod jpeg_dct;
+pub mod parse;
+pub mod pixels;
+pub mod render;
+pub mod stow;
+
+pub use index::{IndexAttributes, IndexError, index_attributes, metadata_json, qido_json};
+pub use parse::{DicomInstance, ParseError, parse, read};
+pub use pixels::{PixelArray, PixelError, Samples, decode_pixels};
+pub use render::{
+    FrameValues, RenderError, RenderOptions, RenderedFrame, Window, modality_values, render_frame,
+};
+pub use stow::{
+    FailureReason, StowError, StowLimits, StowPart, StowReader, StowResponse, WarningReason,
+};

@@ -10,6 +10,7 @@ pub mod audit;
 mod blob;
 mod error;
 mod identity;
+mod notes;
 mod records;
 mod repository;
 mod sql;
@@ -21,15 +22,20 @@ pub use audit::{
 pub use blob::{BlobError, BlobKey, BlobStore};
 pub use error::StoreError;
 pub use identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
-pub use records::{DecodeStatus, InstanceRecord, NewInstance, PutOutcome, StudyRecord};
+pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
+pub use records::{
+    DecodeStatus, InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery,
+    SeriesRecord, StudyQuery, StudyRecord, like_pattern,
+};
 pub use repository::{
     AuditRepository, Backend, DatabaseUrl, IdentityRepository, ImagingRepository, LockoutPolicy,
-    PoolOptions, Repository, RepositoryCore, connect, verify_chain,
+    NotesRepository, PoolOptions, Repository, RepositoryCore, connect, verify_chain,
 };
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {
     pub use crate::repository::{
-        AuditRepository, IdentityRepository, ImagingRepository, Repository, RepositoryCore,
+        AuditRepository, IdentityRepository, ImagingRepository, NotesRepository, Repository,
+        RepositoryCore,
     };
 }

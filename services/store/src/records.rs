@@ -92,6 +92,8 @@ pub struct NewInstance {
     pub decode_reason: Option<String>,
     /// The indexed attributes as DICOM JSON (PS3.18 §F.2), returned by QIDO-RS.
     pub attributes: serde_json::Value,
+    /// Who stored it (API key or user id), for read-back of own submissions.
+    pub submitted_by: Option<String>,
 }
 
 /// What indexing an instance did. Re-sending the same SOP Instance UID with
@@ -142,6 +144,8 @@ pub struct InstanceRecord {
     pub attributes: serde_json::Value,
     /// When the instance was first stored.
     pub received_at: DateTime<Utc>,
+    /// Who stored it.
+    pub submitted_by: Option<String>,
 }
 
 /// An indexed study.
@@ -163,4 +167,106 @@ pub struct StudyRecord {
     pub modalities: Vec<String>,
     /// Number of instances indexed.
     pub instance_count: i64,
+    /// Number of series.
+    pub series_count: i64,
+    /// DICOM JSON of one of its instances (for the study-level tags).
+    pub attributes: serde_json::Value,
+}
+
+/// Match keys of a QIDO-RS study search (PS3.18 §10.6.1.2, matching per
+/// PS3.4 §C.2.2.2): `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct StudyQuery {
+    /// Patient ID (0010,0020): single value, `*` and `?` wildcards allowed.
+    pub patient_id: Option<String>,
+    /// Patient's Name (0010,0010): wildcards, case-insensitive.
+    pub patient_name: Option<String>,
+    /// Accession Number (0008,0050): single value, wildcards allowed.
+    pub accession_number: Option<String>,
+    /// Study Date (0008,0020) range, inclusive, `YYYYMMDD` each end.
+    pub study_date_from: Option<String>,
+    /// Upper end of the Study Date range.
+    pub study_date_to: Option<String>,
+    /// Modalities in Study (0008,0061): a study matches if any series has it.
+    pub modality: Option<String>,
+    /// Study Instance UID (0020,000D): list of UID matching.
+    pub study_instance_uids: Vec<String>,
+    /// Only studies holding an instance stored by this submitter (an
+    /// integration client reads back its own submissions only).
+    pub submitted_by: Option<String>,
+    /// Most results.
+    pub limit: i64,
+    /// Results to skip.
+    pub offset: i64,
+}
+
+/// Match keys of a QIDO-RS series search within a study.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesQuery {
+    /// Modality (0008,0060), single value or wildcards.
+    pub modality: Option<String>,
+    /// Series Instance UID (0020,000E): list of UID matching.
+    pub series_instance_uids: Vec<String>,
+    /// Series Number (0020,0011).
+    pub series_number: Option<i32>,
+    /// Only series holding an instance stored by this submitter.
+    pub submitted_by: Option<String>,
+    /// Most results.
+    pub limit: i64,
+    /// Results to skip.
+    pub offset: i64,
+}
+
+/// Match keys of a QIDO-RS instance search within a series (or study).
+#[derive(Debug, Clone, Default)]
+pub struct InstanceQuery {
+    /// Restrict to this series.
+    pub series_instance_uid: Option<String>,
+    /// SOP Instance UID (0008,0018): list of UID matching.
+    pub sop_instance_uids: Vec<String>,
+    /// SOP Class UID (0008,0016): list of UID matching.
+    pub sop_class_uids: Vec<String>,
+    /// Instance Number (0020,0013).
+    pub instance_number: Option<i32>,
+    /// Only instances stored by this submitter.
+    pub submitted_by: Option<String>,
+    /// Most results.
+    pub limit: i64,
+    /// Results to skip.
+    pub offset: i64,
+}
+
+/// A series as QIDO-RS returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRecord {
+    /// Series Instance UID (0020,000E).
+    pub series_instance_uid: SeriesInstanceUid,
+    /// Study Instance UID (0020,000D).
+    pub study_instance_uid: StudyInstanceUid,
+    /// Modality (0008,0060).
+    pub modality: Option<String>,
+    /// Series Number (0020,0011).
+    pub series_number: Option<i32>,
+    /// Number of Series Related Instances (0020,1209).
+    pub instance_count: i64,
+    /// DICOM JSON of one of its instances (series- and study-level tags).
+    pub attributes: serde_json::Value,
+}
+
+/// Translates a DICOM wildcard pattern (PS3.4 §C.2.2.2.4: `*` any run, `?`
+/// one character) into a SQL `LIKE` pattern with `\` as the escape.
+pub fn like_pattern(dicom: &str) -> String {
+    let mut out = String::with_capacity(dicom.len());
+    for c in dicom.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }

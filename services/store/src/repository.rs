@@ -15,7 +15,11 @@ use uuid::Uuid;
 use crate::StoreError;
 use crate::audit::{AuditFilter, AuditRecord, ChainReport, ChainVerifier, StoredAuditEvent};
 use crate::identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
-use crate::records::{InstanceRecord, NewInstance, PutOutcome, StudyRecord};
+use crate::notes::{NewNote, NoteFilter, NoteRecord, NoteSummary};
+use crate::records::{
+    InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery, SeriesRecord, StudyQuery,
+    StudyRecord,
+};
 use crate::sql::{PgRepository, SqliteRepository};
 
 /// Which database a repository talks to.
@@ -130,12 +134,12 @@ impl Default for LockoutPolicy {
 /// takes the [`AuditRecord`] of that change and appends it to the audit chain
 /// in the same transaction.
 pub trait Repository:
-    RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository
+    RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository + NotesRepository
 {
 }
 
 impl<T> Repository for T where
-    T: RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository
+    T: RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository + NotesRepository
 {
 }
 
@@ -199,6 +203,35 @@ pub trait ImagingRepository: Send + Sync {
     async fn study_instances(
         &self,
         uid: &StudyInstanceUid,
+    ) -> Result<Vec<InstanceRecord>, StoreError>;
+
+    /// QIDO-RS study search (PS3.18 §10.6), newest study date first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn search_studies(&self, query: &StudyQuery) -> Result<Vec<StudyRecord>, StoreError>;
+
+    /// QIDO-RS series search within a study, by series number.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn search_series(
+        &self,
+        study: &StudyInstanceUid,
+        query: &SeriesQuery,
+    ) -> Result<Vec<SeriesRecord>, StoreError>;
+
+    /// QIDO-RS instance search within a study (and a series, if given).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn search_instances(
+        &self,
+        study: &StudyInstanceUid,
+        query: &InstanceQuery,
     ) -> Result<Vec<InstanceRecord>, StoreError>;
 
     /// How many conflicting re-sends were recorded for a SOP Instance UID.
@@ -338,6 +371,33 @@ pub trait IdentityRepository: Send + Sync {
     ///
     /// [`StoreError::Query`].
     async fn revoke_api_key(&self, id: &str, audit: &AuditRecord) -> Result<bool, StoreError>;
+}
+
+/// Clinical notes with their analysis.
+#[async_trait]
+pub trait NotesRepository: Send + Sync {
+    /// Stores a note and appends `audit`, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] when a note with this id exists,
+    /// [`StoreError::Query`] when the database fails; nothing is stored then.
+    async fn put_note(&self, note: &NewNote, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    /// One note by id, with its text and analysis.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn note(&self, id: Uuid) -> Result<Option<NoteRecord>, StoreError>;
+
+    /// Summaries of the notes matching `filter`, oldest first, at most
+    /// `filter.limit` (default 100, at most 1,000).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn notes(&self, filter: &NoteFilter) -> Result<Vec<NoteSummary>, StoreError>;
 }
 
 /// The audit trail: append-only, hash chained.

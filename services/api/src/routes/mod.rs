@@ -5,7 +5,9 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod dicomweb;
 pub(crate) mod health;
+pub(crate) mod notes;
 
 use actix_web::http::Method;
 use actix_web::{Route, web};
@@ -44,6 +46,11 @@ fn spec(method: Method, path: &'static str, access: Access, route: fn() -> Route
 use Access::{Any, Public};
 use Permission as P;
 
+/// STOW-RS: integration clients (the PACS).
+const STORE: Access = Any(&[P::StoreInstances]);
+/// QIDO-RS and WADO-RS: clinicians, and integration clients for what they sent.
+const READ_IMAGES: Access = Any(&[P::ReadImages, P::ReadOwnSubmissions]);
+
 /// Every route of the application.
 pub fn table() -> &'static [RouteSpec] {
     static TABLE: std::sync::LazyLock<Vec<RouteSpec>> = std::sync::LazyLock::new(build_table);
@@ -73,6 +80,102 @@ fn build_table() -> Vec<RouteSpec> {
         spec(Method::GET, "/audit/verify", Any(&[P::ReadAudit]), || {
             web::get().to(audit::verify)
         }),
+        // DICOMweb, PS3.18.
+        spec(Method::POST, "/dicom-web/studies", STORE, || {
+            web::post().to(dicomweb::stow)
+        }),
+        spec(Method::POST, "/dicom-web/studies/{study}", STORE, || {
+            web::post().to(dicomweb::stow_study)
+        }),
+        spec(Method::GET, "/dicom-web/studies", READ_IMAGES, || {
+            web::get().to(dicomweb::search_studies)
+        }),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}",
+            READ_IMAGES,
+            || web::get().to(dicomweb::retrieve_study),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/metadata",
+            READ_IMAGES,
+            || web::get().to(dicomweb::study_metadata),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series",
+            READ_IMAGES,
+            || web::get().to(dicomweb::search_series),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/instances",
+            READ_IMAGES,
+            || web::get().to(dicomweb::search_study_instances),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}",
+            READ_IMAGES,
+            || web::get().to(dicomweb::retrieve_series),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/metadata",
+            READ_IMAGES,
+            || web::get().to(dicomweb::series_metadata),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances",
+            READ_IMAGES,
+            || web::get().to(dicomweb::search_series_instances),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}",
+            READ_IMAGES,
+            || web::get().to(dicomweb::retrieve_instance),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata",
+            READ_IMAGES,
+            || web::get().to(dicomweb::instance_metadata),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
+            READ_IMAGES,
+            || web::get().to(dicomweb::instance_rendered),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
+            READ_IMAGES,
+            || web::get().to(dicomweb::frame_rendered),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}",
+            READ_IMAGES,
+            || web::get().to(dicomweb::bulk_data),
+        ),
+        spec(Method::POST, "/notes", Any(&[P::SubmitNotes]), || {
+            web::post().to(notes::submit)
+        }),
+        spec(Method::GET, "/notes", Any(&[P::ReadNotes]), || {
+            web::get().to(notes::list)
+        }),
+        // Integration clients read back only their own notes: the handler
+        // answers 404 for the others.
+        spec(
+            Method::GET,
+            "/notes/{id}",
+            Any(&[P::ReadNotes, P::ReadOwnSubmissions]),
+            || web::get().to(notes::read),
+        ),
     ]
 }
 

@@ -21,7 +21,7 @@ pub(crate) fn id_corrupt(what: &'static str) -> impl Fn(fusion_schemas::IdError)
 /// Columns of an instance row, in the order [`instance_from_parts`] takes.
 pub(crate) const INSTANCE_COLUMNS: &str = "sop_instance_uid, series_instance_uid, study_instance_uid, \
      sop_class_uid, transfer_syntax_uid, rows, columns, frames, blob_key, size_bytes, \
-     decode_status, decode_reason, attributes, received_at";
+     decode_status, decode_reason, attributes, received_at, submitted_by";
 
 pub(crate) type InstanceTuple = (
     String,
@@ -38,6 +38,7 @@ pub(crate) type InstanceTuple = (
     Option<String>,
     Json<serde_json::Value>,
     DateTime<Utc>,
+    Option<String>,
 );
 
 pub(crate) fn instance_from_parts(t: InstanceTuple) -> Result<InstanceRecord, StoreError> {
@@ -59,6 +60,7 @@ pub(crate) fn instance_from_parts(t: InstanceTuple) -> Result<InstanceRecord, St
         decode_reason: t.11,
         attributes: t.12.0,
         received_at: t.13,
+        submitted_by: t.14,
     })
 }
 
@@ -71,7 +73,84 @@ pub(crate) type StudyTuple = (
     Option<String>,
     Json<Vec<String>>,
     i64,
+    i64,
+    Json<serde_json::Value>,
 );
+
+/// The columns of a study result, in [`StudyTuple`] order.
+pub(crate) const STUDY_COLUMNS: &str = "s.study_instance_uid, s.patient_id, s.patient_name, \
+     s.accession_number, s.study_date, s.description, s.modalities, \
+     (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = s.study_instance_uid), \
+     (SELECT COUNT(*) FROM series se WHERE se.study_instance_uid = s.study_instance_uid), \
+     COALESCE((SELECT i.attributes FROM instances i WHERE i.study_instance_uid = s.study_instance_uid \
+       ORDER BY i.received_at, i.sop_instance_uid LIMIT 1), '{}')";
+
+pub(crate) type SeriesTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<i32>,
+    i64,
+    Json<serde_json::Value>,
+);
+
+/// The columns of a series result, in [`SeriesTuple`] order.
+pub(crate) const SERIES_COLUMNS: &str = "se.series_instance_uid, se.study_instance_uid, se.modality, \
+     se.series_number, \
+     (SELECT COUNT(*) FROM instances i WHERE i.series_instance_uid = se.series_instance_uid), \
+     COALESCE((SELECT i.attributes FROM instances i WHERE i.series_instance_uid = se.series_instance_uid \
+       ORDER BY i.received_at, i.sop_instance_uid LIMIT 1), '{}')";
+
+pub(crate) fn series_from_parts(t: SeriesTuple) -> Result<crate::SeriesRecord, StoreError> {
+    Ok(crate::SeriesRecord {
+        series_instance_uid: SeriesInstanceUid::parse(&t.0)
+            .map_err(id_corrupt("series_instance_uid"))?,
+        study_instance_uid: StudyInstanceUid::parse(&t.1)
+            .map_err(id_corrupt("study_instance_uid"))?,
+        modality: t.2,
+        series_number: t.3,
+        instance_count: t.4,
+        attributes: t.5.0,
+    })
+}
+
+/// Adds `AND <column> = value`, or `LIKE` when the value has DICOM wildcards.
+pub(crate) fn push_match<DB: sqlx::Database>(
+    qb: &mut sqlx::QueryBuilder<DB>,
+    column: &str,
+    value: &str,
+    like: &str,
+) where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    if value.contains(['*', '?']) {
+        qb.push(format!(" AND {column} {like} "))
+            .push_bind(crate::records::like_pattern(value))
+            .push(" ESCAPE '\\'");
+    } else {
+        qb.push(format!(" AND {column} = "))
+            .push_bind(value.to_owned());
+    }
+}
+
+/// Adds `AND <column> IN (…)` for list-of-UID matching.
+pub(crate) fn push_in<DB: sqlx::Database>(
+    qb: &mut sqlx::QueryBuilder<DB>,
+    column: &str,
+    values: &[String],
+) where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    if values.is_empty() {
+        return;
+    }
+    qb.push(format!(" AND {column} IN ("));
+    let mut list = qb.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    list.push_unseparated(")");
+}
 
 pub(crate) fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError> {
     Ok(StudyRecord {
@@ -94,6 +173,8 @@ pub(crate) fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError>
         description: t.5,
         modalities: t.6.0,
         instance_count: t.7,
+        series_count: t.8,
+        attributes: t.9.0,
     })
 }
 
@@ -102,7 +183,8 @@ macro_rules! impl_imaging {
         $name:ident, $db:ty,
         begin_write = $begin:literal,
         lock_study = $lock_study:literal,
-        refresh_modalities = $refresh_modalities:literal $(,)?
+        refresh_modalities = $refresh_modalities:literal,
+        ilike = $ilike:literal $(,)?
     ) => {
         #[async_trait::async_trait]
         impl crate::ImagingRepository for $name {
@@ -157,8 +239,8 @@ macro_rules! impl_imaging {
                     "INSERT INTO instances (sop_instance_uid, series_instance_uid, \
                      study_instance_uid, sop_class_uid, transfer_syntax_uid, instance_number, \
                      rows, columns, frames, blob_key, size_bytes, decode_status, decode_reason, \
-                     attributes, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                     attributes, received_at, submitted_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                      ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING sop_instance_uid",
                 )
                 .bind(new.sop_instance_uid.as_str())
@@ -176,6 +258,7 @@ macro_rules! impl_imaging {
                 .bind(new.decode_reason.as_deref())
                 .bind(sqlx::types::Json(&new.attributes))
                 .bind(now)
+                .bind(new.submitted_by.as_deref())
                 .fetch_optional(&mut *tx)
                 .await?;
                 let outcome = if inserted.is_some() {
@@ -242,13 +325,11 @@ macro_rules! impl_imaging {
                 &self,
                 uid: &fusion_schemas::StudyInstanceUid,
             ) -> Result<Option<crate::StudyRecord>, StoreError> {
-                let row: Option<$crate::sql::imaging::StudyTuple> = sqlx::query_as(
-                    "SELECT s.study_instance_uid, s.patient_id, s.patient_name, \
-                     s.accession_number, s.study_date, s.description, s.modalities, \
-                     (SELECT COUNT(*) FROM instances i \
-                      WHERE i.study_instance_uid = s.study_instance_uid) \
-                     FROM studies s WHERE s.study_instance_uid = $1",
-                )
+                let sql = format!(
+                    "SELECT {} FROM studies s WHERE s.study_instance_uid = $1",
+                    $crate::sql::imaging::STUDY_COLUMNS
+                );
+                let row: Option<$crate::sql::imaging::StudyTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(uid.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -269,6 +350,119 @@ macro_rules! impl_imaging {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map($crate::sql::imaging::instance_from_parts).collect()
+            }
+
+            async fn search_studies(
+                &self,
+                q: &crate::StudyQuery,
+            ) -> Result<Vec<crate::StudyRecord>, StoreError> {
+                use $crate::sql::imaging::{push_in, push_match};
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM studies s WHERE 1 = 1",
+                    $crate::sql::imaging::STUDY_COLUMNS
+                ));
+                if let Some(v) = &q.patient_id {
+                    push_match(&mut qb, "s.patient_id", v, "LIKE");
+                }
+                if let Some(v) = &q.patient_name {
+                    push_match(&mut qb, "s.patient_name", v, $ilike);
+                }
+                if let Some(v) = &q.accession_number {
+                    push_match(&mut qb, "s.accession_number", v, "LIKE");
+                }
+                if let Some(v) = &q.study_date_from {
+                    qb.push(" AND s.study_date >= ").push_bind(v.clone());
+                }
+                if let Some(v) = &q.study_date_to {
+                    qb.push(" AND s.study_date <= ").push_bind(v.clone());
+                }
+                if let Some(v) = &q.modality {
+                    qb.push(" AND EXISTS (SELECT 1 FROM series m WHERE m.study_instance_uid = s.study_instance_uid");
+                    push_match(&mut qb, "m.modality", v, "LIKE");
+                    qb.push(")");
+                }
+                push_in(&mut qb, "s.study_instance_uid", &q.study_instance_uids);
+                if let Some(v) = &q.submitted_by {
+                    qb.push(" AND EXISTS (SELECT 1 FROM instances o WHERE o.study_instance_uid = s.study_instance_uid AND o.submitted_by = ")
+                        .push_bind(v.clone())
+                        .push(")");
+                }
+                qb.push(" ORDER BY s.study_date DESC, s.study_instance_uid LIMIT ")
+                    .push_bind(q.limit)
+                    .push(" OFFSET ")
+                    .push_bind(q.offset);
+                let rows: Vec<$crate::sql::imaging::StudyTuple> =
+                    qb.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter()
+                    .map($crate::sql::imaging::study_from_parts)
+                    .collect()
+            }
+
+            async fn search_series(
+                &self,
+                study: &fusion_schemas::StudyInstanceUid,
+                q: &crate::SeriesQuery,
+            ) -> Result<Vec<crate::SeriesRecord>, StoreError> {
+                use $crate::sql::imaging::{push_in, push_match};
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM series se WHERE se.study_instance_uid = ",
+                    $crate::sql::imaging::SERIES_COLUMNS
+                ));
+                qb.push_bind(study.as_str().to_owned());
+                if let Some(v) = &q.modality {
+                    push_match(&mut qb, "se.modality", v, "LIKE");
+                }
+                push_in(&mut qb, "se.series_instance_uid", &q.series_instance_uids);
+                if let Some(n) = q.series_number {
+                    qb.push(" AND se.series_number = ").push_bind(n);
+                }
+                if let Some(v) = &q.submitted_by {
+                    qb.push(" AND EXISTS (SELECT 1 FROM instances o WHERE o.series_instance_uid = se.series_instance_uid AND o.submitted_by = ")
+                        .push_bind(v.clone())
+                        .push(")");
+                }
+                qb.push(" ORDER BY se.series_number, se.series_instance_uid LIMIT ")
+                    .push_bind(q.limit)
+                    .push(" OFFSET ")
+                    .push_bind(q.offset);
+                let rows: Vec<$crate::sql::imaging::SeriesTuple> =
+                    qb.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter()
+                    .map($crate::sql::imaging::series_from_parts)
+                    .collect()
+            }
+
+            async fn search_instances(
+                &self,
+                study: &fusion_schemas::StudyInstanceUid,
+                q: &crate::InstanceQuery,
+            ) -> Result<Vec<crate::InstanceRecord>, StoreError> {
+                use $crate::sql::imaging::push_in;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM instances WHERE study_instance_uid = ",
+                    $crate::sql::imaging::INSTANCE_COLUMNS
+                ));
+                qb.push_bind(study.as_str().to_owned());
+                if let Some(v) = &q.series_instance_uid {
+                    qb.push(" AND series_instance_uid = ").push_bind(v.clone());
+                }
+                push_in(&mut qb, "sop_instance_uid", &q.sop_instance_uids);
+                push_in(&mut qb, "sop_class_uid", &q.sop_class_uids);
+                if let Some(n) = q.instance_number {
+                    qb.push(" AND instance_number = ").push_bind(n);
+                }
+                if let Some(v) = &q.submitted_by {
+                    qb.push(" AND submitted_by = ").push_bind(v.clone());
+                }
+                qb.push(" ORDER BY series_instance_uid, instance_number, sop_instance_uid LIMIT ")
+                    .push_bind(q.limit)
+                    .push(" OFFSET ")
+                    .push_bind(q.offset);
+                let rows: Vec<$crate::sql::imaging::InstanceTuple> =
+                    qb.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter()
+                    .map($crate::sql::imaging::instance_from_parts)
+                    .collect()
             }
 
             async fn conflict_count(&self, uid: &fusion_schemas::SopInstanceUid) -> Result<i64, StoreError> {

@@ -9,6 +9,8 @@ mod audit;
 mod identity;
 #[macro_use]
 mod imaging;
+#[macro_use]
+mod notes;
 
 use crate::StoreError;
 
@@ -111,6 +113,7 @@ impl_imaging!(
     refresh_modalities = "UPDATE studies SET modalities = COALESCE((SELECT jsonb_agg(DISTINCT modality ORDER BY modality) \
         FROM series WHERE study_instance_uid = $1 AND modality IS NOT NULL), '[]'::jsonb), updated_at = $2 \
         WHERE study_instance_uid = $1",
+    ilike = "ILIKE",
 );
 impl_imaging!(
     SqliteRepository,
@@ -120,6 +123,14 @@ impl_imaging!(
     refresh_modalities = "UPDATE studies SET modalities = COALESCE((SELECT json_group_array(modality) FROM \
         (SELECT DISTINCT modality FROM series WHERE study_instance_uid = $1 AND modality IS NOT NULL ORDER BY modality)), '[]'), \
         updated_at = $2 WHERE study_instance_uid = $1",
+    ilike = "LIKE",
+);
+
+impl_notes!(PgRepository, sqlx::Postgres, begin_write = "BEGIN");
+impl_notes!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE"
 );
 
 /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].

@@ -1,0 +1,370 @@
+//! Sentence embeddings of clinical text with all-MiniLM-L6-v2: a 6-layer,
+//! 384-wide BERT distilled by MiniLM (Wang et al., NeurIPS 2020) and trained
+//! as a Sentence-BERT bi-encoder (Reimers & Gurevych, EMNLP 2019).
+//!
+//! The encoder runs `candle_transformers::models::bert::BertModel` on word
+//! pieces from the package's `tokenizer.json`, mean-pools the last hidden
+//! states over the attention mask and L2-normalises, as the package's
+//! `1_Pooling/config.json` says. The shipped tokenizer pads and truncates at
+//! 128 tokens; both are switched off here and sequences are built by hand, so
+//! padding never enters the mean and nothing is silently cut: a text longer
+//! than `max_tokens` (256) is split into overlapping windows whose embeddings
+//! are averaged and re-normalised.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::Tokenizer;
+
+use crate::package::{
+    Architecture, EmbeddingOutput, InputSpec, ModelPackage, OutputSpec, PackageError, TextInput,
+};
+
+/// Width of an all-MiniLM-L6-v2 embedding.
+pub const EMBEDDING_DIM: usize = 384;
+
+/// One sentence embedding: 384 values with Euclidean norm 1 (cosine
+/// similarity is the dot product).
+pub type Embedding = [f32; EMBEDDING_DIM];
+
+/// Sequences per forward pass; chunks are sorted by length first so a batch
+/// carries little padding.
+pub const BATCH_SIZE: usize = 32;
+
+/// Why the encoder could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum TextEncoderError {
+    /// The package failed to load or verify.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The package is not a BERT sentence encoder of the expected shape.
+    #[error("package `{name}` is not a {EMBEDDING_DIM}-d BERT sentence encoder: {reason}")]
+    WrongPackage {
+        /// The package's name.
+        name: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// `config.json` could not be parsed.
+    #[error("{file}: {message}")]
+    Config {
+        /// The config file, relative to the package.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The tokenizer could not be loaded or failed on an input.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A tensor operation failed (shape, device, or weights).
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// A loaded all-MiniLM-L6-v2 encoder. Build once at start-up
+/// ([`TextEncoder::load`]) and share; `embed` takes `&self`.
+pub struct TextEncoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    cls_id: u32,
+    sep_id: u32,
+    pad_id: u32,
+    max_tokens: usize,
+    chunk_stride: usize,
+}
+
+impl std::fmt::Debug for TextEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEncoder")
+            .field("device", &self.device)
+            .field("max_tokens", &self.max_tokens)
+            .field("chunk_stride", &self.chunk_stride)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TextEncoder {
+    /// Loads and verifies the package in `dir` (see [`ModelPackage::load`])
+    /// and builds the encoder on `device`.
+    ///
+    /// # Errors
+    /// [`TextEncoderError::Package`] when the package is missing files (run
+    /// `scripts/fetch-models`) or fails its checksums, and the errors of
+    /// [`TextEncoder::from_package`].
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, TextEncoderError> {
+        Self::from_package(&ModelPackage::load(dir)?, device)
+    }
+
+    /// Builds the encoder from a loaded package: weights, `config.json` and
+    /// the tokenizer are read into memory and re-verified against the
+    /// manifest's SHA-256 (no memory mapping, no `unsafe`).
+    ///
+    /// # Errors
+    /// [`TextEncoderError::WrongPackage`] unless the manifest describes a
+    /// BERT text encoder with a 384-d mean-pooled, normalised output;
+    /// [`TextEncoderError::Config`], [`TextEncoderError::Tokenizer`] or
+    /// [`TextEncoderError::Candle`] when a file does not parse or the
+    /// weights do not fit the config.
+    pub fn from_package(pkg: &ModelPackage, device: &Device) -> Result<Self, TextEncoderError> {
+        let m = pkg.manifest();
+        let wrong = |reason: String| TextEncoderError::WrongPackage {
+            name: m.name.clone(),
+            reason,
+        };
+        if m.architecture != Architecture::Bert {
+            return Err(wrong(format!("architecture is {:?}", m.architecture)));
+        }
+        let InputSpec::Text(TextInput {
+            tokenizer,
+            max_tokens,
+            chunk_stride,
+        }) = &m.input
+        else {
+            return Err(wrong("input is not text".to_owned()));
+        };
+        match m.output {
+            OutputSpec::Embedding(EmbeddingOutput {
+                dimension: EMBEDDING_DIM,
+                normalize: true,
+                ..
+            }) => {}
+            _ => {
+                return Err(wrong(format!(
+                    "output must be a normalised {EMBEDDING_DIM}-d embedding"
+                )));
+            }
+        }
+        let config_bytes = pkg.read_verified("config.json")?;
+        let config: Config =
+            serde_json::from_slice(&config_bytes).map_err(|e| TextEncoderError::Config {
+                file: "config.json".to_owned(),
+                message: e.to_string(),
+            })?;
+        if config.hidden_size != EMBEDDING_DIM {
+            return Err(wrong(format!(
+                "config.json hidden_size {}",
+                config.hidden_size
+            )));
+        }
+        if *max_tokens > config.max_position_embeddings {
+            return Err(wrong(format!(
+                "max_tokens {max_tokens} exceeds max_position_embeddings {}",
+                config.max_position_embeddings
+            )));
+        }
+        let vb = VarBuilder::from_buffered_safetensors(pkg.read_weights()?, DType::F32, device)?;
+        let model = BertModel::load(vb, &config)?;
+
+        let mut tok = Tokenizer::from_bytes(pkg.read_verified(tokenizer)?)
+            .map_err(|e| TextEncoderError::Tokenizer(e.to_string()))?;
+        // The shipped tokenizer.json pads to 128 and truncates at 128; we
+        // build padded, windowed sequences ourselves.
+        tok.with_padding(None);
+        tok.with_truncation(None)
+            .map_err(|e| TextEncoderError::Tokenizer(e.to_string()))?;
+        let id = |t: &str| {
+            tok.token_to_id(t).ok_or_else(|| {
+                TextEncoderError::Tokenizer(format!("no {t} token in the vocabulary"))
+            })
+        };
+        let (cls_id, sep_id, pad_id) = (id("[CLS]")?, id("[SEP]")?, id("[PAD]")?);
+        Ok(Self {
+            model,
+            tokenizer: tok,
+            device: device.clone(),
+            cls_id,
+            sep_id,
+            pad_id,
+            max_tokens: *max_tokens,
+            chunk_stride: *chunk_stride,
+        })
+    }
+
+    /// The device the model runs on.
+    #[must_use]
+    pub const fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Word-piece ids of `text` without special tokens, no truncation.
+    ///
+    /// # Errors
+    /// [`TextEncoderError::Tokenizer`] if the tokenizer fails.
+    pub fn word_pieces(&self, text: &str) -> Result<Vec<u32>, TextEncoderError> {
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| TextEncoderError::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// The token sequences `text` is encoded as, each `[CLS] … [SEP]` and at
+    /// most `max_tokens` long: one for a short text; for a longer one,
+    /// windows of `max_tokens − 2` word pieces starting every `chunk_stride`
+    /// word pieces, the last ending at the text's end.
+    ///
+    /// # Errors
+    /// [`TextEncoderError::Tokenizer`] if the tokenizer fails.
+    pub fn sequences(&self, text: &str) -> Result<Vec<Vec<u32>>, TextEncoderError> {
+        let pieces = self.word_pieces(text)?;
+        let window = self.max_tokens - 2;
+        let wrap = |chunk: &[u32]| {
+            let mut seq = Vec::with_capacity(chunk.len() + 2);
+            seq.push(self.cls_id);
+            seq.extend_from_slice(chunk);
+            seq.push(self.sep_id);
+            seq
+        };
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + window).min(pieces.len());
+            out.push(wrap(&pieces[start..end]));
+            if end == pieces.len() {
+                break;
+            }
+            start += self.chunk_stride;
+        }
+        Ok(out)
+    }
+
+    /// Embeds each text: `[N]` texts → N unit-length 384-d vectors, in order.
+    /// Texts over `max_tokens` are chunked (see [`TextEncoder::sequences`]);
+    /// their chunk embeddings are averaged and re-normalised. An empty text
+    /// embeds `[CLS] [SEP]`.
+    ///
+    /// # Errors
+    /// [`TextEncoderError::Tokenizer`] or [`TextEncoderError::Candle`].
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, TextEncoderError> {
+        // (text index, sequence) for every chunk of every text.
+        let mut seqs: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            seqs.extend(self.sequences(text)?.into_iter().map(|s| (i, s)));
+        }
+        seqs.sort_by_key(|(_, s)| s.len());
+        let mut sums = vec![[0.0_f32; EMBEDDING_DIM]; texts.len()];
+        for batch in seqs.chunks(BATCH_SIZE) {
+            let pooled = self.encode_batch(batch.iter().map(|(_, s)| s.as_slice()))?;
+            for ((text, _), row) in batch.iter().zip(pooled) {
+                for (acc, v) in sums[*text].iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+        }
+        // A chunk's embedding already has norm 1; the mean of several is
+        // shorter, so normalise again. A single chunk is unchanged.
+        for sum in &mut sums {
+            normalise(sum);
+        }
+        Ok(sums)
+    }
+
+    /// Embeds prepared token sequences (e.g. from [`TextEncoder::sequences`]),
+    /// each on its own: mean-pooled and L2-normalised, no chunk averaging.
+    /// Sequences longer than `max_tokens` are refused.
+    ///
+    /// # Errors
+    /// [`TextEncoderError::Tokenizer`] for an over-long sequence,
+    /// [`TextEncoderError::Candle`] for an id outside the vocabulary.
+    pub fn embed_sequences(&self, seqs: &[Vec<u32>]) -> Result<Vec<Embedding>, TextEncoderError> {
+        if let Some(s) = seqs.iter().find(|s| s.len() > self.max_tokens) {
+            return Err(TextEncoderError::Tokenizer(format!(
+                "sequence of {} tokens exceeds max_tokens {}",
+                s.len(),
+                self.max_tokens
+            )));
+        }
+        let mut out = Vec::with_capacity(seqs.len());
+        for batch in seqs.chunks(BATCH_SIZE) {
+            out.extend(self.encode_batch(batch.iter().map(Vec::as_slice))?);
+        }
+        Ok(out)
+    }
+
+    /// As [`TextEncoder::embed`], as a tensor `[N, 384]` on the encoder's
+    /// device.
+    ///
+    /// # Errors
+    /// As [`TextEncoder::embed`].
+    pub fn embed_tensor(&self, texts: &[&str]) -> Result<Tensor, TextEncoderError> {
+        let rows = self.embed(texts)?;
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Ok(Tensor::from_vec(
+            flat,
+            (texts.len(), EMBEDDING_DIM),
+            &self.device,
+        )?)
+    }
+
+    /// Runs one padded batch of `[CLS] … [SEP]` sequences and returns each
+    /// sequence's mean-pooled, L2-normalised embedding.
+    fn encode_batch<'a>(
+        &self,
+        seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+    ) -> Result<Vec<Embedding>, TextEncoderError> {
+        let batch = seqs.len();
+        let len = seqs.clone().map(<[u32]>::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch * len);
+        let mut mask = Vec::with_capacity(batch * len);
+        for seq in seqs {
+            ids.extend_from_slice(seq);
+            ids.extend(std::iter::repeat_n(self.pad_id, len - seq.len()));
+            mask.extend(std::iter::repeat_n(1_u32, seq.len()));
+            mask.extend(std::iter::repeat_n(0_u32, len - seq.len()));
+        }
+        let ids = Tensor::from_vec(ids, (batch, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (batch, len), &self.device)?;
+        let token_types = ids.zeros_like()?;
+        // [B, L, 384] last hidden states; padding positions are masked out of
+        // attention by BertModel and out of the mean below.
+        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // [B, L, 1]
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // [B, 384]
+        let counts = mask.sum(1)?; // [B, 1], ≥ 2 ([CLS] and [SEP])
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?; // [B, 1]
+        let unit = mean.broadcast_div(&norms.clamp(1e-12, f32::INFINITY)?)?;
+        unit.to_vec2::<f32>()?
+            .into_iter()
+            .map(|row| {
+                <Embedding>::try_from(row.as_slice()).map_err(|_| {
+                    TextEncoderError::Candle(candle_core::Error::Msg(format!(
+                        "pooled width {} is not {EMBEDDING_DIM}",
+                        row.len()
+                    )))
+                })
+            })
+            .collect()
+    }
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in v {
+            *x /= norm;
+        }
+    }
+}
+
+/// Cosine similarity of two vectors of equal length, in [−1, 1] (0 when
+/// either is zero); computed in f64.
+#[must_use]
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0.0_f64, 0.0_f64, 0.0_f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}

@@ -1,0 +1,164 @@
+//! all-MiniLM-L6-v2 in candle against float64 numpy reference vectors
+//! (models/convert/minilm_reference.py). Needs `scripts/fetch-models --text-only`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use candle_core::Device;
+use fusion_models::text_encoder::{EMBEDDING_DIM, TextEncoder, cosine};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    model_sha256: String,
+    tokenizer_sha256: String,
+    sentences: Vec<Sentence>,
+}
+
+#[derive(Deserialize)]
+struct Sentence {
+    text: String,
+    token_ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn reference() -> Reference {
+    let text = std::fs::read_to_string(common::fixture("minilm_reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn encoder() -> TextEncoder {
+    TextEncoder::load(common::fetched_package("minilm-l6-v2"), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn reference_fixture_matches_the_pinned_files() {
+    let r = reference();
+    let pkg = fusion_models::ModelPackage::read_manifest(
+        fusion_models::package::default_packages_dir().join("minilm-l6-v2"),
+    )
+    .unwrap();
+    assert_eq!(
+        pkg.file("model.safetensors").unwrap().sha256,
+        r.model_sha256
+    );
+    assert_eq!(
+        pkg.file("tokenizer.json").unwrap().sha256,
+        r.tokenizer_sha256
+    );
+}
+
+#[test]
+fn matches_numpy_reference_and_tokenizer() {
+    let enc = encoder();
+    let r = reference();
+    let texts: Vec<&str> = r.sentences.iter().map(|s| s.text.as_str()).collect();
+    // One batch with all sentences: exercises padding and the mask.
+    let got = enc.embed(&texts).unwrap();
+    for (s, e) in r.sentences.iter().zip(&got) {
+        let seqs = enc.sequences(&s.text).unwrap();
+        assert_eq!(
+            seqs,
+            vec![s.token_ids.clone()],
+            "token ids for {:?}",
+            s.text
+        );
+        let cos = cosine(e, &s.embedding);
+        let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        eprintln!(
+            "1 - cosine {:.1e}  norm {norm:.6}  {} tokens  {:?}",
+            1.0 - cos,
+            s.token_ids.len(),
+            s.text
+        );
+        assert!(cos >= 0.9999, "cosine {cos} for {:?}", s.text);
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+    // Batched and one-at-a-time agree (padding does not leak into the mean).
+    for (text, batched) in texts.iter().zip(&got) {
+        let single = enc.embed(&[text]).unwrap();
+        assert!(cosine(&single[0], batched) > 0.999_999, "{text:?}");
+    }
+}
+
+#[test]
+fn first_values_of_the_known_sentence() {
+    let e = encoder()
+        .embed(&["No acute cardiopulmonary process."])
+        .unwrap();
+    let want = [
+        0.079_408_1,
+        0.037_743_5,
+        -0.054_969_3,
+        0.050_545_1,
+        -0.038_995_1,
+    ];
+    for (g, w) in e[0].iter().zip(want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
+    assert_eq!(e[0].len(), EMBEDDING_DIM);
+}
+
+#[test]
+fn long_text_is_chunked_not_truncated() {
+    let enc = encoder();
+    let r = reference();
+    // ~ 3 × 158 word pieces: more than 256 tokens.
+    let long = [r.sentences[5].text.as_str(); 3].join(" ");
+    let pieces = enc.word_pieces(&long).unwrap();
+    assert!(pieces.len() > 400, "{} word pieces", pieces.len());
+    let seqs = enc.sequences(&long).unwrap();
+    assert!(seqs.len() >= 2);
+    assert!(seqs.iter().all(|s| s.len() <= 256));
+    // Windows of 254 word pieces every 192: overlapping, covering the end.
+    assert_eq!(seqs[0][1..255], pieces[..254]);
+    assert_eq!(seqs[1][1..=62], pieces[192..254]);
+    assert_eq!(
+        seqs.last().unwrap()[seqs.last().unwrap().len() - 2],
+        *pieces.last().unwrap()
+    );
+
+    let whole = enc.embed(&[long.as_str()]).unwrap()[0];
+    // The text's embedding is the re-normalised mean of its chunks' embeddings.
+    let mut mean = [0.0_f32; EMBEDDING_DIM];
+    for s in &seqs {
+        let e = embed_ids(&enc, s);
+        for (m, v) in mean.iter_mut().zip(e) {
+            *m += v;
+        }
+    }
+    assert!(cosine(&whole, &mean) > 0.999_999);
+    // And it differs from the first window alone (nothing was dropped).
+    let first = embed_ids(&enc, &seqs[0]);
+    assert!(cosine(&whole, &first) < 0.999_9);
+    let norm: f32 = whole.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn empty_and_mixed_batches() {
+    let enc = encoder();
+    let out = enc.embed(&[]).unwrap();
+    assert!(out.is_empty());
+    let e = enc.embed(&["", "Right pneumothorax."]).unwrap();
+    assert_eq!(e.len(), 2);
+    assert!(e.iter().all(|v| v.iter().all(|x| x.is_finite())));
+    let t = enc.embed_tensor(&["a", "b", "c"]).unwrap();
+    assert_eq!(t.dims(), &[3, EMBEDDING_DIM]);
+}
+
+#[test]
+fn similar_findings_are_closer_than_unrelated_ones() {
+    let e = encoder()
+        .embed(&[
+            "Large right pleural effusion.",
+            "There is a sizable pleural effusion on the right.",
+            "The endotracheal tube is in good position.",
+        ])
+        .unwrap();
+    assert!(cosine(&e[0], &e[1]) > cosine(&e[0], &e[2]) + 0.2);
+}
+
+fn embed_ids(enc: &TextEncoder, seq: &[u32]) -> [f32; EMBEDDING_DIM] {
+    enc.embed_sequences(&[seq.to_vec()]).unwrap()[0]
+}

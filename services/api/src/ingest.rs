@@ -1,0 +1,203 @@
+//! The instance pipeline shared by STOW-RS and `fusion ingest`: parse and
+//! validate (dicom-rs), check the pixels decode, store the bytes durably in
+//! the blob store, then index the instance and audit it in one transaction.
+//! An instance is acknowledged only after both are done.
+//!
+//! Failure reasons follow PS3.18 Table I.2-2 / PS3.4 Table B.2-1 (see
+//! [`FailureReason`]). An instance whose pixels cannot be decoded is still
+//! stored and indexed, flagged `decode_status = failed` with the reason.
+
+use bytes::Bytes;
+use fusion_imaging::{FailureReason, PixelError};
+use fusion_schemas::StudyInstanceUid;
+use fusion_store::{
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, DecodeStatus,
+    NewInstance, PutOutcome,
+};
+
+use crate::AppState;
+
+/// Who sends the instances, for the audit trail and read-back.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    /// The audit agent.
+    pub agent: AuditAgent,
+    /// Recorded as `submitted_by` (API key or user id).
+    pub id: String,
+    /// The request id, when over HTTP.
+    pub request_id: Option<String>,
+    /// AuditEvent.purposeOfUse, when stated.
+    pub purpose_of_use: Option<String>,
+}
+
+/// What happened to one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstanceOutcome {
+    /// Newly stored and indexed.
+    Stored(StoredInstance),
+    /// Already stored with the same bytes: nothing changed.
+    Duplicate(StoredInstance),
+    /// Refused; nothing stored.
+    Failed(FailedInstance),
+}
+
+/// Identifiers of a stored instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInstance {
+    /// Study Instance UID.
+    pub study: String,
+    /// Series Instance UID.
+    pub series: String,
+    /// SOP Instance UID.
+    pub sop_instance: String,
+    /// SOP Class UID.
+    pub sop_class: String,
+    /// Whether its pixels decode, and why not.
+    pub decode: DecodeStatus,
+    /// The decode failure, if any.
+    pub decode_reason: Option<String>,
+}
+
+/// A refused instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedInstance {
+    /// SOP Class UID, when it could be read.
+    pub sop_class: Option<String>,
+    /// SOP Instance UID, when it could be read.
+    pub sop_instance: Option<String>,
+    /// The PS3.18 failure reason.
+    pub reason: FailureReason,
+    /// Why, in words (no PHI).
+    pub detail: String,
+}
+
+fn failed(reason: FailureReason, detail: impl Into<String>) -> InstanceOutcome {
+    InstanceOutcome::Failed(FailedInstance {
+        sop_class: None,
+        sop_instance: None,
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// Parses, validates, decodes, stores and indexes one instance.
+/// `expected_study` is the Study Instance UID of a `POST /studies/{uid}`;
+/// an instance of another study fails alone (A900: PS3.18 has no status of
+/// its own for this; A9xx is the "does not match" error class).
+pub async fn store_instance(
+    state: &AppState,
+    bytes: Bytes,
+    expected_study: Option<&StudyInstanceUid>,
+    submitter: &Submitter,
+) -> InstanceOutcome {
+    let size = bytes.len();
+    let parse_input = bytes.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        // Only the failure reason and message survive; keep the Err small.
+        let instance =
+            fusion_imaging::parse(&parse_input).map_err(|e| (e.failure_reason(), e.to_string()))?;
+        let attrs = fusion_imaging::index_attributes(&instance);
+        let decode = match fusion_imaging::decode_pixels(instance.object()) {
+            Ok(_) => (DecodeStatus::Ok, None),
+            Err(PixelError::NoPixelData) => (DecodeStatus::Unknown, None),
+            Err(e) => (DecodeStatus::Failed, Some(e.to_string())),
+        };
+        Ok::<_, (FailureReason, String)>((attrs, decode))
+    })
+    .await;
+    let (attrs, (decode_status, decode_reason)) = match parsed {
+        Ok(Ok(v)) => v,
+        Ok(Err((reason, detail))) => return failed(reason, detail),
+        Err(_) => return failed(FailureReason::ProcessingFailure, "the parser failed"),
+    };
+    if let Some(expected) = expected_study
+        && attrs.study_instance_uid != *expected
+    {
+        return InstanceOutcome::Failed(FailedInstance {
+            sop_class: Some(attrs.sop_class_uid.clone()),
+            sop_instance: Some(attrs.sop_instance_uid.to_string()),
+            reason: FailureReason::DataSetDoesNotMatchSopClass,
+            detail: "the instance belongs to another study than the request URL names".into(),
+        });
+    }
+    let stored = StoredInstance {
+        study: attrs.study_instance_uid.to_string(),
+        series: attrs.series_instance_uid.to_string(),
+        sop_instance: attrs.sop_instance_uid.to_string(),
+        sop_class: attrs.sop_class_uid.clone(),
+        decode: decode_status,
+        decode_reason: decode_reason.clone(),
+    };
+    let blob_key = match state.blobs.put(bytes).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "blob store refused an instance");
+            return InstanceOutcome::Failed(FailedInstance {
+                sop_class: Some(stored.sop_class),
+                sop_instance: Some(stored.sop_instance),
+                reason: FailureReason::OutOfResources,
+                detail: "the blob store is unavailable".into(),
+            });
+        }
+    };
+    let patient_ids: Vec<String> = attrs.patient_id.iter().map(|p| p.to_string()).collect();
+    let new = NewInstance {
+        study_instance_uid: attrs.study_instance_uid,
+        series_instance_uid: attrs.series_instance_uid,
+        sop_instance_uid: attrs.sop_instance_uid,
+        sop_class_uid: attrs.sop_class_uid,
+        transfer_syntax_uid: attrs.transfer_syntax_uid,
+        patient_id: attrs.patient_id,
+        patient_name: attrs.patient_name,
+        accession_number: attrs.accession_number,
+        study_date: attrs.study_date,
+        study_description: attrs.study_description,
+        modality: attrs.modality,
+        body_part: attrs.body_part,
+        series_number: attrs.series_number,
+        instance_number: attrs.instance_number,
+        rows: attrs.rows,
+        columns: attrs.columns,
+        frames: attrs.frames,
+        blob_key,
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        decode_status,
+        decode_reason,
+        attributes: attrs.attributes,
+        submitted_by: Some(submitter.id.clone()),
+    };
+    let audit = AuditRecord {
+        event_type: AuditEventType::DicomInstancesTransferred,
+        subtype: "stow-rs".into(),
+        action: AuditAction::Create,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: submitter.agent.clone(),
+        entities: vec![
+            AuditEntity::new("study", stored.study.clone()),
+            AuditEntity::new("instance", stored.sop_instance.clone()),
+        ],
+        patient_ids,
+        purpose_of_use: submitter.purpose_of_use.clone(),
+        request_id: submitter.request_id.clone(),
+    };
+    match state.repository.put_instance(&new, &audit).await {
+        Ok(PutOutcome::Stored) => InstanceOutcome::Stored(stored),
+        Ok(PutOutcome::Duplicate) => InstanceOutcome::Duplicate(stored),
+        Ok(PutOutcome::Conflict { .. }) => InstanceOutcome::Failed(FailedInstance {
+            sop_class: Some(stored.sop_class),
+            sop_instance: Some(stored.sop_instance),
+            reason: FailureReason::DuplicateSopInstance,
+            detail: "this SOP Instance UID is already stored with different bytes".into(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot index an instance");
+            InstanceOutcome::Failed(FailedInstance {
+                sop_class: Some(stored.sop_class),
+                sop_instance: Some(stored.sop_instance),
+                reason: FailureReason::OutOfResources,
+                detail: "the database is unavailable".into(),
+            })
+        }
+    }
+}

@@ -1,0 +1,1160 @@
+//! DICOMweb (DICOM PS3.18): STOW-RS (§10.5), QIDO-RS (§10.6) and WADO-RS
+//! (§10.4) under `/dicom-web`.
+//!
+//! STOW-RS reads `multipart/related; type="application/dicom"` as a stream,
+//! part by part; each instance is stored or refused on its own (see
+//! [`crate::ingest`]). Integration clients may read back only what they sent;
+//! other instances answer 404 to them, as if absent.
+
+use std::collections::{BTreeSet, HashMap};
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use fusion_imaging::{RenderOptions, StowLimits, StowReader, StowResponse, Window};
+use fusion_schemas::{ErrorBody, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid};
+use fusion_store::{
+    AuditAction, AuditEntity, AuditEventType, DecodeStatus, InstanceQuery, InstanceRecord,
+    SeriesQuery, StudyQuery,
+};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+
+use crate::auth::{AuditContext, Permission};
+use crate::ingest::{InstanceOutcome, Submitter, store_instance};
+use crate::{ApiError, AppState};
+
+/// Default and largest `limit` of a QIDO-RS search.
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+fn base_url(req: &HttpRequest) -> String {
+    let ci = req.connection_info();
+    format!("{}://{}/dicom-web", ci.scheme(), ci.host())
+}
+
+fn dicom_json(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/dicom+json")
+        .body(body.to_string())
+}
+
+fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody {
+        code: code.to_owned(),
+        message: message.into(),
+        request_id: None,
+    })
+}
+
+fn parse_study(raw: &str) -> Result<StudyInstanceUid, ApiError> {
+    StudyInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn parse_series(raw: &str) -> Result<SeriesInstanceUid, ApiError> {
+    SeriesInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn parse_sop(raw: &str) -> Result<SopInstanceUid, ApiError> {
+    SopInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// The submitter restriction for a caller who may read only their own data.
+fn own_only(ctx: &AuditContext) -> Option<String> {
+    (!ctx.principal.can(Permission::ReadImages)).then(|| ctx.principal.id.clone())
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+// ------------------------------------------------------------------ STOW-RS
+
+/// `POST /dicom-web/studies`.
+pub(crate) async fn stow(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    stow_into(req, state, ctx, payload, None).await
+}
+
+/// `POST /dicom-web/studies/{study}`.
+pub(crate) async fn stow_study(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    payload: web::Payload,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let study = parse_study(&path.into_inner())?;
+    stow_into(req, state, ctx, payload, Some(study)).await
+}
+
+async fn stow_into(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    mut payload: web::Payload,
+    study: Option<StudyInstanceUid>,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    // PS3.18 §10.5.1: the type parameter is required (Orthanc refuses its
+    // absence with 415 too).
+    let has_type = content_type
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim().to_ascii_lowercase().starts_with("type="));
+    if !has_type {
+        return Ok(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/related; type=\"application/dicom\"",
+        ));
+    }
+    let limits = StowLimits {
+        max_total_bytes: state.stow_max_bytes,
+        ..StowLimits::default()
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limits.max_total_bytes
+    {
+        return Ok(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the body exceeds the limit of {} bytes",
+                limits.max_total_bytes
+            ),
+        ));
+    }
+    // actix's payload is tied to its worker thread; multer wants a `Send`
+    // stream: relay the chunks through a bounded channel (backpressure kept).
+    // The relay also enforces the body limit: it forwards bytes up to the
+    // limit and then ends the stream, so every part completed before the cut
+    // is stored and the cut one fails as Out of Resources, whatever way the
+    // multipart parser buffers ahead.
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let exceeded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let relay_exceeded = exceeded.clone();
+    let max_total = limits.max_total_bytes;
+    actix_web::rt::spawn(async move {
+        let mut total: u64 = 0;
+        let mut discarded: u64 = 0;
+        while let Some(chunk) = payload.next().await {
+            let Ok(chunk) = chunk else {
+                let _ = tx
+                    .send(Err(std::io::Error::other("the request body broke off")))
+                    .await;
+                break;
+            };
+            if relay_exceeded.load(std::sync::atomic::Ordering::Relaxed) {
+                // Drain a little so the client reads our answer; then stop.
+                discarded += chunk.len() as u64;
+                if discarded > 64 << 20 {
+                    break;
+                }
+                continue;
+            }
+            let len = chunk.len() as u64;
+            if total + len > max_total {
+                let keep = usize::try_from(max_total - total).unwrap_or(0);
+                if keep > 0 {
+                    let _ = tx.send(Ok(chunk.slice(..keep))).await;
+                }
+                relay_exceeded.store(true, std::sync::atomic::Ordering::Relaxed);
+                tx.close_channel();
+                continue;
+            }
+            total += len;
+            if tx.send(Ok(chunk)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let limits = StowLimits {
+        max_total_bytes: u64::MAX,
+        ..limits
+    };
+    let mut reader = match StowReader::new(&content_type, rx, limits) {
+        Ok(r) => r,
+        Err(
+            e @ (fusion_imaging::StowError::NotMultipartRelated
+            | fusion_imaging::StowError::UnsupportedType(_)),
+        ) => {
+            return Ok(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("{e}: send multipart/related; type=\"application/dicom\""),
+            ));
+        }
+        Err(e) => {
+            return Ok(problem(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                e.to_string(),
+            ));
+        }
+    };
+    let base = base_url(&req);
+    let submitter = Submitter {
+        agent: ctx.principal.agent(ctx.address.clone()),
+        id: ctx.principal.id.clone(),
+        request_id: ctx.request_id.clone(),
+        purpose_of_use: ctx.purpose_of_use.clone(),
+    };
+    let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
+    let (mut stored, mut refused) = (0usize, 0usize);
+    loop {
+        let part = match reader.next_part().await {
+            Ok(Some(part)) => part,
+            Ok(None) => break,
+            Err(e) => {
+                // The body broke off or is malformed: what came before stays
+                // stored; the rest is one failure.
+                let too_large = exceeded.load(std::sync::atomic::Ordering::Relaxed)
+                    || matches!(
+                        e,
+                        fusion_imaging::StowError::BodyTooLarge { .. }
+                            | fusion_imaging::StowError::PartTooLarge { .. }
+                    );
+                let reason = if too_large {
+                    fusion_imaging::FailureReason::OutOfResources
+                } else {
+                    fusion_imaging::FailureReason::CannotUnderstand
+                };
+                tracing::warn!(error = %e, "STOW-RS body ended abnormally");
+                response.failed(None, None, reason);
+                refused += 1;
+                break;
+            }
+        };
+        if !part.is_application_dicom() {
+            response.failed(None, None, fusion_imaging::FailureReason::CannotUnderstand);
+            refused += 1;
+            continue;
+        }
+        match store_instance(&state, part.data, study.as_ref(), &submitter).await {
+            InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
+                let url = format!(
+                    "{base}/studies/{}/series/{}/instances/{}",
+                    i.study, i.series, i.sop_instance
+                );
+                response.stored(&i.sop_class, &i.sop_instance, &url, None);
+                stored += 1;
+            }
+            InstanceOutcome::Failed(f) => {
+                tracing::info!(reason = f.reason.code(), detail = %f.detail, "instance refused");
+                response.failed(f.sop_class.as_deref(), f.sop_instance.as_deref(), f.reason);
+                refused += 1;
+            }
+        }
+    }
+    tracing::info!(stored, refused, "STOW-RS done");
+    let status = StatusCode::from_u16(response.http_status()).unwrap_or(StatusCode::OK);
+    Ok(dicom_json(status, &response.to_json()))
+}
+
+// ------------------------------------------------------------------ QIDO-RS
+
+/// Attribute keywords accepted as QIDO-RS query keys, with their tags.
+const KEYWORDS: &[(&str, &str)] = &[
+    ("PatientID", "00100020"),
+    ("PatientName", "00100010"),
+    ("PatientBirthDate", "00100030"),
+    ("PatientSex", "00100040"),
+    ("AccessionNumber", "00080050"),
+    ("StudyDate", "00080020"),
+    ("StudyTime", "00080030"),
+    ("StudyDescription", "00081030"),
+    ("ReferringPhysicianName", "00080090"),
+    ("ModalitiesInStudy", "00080061"),
+    ("StudyInstanceUID", "0020000D"),
+    ("StudyID", "00200010"),
+    ("Modality", "00080060"),
+    ("SeriesDescription", "0008103E"),
+    ("SeriesInstanceUID", "0020000E"),
+    ("SeriesNumber", "00200011"),
+    ("SOPInstanceUID", "00080018"),
+    ("SOPClassUID", "00080016"),
+    ("InstanceNumber", "00200013"),
+    ("Rows", "00280010"),
+    ("Columns", "00280011"),
+    ("NumberOfFrames", "00280008"),
+    ("BodyPartExamined", "00180015"),
+];
+
+/// Default study result attributes (PS3.18 Table 10.6.3-3), from the index.
+const STUDY_TAGS: &[&str] = &[
+    "00080005", "00080020", "00080030", "00080050", "00080090", "00081030", "00100010", "00100020",
+    "00100030", "00100040", "0020000D", "00200010",
+];
+/// Default series result attributes (PS3.18 Table 10.6.3-4).
+const SERIES_TAGS: &[&str] = &[
+    "00080005", "00080060", "0008103E", "0020000D", "0020000E", "00200011", "00180015",
+];
+/// Default instance result attributes (PS3.18 Table 10.6.3-5).
+const INSTANCE_TAGS: &[&str] = &[
+    "00080005", "00080016", "00080018", "0020000D", "0020000E", "00200013", "00280008", "00280010",
+    "00280011", "00280100",
+];
+
+fn tag_of(key: &str) -> Option<String> {
+    if key.len() == 8 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some(key.to_ascii_uppercase());
+    }
+    KEYWORDS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, t)| (*t).to_owned())
+}
+
+/// A parsed QIDO-RS query string.
+struct Qido {
+    matches: HashMap<String, String>,
+    limit: i64,
+    offset: i64,
+    include_all: bool,
+    include: BTreeSet<String>,
+    ignored: Vec<String>,
+}
+
+fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let mut q = Qido {
+        matches: HashMap::new(),
+        limit: DEFAULT_LIMIT,
+        offset: 0,
+        include_all: false,
+        include: BTreeSet::new(),
+        ignored: Vec::new(),
+    };
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                q.limit = value
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest("limit must be a whole number".into()))?
+                    .clamp(1, MAX_LIMIT);
+            }
+            "offset" => {
+                q.offset = value
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest("offset must be a whole number".into()))?
+                    .max(0);
+            }
+            "includefield" => {
+                for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                    if field == "all" {
+                        q.include_all = true;
+                    } else if let Some(tag) = tag_of(field) {
+                        q.include.insert(tag);
+                    } else {
+                        q.ignored.push(field.to_owned());
+                    }
+                }
+            }
+            "fuzzymatching" => {}
+            other => match tag_of(other) {
+                Some(tag) if !value.is_empty() => {
+                    q.matches.insert(tag, value);
+                }
+                Some(_) => {}
+                None => q.ignored.push(other.to_owned()),
+            },
+        }
+    }
+    Ok(q)
+}
+
+fn uid_list(value: &str) -> Vec<String> {
+    value
+        .split([',', '\\'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A DA range `YYYYMMDD`, `A-B`, `-B` or `A-` (PS3.4 §C.2.2.2.5).
+fn date_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    let check = |d: &str| -> Result<Option<String>, ApiError> {
+        if d.is_empty() {
+            return Ok(None);
+        }
+        if d.len() == 8 && d.chars().all(|c| c.is_ascii_digit()) {
+            Ok(Some(d.to_owned()))
+        } else {
+            Err(ApiError::BadRequest(format!(
+                "StudyDate {value:?} is not a date (YYYYMMDD) or a range (YYYYMMDD-YYYYMMDD)"
+            )))
+        }
+    };
+    match value.split_once('-') {
+        Some((a, b)) => Ok((check(a)?, check(b)?)),
+        None => {
+            let d = check(value)?;
+            Ok((d.clone(), d))
+        }
+    }
+}
+
+fn select(attributes: &Value, defaults: &[&str], q: &Qido) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Value::Object(all) = attributes {
+        for (tag, value) in all {
+            if q.include_all || defaults.contains(&tag.as_str()) || q.include.contains(tag) {
+                out.insert(tag.clone(), value.clone());
+            }
+        }
+    }
+    out
+}
+
+fn with_warning(mut res: HttpResponse, q: &Qido) -> HttpResponse {
+    if !q.ignored.is_empty()
+        && let Ok(v) = header::HeaderValue::from_str(&format!(
+            "299 fusion \"The fields {} are not supported and were ignored\"",
+            q.ignored.join(", ")
+        ))
+    {
+        res.headers_mut().insert(header::WARNING, v);
+    }
+    res
+}
+
+async fn audit_query(
+    state: &AppState,
+    ctx: &AuditContext,
+    subtype: &str,
+    patients: BTreeSet<String>,
+    entities: Vec<AuditEntity>,
+) -> Result<(), ApiError> {
+    let record = ctx.record(
+        AuditEventType::Query,
+        subtype,
+        AuditAction::Execute,
+        entities,
+        patients.into_iter().collect(),
+    );
+    state
+        .repository
+        .append_audit(&record)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// `GET /dicom-web/studies`.
+pub(crate) async fn search_studies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    let q = parse_qido(&req)?;
+    let m = &q.matches;
+    let (from, to) = match m.get("00080020") {
+        Some(v) => date_range(v)?,
+        None => (None, None),
+    };
+    let query = StudyQuery {
+        patient_id: m.get("00100020").cloned(),
+        patient_name: m.get("00100010").cloned(),
+        accession_number: m.get("00080050").cloned(),
+        study_date_from: from,
+        study_date_to: to,
+        modality: m.get("00080061").or_else(|| m.get("00080060")).cloned(),
+        study_instance_uids: m.get("0020000D").map(|v| uid_list(v)).unwrap_or_default(),
+        submitted_by: own_only(&ctx),
+        limit: q.limit,
+        offset: q.offset,
+    };
+    let studies = state
+        .repository
+        .search_studies(&query)
+        .await
+        .map_err(internal)?;
+    let base = base_url(&req);
+    let mut patients = BTreeSet::new();
+    let results: Vec<Value> = studies
+        .iter()
+        .map(|s| {
+            if let Some(p) = &s.patient_id {
+                patients.insert(p.to_string());
+            }
+            let mut obj = select(&s.attributes, STUDY_TAGS, &q);
+            obj.insert(
+                "00080061".into(),
+                json!({ "vr": "CS", "Value": s.modalities }),
+            );
+            obj.insert(
+                "00081190".into(),
+                json!({ "vr": "UR", "Value": [format!("{base}/studies/{}", s.study_instance_uid)] }),
+            );
+            obj.insert(
+                "00201206".into(),
+                json!({ "vr": "IS", "Value": [s.series_count] }),
+            );
+            obj.insert(
+                "00201208".into(),
+                json!({ "vr": "IS", "Value": [s.instance_count] }),
+            );
+            Value::Object(obj)
+        })
+        .collect();
+    audit_query(&state, &ctx, "qido-rs-studies", patients, vec![]).await?;
+    Ok(with_warning(
+        dicom_json(StatusCode::OK, &Value::Array(results)),
+        &q,
+    ))
+}
+
+/// `GET /dicom-web/studies/{study}/series`.
+pub(crate) async fn search_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let study = parse_study(&path.into_inner())?;
+    let q = parse_qido(&req)?;
+    let m = &q.matches;
+    let query = SeriesQuery {
+        modality: m.get("00080060").cloned(),
+        series_instance_uids: m.get("0020000E").map(|v| uid_list(v)).unwrap_or_default(),
+        series_number: m
+            .get("00200011")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::BadRequest("SeriesNumber must be a number".into()))
+            })
+            .transpose()?,
+        submitted_by: own_only(&ctx),
+        limit: q.limit,
+        offset: q.offset,
+    };
+    let series = state
+        .repository
+        .search_series(&study, &query)
+        .await
+        .map_err(internal)?;
+    let base = base_url(&req);
+    let results: Vec<Value> = series
+        .iter()
+        .map(|s| {
+            let mut obj = select(&s.attributes, SERIES_TAGS, &q);
+            obj.insert(
+                "00081190".into(),
+                json!({ "vr": "UR", "Value": [format!(
+                    "{base}/studies/{}/series/{}", s.study_instance_uid, s.series_instance_uid
+                )] }),
+            );
+            obj.insert(
+                "00201209".into(),
+                json!({ "vr": "IS", "Value": [s.instance_count] }),
+            );
+            Value::Object(obj)
+        })
+        .collect();
+    let patients = study_patients(&state, &study).await?;
+    audit_query(
+        &state,
+        &ctx,
+        "qido-rs-series",
+        patients,
+        vec![AuditEntity::new("study", study.to_string())],
+    )
+    .await?;
+    Ok(with_warning(
+        dicom_json(StatusCode::OK, &Value::Array(results)),
+        &q,
+    ))
+}
+
+async fn study_patients(
+    state: &AppState,
+    study: &StudyInstanceUid,
+) -> Result<BTreeSet<String>, ApiError> {
+    Ok(state
+        .repository
+        .study(study)
+        .await
+        .map_err(internal)?
+        .and_then(|s| s.patient_id)
+        .map(|p| p.to_string())
+        .into_iter()
+        .collect())
+}
+
+fn instance_result(i: &InstanceRecord, base: &str, q: &Qido) -> Value {
+    let mut obj = select(&i.attributes, INSTANCE_TAGS, q);
+    obj.insert(
+        "00081190".into(),
+        json!({ "vr": "UR", "Value": [instance_url(base, i)] }),
+    );
+    Value::Object(obj)
+}
+
+fn instance_url(base: &str, i: &InstanceRecord) -> String {
+    format!(
+        "{base}/studies/{}/series/{}/instances/{}",
+        i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid
+    )
+}
+
+async fn search_instances_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    study: StudyInstanceUid,
+    series: Option<SeriesInstanceUid>,
+) -> Result<HttpResponse, ApiError> {
+    let q = parse_qido(&req)?;
+    let m = &q.matches;
+    let query = InstanceQuery {
+        series_instance_uid: series
+            .map(|s| s.to_string())
+            .or_else(|| m.get("0020000E").cloned()),
+        sop_instance_uids: m.get("00080018").map(|v| uid_list(v)).unwrap_or_default(),
+        sop_class_uids: m.get("00080016").map(|v| uid_list(v)).unwrap_or_default(),
+        instance_number: m
+            .get("00200013")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::BadRequest("InstanceNumber must be a number".into()))
+            })
+            .transpose()?,
+        submitted_by: own_only(&ctx),
+        limit: q.limit,
+        offset: q.offset,
+    };
+    let instances = state
+        .repository
+        .search_instances(&study, &query)
+        .await
+        .map_err(internal)?;
+    let base = base_url(&req);
+    let results: Vec<Value> = instances
+        .iter()
+        .map(|i| instance_result(i, &base, &q))
+        .collect();
+    let patients = study_patients(&state, &study).await?;
+    audit_query(
+        &state,
+        &ctx,
+        "qido-rs-instances",
+        patients,
+        vec![AuditEntity::new("study", study.to_string())],
+    )
+    .await?;
+    Ok(with_warning(
+        dicom_json(StatusCode::OK, &Value::Array(results)),
+        &q,
+    ))
+}
+
+/// `GET /dicom-web/studies/{study}/instances`.
+pub(crate) async fn search_study_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let study = parse_study(&path.into_inner())?;
+    search_instances_in(req, state, ctx, study, None).await
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}/instances`.
+pub(crate) async fn search_series_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series) = path.into_inner();
+    let study = parse_study(&study)?;
+    let series = parse_series(&series)?;
+    search_instances_in(req, state, ctx, study, Some(series)).await
+}
+
+// ------------------------------------------------------------------ WADO-RS
+
+/// The instances a retrieve covers, after the caller's restriction; 404 when
+/// none.
+async fn scope(
+    state: &AppState,
+    ctx: &AuditContext,
+    study: &StudyInstanceUid,
+    series: Option<&SeriesInstanceUid>,
+    instance: Option<&SopInstanceUid>,
+) -> Result<Vec<InstanceRecord>, ApiError> {
+    let query = InstanceQuery {
+        series_instance_uid: series.map(|s| s.to_string()),
+        sop_instance_uids: instance.map(|i| vec![i.to_string()]).unwrap_or_default(),
+        submitted_by: own_only(ctx),
+        limit: i64::MAX,
+        ..InstanceQuery::default()
+    };
+    let found = state
+        .repository
+        .search_instances(study, &query)
+        .await
+        .map_err(internal)?;
+    if found.is_empty() {
+        return Err(ApiError::NotFound(
+            "no such study, series or instance".to_owned(),
+        ));
+    }
+    Ok(found)
+}
+
+async fn audit_retrieve(
+    state: &AppState,
+    ctx: &AuditContext,
+    event_type: AuditEventType,
+    subtype: &str,
+    instances: &[InstanceRecord],
+) -> Result<(), ApiError> {
+    let Some(first) = instances.first() else {
+        return Ok(());
+    };
+    let patients = study_patients(state, &first.study_instance_uid).await?;
+    let mut entities = vec![AuditEntity::new(
+        "study",
+        first.study_instance_uid.to_string(),
+    )];
+    if instances.len() == 1 {
+        entities.push(AuditEntity::new(
+            "instance",
+            first.sop_instance_uid.to_string(),
+        ));
+    }
+    let record = ctx.record(
+        event_type,
+        subtype,
+        AuditAction::Read,
+        entities,
+        patients.into_iter().collect(),
+    );
+    state
+        .repository
+        .append_audit(&record)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// Whether the Accept header allows `multipart/related; type="application/dicom"`.
+fn accepts_dicom_multipart(req: &HttpRequest) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    accept.split(',').any(|range| {
+        let r = range.trim().to_ascii_lowercase();
+        r.starts_with("*/*")
+            || r.starts_with("multipart/*")
+            || (r.starts_with("multipart/related")
+                && (!r.contains("type=") || r.contains("application/dicom"))
+                && !r.contains("application/dicom+"))
+    })
+}
+
+async fn retrieve(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    study: StudyInstanceUid,
+    series: Option<SeriesInstanceUid>,
+    instance: Option<SopInstanceUid>,
+) -> Result<HttpResponse, ApiError> {
+    if !accepts_dicom_multipart(&req) {
+        return Ok(problem(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "instances are sent as multipart/related; type=\"application/dicom\"",
+        ));
+    }
+    let instances = scope(&state, &ctx, &study, series.as_ref(), instance.as_ref()).await?;
+    audit_retrieve(
+        &state,
+        &ctx,
+        AuditEventType::DicomInstancesTransferred,
+        "wado-rs",
+        &instances,
+    )
+    .await?;
+    let boundary = format!(
+        "fusion-{}",
+        hex::encode(crate::auth::secrets::random_bytes::<12>().map_err(internal)?)
+    );
+    let blobs = state.blobs.clone();
+    let closing = Bytes::from(format!("--{boundary}--\r\n"));
+    let part_boundary = boundary.clone();
+    // Stream the parts: a large study never sits in memory whole.
+    let parts = futures::stream::iter(instances).then(move |i| {
+        let blobs = blobs.clone();
+        let boundary = part_boundary.clone();
+        async move {
+            let bytes = blobs
+                .get(&i.blob_key)
+                .await
+                .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+            let head = format!(
+                "--{boundary}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
+                i.transfer_syntax_uid,
+                bytes.len()
+            );
+            let mut part = Vec::with_capacity(head.len() + bytes.len() + 2);
+            part.extend_from_slice(head.as_bytes());
+            part.extend_from_slice(&bytes);
+            part.extend_from_slice(b"\r\n");
+            Ok::<Bytes, actix_web::Error>(Bytes::from(part))
+        }
+    });
+    let body = parts.chain(futures::stream::once(async move { Ok(closing) }));
+    Ok(HttpResponse::Ok()
+        .content_type(format!(
+            "multipart/related; type=\"application/dicom\"; boundary={boundary}"
+        ))
+        .streaming(body))
+}
+
+/// `GET /dicom-web/studies/{study}`.
+pub(crate) async fn retrieve_study(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let study = parse_study(&path.into_inner())?;
+    retrieve(req, state, ctx, study, None, None).await
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}`.
+pub(crate) async fn retrieve_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series) = path.into_inner();
+    retrieve(
+        req,
+        state,
+        ctx,
+        parse_study(&study)?,
+        Some(parse_series(&series)?),
+        None,
+    )
+    .await
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}`.
+pub(crate) async fn retrieve_instance(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series, instance) = path.into_inner();
+    retrieve(
+        req,
+        state,
+        ctx,
+        parse_study(&study)?,
+        Some(parse_series(&series)?),
+        Some(parse_sop(&instance)?),
+    )
+    .await
+}
+
+async fn metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    study: StudyInstanceUid,
+    series: Option<SeriesInstanceUid>,
+    instance: Option<SopInstanceUid>,
+) -> Result<HttpResponse, ApiError> {
+    let instances = scope(&state, &ctx, &study, series.as_ref(), instance.as_ref()).await?;
+    audit_retrieve(
+        &state,
+        &ctx,
+        AuditEventType::DicomInstancesAccessed,
+        "wado-rs-metadata",
+        &instances,
+    )
+    .await?;
+    let base = base_url(&req);
+    let mut out = Vec::with_capacity(instances.len());
+    for i in instances {
+        let bytes = state.blobs.get(&i.blob_key).await.map_err(internal)?;
+        let bulk = format!("{}/bulk", instance_url(&base, &i));
+        let json = web::block(move || {
+            let object = fusion_imaging::read(&bytes)?;
+            fusion_imaging::metadata_json(&object, &bulk).map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        out.push(json);
+    }
+    Ok(dicom_json(StatusCode::OK, &Value::Array(out)))
+}
+
+/// `GET /dicom-web/studies/{study}/metadata`.
+pub(crate) async fn study_metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let study = parse_study(&path.into_inner())?;
+    metadata(req, state, ctx, study, None, None).await
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}/metadata`.
+pub(crate) async fn series_metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series) = path.into_inner();
+    metadata(
+        req,
+        state,
+        ctx,
+        parse_study(&study)?,
+        Some(parse_series(&series)?),
+        None,
+    )
+    .await
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata`.
+pub(crate) async fn instance_metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series, instance) = path.into_inner();
+    metadata(
+        req,
+        state,
+        ctx,
+        parse_study(&study)?,
+        Some(parse_series(&series)?),
+        Some(parse_sop(&instance)?),
+    )
+    .await
+}
+
+/// `?window=center,width[,function]` (PS3.18 §8.3.5.1.2; only the linear
+/// function is supported).
+fn parse_window(req: &HttpRequest) -> Result<Option<Window>, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let Some((_, value)) = pairs.into_iter().find(|(k, _)| k == "window") else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    let bad = || ApiError::BadRequest("window is center,width[,linear] with numbers".into());
+    if parts.len() < 2 || parts.len() > 3 {
+        return Err(bad());
+    }
+    if parts.len() == 3 && !parts[2].eq_ignore_ascii_case("linear") {
+        return Err(ApiError::BadRequest(
+            "only the linear window function is supported".into(),
+        ));
+    }
+    let center: f64 = parts[0].parse().map_err(|_| bad())?;
+    let width: f64 = parts[1].parse().map_err(|_| bad())?;
+    if !center.is_finite() || !width.is_finite() || width < 1.0 {
+        return Err(bad());
+    }
+    Ok(Some(Window { center, width }))
+}
+
+async fn rendered(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    study: StudyInstanceUid,
+    series: SeriesInstanceUid,
+    instance: SopInstanceUid,
+    frame: u32,
+) -> Result<HttpResponse, ApiError> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    if !(accept.contains("image/png") || accept.contains("*/*") || accept.contains("image/*")) {
+        return Ok(problem(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "rendered images are sent as image/png",
+        ));
+    }
+    let window = parse_window(&req)?;
+    let instances = scope(&state, &ctx, &study, Some(&series), Some(&instance)).await?;
+    let Some(record) = instances.into_iter().next() else {
+        return Err(ApiError::NotFound("no such instance".into()));
+    };
+    if record.decode_status == DecodeStatus::Failed {
+        return Ok(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_renderable",
+            format!(
+                "the pixel data cannot be decoded: {}",
+                record.decode_reason.as_deref().unwrap_or("unknown reason")
+            ),
+        ));
+    }
+    audit_retrieve(
+        &state,
+        &ctx,
+        AuditEventType::DicomInstancesAccessed,
+        "wado-rs-rendered",
+        std::slice::from_ref(&record),
+    )
+    .await?;
+    let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
+    let png = web::block(move || {
+        let object = fusion_imaging::read(&bytes)?;
+        let pixels = fusion_imaging::decode_pixels(&object)?;
+        let frame =
+            fusion_imaging::render_frame(&object, &pixels, &RenderOptions { frame, window })?;
+        Ok::<_, anyhow::Error>(frame.to_png()?)
+    })
+    .await
+    .map_err(internal)?;
+    match png {
+        Ok(png) => Ok(HttpResponse::Ok().content_type("image/png").body(png)),
+        Err(e) => Ok(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_renderable",
+            format!("cannot render this frame: {e}"),
+        )),
+    }
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered`.
+pub(crate) async fn instance_rendered(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series, instance) = path.into_inner();
+    rendered(
+        req,
+        state,
+        ctx,
+        parse_study(&study)?,
+        parse_series(&series)?,
+        parse_sop(&instance)?,
+        1,
+    )
+    .await
+}
+
+/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered`.
+pub(crate) async fn frame_rendered(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series, instance, frame) = path.into_inner();
+    let frame: u32 =
+        frame.parse().ok().filter(|f| *f >= 1).ok_or_else(|| {
+            ApiError::BadRequest("a frame number is a whole number from 1".into())
+        })?;
+    rendered(
+        req,
+        state,
+        ctx,
+        parse_study(&study)?,
+        parse_series(&series)?,
+        parse_sop(&instance)?,
+        frame,
+    )
+    .await
+}
+
+/// `GET …/instances/{instance}/bulk/{tag}`: the value of a top-level bulk
+/// data element named in the metadata's BulkDataURI, as
+/// `multipart/related; type="application/octet-stream"`.
+pub(crate) async fn bulk_data(
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<(String, String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (study, series, instance, tag) = path.into_inner();
+    let (study, series, instance) = (
+        parse_study(&study)?,
+        parse_series(&series)?,
+        parse_sop(&instance)?,
+    );
+    let tag_value = u32::from_str_radix(&tag, 16)
+        .ok()
+        .filter(|_| tag.len() == 8)
+        .ok_or_else(|| ApiError::BadRequest("a bulk data tag is 8 hex digits".into()))?;
+    let instances = scope(&state, &ctx, &study, Some(&series), Some(&instance)).await?;
+    let Some(record) = instances.into_iter().next() else {
+        return Err(ApiError::NotFound("no such instance".into()));
+    };
+    audit_retrieve(
+        &state,
+        &ctx,
+        AuditEventType::DicomInstancesTransferred,
+        "wado-rs-bulkdata",
+        std::slice::from_ref(&record),
+    )
+    .await?;
+    let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
+    let value = web::block(move || -> Result<Option<Vec<u8>>, anyhow::Error> {
+        let object = fusion_imaging::read(&bytes)?;
+        let tag = dicom_core::Tag((tag_value >> 16) as u16, (tag_value & 0xFFFF) as u16);
+        Ok(object
+            .element_opt(tag)?
+            .and_then(|e| e.to_bytes().ok().map(|b| b.into_owned())))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    let Some(value) = value else {
+        return Err(ApiError::NotFound("no such bulk data element".into()));
+    };
+    let boundary = "fusion-bulk";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        value.len()
+    )
+    .into_bytes();
+    body.extend_from_slice(&value);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Ok(HttpResponse::Ok()
+        .content_type(format!(
+            "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
+        ))
+        .body(body))
+}

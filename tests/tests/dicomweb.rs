@@ -1,0 +1,668 @@
+//! DICOMweb over HTTP on real files: STOW-RS (status codes and failure
+//! reasons of PS3.18 §10.5.3 and Table I.2-2), QIDO-RS matching, WADO-RS
+//! byte-identical retrieval, metadata and rendered images, read-back limits
+//! of integration clients, and the audit events each writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+
+use fusion_schemas::Role;
+use fusion_store::{AuditEventType, AuditFilter};
+use fusion_tests::dicom::{
+    CatalogueRow, catalogue, multipart, parse_multipart, read, stow_content_type, values,
+};
+use fusion_tests::{TestApp, spawn_app, spawn_app_with};
+use serde_json::Value;
+
+const CT: &str = "pydicom-3.0.2/test_files/CT_small.dcm";
+const MR: &str = "pydicom-3.0.2/test_files/MR_small.dcm";
+const CR: &str = "pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm";
+const TRUNCATED: &str = "pydicom-3.0.2/test_files/MR_truncated.dcm";
+const BAD_J2K: &str = "pydicom-3.0.2/test_files/JPEG2000-embedded-sequence-delimiter.dcm";
+const TWO_FRAMES: &str = "pydicom-3.0.2/test_files/SC_rgb_rle_16bit_2frame.dcm";
+/// 73 characters with '-', like Orthanc's (longer than RFC 2046's 70).
+const BOUNDARY: &str = "fusion-test-boundary-0123456789abcdef-0123456789abcdef-0123456789abcdefX";
+
+struct Client {
+    auth: (String, String),
+}
+
+impl Client {
+    async fn new(app: &TestApp, name: &str) -> Self {
+        let (id, secret) = app.api_key(name, Role::Integration).await;
+        Self { auth: (id, secret) }
+    }
+
+    fn req(&self, app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        app.client
+            .request(method, app.url(path))
+            .basic_auth(&self.auth.0, Some(&self.auth.1))
+    }
+
+    async fn stow(&self, app: &TestApp, path: &str, parts: &[(&str, &[u8])]) -> (u16, Value) {
+        let res = self
+            .req(app, reqwest::Method::POST, path)
+            .header("Content-Type", stow_content_type(BOUNDARY))
+            .header("Accept", "application/dicom+json")
+            .body(multipart(BOUNDARY, parts))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, app: &TestApp, path: &str) -> reqwest::Response {
+        self.req(app, reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn dicom(files: &[&str]) -> Vec<Vec<u8>> {
+    files.iter().map(|f| read(f)).collect()
+}
+
+fn parts(bytes: &[Vec<u8>]) -> Vec<(&str, &[u8])> {
+    bytes
+        .iter()
+        .map(|b| ("application/dicom", b.as_slice()))
+        .collect()
+}
+
+fn failure_reasons(body: &Value) -> Vec<u64> {
+    values(body, "00081198")
+        .iter()
+        .map(|item| item["00081197"]["Value"][0].as_u64().unwrap())
+        .collect()
+}
+
+fn stored_uids(body: &Value) -> Vec<String> {
+    values(body, "00081199")
+        .iter()
+        .map(|item| item["00081155"]["Value"][0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn uid_of(file: &str) -> String {
+    let instance = fusion_imaging::parse(&read(file)).unwrap();
+    instance.sop_instance_uid().to_string()
+}
+
+/// Every decodable catalogued file that is a storable instance goes through
+/// STOW-RS, is found by QIDO-RS, comes back byte-identical from WADO-RS, and
+/// renders to a PNG of its size. Files that share a SOP Instance UID (the
+/// same image in several transfer syntaxes) go to separate, fresh services.
+#[tokio::test]
+async fn every_decodable_catalogue_file_round_trips() {
+    let mut waves: Vec<Vec<(CatalogueRow, String)>> = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut not_instances = 0;
+    for row in catalogue() {
+        if row.get("decode_ok") != "yes" {
+            continue;
+        }
+        let Ok(instance) = fusion_imaging::parse(&row.bytes()) else {
+            not_instances += 1;
+            continue;
+        };
+        let uid = instance.sop_instance_uid().to_string();
+        let wave = seen.entry(uid.clone()).or_insert(0);
+        if waves.len() <= *wave {
+            waves.push(Vec::new());
+        }
+        waves[*wave].push((row, uid));
+        *wave += 1;
+    }
+    let total: usize = waves.iter().map(Vec::len).sum();
+    assert!(total >= 70, "{total} storable decodable files");
+    eprintln!(
+        "{total} files in {} waves; {not_instances} not storable instances",
+        waves.len()
+    );
+    for wave in waves {
+        let app = spawn_app().await;
+        let pacs = Client::new(&app, "pacs").await;
+        let viewer = app.session_for("viewer", Role::Clinician).await;
+        let bytes: Vec<Vec<u8>> = wave.iter().map(|(r, _)| r.bytes()).collect();
+        let (status, body) = pacs.stow(&app, "/dicom-web/studies", &parts(&bytes)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(stored_uids(&body).len(), wave.len());
+        for ((row, uid), sent) in wave.iter().zip(&bytes) {
+            let file = row.get("file");
+            let item = values(&body, "00081199")
+                .into_iter()
+                .find(|i| i["00081155"]["Value"][0] == uid.as_str())
+                .unwrap();
+            let url = item["00081190"]["Value"][0].as_str().unwrap();
+            let path = url.split_once("/dicom-web").unwrap().1;
+            let study = path.split('/').nth(2).unwrap();
+            // QIDO-RS finds it.
+            let res = app
+                .client
+                .get(app.url(&format!(
+                    "/dicom-web/studies/{study}/instances?SOPInstanceUID={uid}"
+                )))
+                .bearer_auth(&viewer)
+                .send()
+                .await
+                .unwrap();
+            let found: Vec<Value> = res.json().await.unwrap();
+            assert_eq!(found.len(), 1, "{file}");
+            // WADO-RS returns the same bytes.
+            let res = app
+                .client
+                .get(app.url(&format!("/dicom-web{path}")))
+                .bearer_auth(&viewer)
+                .header("Accept", "multipart/related; type=\"application/dicom\"")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{file}");
+            let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+            let got = parse_multipart(&ct, &res.bytes().await.unwrap());
+            assert_eq!(got.len(), 1, "{file}");
+            assert!(got[0] == *sent, "{file}: WADO-RS bytes differ");
+            // /rendered gives a PNG of the image's size.
+            let res = app
+                .client
+                .get(app.url(&format!("/dicom-web{path}/rendered")))
+                .bearer_auth(&viewer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{file}: {}", res.text().await.unwrap());
+            assert_eq!(res.headers()["content-type"], "image/png");
+            let png = res.bytes().await.unwrap();
+            let decoder = png::Decoder::new(std::io::Cursor::new(png.to_vec()));
+            let info = decoder.read_info().unwrap();
+            let (w, h) = (info.info().width, info.info().height);
+            assert_eq!(h.to_string(), row.get("rows"), "{file}: rows");
+            assert_eq!(w.to_string(), row.get("cols"), "{file}: columns");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_broken_instance_fails_alone_with_its_reason() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[CT, TRUNCATED, MR]);
+    let mut p = parts(&files);
+    p.push(("text/plain", b"not DICOM at all".as_slice()));
+    let (status, body) = pacs.stow(&app, "/dicom-web/studies", &p).await;
+    assert_eq!(status, 202, "some stored, some failed: {body}");
+    assert_eq!(stored_uids(&body), [uid_of(CT), uid_of(MR)]);
+    // Cannot understand (C000) for the truncated file and the text part.
+    assert_eq!(failure_reasons(&body), [0xC000, 0xC000]);
+
+    // None stored: 409.
+    let files = dicom(&[TRUNCATED]);
+    let (status, body) = pacs.stow(&app, "/dicom-web/studies", &parts(&files)).await;
+    assert_eq!(status, 409);
+    assert_eq!(failure_reasons(&body), [0xC000]);
+}
+
+#[tokio::test]
+async fn an_undecodable_instance_is_stored_and_flagged_not_renderable() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[BAD_J2K]);
+    let (status, body) = pacs.stow(&app, "/dicom-web/studies", &parts(&files)).await;
+    assert_eq!(status, 200, "{body}");
+    let uid = fusion_schemas::SopInstanceUid::parse(&uid_of(BAD_J2K)).unwrap();
+    let record = app.state.repository.instance(&uid).await.unwrap().unwrap();
+    assert_eq!(record.decode_status, fusion_store::DecodeStatus::Failed);
+    assert!(record.decode_reason.is_some());
+    let viewer = app.session_for("viewer", Role::Clinician).await;
+    let url = values(&body, "00081199")[0]["00081190"]["Value"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .get(format!("{url}/rendered"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "not_renderable");
+}
+
+#[tokio::test]
+async fn stow_refuses_wrong_media_types_and_other_studies() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let ct = read(CT);
+    for content_type in [
+        "application/dicom".to_owned(),
+        "multipart/related; boundary=abc".to_owned(),
+        "multipart/related; type=\"application/dicom+json\"; boundary=abc".to_owned(),
+        "application/json".to_owned(),
+    ] {
+        let res = pacs
+            .req(&app, reqwest::Method::POST, "/dicom-web/studies")
+            .header("Content-Type", &content_type)
+            .body(ct.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 415, "{content_type}");
+    }
+    // The type parameter may come unquoted.
+    let res = pacs
+        .req(&app, reqwest::Method::POST, "/dicom-web/studies")
+        .header(
+            "Content-Type",
+            format!("multipart/related; type=application/dicom; boundary={BOUNDARY}"),
+        )
+        .body(multipart(BOUNDARY, &[("application/dicom", &ct)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // An instance of another study posted to /studies/{uid} fails alone.
+    let ct_study = fusion_imaging::parse(&ct)
+        .unwrap()
+        .study_instance_uid()
+        .to_string();
+    let files = dicom(&[CT, MR]);
+    let (status, body) = pacs
+        .stow(
+            &app,
+            &format!("/dicom-web/studies/{ct_study}"),
+            &parts(&files),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(stored_uids(&body), [uid_of(CT)]);
+    assert_eq!(failure_reasons(&body), [0xA900]);
+    let study_url = values(&body, "00081190")[0].as_str().unwrap();
+    assert!(study_url.ends_with(&format!("/dicom-web/studies/{ct_study}")));
+}
+
+#[tokio::test]
+async fn a_truncated_body_keeps_the_complete_instances() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[CT, MR]);
+    let mut body = multipart(BOUNDARY, &parts(&files));
+    body.truncate(files[0].len() + 200 + files[1].len() / 2);
+    let res = pacs
+        .req(&app, reqwest::Method::POST, "/dicom-web/studies")
+        .header("Content-Type", stow_content_type(BOUNDARY))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(stored_uids(&json), [uid_of(CT)]);
+    assert_eq!(failure_reasons(&json), [0xC000]);
+}
+
+#[tokio::test]
+async fn an_oversize_body_is_refused_and_earlier_instances_stay() {
+    let app = spawn_app_with(|s| s.stow_max_bytes = 60_000).await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[CT, MR, CT]);
+    // With a Content-Length over the limit: refused before reading.
+    let body = multipart(BOUNDARY, &parts(&files));
+    assert!(body.len() > 60_000);
+    let res = pacs
+        .req(&app, reqwest::Method::POST, "/dicom-web/studies")
+        .header("Content-Type", stow_content_type(BOUNDARY))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    // Chunked, as Orthanc sends: the parts within the limit are stored, the
+    // rest fails as Out of Resources (A700).
+    let stream = futures::stream::iter(
+        body.chunks(8192)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let res = pacs
+        .req(&app, reqwest::Method::POST, "/dicom-web/studies")
+        .header("Content-Type", stow_content_type(BOUNDARY))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(status, 202, "{json}");
+    assert_eq!(stored_uids(&json), [uid_of(CT), uid_of(MR)]);
+    assert_eq!(failure_reasons(&json), [0xA700]);
+}
+
+#[tokio::test]
+async fn resending_is_idempotent_and_different_bytes_conflict() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let ct = read(CT);
+    let (status, _) = pacs
+        .stow(&app, "/dicom-web/studies", &[("application/dicom", &ct)])
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = pacs
+        .stow(&app, "/dicom-web/studies", &[("application/dicom", &ct)])
+        .await;
+    assert_eq!(status, 200, "the same bytes again succeed: {body}");
+    // Same SOP Instance UID, other bytes (one byte of the preamble changed).
+    let mut other = ct.clone();
+    other[0] ^= 0xFF;
+    let (status, body) = pacs
+        .stow(&app, "/dicom-web/studies", &[("application/dicom", &other)])
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(failure_reasons(&body), [0x0111]);
+    let uid = fusion_schemas::SopInstanceUid::parse(&uid_of(CT)).unwrap();
+    assert_eq!(app.state.repository.conflict_count(&uid).await.unwrap(), 1);
+    // The first bytes stay.
+    let record = app.state.repository.instance(&uid).await.unwrap().unwrap();
+    assert_eq!(record.blob_key, fusion_store::BlobKey::of(&ct));
+}
+
+async fn qido(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .get(app.url(&format!("/dicom-web/studies{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn study_uids(results: &Value) -> Vec<String> {
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["0020000D"]["Value"][0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn qido_matches_as_ps3_4_prescribes() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[CT, MR, CR]);
+    let (status, _) = pacs.stow(&app, "/dicom-web/studies", &parts(&files)).await;
+    assert_eq!(status, 200);
+    let viewer = app.session_for("viewer", Role::Clinician).await;
+    let study = |f: &str| {
+        fusion_imaging::parse(&read(f))
+            .unwrap()
+            .study_instance_uid()
+            .to_string()
+    };
+    let attrs =
+        |f: &str| fusion_imaging::index_attributes(&fusion_imaging::parse(&read(f)).unwrap());
+    let cr = attrs(CR);
+    let ct = attrs(CT);
+
+    let (status, all) = qido(&app, &viewer, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let (_, r) = qido(&app, &viewer, "?ModalitiesInStudy=CR").await;
+    assert_eq!(study_uids(&r), [study(CR)]);
+    let one = &r[0];
+    assert_eq!(values(one, "00080061")[0], "CR");
+    assert_eq!(values(one, "00201208")[0], 1);
+    assert_eq!(values(one, "00201206")[0], 1);
+    assert!(
+        values(one, "00081190")[0]
+            .as_str()
+            .unwrap()
+            .ends_with(&study(CR))
+    );
+
+    let name = cr.patient_name.clone().unwrap();
+    let prefix: String = name.chars().take(2).collect();
+    let (_, r) = qido(
+        &app,
+        &viewer,
+        &format!("?PatientName={}*", prefix.to_lowercase()),
+    )
+    .await;
+    assert!(study_uids(&r).contains(&study(CR)), "{r}");
+    let id = ct.patient_id.clone().unwrap();
+    let (_, r) = qido(&app, &viewer, &format!("?00100020={id}")).await;
+    assert_eq!(study_uids(&r), [study(CT)], "tag form of PatientID");
+    let date = ct.study_date.clone().unwrap();
+    let (_, r) = qido(
+        &app,
+        &viewer,
+        &format!("?StudyDate={date}-{date}&ModalitiesInStudy=CT"),
+    )
+    .await;
+    assert_eq!(study_uids(&r), [study(CT)]);
+    let (_, r) = qido(
+        &app,
+        &viewer,
+        &format!("?StudyInstanceUID={},{}", study(CT), study(MR)),
+    )
+    .await;
+    assert_eq!(r.as_array().unwrap().len(), 2);
+    let (_, r) = qido(&app, &viewer, "?limit=2&offset=2").await;
+    assert_eq!(r.as_array().unwrap().len(), 1);
+    let (status, r) = qido(&app, &viewer, "?PatientID=NOBODY").await;
+    assert_eq!((status, r), (200, serde_json::json!([])));
+    let (status, _) = qido(&app, &viewer, "?StudyDate=yesterday").await;
+    assert_eq!(status, 400);
+    // includefield adds attributes beyond the defaults.
+    let (_, r) = qido(
+        &app,
+        &viewer,
+        &format!("?StudyInstanceUID={}&includefield=00280010", study(CT)),
+    )
+    .await;
+    assert!(r[0].get("00280010").is_some(), "{r}");
+    let (_, r) = qido(&app, &viewer, &format!("?StudyInstanceUID={}", study(CT))).await;
+    assert!(r[0].get("00280010").is_none());
+
+    // Series and instances of a study.
+    let res = app
+        .client
+        .get(app.url(&format!(
+            "/dicom-web/studies/{}/series?Modality=CT",
+            study(CT)
+        )))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    let series: Value = res.json().await.unwrap();
+    assert_eq!(series.as_array().unwrap().len(), 1);
+    assert_eq!(values(&series[0], "00201209")[0], 1);
+
+    // Every query is audited once, naming the patients it returned.
+    let events = app
+        .state
+        .repository
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap();
+    let queries: Vec<_> = events
+        .iter()
+        .filter(|e| e.record.event_type == AuditEventType::Query)
+        .collect();
+    // Ten study searches and one series search; the refused bad date is not a query.
+    assert_eq!(queries.len(), 11);
+    assert_eq!(queries[0].record.patient_ids.len(), {
+        let mut p: Vec<String> = [CT, MR, CR]
+            .iter()
+            .filter_map(|f| attrs(f).patient_id.map(|p| p.to_string()))
+            .collect();
+        p.sort();
+        p.dedup();
+        p.len()
+    });
+    // Every stored instance is audited as transferred, with its patient.
+    let transfers: Vec<_> = events
+        .iter()
+        .filter(|e| e.record.event_type == AuditEventType::DicomInstancesTransferred)
+        .collect();
+    assert_eq!(transfers.len(), 3);
+    assert!(transfers.iter().all(|e| e.record.agent.name == "pacs"));
+}
+
+#[tokio::test]
+async fn rendered_images_follow_windows_inversion_and_frames() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[CT, TWO_FRAMES]);
+    let (status, body) = pacs.stow(&app, "/dicom-web/studies", &parts(&files)).await;
+    assert_eq!(status, 200, "{body}");
+    let url = |i: usize| {
+        values(&body, "00081199")[i]["00081190"]["Value"][0]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let viewer = app.session_for("viewer", Role::Clinician).await;
+    let png = |path: String| {
+        let app = &app;
+        let viewer = viewer.clone();
+        async move {
+            let res = app
+                .client
+                .get(path)
+                .bearer_auth(viewer)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (s1, narrow) = png(format!("{}/rendered?window=40,80", url(0))).await;
+    let (s2, wide) = png(format!("{}/rendered?window=40,4000", url(0))).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_ne!(narrow, wide, "the window changes the image");
+    let (status, _) = png(format!("{}/rendered?window=40", url(0))).await;
+    assert_eq!(status, 400);
+    let (status, _) = png(format!("{}/frames/2/rendered", url(1))).await;
+    assert_eq!(status, 200);
+    let (status, _) = png(format!("{}/frames/3/rendered", url(1))).await;
+    assert_eq!(status, 422);
+    // JPEG is not offered.
+    let res = app
+        .client
+        .get(format!("{}/rendered", url(0)))
+        .bearer_auth(&viewer)
+        .header("Accept", "image/jpeg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 406);
+}
+
+#[tokio::test]
+async fn metadata_carries_bulk_data_uris_that_resolve() {
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let files = dicom(&[CT]);
+    let (_, body) = pacs.stow(&app, "/dicom-web/studies", &parts(&files)).await;
+    let url = values(&body, "00081199")[0]["00081190"]["Value"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let viewer = app.session_for("viewer", Role::Clinician).await;
+    let res = app
+        .client
+        .get(format!("{url}/metadata"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/dicom+json");
+    let meta: Value = res.json().await.unwrap();
+    assert_eq!(values(&meta[0], "00080018")[0], uid_of(CT).as_str());
+    let bulk = meta[0]["7FE00010"]["BulkDataURI"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .get(&bulk)
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+    let got = parse_multipart(&ct, &res.bytes().await.unwrap());
+    assert_eq!(got[0].len(), 128 * 128 * 2, "CT_small pixel data, bytes");
+    // WADO-RS refuses media types it cannot send.
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&viewer)
+        .header("Accept", "application/dicom+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 406);
+}
+
+#[tokio::test]
+async fn integration_clients_read_back_only_their_own_instances() {
+    let app = spawn_app().await;
+    let a = Client::new(&app, "pacs-a").await;
+    let b = Client::new(&app, "pacs-b").await;
+    let (_, ct_body) = a
+        .stow(&app, "/dicom-web/studies", &parts(&dicom(&[CT])))
+        .await;
+    let (_, mr_body) = b
+        .stow(&app, "/dicom-web/studies", &parts(&dicom(&[MR])))
+        .await;
+    let res = a.get(&app, "/dicom-web/studies").await;
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(seen.as_array().unwrap().len(), 1);
+    let mr_url = values(&mr_body, "00081199")[0]["00081190"]["Value"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = mr_url.split_once("/dicom-web").unwrap().1.to_owned();
+    assert_eq!(
+        a.get(&app, &format!("/dicom-web{path}")).await.status(),
+        404
+    );
+    assert_eq!(
+        b.get(&app, &format!("/dicom-web{path}")).await.status(),
+        200
+    );
+    let ct_url = values(&ct_body, "00081199")[0]["00081190"]["Value"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ct_path = ct_url.split_once("/dicom-web").unwrap().1.to_owned();
+    assert_eq!(
+        a.get(&app, &format!("/dicom-web{ct_path}/metadata"))
+            .await
+            .status(),
+        200
+    );
+    // Auditors see no images at all.
+    let auditor = app.session_for("auditor", Role::Auditor).await;
+    let res = app
+        .client
+        .get(app.url("/dicom-web/studies"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
