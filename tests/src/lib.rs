@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod browser;
 pub mod dicom;
 pub mod orthanc;
 
@@ -242,6 +243,20 @@ pub fn python() -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// As [`run_tool`], off the async runtime: use it while the app must keep
+/// serving (the app's database pool lives on the test's runtime, which a
+/// blocking wait would stall).
+pub async fn run_tool_async(tool: &str, args: &[&str]) -> (bool, String) {
+    let tool = tool.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_tool(&tool, &args)
+    })
+    .await
+    .unwrap()
 }
 
 /// Runs `tests/tools/<tool>` with `args`; returns (success, stdout + stderr).

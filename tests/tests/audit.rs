@@ -225,3 +225,95 @@ async fn verify_finds_a_row_tampered_with_by_the_database_owner() {
     assert_eq!(b.seq, 6);
     assert!(b.problem.starts_with("sequence gap"), "{}", b.problem);
 }
+
+/// compliance/deployment.md: with the documented grants, the service's own
+/// database role writes audit events but cannot change or delete them, even
+/// with the trigger out of the way.
+#[tokio::test]
+async fn the_documented_app_role_may_only_insert_audit_events() {
+    let app = spawn_app().await;
+    some_activity(&app).await;
+    let role = format!("fusion_app_{}", uuid::Uuid::new_v4().simple());
+    let db = &app.pg().name;
+    let mut owner = app.pg().admin_of_app().await;
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT CONNECT ON DATABASE \"{db}\" TO {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role}"),
+        format!("GRANT SELECT, INSERT ON audit_events TO {role}"),
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut owner)
+            .await
+            .unwrap();
+    }
+    // The service works under that role (no migrations at start).
+    let url = app.pg().url.replace("postgres@", &format!("{role}@"));
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("DATABASE_URL".to_owned(), url.clone()),
+        (
+            "FUSION_DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
+        ("FUSION_MIGRATE_ON_START".to_owned(), "false".to_owned()),
+    ];
+    let settings = fusion_api::Settings::load_from(
+        &fusion_api::config::Overrides {
+            bind: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        },
+        env,
+    )
+    .unwrap();
+    let state = fusion_api::connect_storage(&settings).await.unwrap();
+    fusion_api::admin::add_user(
+        &state,
+        &fusion_tests::operator(),
+        "dr.under-app-role",
+        Role::Clinician,
+        &secrecy::SecretString::from("a-long-enough-password".to_owned()),
+    )
+    .await
+    .unwrap();
+    use sqlx::Connection;
+    let mut as_app = sqlx::PgConnection::connect(&url).await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET outcome = '0'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(&mut as_app)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("permission denied"), "{sql}: {err}");
+    }
+    sqlx::query("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    drop(as_app);
+    drop(state);
+    let report = fusion_store::verify_chain(app.state.repository.as_ref())
+        .await
+        .unwrap();
+    assert!(report.first_break.is_none());
+    // Roles are cluster-wide: remove ours.
+    for sql in [
+        format!("REASSIGN OWNED BY {role} TO postgres"),
+        format!("DROP OWNED BY {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut owner)
+            .await
+            .unwrap();
+    }
+    let mut server = app.pg().admin().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+        .execute(&mut server)
+        .await;
+}

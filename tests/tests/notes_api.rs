@@ -278,8 +278,11 @@ async fn each_format_is_analysed_and_its_spans_index_the_stored_text() {
         })
         .await
         .unwrap();
+    // The note's own events; linking it to its case and the case's
+    // prediction are audited too (tests/tests/cases.rs).
     let summary: Vec<(&str, &str, AuditAction)> = events
         .iter()
+        .filter(|e| e.record.subtype.starts_with("note-"))
         .map(|e| {
             (
                 e.record.event_type.code(),

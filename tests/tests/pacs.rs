@@ -10,7 +10,7 @@ use fusion_schemas::{Role, SopInstanceUid};
 use fusion_store::{AuditFilter, AuditOutcome};
 use fusion_tests::dicom::read;
 use fusion_tests::orthanc::{Orthanc, dicomweb_target};
-use fusion_tests::{run_tool, spawn_app};
+use fusion_tests::{run_tool_async, spawn_app};
 
 const FILES: &[&str] = &[
     "pydicom-3.0.2/test_files/CT_small.dcm",
@@ -129,10 +129,11 @@ async fn dicomweb_client_searches_and_retrieves() {
     let instance = fusion_imaging::parse(&bytes).unwrap();
     let study_uid = instance.study_instance_uid().to_string();
     let base = format!("{}/dicom-web", app.address);
-    let (ok, out) = run_tool(
+    let (ok, out) = run_tool_async(
         "dicomweb_client_check.py",
         &[&base, &id, &secret, &study_uid],
-    );
+    )
+    .await;
     assert!(ok, "dicomweb-client failed: {out}");
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(json["studies"], serde_json::json!([study_uid]));

@@ -79,6 +79,16 @@ pub enum AbstainReason {
     },
 }
 
+impl Default for AbstainPolicy {
+    /// u > 0.5 or C > 0.5: used when no package supplies a policy.
+    fn default() -> Self {
+        Self {
+            max_uncertainty: 0.5,
+            max_conflict: 0.5,
+        }
+    }
+}
+
 impl AbstainPolicy {
     /// A policy abstaining when u > `max_uncertainty` or C > `max_conflict`.
     ///

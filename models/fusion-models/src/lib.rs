@@ -9,7 +9,8 @@
 //! packages ([`package`]), the all-MiniLM-L6-v2 sentence encoder
 //! ([`text_encoder`]), the radiograph preprocessing ([`preprocess`]), the
 //! Xception pneumonia classifier ([`xception`]) and its MC-dropout branch
-//! opinions ([`image_branch`]). The fusion math itself is f64, deterministic
+//! opinions ([`image_branch`]). [`pipeline`] runs a whole case: the
+//! applicability gate, both branches, fusion, abstention and timings. The fusion math itself is f64, deterministic
 //! and free of model-runtime dependencies.
 
 pub mod abstain;
@@ -19,6 +20,7 @@ pub mod evidence;
 pub mod image_branch;
 pub mod opinion;
 pub mod package;
+pub mod pipeline;
 pub mod preprocess;
 pub mod text_encoder;
 pub mod xception;
@@ -37,6 +39,11 @@ pub use opinion::{
     Combination, FusedOpinion, FusionError, Opinion, OpinionError, combine, combine_all,
 };
 pub use package::{Manifest, ModelPackage, Observation, PackageError};
+pub use pipeline::{
+    BranchOpinion, BranchReport, BranchStatus, Branches, CaseInput, FrameValues, FusedLabel,
+    GateAttributes, ImageCandidate, NoteInput, PackageRef, PackageStatus, Pipeline,
+    PredictionOutput,
+};
 pub use text_encoder::{Embedding, TextEncoder, TextEncoderError};
 
 /// The device to run models on, chosen once at start-up: the first CUDA GPU

@@ -142,6 +142,10 @@ pub enum Architecture {
     /// A BERT encoder used as a Sentence-BERT sentence encoder (Reimers &
     /// Gurevych 2019): [`crate::text_encoder`].
     Bert,
+    /// A test architecture with hand-settable weights: logit_k = w_k ·
+    /// mean(preprocessed input) + b_k, from safetensors tensors `weight`
+    /// `[K]` and `bias` `[K]` (f32). See [`crate::pipeline`].
+    MeanLogistic,
 }
 
 /// The 14 CheXpert observations (Irvin et al., AAAI 2019), serialised in
@@ -465,6 +469,70 @@ pub struct IntendedUse {
     /// BCP 47 language tags of the text the model reads, e.g. `en`.
     #[serde(default)]
     pub languages: Vec<String>,
+    /// What the applicability gate does when the patient's age is outside
+    /// `age_years` or unknown; [`OutOfRangeAge::NotApplicable`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_range_age: Option<OutOfRangeAge>,
+}
+
+/// The applicability gate's action for a patient outside the intended age
+/// range (`action` = `discount` or `not_applicable`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OutOfRangeAge {
+    /// Use the branch with its opinions trust-discounted by `trust`
+    /// (b' = t·b, d' = t·d, u' = 1 − t(b + d)).
+    Discount(Trust),
+    /// Do not use the branch at all.
+    NotApplicable,
+}
+
+/// A trust factor t ∈ [0, 1] for trust discounting.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    /// The factor t ∈ [0, 1]; 1 is full trust, 0 makes the opinion vacuous.
+    pub trust: f64,
+}
+
+/// Zero-shot evidence of a text package (see [`crate::pipeline`]): each
+/// note sentence is embedded and compared by cosine similarity with the
+/// prompts "There is <finding>." and "There is no <finding>."; the sentence
+/// most similar to either prompt gives the logit
+/// z = `scale` · (cos(s, present) − cos(s, absent)), p = σ(z/T) and weak
+/// evidence e₊ = `weight` · max(2p − 1, 0), e₋ = `weight` · max(1 − 2p, 0).
+/// No evidence when that sentence's best similarity is below
+/// `min_similarity` (the note does not talk about the finding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroShot {
+    /// Whether the zero-shot classifier runs (false: mention labels only,
+    /// and the encoder weights are verified but not built).
+    pub enabled: bool,
+    /// Multiplier turning a cosine difference (in [−2, 2]) into a logit; > 0.
+    pub scale: f64,
+    /// Evidence (pseudo-counts) of a certain zero-shot call, ≥ 0.
+    pub weight: f64,
+    /// Relevance threshold on the cosine similarity, in [−1, 1].
+    pub min_similarity: f64,
+    /// Per-observation calibration of the zero-shot logit, written by
+    /// `fusion calibrate`; T = 1 for observations not listed.
+    #[serde(default)]
+    pub labels: Vec<ZeroShotLabel>,
+}
+
+/// Calibration of one observation's zero-shot logit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroShotLabel {
+    /// The observation.
+    pub observation: Observation,
+    /// Temperature scaling of z (T = 1 when absent).
+    #[serde(default)]
+    pub calibration: TemperatureScaler,
+    /// Split-conformal threshold, where a calibration set exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformal: Option<ConformalCalibrator>,
 }
 
 /// Where the files come from.
@@ -570,6 +638,9 @@ pub struct Manifest {
     /// Evidence weights for the text branch's mention labels (text packages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_evidence: Option<TextEvidenceWeights>,
+    /// Zero-shot evidence from sentence embeddings (text packages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_shot: Option<ZeroShot>,
     /// Intended population and acquisition.
     pub intended_use: IntendedUse,
     /// Where the files come from and under which licence.
@@ -655,11 +726,16 @@ impl Manifest {
                 format!("`{input_modality}` input for a `{}` package", self.modality),
             ));
         }
-        let expected_arch = match self.modality {
-            Modality::Image => Architecture::Xception,
-            Modality::Text => Architecture::Bert,
+        let arch_fits = match self.modality {
+            Modality::Image => {
+                matches!(
+                    self.architecture,
+                    Architecture::Xception | Architecture::MeanLogistic
+                )
+            }
+            Modality::Text => self.architecture == Architecture::Bert,
         };
-        if self.architecture != expected_arch {
+        if !arch_fits {
             return Err(invalid(
                 "architecture",
                 format!(
@@ -840,6 +916,44 @@ impl Manifest {
                 "intended_use.age_years",
                 format!("need 0 ≤ min ≤ max, got {} and {}", age.min, age.max),
             ));
+        }
+        if let Some(OutOfRangeAge::Discount(Trust { trust })) = self.intended_use.out_of_range_age
+            && !(0.0..=1.0).contains(&trust)
+        {
+            return Err(invalid(
+                "intended_use.out_of_range_age.trust",
+                format!("{trust}: need 0 ≤ trust ≤ 1"),
+            ));
+        }
+        if let Some(z) = &self.zero_shot {
+            if self.modality != Modality::Text {
+                return Err(invalid(
+                    "zero_shot",
+                    "only text packages have zero-shot evidence".to_owned(),
+                ));
+            }
+            if !(z.scale.is_finite() && z.scale > 0.0) {
+                return Err(invalid(
+                    "zero_shot.scale",
+                    format!("{}: need a finite value > 0", z.scale),
+                ));
+            }
+            check_max_evidence(z.weight).map_err(|m| invalid("zero_shot.weight", m))?;
+            if !(-1.0..=1.0).contains(&z.min_similarity) {
+                return Err(invalid(
+                    "zero_shot.min_similarity",
+                    format!("{}: need −1 ≤ min_similarity ≤ 1", z.min_similarity),
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, l) in z.labels.iter().enumerate() {
+                if !seen.insert(l.observation) {
+                    return Err(invalid(
+                        &format!("zero_shot.labels[{i}].observation"),
+                        format!("{} appears twice", l.observation),
+                    ));
+                }
+            }
         }
         if !is_sha256(&self.source.wheel_sha256) {
             return Err(invalid(

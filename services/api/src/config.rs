@@ -64,7 +64,8 @@ pub struct Settings {
     /// unset means plain logs only.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
-    /// Most database connections held open (`FUSION_DB_MAX_CONNECTIONS`). Default 10.
+    /// Most database connections held open (`FUSION_DB_MAX_CONNECTIONS`). Default 20
+    /// (a STOW-RS request stores up to 8 instances at once).
     pub db_max_connections: u32,
     /// Absolute lifetime of a login session, minutes (`FUSION_SESSION_TTL_MINUTES`).
     /// Default 720 (12 h).
@@ -82,9 +83,20 @@ pub struct Settings {
     pub lockout_failures: i32,
     /// How long a lockout lasts, minutes (`FUSION_LOCKOUT_MINUTES`). Default 15.
     pub lockout_minutes: i64,
+    /// Apply pending migrations when the service starts
+    /// (`FUSION_MIGRATE_ON_START`). Default true; set false when the service
+    /// runs with a database role that may not change the schema and
+    /// `fusion migrate` runs separately (compliance/deployment.md).
+    pub migrate_on_start: bool,
     /// Largest STOW-RS request body, bytes (`FUSION_STOW_MAX_BYTES`).
     /// Default 4 GiB.
     pub stow_max_bytes: u64,
+    /// Folder of the model packages (`FUSION_MODELS_DIR`), loaded once at
+    /// start by the inference workers. Default `models/packages`.
+    pub models_dir: PathBuf,
+    /// In-process inference workers (`FUSION_WORKERS`); 0 leaves inference
+    /// to `fusion worker` processes. Default 1.
+    pub workers: usize,
     /// Password for the `admin` user created on first start
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
@@ -131,14 +143,17 @@ impl Settings {
             .set_default("data_dir", "./var")?
             .set_default("log_format", "pretty")?
             .set_default("log", "info,jpeg2k=warn,openjp2=warn")?
-            .set_default("db_max_connections", 10)?
+            .set_default("db_max_connections", 20)?
             .set_default("session_ttl_minutes", 720)?
             .set_default("session_idle_minutes", 30)?
             .set_default("cookie_secure", true)?
             .set_default("login_attempts_per_minute", 10)?
             .set_default("lockout_failures", 5)?
             .set_default("lockout_minutes", 15)?
-            .set_default("stow_max_bytes", 4_u64 << 30)?;
+            .set_default("stow_max_bytes", 4_u64 << 30)?
+            .set_default("models_dir", "models/packages")?
+            .set_default("workers", 1)?
+            .set_default("migrate_on_start", true)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

@@ -182,7 +182,10 @@ pub async fn store_instance(
         request_id: submitter.request_id.clone(),
     };
     match state.repository.put_instance(&new, &audit).await {
-        Ok(PutOutcome::Stored) => InstanceOutcome::Stored(stored),
+        Ok(PutOutcome::Stored) => {
+            crate::inference::link_instance(state, &new, submitter).await;
+            InstanceOutcome::Stored(stored)
+        }
         Ok(PutOutcome::Duplicate) => InstanceOutcome::Duplicate(stored),
         Ok(PutOutcome::Conflict { .. }) => InstanceOutcome::Failed(FailedInstance {
             sop_class: Some(stored.sop_class),

@@ -8,6 +8,8 @@ pub mod admin;
 pub mod audit_export;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
+pub mod inference;
 pub mod ingest;
 
 mod error;

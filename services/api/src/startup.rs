@@ -53,6 +53,11 @@ pub struct AppState {
     pub stow_max_bytes: u64,
     /// Per-client-address throttle of login attempts (this process).
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// The model pipeline, loaded once at start when this process runs
+    /// inference workers (`None` otherwise: routes only queue jobs).
+    pub pipeline: Option<Arc<fusion_models::Pipeline>>,
+    /// Wakes this process's inference workers when a job is queued.
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -93,7 +98,7 @@ impl Application {
     ///
     /// [`StartupError`] naming the failing step.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let state = connect_storage(settings).await?;
+        let mut state = connect_storage(settings).await?;
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
             source,
@@ -102,10 +107,16 @@ impl Application {
             addr: settings.bind,
             source,
         })?;
+        // Models load once, here, and only where workers run them.
+        if settings.workers > 0 {
+            state.pipeline = Some(crate::inference::load_pipeline(settings).await);
+        }
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::auth::authenticate))
+                // Outside authentication, so its refusals carry them too.
+                .wrap(crate::dashboard::security_headers())
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(data.clone())
@@ -120,6 +131,9 @@ impl Application {
             source,
         })?
         .run();
+        if let Some(pipeline) = &state.pipeline {
+            crate::inference::spawn_workers(&state, pipeline, settings.workers);
+        }
         Ok(Self {
             addr,
             server,
@@ -153,7 +167,8 @@ impl Application {
     }
 }
 
-/// Connects the database (migrating it) and opens the blob store.
+/// Connects the database (migrating it unless `migrate_on_start` is off)
+/// and opens the blob store.
 ///
 /// # Errors
 ///
@@ -165,7 +180,9 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
         ..PoolOptions::default()
     };
     let repository = fusion_store::connect(&url, &options).await?;
-    repository.migrate().await?;
+    if settings.migrate_on_start {
+        repository.migrate().await?;
+    }
     let blobs = BlobStore::open(&settings.blob_url()?)?;
     tracing::info!(
         backend = repository.backend().as_str(),
@@ -190,6 +207,8 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),
+        pipeline: None,
+        jobs: Arc::new(tokio::sync::Notify::new()),
     })
 }
 

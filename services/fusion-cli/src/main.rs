@@ -2,9 +2,13 @@
 //! line, loads settings, starts telemetry and hands over to the library
 //! crates, which the tests link directly.
 
+mod calibrate;
+mod demo;
 mod eval;
 mod ingest;
+mod models;
 mod operator;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +39,11 @@ enum Command {
         /// Address to listen on [env: FUSION_BIND] [default: 127.0.0.1:8080]
         #[arg(long, value_name = "ADDR")]
         bind: Option<SocketAddr>,
+        /// After start, load a demo case: the public chest radiograph
+        /// RG1_UNCR.dcm and an invented report (FUSION_DEMO_DICOM overrides
+        /// the file).
+        #[arg(long)]
+        demo: bool,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -54,9 +63,22 @@ enum Command {
         /// The folder to walk.
         folder: PathBuf,
     },
+    /// Run inference workers only (no HTTP): they claim queued prediction
+    /// jobs from the shared database until stopped.
+    Worker {
+        /// How many workers [default: FUSION_WORKERS, at least 1]
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+    },
     /// Evaluate components on public test kits (reads files only).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// List or verify model packages (reads files only).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Fit a package's per-label temperature (and conformal q̂) on a
+    /// labelled CSV and write them into its manifest.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,10 +107,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Evaluations need no settings, database or telemetry.
     let cli = match cli.command {
         Command::Eval(cmd) => return eval::eval(cmd),
+        Command::Models(cmd) => return models::run(cmd),
+        Command::Calibrate(args) => return calibrate::run(&args),
         command => Cli { command, ..cli },
     };
     let bind = match &cli.command {
-        Command::Serve { bind } => *bind,
+        Command::Serve { bind, .. } => *bind,
         _ => None,
     };
     let settings = Settings::load(&Overrides {
@@ -97,7 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })?;
     let _telemetry = fusion_api::telemetry::init(&settings)?;
     match cli.command {
-        Command::Serve { .. } => {
+        Command::Serve { demo, .. } => {
             let app = Application::build(&settings).await?;
             if let Some(password) =
                 fusion_api::admin::bootstrap_admin(app.state(), settings.admin_password.as_ref())
@@ -106,11 +130,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 operator::announce_admin(&password);
             }
             println!("fusion listening on http://{}", app.local_addr());
+            if demo {
+                let state = app.state().clone();
+                let base = format!("http://{}", app.local_addr());
+                tokio::spawn(async move {
+                    if let Err(e) = demo::load(&state, &base, &demo::dicom_path()).await {
+                        eprintln!("fusion: demo not loaded: {e}");
+                    }
+                });
+            }
             app.run_until_stopped().await?;
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
+            let mut settings = settings;
+            settings.migrate_on_start = true;
             let state = fusion_api::connect_storage(&settings).await?;
             println!(
                 "fusion: migrations applied ({})",
@@ -122,6 +157,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
         Command::Audit(cmd) => operator::audit(&settings, cmd).await,
         Command::Ingest { folder } => ingest::run(&settings, &folder).await,
+        Command::Worker { workers } => worker::run(&settings, workers).await,
         Command::Eval(cmd) => eval::eval(cmd),
+        Command::Models(cmd) => models::run(cmd),
+        Command::Calibrate(args) => calibrate::run(&args),
     }
 }

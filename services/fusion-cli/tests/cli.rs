@@ -436,6 +436,19 @@ async fn logs_carry_no_secrets() {
             .await
             .unwrap();
     }
+    // A note, whose text must not reach the logs either.
+    let res = client
+        .post(format!(
+            "{}/notes?patient_id=LOG-SCAN-1&accession_number=LOGSCAN1",
+            served.url
+        ))
+        .basic_auth(&id, Some(&secret))
+        .header("Content-Type", "text/plain")
+        .body("FINDINGS: Zanzibarite opacity quintessentially absent. No pleural effusion.")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     client
         .post(format!("{}/auth/login", served.url))
         .json(&serde_json::json!({ "username": "admin", "password": "typo-admin-passphrase" }))
@@ -465,6 +478,8 @@ async fn logs_carry_no_secrets() {
         token.as_str(),
         csrf.as_str(),
         secret.as_str(),
+        "Zanzibarite",
+        "quintessentially",
     ] {
         assert!(
             !logs.contains(needle),

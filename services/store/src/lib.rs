@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod blob;
+mod cases;
 mod error;
 mod identity;
 mod notes;
@@ -20,6 +21,11 @@ pub use audit::{
     ChainReport, StoredAuditEvent,
 };
 pub use blob::{BlobError, BlobKey, BlobStore};
+pub use cases::{
+    CaseFilter, CaseKey, CaseLink, CaseRecord, CaseSort, CaseStatus, CaseSummary, Enqueued,
+    Finding, JobRecord, JobState, LinkChange, MAX_FINDINGS, MAX_JOB_ATTEMPTS, NewPrediction,
+    NewReview, PredictionBrief, PredictionRecord, PredictionStatus, ReviewRecord,
+};
 pub use error::StoreError;
 pub use identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
@@ -28,14 +34,14 @@ pub use records::{
     SeriesRecord, StudyQuery, StudyRecord, like_pattern,
 };
 pub use repository::{
-    AuditRepository, Backend, DatabaseUrl, IdentityRepository, ImagingRepository, LockoutPolicy,
-    NotesRepository, PoolOptions, Repository, RepositoryCore, connect, verify_chain,
+    AuditRepository, Backend, CaseRepository, DatabaseUrl, IdentityRepository, ImagingRepository,
+    LockoutPolicy, NotesRepository, PoolOptions, Repository, RepositoryCore, connect, verify_chain,
 };
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {
     pub use crate::repository::{
-        AuditRepository, IdentityRepository, ImagingRepository, NotesRepository, Repository,
-        RepositoryCore,
+        AuditRepository, CaseRepository, IdentityRepository, ImagingRepository, NotesRepository,
+        Repository, RepositoryCore,
     };
 }

@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fusion_schemas::{SopInstanceUid, StudyInstanceUid};
+use fusion_schemas::{AccessionNumber, PatientId, SopInstanceUid, StudyInstanceUid};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::StoreError;
 use crate::audit::{AuditFilter, AuditRecord, ChainReport, ChainVerifier, StoredAuditEvent};
+use crate::cases::{
+    CaseFilter, CaseKey, CaseLink, CaseRecord, CaseStatus, CaseSummary, Enqueued, JobRecord,
+    JobState, NewPrediction, NewReview, PredictionRecord, ReviewRecord,
+};
 use crate::identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
 use crate::notes::{NewNote, NoteFilter, NoteRecord, NoteSummary};
 use crate::records::{
@@ -134,12 +138,22 @@ impl Default for LockoutPolicy {
 /// takes the [`AuditRecord`] of that change and appends it to the audit chain
 /// in the same transaction.
 pub trait Repository:
-    RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository + NotesRepository
+    RepositoryCore
+    + ImagingRepository
+    + IdentityRepository
+    + AuditRepository
+    + NotesRepository
+    + CaseRepository
 {
 }
 
 impl<T> Repository for T where
-    T: RepositoryCore + ImagingRepository + IdentityRepository + AuditRepository + NotesRepository
+    T: RepositoryCore
+        + ImagingRepository
+        + IdentityRepository
+        + AuditRepository
+        + NotesRepository
+        + CaseRepository
 {
 }
 
@@ -398,6 +412,193 @@ pub trait NotesRepository: Send + Sync {
     ///
     /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
     async fn notes(&self, filter: &NoteFilter) -> Result<Vec<NoteSummary>, StoreError>;
+}
+
+/// Cases (a study and the notes of one order), their prediction versions
+/// and reviews, and the inference queue that produces the versions.
+///
+/// Linking methods take an audit *template* (agent, request id, purpose,
+/// patients, the note or study entities): only the store knows whether the
+/// case existed, so it sets the subtype (`case-create`, action C, or
+/// `case-link`, action U), names the case first among the entities and
+/// appends the event in the linking transaction. Nothing is appended when
+/// nothing changed.
+#[async_trait]
+pub trait CaseRepository: Send + Sync {
+    /// Finds the case of a stored study (by accession number when given,
+    /// else by Study Instance UID), creating it when there is none, and
+    /// completes its identifiers.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`]; nothing changes then.
+    async fn upsert_case_for_study(
+        &self,
+        study: &StudyInstanceUid,
+        accession: Option<&AccessionNumber>,
+        patient: Option<&PatientId>,
+        audit: &AuditRecord,
+    ) -> Result<CaseLink, StoreError>;
+
+    /// Links a stored note to the case `key` names, creating the case when
+    /// there is none. `key` needs an accession number or a study.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] (also when the note does not exist).
+    async fn link_note(
+        &self,
+        note_id: Uuid,
+        key: &CaseKey,
+        audit: &AuditRecord,
+    ) -> Result<CaseLink, StoreError>;
+
+    /// Finds or creates the case `key` names and links `note_ids` (which
+    /// must exist): `POST /cases`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn open_case(
+        &self,
+        key: &CaseKey,
+        note_ids: &[Uuid],
+        audit: &AuditRecord,
+    ) -> Result<CaseLink, StoreError>;
+
+    /// One case with its note ids.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn case(&self, id: Uuid) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// Cases matching `filter`, each with its latest prediction in brief.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError>;
+
+    /// Queues a prediction job for an existing case (unless one is queued
+    /// already: then that one is returned) and marks the case `queued`;
+    /// appends `audit` when given, in the same transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] (also when the case does not exist).
+    async fn enqueue(
+        &self,
+        case_id: Uuid,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Enqueued, StoreError>;
+
+    /// Claims the oldest queued job of a case no worker is busy with, for
+    /// `worker_id`; `None` when there is none. Concurrent claimers never get
+    /// the same job (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn claim_job(&self, worker_id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// One job.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError>;
+
+    /// The jobs of a case, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn jobs_of_case(&self, case_id: Uuid) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Marks a running job done without a prediction, setting the case's
+    /// status (e.g. [`CaseStatus::NoModality`]) unless another job of the
+    /// case is queued, and appends `audit` when given. `Ok(false)` when the
+    /// job was not running (finished, or requeued as stale).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn complete_job(
+        &self,
+        job_id: Uuid,
+        case_status: Option<CaseStatus>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a failed attempt of a running job: back to `queued`, or
+    /// `failed` after [`crate::MAX_JOB_ATTEMPTS`] attempts (or when another
+    /// job of the case is queued already, which will do the work). `error`
+    /// must carry no PHI. `None` when the job was not running.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn fail_job(&self, job_id: Uuid, error: &str) -> Result<Option<JobState>, StoreError>;
+
+    /// Treats jobs claimed longer than `older_than` ago and still running as
+    /// failed attempts (their worker died): they are queued again or given
+    /// up. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn requeue_stale(&self, older_than: chrono::Duration) -> Result<u64, StoreError>;
+
+    /// Stores `new` as the next version of its case (`max + 1`, in the same
+    /// transaction; rows are never updated), sets the case's status, marks
+    /// `new.job_id` done, and appends `audit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] on an id collision, [`StoreError::Query`].
+    async fn insert_prediction(
+        &self,
+        new: &NewPrediction,
+        audit: &AuditRecord,
+    ) -> Result<PredictionRecord, StoreError>;
+
+    /// Every version of a case's prediction, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn predictions_of_case(&self, case_id: Uuid)
+    -> Result<Vec<PredictionRecord>, StoreError>;
+
+    /// One prediction version.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn prediction(&self, id: Uuid) -> Result<Option<PredictionRecord>, StoreError>;
+
+    /// Stores a review of a prediction version, marks its case `reviewed`
+    /// and appends `audit`. `Ok(None)` when the prediction does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn put_review(
+        &self,
+        review: &NewReview,
+        audit: &AuditRecord,
+    ) -> Result<Option<ReviewRecord>, StoreError>;
+
+    /// The reviews of a prediction version, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn reviews_of_prediction(
+        &self,
+        prediction_id: Uuid,
+    ) -> Result<Vec<ReviewRecord>, StoreError>;
 }
 
 /// The audit trail: append-only, hash chained.

@@ -32,3 +32,6 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+pub mod schema;
+pub mod tiny;

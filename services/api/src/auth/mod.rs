@@ -13,7 +13,10 @@
 //!
 //! The route table (`routes::table`) says what each route needs; the
 //! middleware answers 401 without valid credentials and 403 without the
-//! permission, and audits failed credentials and refusals.
+//! permission, and audits failed credentials and refusals. For dashboard
+//! pages (`Access::Page`) asked for by a browser (`Accept: text/html`) it
+//! answers in HTML instead: a redirect to `/login`, or a 403 page that says
+//! who is signed in and whom the page is for.
 
 mod context;
 pub mod permissions;
@@ -42,6 +45,11 @@ use crate::routes::{Access, lookup};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "fusion_session";
+
+/// Name of the cookie holding the session's CSRF token (not HttpOnly): the
+/// dashboard echoes it into its forms' `csrf_token` field, and the
+/// middleware checks that field against the session's stored hash.
+pub const CSRF_COOKIE: &str = "fusion_csrf";
 
 /// Prefix of API key ids, which also tells a key's Bearer token from a
 /// session token.
@@ -336,7 +344,13 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
     }
     let reply =
         |req: ServiceRequest, res: HttpResponse| Ok(req.into_response(res.map_into_right_body()));
+    // A browser asking for a dashboard page gets pages, not JSON errors.
+    let page = matches!(access, Some(Access::Page(_))) && crate::dashboard::wants_html(&req);
     let Some(credential) = presented_credential(&req) else {
+        if page {
+            let res = crate::dashboard::to_login(req.request());
+            return reply(req, res);
+        }
         return reply(
             req,
             error_response(
@@ -388,6 +402,10 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
                 tracing::error!(error = %e, "cannot audit a failed credential");
             }
             tracing::warn!(reason, "credential refused");
+            if page {
+                let res = crate::dashboard::to_login(req.request());
+                return reply(req, res);
+            }
             return reply(
                 req,
                 error_response(
@@ -399,7 +417,9 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
         }
     };
     match access {
-        Some(Access::Any(permissions)) if !permissions.iter().any(|p| principal.can(*p)) => {
+        Some(Access::Any(permissions) | Access::Page(permissions))
+            if !permissions.iter().any(|p| principal.can(*p)) =>
+        {
             let http = req.request().clone();
             let record = AuditRecord {
                 event_type: AuditEventType::SecurityAlert,
@@ -422,6 +442,10 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
             if let Err(e) = state.repository.append_audit(&record).await {
                 tracing::error!(error = %e, "cannot audit a refusal");
             }
+            if page {
+                let res = crate::dashboard::forbidden_page(req.request(), &principal, permissions);
+                return reply(req, res);
+            }
             return reply(
                 req,
                 error_response(
@@ -436,6 +460,10 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
     if principal.via == CredentialSource::Cookie && is_state_changing(req.method()) {
         match csrf_ok(&mut req, &state, &principal).await {
             Ok(true) => {}
+            Ok(false) if page => {
+                let res = crate::dashboard::csrf_page(req.request(), &principal);
+                return reply(req, res);
+            }
             Ok(false) => {
                 return reply(
                     req,

@@ -1,5 +1,9 @@
 //! `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`.
 //!
+//! The dashboard's form login (`POST /login`, `POST /logout`) goes through
+//! the same [`attempt_login`], [`session_cookies`] and [`end_session`], so
+//! both paths throttle, lock, audit and set cookies alike.
+//!
 //! Failed logins are throttled per client address (in this process) and
 //! lock the account after repeated failures (in the database, so every
 //! replica sees it). Every answer to a failed login is the same, whether the
@@ -16,7 +20,8 @@ use fusion_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{
-    AuditContext, Principal, SESSION_COOKIE, client_address, client_ip, request_id, secrets,
+    AuditContext, CSRF_COOKIE, Principal, SESSION_COOKIE, client_address, client_ip, request_id,
+    secrets,
 };
 use crate::{ApiError, AppState};
 
@@ -50,26 +55,47 @@ fn invalid_credentials() -> HttpResponse {
     })
 }
 
-pub(crate) async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let LoginRequest { username, password } = body.into_inner();
-    if let Some(ip) = client_ip(&req)
+/// A successful login: the new session's secrets, shown to the caller once.
+pub(crate) struct NewSession {
+    /// Opaque session token.
+    pub token: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// Absolute expiry.
+    pub expires_at: chrono::DateTime<Utc>,
+    /// The user's name.
+    pub username: String,
+    /// The user's role.
+    pub role: fusion_schemas::Role,
+}
+
+/// What a login attempt came to.
+pub(crate) enum LoginOutcome {
+    /// Signed in.
+    Success(NewSession),
+    /// Too many attempts from this address.
+    Throttled,
+    /// Unknown user, wrong password, disabled or locked: all look alike.
+    Refused,
+}
+
+/// Checks a user name and password, throttling per client address and
+/// locking after repeated failures; starts a session on success. Audits the
+/// attempt either way.
+pub(crate) async fn attempt_login(
+    req: &HttpRequest,
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<LoginOutcome, ApiError> {
+    if let Some(ip) = client_ip(req)
         && state.login_limiter.check_key(&ip).is_err()
     {
-        return Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
-            .insert_header(("Retry-After", "60"))
-            .json(ErrorBody {
-                code: "too_many_attempts".into(),
-                message: "too many login attempts from this address; wait a minute".into(),
-                request_id: None,
-            }));
+        return Ok(LoginOutcome::Throttled);
     }
     let user = state
         .repository
-        .user_by_name(&username)
+        .user_by_name(username)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let now = Utc::now();
@@ -81,12 +107,12 @@ pub(crate) async fn login(
     let phc = usable
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| secrets::decoy_hash().to_owned());
-    let candidate = password.clone();
+    let candidate = password.to_owned();
     let verified = web::block(move || secrets::verify_password(&candidate, &phc))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let address = client_address(&req);
-    let rid = request_id(&req);
+    let address = client_address(req);
+    let rid = request_id(req);
     match usable {
         Some(user) if verified => {
             let token = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
@@ -124,22 +150,13 @@ pub(crate) async fn login(
                 .start_session(&session, &record)
                 .await
                 .map_err(|e| ApiError::Internal(e.into()))?;
-            let max_age = time::Duration::seconds(state.auth.session_ttl.num_seconds());
-            let cookie = Cookie::build(SESSION_COOKIE, token.clone())
-                .http_only(true)
-                .secure(state.auth.cookie_secure)
-                .same_site(SameSite::Strict)
-                .path("/")
-                .max_age(max_age)
-                .finish();
             tracing::info!(user = %user.id, "login");
-            Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
+            Ok(LoginOutcome::Success(NewSession {
                 token,
-                token_type: "Bearer",
-                expires_at: session.expires_at.to_rfc3339(),
-                csrf_token: csrf,
+                csrf,
+                expires_at: session.expires_at,
                 username: user.username.clone(),
-                role: user.role.as_str().into(),
+                role: user.role,
             }))
         }
         _ => {
@@ -181,15 +198,44 @@ pub(crate) async fn login(
             if locked.is_some() {
                 tracing::warn!("account locked after repeated failed logins");
             }
-            Ok(invalid_credentials())
+            Ok(LoginOutcome::Refused)
         }
     }
 }
 
-pub(crate) async fn logout(
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-) -> Result<HttpResponse, ApiError> {
+/// The cookies a new session sets: the session token (`fusion_session`,
+/// HttpOnly) first, then its CSRF token (`fusion_csrf`, readable by the page
+/// so forms can echo it back; bound to the session by its stored hash).
+/// Both SameSite=Strict, Path=/, Secure as configured, living as long as
+/// the session.
+pub(crate) fn session_cookies(state: &AppState, session: &NewSession) -> [Cookie<'static>; 2] {
+    let max_age = time::Duration::seconds(state.auth.session_ttl.num_seconds());
+    let build = |name: &'static str, value: String, http_only: bool| {
+        Cookie::build(name, value)
+            .http_only(http_only)
+            .secure(state.auth.cookie_secure)
+            .same_site(SameSite::Strict)
+            .path("/")
+            .max_age(max_age)
+            .finish()
+    };
+    [
+        build(SESSION_COOKIE, session.token.clone(), true),
+        build(CSRF_COOKIE, session.csrf.clone(), false),
+    ]
+}
+
+/// Cookies that remove both session cookies.
+pub(crate) fn removal_cookies() -> [Cookie<'static>; 2] {
+    [SESSION_COOKIE, CSRF_COOKIE].map(|name| {
+        let mut gone = Cookie::build(name, "").path("/").finish();
+        gone.make_removal();
+        gone
+    })
+}
+
+/// Ends the caller's session, if it is one (an API key has none), audited.
+pub(crate) async fn end_session(state: &AppState, ctx: &AuditContext) -> Result<(), ApiError> {
     if let Some(hash) = &ctx.principal.session {
         let record = ctx.record(
             AuditEventType::UserAuthentication,
@@ -204,9 +250,51 @@ pub(crate) async fn logout(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
-    gone.make_removal();
-    Ok(HttpResponse::NoContent().cookie(gone).finish())
+    Ok(())
+}
+
+pub(crate) async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password } = body.into_inner();
+    match attempt_login(&req, &state, &username, &password).await? {
+        LoginOutcome::Throttled => Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+            .insert_header(("Retry-After", "60"))
+            .json(ErrorBody {
+                code: "too_many_attempts".into(),
+                message: "too many login attempts from this address; wait a minute".into(),
+                request_id: None,
+            })),
+        LoginOutcome::Refused => Ok(invalid_credentials()),
+        LoginOutcome::Success(session) => {
+            let mut res = HttpResponse::Ok();
+            for cookie in session_cookies(&state, &session) {
+                res.cookie(cookie);
+            }
+            Ok(res.json(LoginResponse {
+                expires_at: session.expires_at.to_rfc3339(),
+                token: session.token,
+                token_type: "Bearer",
+                csrf_token: session.csrf,
+                username: session.username,
+                role: session.role.as_str().into(),
+            }))
+        }
+    }
+}
+
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    end_session(&state, &ctx).await?;
+    let mut res = HttpResponse::NoContent();
+    for cookie in removal_cookies() {
+        res.cookie(cookie);
+    }
+    Ok(res.finish())
 }
 
 /// Who am I: kind, id, name and role of the caller.

@@ -24,6 +24,9 @@ use crate::auth::{AuditContext, Permission};
 use crate::ingest::{InstanceOutcome, Submitter, store_instance};
 use crate::{ApiError, AppState};
 
+/// Instances of one STOW-RS request stored at the same time.
+const STOW_CONCURRENCY: usize = 8;
+
 /// Default and largest `limit` of a QIDO-RS search.
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
@@ -215,6 +218,25 @@ async fn stow_into(
     };
     let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
     let (mut stored, mut refused) = (0usize, 0usize);
+    // Instances are stored concurrently (their blob fsyncs and transactions
+    // overlap) while the body is still being read; answers keep the order of
+    // the parts.
+    let mut in_flight = futures::stream::FuturesOrdered::new();
+    let mut record = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
+        InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
+            let url = format!(
+                "{base}/studies/{}/series/{}/instances/{}",
+                i.study, i.series, i.sop_instance
+            );
+            response.stored(&i.sop_class, &i.sop_instance, &url, None);
+            stored += 1;
+        }
+        InstanceOutcome::Failed(f) => {
+            tracing::info!(reason = f.reason.code(), detail = %f.detail, "instance refused");
+            response.failed(f.sop_class.as_deref(), f.sop_instance.as_deref(), f.reason);
+            refused += 1;
+        }
+    };
     loop {
         let part = match reader.next_part().await {
             Ok(Some(part)) => part,
@@ -234,31 +256,43 @@ async fn stow_into(
                     fusion_imaging::FailureReason::CannotUnderstand
                 };
                 tracing::warn!(error = %e, "STOW-RS body ended abnormally");
-                response.failed(None, None, reason);
-                refused += 1;
+                while let Some(outcome) = in_flight.next().await {
+                    record(outcome, &mut response);
+                }
+                record(
+                    InstanceOutcome::Failed(crate::ingest::FailedInstance {
+                        sop_class: None,
+                        sop_instance: None,
+                        reason,
+                        detail: e.to_string(),
+                    }),
+                    &mut response,
+                );
                 break;
             }
         };
-        if !part.is_application_dicom() {
-            response.failed(None, None, fusion_imaging::FailureReason::CannotUnderstand);
-            refused += 1;
-            continue;
-        }
-        match store_instance(&state, part.data, study.as_ref(), &submitter).await {
-            InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
-                let url = format!(
-                    "{base}/studies/{}/series/{}/instances/{}",
-                    i.study, i.series, i.sop_instance
-                );
-                response.stored(&i.sop_class, &i.sop_instance, &url, None);
-                stored += 1;
+        let state = state.clone();
+        let study = study.clone();
+        let submitter = submitter.clone();
+        in_flight.push_back(async move {
+            if !part.is_application_dicom() {
+                return InstanceOutcome::Failed(crate::ingest::FailedInstance {
+                    sop_class: None,
+                    sop_instance: None,
+                    reason: fusion_imaging::FailureReason::CannotUnderstand,
+                    detail: "the part is not application/dicom".into(),
+                });
             }
-            InstanceOutcome::Failed(f) => {
-                tracing::info!(reason = f.reason.code(), detail = %f.detail, "instance refused");
-                response.failed(f.sop_class.as_deref(), f.sop_instance.as_deref(), f.reason);
-                refused += 1;
+            store_instance(&state, part.data, study.as_ref(), &submitter).await
+        });
+        while in_flight.len() >= STOW_CONCURRENCY {
+            if let Some(outcome) = in_flight.next().await {
+                record(outcome, &mut response);
             }
         }
+    }
+    while let Some(outcome) = in_flight.next().await {
+        record(outcome, &mut response);
     }
     tracing::info!(stored, refused, "STOW-RS done");
     let status = StatusCode::from_u16(response.http_status()).unwrap_or(StatusCode::OK);

@@ -5,6 +5,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod cases;
 pub(crate) mod dicomweb;
 pub(crate) mod health;
 pub(crate) mod notes;
@@ -21,6 +22,10 @@ pub enum Access {
     Public,
     /// An authenticated caller holding at least one of these permissions.
     Any(&'static [Permission]),
+    /// A dashboard page: as [`Access::Any`], but a browser (`Accept:
+    /// text/html`) without a session is sent to `/login`, and one without
+    /// the permission gets an HTML 403 page.
+    Page(&'static [Permission]),
 }
 
 /// One route: method, path pattern (actix syntax), access, handler.
@@ -43,7 +48,7 @@ fn spec(method: Method, path: &'static str, access: Access, route: fn() -> Route
     }
 }
 
-use Access::{Any, Public};
+use Access::{Any, Page, Public};
 use Permission as P;
 
 /// STOW-RS: integration clients (the PACS).
@@ -161,6 +166,84 @@ fn build_table() -> Vec<RouteSpec> {
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}",
             READ_IMAGES,
             || web::get().to(dicomweb::bulk_data),
+        ),
+        // The clinician review dashboard (server-rendered pages).
+        spec(Method::GET, "/static/{file}", Public, || {
+            web::get().to(crate::dashboard::asset)
+        }),
+        spec(Method::GET, "/login", Public, || {
+            web::get().to(crate::dashboard::login_form)
+        }),
+        spec(Method::POST, "/login", Public, || {
+            web::post().to(crate::dashboard::login_submit)
+        }),
+        spec(Method::POST, "/logout", Page(&[P::ReadSelf]), || {
+            web::post().to(crate::dashboard::logout)
+        }),
+        spec(Method::GET, "/", Page(crate::dashboard::HOME), || {
+            web::get().to(crate::dashboard::home)
+        }),
+        spec(Method::GET, "/worklist", Page(&[P::ReadCases]), || {
+            web::get().to(crate::dashboard::worklist)
+        }),
+        spec(
+            Method::GET,
+            "/cases/{id}/view",
+            Page(&[P::ReadCases]),
+            || web::get().to(crate::dashboard::case_view),
+        ),
+        spec(Method::GET, "/audit", Page(&[P::ReadAudit]), || {
+            web::get().to(crate::dashboard::audit_trail)
+        }),
+        spec(
+            Method::GET,
+            "/audit/integrity",
+            Page(&[P::ReadAudit]),
+            || web::get().to(crate::dashboard::audit_integrity),
+        ),
+        spec(Method::GET, "/admin", Page(&[P::ManageIdentities]), || {
+            web::get().to(crate::dashboard::admin)
+        }),
+        // Cases, predictions and reviews: integration clients may open
+        // cases and ask for predictions; reading results is clinical.
+        spec(Method::POST, "/cases", Any(&[P::RunPredictions]), || {
+            web::post().to(cases::open)
+        }),
+        spec(Method::GET, "/cases", Any(&[P::ReadCases]), || {
+            web::get().to(cases::list)
+        }),
+        spec(Method::GET, "/cases/{id}", Any(&[P::ReadCases]), || {
+            web::get().to(cases::read)
+        }),
+        spec(
+            Method::POST,
+            "/cases/{id}/predictions",
+            Any(&[P::RunPredictions]),
+            || web::post().to(cases::request_prediction),
+        ),
+        spec(
+            Method::GET,
+            "/cases/{id}/predictions",
+            Any(&[P::ReadCases]),
+            || web::get().to(cases::case_predictions),
+        ),
+        spec(
+            Method::GET,
+            "/predictions/{id}",
+            Any(&[P::ReadCases]),
+            || web::get().to(cases::read_prediction),
+        ),
+        spec(
+            Method::POST,
+            "/predictions/{id}/reviews",
+            Any(&[P::ReviewPredictions]),
+            || web::post().to(cases::review),
+        ),
+        spec(
+            Method::GET,
+            "/predictions/{id}/reviews",
+            Any(&[P::ReadCases]),
+            || web::get().to(cases::reviews),
         ),
         spec(Method::POST, "/notes", Any(&[P::SubmitNotes]), || {
             web::post().to(notes::submit)

@@ -378,6 +378,7 @@ pub(crate) async fn submit(
         .await
         .map_err(internal)?;
     tracing::info!(note = %note.id, status = status.as_str(), format = %note.source_format, "note stored");
+    crate::inference::link_note(&state, &note, &ctx).await;
     let location = format!("/notes/{}", note.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))

@@ -6,6 +6,8 @@
 #[macro_use]
 mod audit;
 #[macro_use]
+mod cases;
+#[macro_use]
 mod identity;
 #[macro_use]
 mod imaging;
@@ -131,6 +133,23 @@ impl_notes!(
     SqliteRepository,
     sqlx::Sqlite,
     begin_write = "BEGIN IMMEDIATE"
+);
+
+impl_cases!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    link_lock = "SELECT pg_advisory_xact_lock(7270002)",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+);
+impl_cases!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
+    link_lock = "SELECT 1",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1",
+    skip_locked = "",
 );
 
 /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].

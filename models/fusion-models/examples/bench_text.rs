@@ -1,0 +1,173 @@
+//! Text-encoder throughput: sentences per second for all-MiniLM-L6-v2 on
+//! candle, measured the way sentence-transformers' `encode` works so the two
+//! can be compared (`models/bench/text_encoder_vs_pytorch.py`).
+//!
+//! ```sh
+//! scripts/fetch-models --text-only
+//! cargo run -p fusion-models --release --example bench_text -- \
+//!     models/bench/sentences.txt [BATCH=32] [--rounds N] [--json PATH]
+//! ```
+//!
+//! Like `SentenceTransformer.encode`, the sentences are sorted by character
+//! length, longest first, and cut into batches of `BATCH` in that order; each
+//! batch is one `TextEncoder::embed` call (tokenisation included in the time),
+//! so a batch is padded to its own longest sentence. The encoder itself runs
+//! at most `text_encoder::BATCH_SIZE` (32) sequences per forward pass, so a
+//! `BATCH` above 32 is split further. The model is loaded once, warmed up on
+//! the first 64 sentences, then the whole file is embedded `--rounds` times
+//! (default 3); the median round gives sentences/s.
+//!
+//! Writes the embeddings of the first 10 sentences (file order) and the
+//! figures to `--json` (default `$TMPDIR/bench_text_candle.json`) for the
+//! cross-check against PyTorch.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fusion_models::package::default_packages_dir;
+use fusion_models::text_encoder::{BATCH_SIZE, Embedding, TextEncoder};
+
+struct Args {
+    sentences: PathBuf,
+    batch: usize,
+    rounds: usize,
+    json: PathBuf,
+}
+
+fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
+    let mut positional = Vec::new();
+    let mut rounds = 3;
+    let mut json = std::env::temp_dir().join("bench_text_candle.json");
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => rounds = it.next().ok_or("--rounds needs a value")?.parse()?,
+            "--json" => json = it.next().ok_or("--json needs a path")?.into(),
+            "-h" | "--help" => {
+                println!("usage: bench_text SENTENCES.txt [BATCH=32] [--rounds N=3] [--json PATH]");
+                std::process::exit(0);
+            }
+            _ => positional.push(a),
+        }
+    }
+    let sentences = positional
+        .first()
+        .ok_or("usage: bench_text SENTENCES.txt [BATCH=32] [--rounds N] [--json PATH]")?
+        .into();
+    let batch = positional.get(1).map_or(Ok(32), |b| b.parse())?;
+    if batch == 0 || rounds == 0 {
+        return Err("BATCH and --rounds must be at least 1".into());
+    }
+    Ok(Args {
+        sentences,
+        batch,
+        rounds,
+        json,
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let text = std::fs::read_to_string(&args.sentences)
+        .map_err(|e| format!("{}: {e}", args.sentences.display()))?;
+    let sentences: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if sentences.is_empty() {
+        return Err(format!("{}: no sentences", args.sentences.display()).into());
+    }
+
+    let device = fusion_models::select_device()?;
+    let t0 = Instant::now();
+    let encoder = TextEncoder::load(default_packages_dir().join("minilm-l6-v2"), &device)
+        .map_err(|e| format!("{e}\n(run scripts/fetch-models --text-only first)"))?;
+    let load = t0.elapsed();
+    let threads = candle_core::utils::get_num_threads();
+    let mut tokens = Vec::with_capacity(sentences.len());
+    for s in &sentences {
+        tokens.push(encoder.word_pieces(s)?.len() + 2);
+    }
+    let chunked = sentences
+        .iter()
+        .map(|s| encoder.sequences(s).map(|v| v.len()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|&n| n > 1)
+        .count();
+    println!(
+        "device {device:?}, threads {threads}; load {:.0} ms; {} sentences, tokens min {} \
+         mean {:.1} max {}{}",
+        load.as_secs_f64() * 1e3,
+        sentences.len(),
+        tokens.iter().min().unwrap_or(&0),
+        tokens.iter().sum::<usize>() as f64 / tokens.len() as f64,
+        tokens.iter().max().unwrap_or(&0),
+        if chunked > 0 {
+            format!(" ({chunked} over max_tokens, chunked)")
+        } else {
+            String::new()
+        }
+    );
+    if args.batch > BATCH_SIZE {
+        println!(
+            "note: batch {} > the encoder's {BATCH_SIZE} sequences per forward pass; \
+             each batch runs as several passes",
+            args.batch
+        );
+    }
+
+    // sentence-transformers: argsort(-len(text)), then consecutive batches.
+    let mut order: Vec<usize> = (0..sentences.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sentences[i].chars().count()));
+
+    let warm: Vec<&str> = sentences.iter().take(64).copied().collect();
+    let t = Instant::now();
+    for chunk in warm.chunks(args.batch) {
+        encoder.embed(chunk)?;
+    }
+    println!(
+        "warm-up ({} sentences) {:.0} ms",
+        warm.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    let mut embeddings: Vec<Embedding> = vec![[0.0; 384]; sentences.len()];
+    let mut rates = Vec::with_capacity(args.rounds);
+    for round in 1..=args.rounds {
+        let t = Instant::now();
+        for idx in order.chunks(args.batch) {
+            let batch: Vec<&str> = idx.iter().map(|&i| sentences[i]).collect();
+            for (&i, e) in idx.iter().zip(encoder.embed(&batch)?) {
+                embeddings[i] = e;
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let rate = sentences.len() as f64 / secs;
+        println!("round {round}: {secs:.3} s, {rate:.1} sentences/s");
+        rates.push(rate);
+    }
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    println!(
+        "candle: {median:.1} sentences/s (median of {} rounds, batch {}, {threads} threads)",
+        args.rounds, args.batch
+    );
+
+    let first: Vec<_> = embeddings.iter().take(10).map(|e| e.to_vec()).collect();
+    let report = serde_json::json!({
+        "implementation": "candle",
+        "sentences_file": args.sentences,
+        "sentences": sentences.len(),
+        "batch": args.batch,
+        "threads": threads,
+        "rounds_sentences_per_s": rates,
+        "sentences_per_s": median,
+        "load_ms": load.as_secs_f64() * 1e3,
+        "first_sentences": sentences.iter().take(10).collect::<Vec<_>>(),
+        "first_embeddings": first,
+    });
+    std::fs::write(&args.json, serde_json::to_string(&report)?)
+        .map_err(|e| format!("{}: {e}", args.json.display()))?;
+    println!("wrote {}", args.json.display());
+    Ok(())
+}

@@ -1,0 +1,1374 @@
+//! The prediction pipeline: one case (images with their DICOM header
+//! attributes, clinical notes with their mention labels) in, per-label fused
+//! opinions out, with every fallback reported rather than raised.
+//!
+//! * Image branch: the applicability gate ([`gate`]) picks the first image
+//!   inside the image package's intended use (a trust-discounted one only
+//!   when none is fully in scope); preprocessing as the manifest says, the
+//!   backbone once, T MC-dropout head passes with the manifest's fixed seed
+//!   (so a case always gives the same result), per-label temperature, Beta
+//!   moment matching → opinion ([`crate::image_branch`]), then the gate's
+//!   trust discount.
+//! * Text branch: per label, the mention labeller's label of the chosen note
+//!   → evidence through the package's [`TextEvidenceWeights`], combined by
+//!   Dempster's rule with weak zero-shot evidence from MiniLM sentence
+//!   embeddings ([`text`], [`crate::package::ZeroShot`]). With several notes
+//!   (given oldest first), each label uses the latest note that mentions it
+//!   (positive, negative or uncertain), else the latest note with text:
+//!   notes about one patient are not independent (reports copy forward), so
+//!   combining them by Dempster's rule would overcount; the newest statement
+//!   reflects the current state.
+//! * Fusion: reduced Dempster's rule image ⊕ text per label, the conflict C,
+//!   abstention by the strictest policy of the packages that contributed,
+//!   and a conformal prediction set where every contributing branch has a
+//!   calibrator (the union of the branch sets, which keeps the coverage
+//!   guarantee of each).
+//!
+//! A missing or broken package, an undecodable image, an empty note or a
+//! failing model never fails the case: the branch reports its status and
+//! reason, and contributes the vacuous opinion.
+
+pub mod calibrate;
+pub mod gate;
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::abstain::{AbstainPolicy, AbstainReason};
+use crate::calibration::TemperatureScaler;
+use crate::conformal::{BinaryClass, PredictionSet};
+use crate::evidence::{Evidence, TextEvidenceWeights, TextLabel};
+use crate::image_branch::{self, LabelPrediction, binary_logit};
+use crate::opinion::{Opinion, combine};
+use crate::package::{
+    self, Architecture, Manifest, Modality, ModelPackage, Observation, OutputSpec,
+    UncertaintyMethod, ZeroShot,
+};
+use crate::preprocess::{Photometric, preprocess_radiograph};
+use crate::text_encoder::{Embedding, TextEncoder};
+use crate::xception::XceptionClassifier;
+
+use gate::GateDecision;
+
+/// Modality-LUT values of one frame, row-major `[rows, columns]`, f32 (the
+/// caller converts from the imaging crate's decoded frame).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FrameValues {
+    /// Rows (0028,0010), pixels.
+    pub rows: u32,
+    /// Columns (0028,0011), pixels.
+    pub columns: u32,
+    /// `rows × columns` values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// The DICOM header attributes the applicability gate reads, as strings
+/// (trailing spaces and NULs are tolerated). `None` when not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GateAttributes {
+    /// Modality (0008,0060), e.g. `CR`.
+    pub modality: Option<String>,
+    /// Body Part Examined (0018,0015), e.g. `CHEST`.
+    pub body_part_examined: Option<String>,
+    /// View Position (0018,5101), e.g. `PA`.
+    pub view_position: Option<String>,
+    /// Photometric Interpretation (0028,0004), e.g. `MONOCHROME1`.
+    pub photometric_interpretation: Option<String>,
+    /// Patient's Age (0010,1010), AS, e.g. `045Y`.
+    pub patient_age: Option<String>,
+    /// Patient's Birth Date (0010,0030), DA `YYYYMMDD`.
+    pub patient_birth_date: Option<String>,
+    /// Study Date (0008,0020), DA `YYYYMMDD`.
+    pub study_date: Option<String>,
+    /// Bits Stored (0028,0101).
+    pub bits_stored: Option<u16>,
+}
+
+/// One image of the case that the image branch may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageCandidate {
+    /// SOP Instance UID (0008,0018).
+    pub sop_instance_uid: String,
+    /// Header attributes for the applicability gate.
+    pub attributes: GateAttributes,
+    /// Frame 1's modality-LUT values, or why they could not be decoded
+    /// (the branch then reports "unusable" unless another image works).
+    pub pixels: Result<FrameValues, String>,
+}
+
+/// One clinical note of the case.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NoteInput {
+    /// The note's identifier (reported in `note_ids`).
+    pub note_id: String,
+    /// The note's text (UTF-8).
+    pub text: String,
+    /// The mention labeller's label per observation (snake_case name →
+    /// `positive` | `negative` | `uncertain` | `not_mentioned`); an
+    /// observation not listed is `not_mentioned`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything the pipeline needs for one case. Notes are given oldest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CaseInput {
+    /// Candidate images, in the caller's order of preference.
+    pub images: Vec<ImageCandidate>,
+    /// Notes, oldest first.
+    pub notes: Vec<NoteInput>,
+}
+
+/// Whether a package found under the packages folder is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageStatus {
+    /// Verified and built; its branch runs.
+    Loaded,
+    /// Could not be read, verified or built (see `reason`).
+    Failed,
+    /// Valid, but another package of the same modality is in use.
+    Ignored,
+}
+
+/// A package the pipeline found, with its identity and status; recorded
+/// with every prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageRef {
+    /// Package name (the folder name when the manifest is unreadable).
+    pub name: String,
+    /// Package version ("" when the manifest is unreadable).
+    pub version: String,
+    /// `image`, `text`, or `unknown` when the manifest is unreadable.
+    pub modality: String,
+    /// SHA-256 of `manifest.toml` (64 hex digits), which pins every file;
+    /// `None` when the package failed.
+    pub manifest_sha256: Option<String>,
+    /// Loaded, failed or ignored.
+    pub status: PackageStatus,
+    /// Why it failed or is ignored.
+    pub reason: Option<String>,
+}
+
+/// What a branch did with the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchStatus {
+    /// Used at full trust.
+    Used,
+    /// The case has no input of this modality.
+    Missing,
+    /// The input could not be used (undecodable pixels, empty note, a model
+    /// failure).
+    Unusable,
+    /// The input is outside the package's intended use.
+    NotApplicable,
+    /// Used, with its opinions trust-discounted (t < 1).
+    Discounted,
+    /// No usable package for this modality.
+    NoPackage,
+}
+
+impl BranchStatus {
+    /// Whether the branch contributed opinions (used or discounted).
+    #[must_use]
+    pub const fn contributed(self) -> bool {
+        matches!(self, Self::Used | Self::Discounted)
+    }
+}
+
+/// An input a branch looked at and did not use, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedInput {
+    /// SOP Instance UID or note id.
+    pub id: String,
+    /// Why it was not used.
+    pub reason: String,
+}
+
+/// The mention labeller's contribution to a text opinion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MentionSource {
+    /// The note the label comes from.
+    pub note_id: String,
+    /// `positive`, `negative`, `uncertain` or `not_mentioned`.
+    pub label: TextLabel,
+    /// The evidence it gives (package weights).
+    pub evidence: Evidence,
+}
+
+/// The zero-shot classifier's contribution to a text opinion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZeroShotSource {
+    /// The note scored.
+    pub note_id: String,
+    /// The most relevant sentence of the note.
+    pub sentence: String,
+    /// Its cosine similarity to "There is <finding>.", in [−1, 1].
+    pub similarity_present: f64,
+    /// Its cosine similarity to "There is no <finding>.", in [−1, 1].
+    pub similarity_absent: f64,
+    /// z = scale · (present − absent).
+    pub logit: f64,
+    /// Calibrated σ(z/T), in [0, 1].
+    pub probability: f64,
+    /// The weak evidence it gives (none when not relevant).
+    pub evidence: Evidence,
+}
+
+/// One branch's opinion about one label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchOpinion {
+    /// The opinion that enters fusion (after any trust discount).
+    pub opinion: Opinion,
+    /// The branch's probability of "present", in [0, 1]: for the image
+    /// branch the calibrated probability with dropout off, for the text
+    /// branch the opinion's projected probability.
+    pub probability: f64,
+    /// Mean of the T MC-dropout samples of the calibrated probability
+    /// (image branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Their sample variance (image branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variance: Option<f64>,
+    /// Number of stochastic passes T (image branch; 1 without MC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes: Option<usize>,
+    /// The evidence (e₊, e₋) before any discount.
+    pub evidence: Evidence,
+    /// Trust factor t applied, when < 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<f64>,
+    /// The mention label it rests on (text branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention: Option<MentionSource>,
+    /// The zero-shot score it rests on (text branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_shot: Option<ZeroShotSource>,
+    /// Split-conformal set of this branch's probability, where the package
+    /// has a calibrator for the label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_set: Option<PredictionSet>,
+}
+
+/// What one branch did, saw and concluded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchReport {
+    /// Used, missing, unusable, not applicable, discounted or no package.
+    pub status: BranchStatus,
+    /// For clinicians: why the branch was not used, or was discounted.
+    pub reason: Option<String>,
+    /// SOP Instance UID of the image used (image branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Ids of the notes read (text branch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub note_ids: Vec<String>,
+    /// Inputs looked at and not used, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedInput>,
+    /// `name@version` of the package that ran.
+    pub package: Option<String>,
+    /// Trust factor t < 1 when discounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<f64>,
+    /// Per-label opinions, keyed by snake_case observation; labels the
+    /// branch does not speak to are absent (vacuous).
+    pub opinions: BTreeMap<String, BranchOpinion>,
+    /// This branch's steps, milliseconds.
+    pub timings_ms: BTreeMap<String, f64>,
+}
+
+impl BranchReport {
+    fn empty(status: BranchStatus, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: Some(reason.into()),
+            instance: None,
+            note_ids: Vec::new(),
+            skipped: Vec::new(),
+            package: None,
+            trust: None,
+            opinions: BTreeMap::new(),
+            timings_ms: BTreeMap::new(),
+        }
+    }
+}
+
+/// The two branches' reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Branches {
+    /// The image branch.
+    pub image: BranchReport,
+    /// The text branch.
+    pub text: BranchReport,
+}
+
+/// The fused result for one label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedLabel {
+    /// image ⊕ text by the reduced Dempster's rule (belief, disbelief,
+    /// uncertainty, base rate and projected probability).
+    pub opinion: Opinion,
+    /// Conflict C = b₁d₂ + d₁b₂ ∈ [0, 1] between the branches (0 with one
+    /// source; 1 on total conflict, where the fused opinion is vacuous).
+    pub conflict: f64,
+    /// Conformal prediction set, where every contributing branch has a
+    /// calibrator for the label.
+    pub prediction_set: Option<PredictionSet>,
+    /// Branches that contributed a non-vacuous opinion: `image`, `text`.
+    pub sources: Vec<String>,
+    /// Why this label is not reported, if it is not.
+    pub abstain: Option<AbstainReason>,
+}
+
+/// The pipeline's answer for one case; stored with the prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionOutput {
+    /// The packages found, with identity and status.
+    pub packages: Vec<PackageRef>,
+    /// Per-branch reports.
+    pub branches: Branches,
+    /// Per-label fused results for all 14 observations, keyed by snake_case
+    /// name.
+    pub fused: BTreeMap<String, FusedLabel>,
+    /// Whether the case-level prediction is withheld: no modality was usable,
+    /// no label has evidence, or a label with evidence passed its package's
+    /// thresholds.
+    pub abstain: bool,
+    /// Human-readable reasons for `abstain` (one per abstaining label with
+    /// evidence, e.g. "pneumonia: fused uncertainty 0.62 exceeds 0.50").
+    pub abstain_reasons: Vec<String>,
+    /// Milliseconds per step: `preprocess`, `backbone`, `mc_head`,
+    /// `text_encoder`, `fusion`, `total` (decoding is the caller's).
+    pub timings_ms: BTreeMap<String, f64>,
+    /// False when neither branch could contribute for any label (the HTTP
+    /// side answers 422 and stores nothing).
+    pub modalities_available: bool,
+}
+
+/// Per observation, the zero-shot logit before temperature scaling and
+/// whether its sentence passed `min_similarity` (`None`: no sentence).
+pub type ZeroShotLogits = Vec<(Observation, Option<(f64, bool)>)>;
+
+/// The image model a package runs.
+enum ImageNet {
+    Xception(Box<XceptionClassifier>),
+    /// logit_k = weight_k · mean(input) + bias_k.
+    MeanLogistic {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    },
+}
+
+struct ImageModel {
+    package: ModelPackage,
+    net: ImageNet,
+    device: Device,
+}
+
+/// Prompt embeddings (present, absent) per observation.
+type PromptEmbeddings = Vec<(Observation, Embedding, Embedding)>;
+
+struct TextModel {
+    package: ModelPackage,
+    weights: TextEvidenceWeights,
+    /// The encoder and prompt embeddings, when zero-shot is enabled.
+    zero_shot: Option<(ZeroShot, TextEncoder, PromptEmbeddings)>,
+}
+
+/// The loaded packages and built models; load once at start-up and share
+/// (`Send + Sync`; `predict` takes `&self`).
+pub struct Pipeline {
+    image: Result<ImageModel, String>,
+    text: Result<TextModel, String>,
+    packages: Vec<PackageRef>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("packages", &self.packages)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+fn package_id(m: &Manifest) -> String {
+    format!("{}@{}", m.name, m.version)
+}
+
+impl Pipeline {
+    /// Loads every package under `dir` (each immediate subfolder with a
+    /// `manifest.toml`; checksums verified) and builds its model on the
+    /// device of [`crate::select_device`] (the CPU when that fails). The
+    /// first valid package of each modality, by folder name, is used.
+    ///
+    /// Never fails: a missing folder or a missing, broken or unbuildable
+    /// package leaves its branch reporting "model package not installed:
+    /// <why>", and the package is listed with status `failed`.
+    #[must_use]
+    pub fn load(dir: &Path) -> Self {
+        match package::list(dir) {
+            Ok(listing) => Self::from_listing(listing, dir),
+            Err(e) => {
+                let why = format!("cannot list {}: {e}", dir.display());
+                Self {
+                    image: Err(why.clone()),
+                    text: Err(why),
+                    packages: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Loads the single package in `package_dir` (as [`Pipeline::load`]
+    /// does for each package of a folder); the other branch reports no
+    /// package. Used by `fusion calibrate`.
+    #[must_use]
+    pub fn load_package(package_dir: &Path) -> Self {
+        let listing = vec![package::PackageListing {
+            dir: package_dir.to_path_buf(),
+            manifest: ModelPackage::read_manifest(package_dir),
+        }];
+        Self::from_listing(listing, package_dir)
+    }
+
+    fn from_listing(listing: Vec<package::PackageListing>, dir: &Path) -> Self {
+        let device = crate::select_device().unwrap_or(Device::Cpu);
+        let mut packages = Vec::new();
+        let mut image: Result<ImageModel, String> =
+            Err(format!("no image package under {}", dir.display()));
+        let mut text: Result<TextModel, String> =
+            Err(format!("no text package under {}", dir.display()));
+        for entry in listing {
+            let folder = entry
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let manifest = match entry.manifest {
+                Ok(m) => m,
+                Err(e) => {
+                    packages.push(PackageRef {
+                        name: folder,
+                        version: String::new(),
+                        modality: "unknown".to_owned(),
+                        manifest_sha256: None,
+                        status: PackageStatus::Failed,
+                        reason: Some(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            let mut reference = PackageRef {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                modality: manifest.modality.to_string(),
+                manifest_sha256: None,
+                status: PackageStatus::Failed,
+                reason: None,
+            };
+            let slot_taken = match manifest.modality {
+                Modality::Image => image
+                    .as_ref()
+                    .ok()
+                    .map(|m| package_id(m.package.manifest())),
+                Modality::Text => text.as_ref().ok().map(|m| package_id(m.package.manifest())),
+            };
+            if let Some(active) = slot_taken {
+                reference.status = PackageStatus::Ignored;
+                reference.reason = Some(format!(
+                    "another {} package is in use: {active}",
+                    manifest.modality
+                ));
+                packages.push(reference);
+                continue;
+            }
+            let built = ModelPackage::load(&entry.dir)
+                .map_err(|e| e.to_string())
+                .and_then(|pkg| {
+                    reference.manifest_sha256 = Some(pkg.manifest_sha256().to_owned());
+                    match manifest.modality {
+                        Modality::Image => build_image(pkg, &device).map(|m| image = Ok(m)),
+                        Modality::Text => build_text(pkg, &device).map(|m| text = Ok(m)),
+                    }
+                });
+            match built {
+                Ok(()) => reference.status = PackageStatus::Loaded,
+                Err(why) => {
+                    let why = format!("{}: {why}", manifest.name);
+                    match manifest.modality {
+                        Modality::Image => image = Err(why.clone()),
+                        Modality::Text => text = Err(why.clone()),
+                    }
+                    reference.manifest_sha256 = None;
+                    reference.reason = Some(why);
+                }
+            }
+            packages.push(reference);
+        }
+        Self {
+            image,
+            text,
+            packages,
+        }
+    }
+
+    /// The packages found by [`Pipeline::load`]: name, version, modality,
+    /// manifest SHA-256 and status (loaded, failed with the reason, or
+    /// ignored).
+    #[must_use]
+    pub fn packages(&self) -> Vec<PackageRef> {
+        self.packages.clone()
+    }
+
+    /// Runs both branches and fuses them. Never panics and never fails on
+    /// bad input: every problem is reported in the output (branch status and
+    /// reason, skipped inputs, per-label abstention).
+    #[must_use]
+    pub fn predict(&self, input: &CaseInput) -> PredictionOutput {
+        let start = Instant::now();
+        let image = guarded("image", || self.image_branch(&input.images));
+        let text = guarded("text", || self.text_branch(&input.notes));
+        let fusion_start = Instant::now();
+        let mut out = self.fuse(image, text);
+        let mut timings = BTreeMap::new();
+        for report in [&out.branches.image, &out.branches.text] {
+            for (k, v) in &report.timings_ms {
+                timings.insert(k.clone(), *v);
+            }
+        }
+        timings.insert("fusion".to_owned(), ms(fusion_start));
+        timings.insert("total".to_owned(), ms(start));
+        out.timings_ms = timings;
+        out
+    }
+
+    /// The image model's uncalibrated binary logit per label (dropout off,
+    /// temperature 1) for one frame with the given Photometric
+    /// Interpretation (`MONOCHROME1` or `MONOCHROME2`), in the manifest's
+    /// label order: what `fusion calibrate` fits temperatures on. The
+    /// applicability gate is not applied.
+    ///
+    /// # Errors
+    /// A message when there is no image package, or the frame cannot be
+    /// preprocessed or run.
+    pub fn image_logits(
+        &self,
+        frame: &FrameValues,
+        photometric_interpretation: &str,
+    ) -> Result<Vec<(Observation, f64)>, String> {
+        let model = self
+            .image
+            .as_ref()
+            .map_err(|why| format!("model package not installed: {why}"))?;
+        let attrs = GateAttributes {
+            photometric_interpretation: Some(photometric_interpretation.to_owned()),
+            ..GateAttributes::default()
+        };
+        let manifest = model.package.manifest();
+        let softmax = matches!(manifest.output, OutputSpec::Softmax(_));
+        let logits = catch_unwind(AssertUnwindSafe(|| image_logit_row(model, &attrs, frame)))
+            .map_err(|_| "the image model failed unexpectedly".to_owned())??;
+        Ok(manifest
+            .labels
+            .iter()
+            .map(|l| (l.observation, binary_logit(&logits, l.output, softmax)))
+            .collect())
+    }
+
+    /// The zero-shot logit z = scale · (cos(s, present) − cos(s, absent))
+    /// per observation (CheXpert order) on the note's most relevant sentence,
+    /// before temperature scaling, with whether that sentence passed
+    /// `min_similarity`: what `fusion calibrate` fits zero-shot temperatures
+    /// on. `None` for a note without sentences.
+    ///
+    /// # Errors
+    /// A message when there is no text package, zero-shot is disabled, or
+    /// the encoder fails.
+    pub fn zero_shot_logits(&self, note: &str) -> Result<ZeroShotLogits, String> {
+        let model = self
+            .text
+            .as_ref()
+            .map_err(|why| format!("model package not installed: {why}"))?;
+        let (spec, encoder, prompts) = model
+            .zero_shot
+            .as_ref()
+            .ok_or("the text package has zero-shot evidence disabled")?;
+        let (sentences, _) = text::sentences(note);
+        let emb = encoder.embed(&sentences).map_err(|e| e.to_string())?;
+        prompts
+            .iter()
+            .map(|(o, present, absent)| {
+                text::score(&emb, present, absent, spec, &TemperatureScaler::default())
+                    .map(|s| (*o, s.map(|s| (s.logit, s.relevant))))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    fn image_branch(&self, images: &[ImageCandidate]) -> BranchReport {
+        let model = match &self.image {
+            Ok(m) => m,
+            Err(why) if images.is_empty() => {
+                return BranchReport::empty(
+                    BranchStatus::Missing,
+                    format!("no image in the case (and model package not installed: {why})"),
+                );
+            }
+            Err(why) => {
+                return BranchReport::empty(
+                    BranchStatus::NoPackage,
+                    format!("model package not installed: {why}"),
+                );
+            }
+        };
+        let manifest = model.package.manifest();
+        let mut report = BranchReport::empty(BranchStatus::Missing, "no image in the case");
+        report.package = Some(package_id(manifest));
+        if images.is_empty() {
+            return report;
+        }
+        // Rank: in scope first, then discounted; keep the caller's order
+        // within each group.
+        let mut in_scope = Vec::new();
+        let mut discounted = Vec::new();
+        let mut not_applicable = Vec::new();
+        let mut undecodable = Vec::new();
+        for candidate in images {
+            let decision = gate::evaluate(&candidate.attributes, &manifest.intended_use);
+            match (&candidate.pixels, decision) {
+                (_, GateDecision::NotApplicable { reason }) => {
+                    not_applicable.push((candidate.sop_instance_uid.clone(), reason));
+                }
+                (Err(e), _) => undecodable.push((
+                    candidate.sop_instance_uid.clone(),
+                    format!("pixel data could not be decoded: {e}"),
+                )),
+                (Ok(_), GateDecision::Applicable { notes }) => {
+                    in_scope.push((candidate, 1.0, None, notes));
+                }
+                (
+                    Ok(_),
+                    GateDecision::Discounted {
+                        trust,
+                        reason,
+                        notes,
+                    },
+                ) => discounted.push((candidate, trust, Some(reason), notes)),
+            }
+        }
+        let mut skipped: Vec<SkippedInput> = Vec::new();
+        let mut chosen = None;
+        for (candidate, trust, reason, notes) in in_scope.into_iter().chain(discounted) {
+            if chosen.is_some() {
+                skipped.push(SkippedInput {
+                    id: candidate.sop_instance_uid.clone(),
+                    reason: "another image of the case was used".to_owned(),
+                });
+                continue;
+            }
+            let Ok(frame) = &candidate.pixels else {
+                continue;
+            };
+            match run_image(model, &candidate.attributes, frame, &mut report.timings_ms) {
+                Ok(predictions) => chosen = Some((candidate, trust, reason, notes, predictions)),
+                Err(why) => skipped.push(SkippedInput {
+                    id: candidate.sop_instance_uid.clone(),
+                    reason: why,
+                }),
+            }
+        }
+        for (id, reason) in not_applicable.iter().chain(&undecodable) {
+            skipped.push(SkippedInput {
+                id: id.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let Some((candidate, trust, reason, notes, predictions)) = chosen else {
+            // Nothing usable: say why, preferring "not applicable" (the input
+            // was fine, the model is not for it).
+            let (status, reason) = if let Some((_, r)) = not_applicable.first() {
+                (BranchStatus::NotApplicable, r.clone())
+            } else {
+                (
+                    BranchStatus::Unusable,
+                    skipped
+                        .first()
+                        .map_or_else(|| "no usable image".to_owned(), |s| s.reason.clone()),
+                )
+            };
+            report.status = status;
+            report.reason = Some(if skipped.len() > 1 {
+                format!(
+                    "{reason} (and {} other image(s) not usable)",
+                    skipped.len() - 1
+                )
+            } else {
+                reason
+            });
+            report.skipped = skipped;
+            return report;
+        };
+        report.instance = Some(candidate.sop_instance_uid.clone());
+        report.skipped = skipped;
+        report.status = if trust < 1.0 {
+            BranchStatus::Discounted
+        } else {
+            BranchStatus::Used
+        };
+        report.trust = (trust < 1.0).then_some(trust);
+        let mut reasons: Vec<String> = reason.into_iter().collect();
+        reasons.extend(notes);
+        report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+        for (label, p) in manifest.labels.iter().zip(predictions) {
+            let opinion = match p.opinion.discount(trust) {
+                Ok(o) => o,
+                Err(e) => {
+                    report.reason = Some(format!("trust discount failed: {e}"));
+                    continue;
+                }
+            };
+            let prediction_set = label
+                .conformal
+                .and_then(|c| c.predict_set(p.probability).ok());
+            report.opinions.insert(
+                p.observation.as_str().to_owned(),
+                BranchOpinion {
+                    opinion,
+                    probability: p.probability,
+                    mean: Some(p.mean),
+                    variance: Some(p.variance),
+                    passes: Some(p.passes),
+                    evidence: p.evidence,
+                    trust: (trust < 1.0).then_some(trust),
+                    mention: None,
+                    zero_shot: None,
+                    prediction_set,
+                },
+            );
+        }
+        report
+    }
+
+    fn text_branch(&self, notes: &[NoteInput]) -> BranchReport {
+        let model = match &self.text {
+            Ok(m) => m,
+            Err(why) if notes.is_empty() => {
+                return BranchReport::empty(
+                    BranchStatus::Missing,
+                    format!("no note in the case (and model package not installed: {why})"),
+                );
+            }
+            Err(why) => {
+                return BranchReport::empty(
+                    BranchStatus::NoPackage,
+                    format!("model package not installed: {why}"),
+                );
+            }
+        };
+        let manifest = model.package.manifest();
+        let mut report = BranchReport::empty(BranchStatus::Missing, "no note in the case");
+        report.package = Some(package_id(manifest));
+        if notes.is_empty() {
+            return report;
+        }
+        let usable: Vec<&NoteInput> = notes.iter().filter(|n| !n.text.trim().is_empty()).collect();
+        for n in notes.iter().filter(|n| n.text.trim().is_empty()) {
+            report.skipped.push(SkippedInput {
+                id: n.note_id.clone(),
+                reason: "the note text is empty".to_owned(),
+            });
+        }
+        if usable.is_empty() {
+            report.status = BranchStatus::Unusable;
+            report.reason = Some("the note text is empty".to_owned());
+            return report;
+        }
+        report.note_ids = usable.iter().map(|n| n.note_id.clone()).collect();
+        let mut remarks = Vec::new();
+
+        // Zero-shot: embed every usable note's sentences in one batch.
+        let mut note_sentences: Vec<Vec<&str>> = Vec::with_capacity(usable.len());
+        for note in &usable {
+            let (s, truncated) = text::sentences(&note.text);
+            if truncated {
+                remarks.push(format!(
+                    "note {}: only the first {} sentences were embedded",
+                    note.note_id,
+                    text::MAX_SENTENCES
+                ));
+            }
+            note_sentences.push(s);
+        }
+        let mut embeddings: Option<Vec<Vec<Embedding>>> = None;
+        if let Some((_, encoder, _)) = &model.zero_shot {
+            let all: Vec<&str> = note_sentences.iter().flatten().copied().collect();
+            let t = Instant::now();
+            match encoder.embed(&all) {
+                Ok(flat) => {
+                    let mut it = flat.into_iter();
+                    embeddings = Some(
+                        note_sentences
+                            .iter()
+                            .map(|s| it.by_ref().take(s.len()).collect())
+                            .collect(),
+                    );
+                }
+                Err(e) => remarks.push(format!(
+                    "zero-shot classifier failed ({e}); mention labels only"
+                )),
+            }
+            report.timings_ms.insert("text_encoder".to_owned(), ms(t));
+        } else {
+            remarks
+                .push("zero-shot classifier disabled by the package; mention labels only".into());
+        }
+
+        for observation in Observation::ALL {
+            let key = observation.as_str();
+            let label_of = |n: &NoteInput| -> Result<TextLabel, String> {
+                match n.labels.get(key).map(|s| s.trim()) {
+                    None | Some("not_mentioned") => Ok(TextLabel::NotMentioned),
+                    Some("positive") => Ok(TextLabel::Positive),
+                    Some("negative") => Ok(TextLabel::Negative),
+                    Some("uncertain") => Ok(TextLabel::Uncertain),
+                    Some(other) => Err(format!(
+                        "note {}: unknown label {other:?} for {key}, read as not_mentioned",
+                        n.note_id
+                    )),
+                }
+            };
+            let mut labels = Vec::with_capacity(usable.len());
+            for n in &usable {
+                labels.push(label_of(n).unwrap_or_else(|e| {
+                    remarks.push(e);
+                    TextLabel::NotMentioned
+                }));
+            }
+            // Latest mentioning note, else the latest note.
+            let chosen = labels
+                .iter()
+                .rposition(|l| *l != TextLabel::NotMentioned)
+                .unwrap_or(usable.len() - 1);
+            let note = usable[chosen];
+            let label = labels[chosen];
+            let mention_evidence = Evidence::from_text_label(label, &model.weights);
+            let mut opinion = mention_evidence.to_opinion();
+            let mut evidence = mention_evidence;
+            let mut zero_shot = None;
+            if let (Some((spec, _, prompts)), Some(emb)) = (&model.zero_shot, &embeddings)
+                && let Some((_, present, absent)) =
+                    prompts.iter().find(|(o, _, _)| *o == observation)
+            {
+                let calibration = zero_shot_calibration(spec, observation);
+                match text::score(&emb[chosen], present, absent, spec, &calibration) {
+                    Ok(Some(s)) => {
+                        if let Ok(c) = combine(&opinion, &s.evidence.to_opinion()) {
+                            opinion = c.opinion;
+                        }
+                        evidence = Evidence::new(
+                            evidence.positive() + s.evidence.positive(),
+                            evidence.negative() + s.evidence.negative(),
+                        )
+                        .unwrap_or(evidence);
+                        zero_shot = Some(ZeroShotSource {
+                            note_id: note.note_id.clone(),
+                            sentence: note_sentences[chosen]
+                                .get(s.sentence)
+                                .map(|x| (*x).to_owned())
+                                .unwrap_or_default(),
+                            similarity_present: s.similarity_present,
+                            similarity_absent: s.similarity_absent,
+                            logit: s.logit,
+                            probability: s.probability,
+                            evidence: s.evidence,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => remarks.push(format!("{key}: zero-shot evidence failed: {e}")),
+                }
+            }
+            let prediction_set = model.zero_shot.as_ref().and_then(|(spec, _, _)| {
+                let z = zero_shot.as_ref()?;
+                spec.labels
+                    .iter()
+                    .find(|l| l.observation == observation)?
+                    .conformal?
+                    .predict_set(z.probability)
+                    .ok()
+            });
+            report.opinions.insert(
+                key.to_owned(),
+                BranchOpinion {
+                    probability: opinion.projected_probability(),
+                    opinion,
+                    mean: None,
+                    variance: None,
+                    passes: None,
+                    evidence,
+                    trust: None,
+                    mention: Some(MentionSource {
+                        note_id: note.note_id.clone(),
+                        label,
+                        evidence: mention_evidence,
+                    }),
+                    zero_shot,
+                    prediction_set,
+                },
+            );
+        }
+        report.status = BranchStatus::Used;
+        remarks.dedup();
+        report.reason = (!remarks.is_empty()).then(|| remarks.join("; "));
+        report
+    }
+
+    fn policy_of(&self, modality: Modality) -> Option<AbstainPolicy> {
+        match modality {
+            Modality::Image => self
+                .image
+                .as_ref()
+                .ok()
+                .map(|m| m.package.manifest().abstain),
+            Modality::Text => self
+                .text
+                .as_ref()
+                .ok()
+                .map(|m| m.package.manifest().abstain),
+        }
+    }
+
+    fn fuse(&self, image: BranchReport, text: BranchReport) -> PredictionOutput {
+        let strictest = |policies: &[AbstainPolicy]| -> AbstainPolicy {
+            policies
+                .iter()
+                .copied()
+                .reduce(|a, b| {
+                    AbstainPolicy::new(
+                        a.max_uncertainty().min(b.max_uncertainty()),
+                        a.max_conflict().min(b.max_conflict()),
+                    )
+                    .unwrap_or(a)
+                })
+                .unwrap_or_default()
+        };
+        let loaded: Vec<AbstainPolicy> = [Modality::Image, Modality::Text]
+            .into_iter()
+            .filter_map(|m| self.policy_of(m))
+            .collect();
+        let modalities_available = image.status.contributed() || text.status.contributed();
+        let mut fused = BTreeMap::new();
+        let mut abstain_reasons = Vec::new();
+        let mut any_evidence = false;
+        for observation in Observation::ALL {
+            let key = observation.as_str();
+            let mut sources = Vec::new();
+            let mut policies = Vec::new();
+            let mut sets = Vec::new();
+            let mut pick = |name: &str, modality: Modality, report: &BranchReport| {
+                let o = report.opinions.get(key)?;
+                if o.opinion.is_vacuous() {
+                    return None;
+                }
+                sources.push(name.to_owned());
+                policies.extend(self.policy_of(modality));
+                sets.push(o.prediction_set);
+                Some(o.opinion)
+            };
+            let left = pick("image", Modality::Image, &image).unwrap_or_default();
+            let right = pick("text", Modality::Text, &text).unwrap_or_default();
+            let (opinion, conflict) = match combine(&left, &right) {
+                Ok(c) => (c.opinion, c.conflict),
+                Err(_) => (Opinion::vacuous(), 1.0),
+            };
+            let policy = if policies.is_empty() {
+                strictest(&loaded)
+            } else {
+                strictest(&policies)
+            };
+            let abstain = policy.evaluate(&opinion, conflict);
+            let prediction_set = if sets.is_empty() {
+                None
+            } else {
+                sets.iter()
+                    .try_fold(None, |acc: Option<PredictionSet>, s| {
+                        let s = (*s)?;
+                        Some(Some(match acc {
+                            None => s,
+                            Some(a) => union(a, s),
+                        }))
+                    })
+                    .flatten()
+            };
+            if !sources.is_empty() {
+                any_evidence = true;
+                if let Some(reason) = &abstain {
+                    abstain_reasons.push(format!("{key}: {}", describe(reason)));
+                }
+            }
+            fused.insert(
+                key.to_owned(),
+                FusedLabel {
+                    opinion,
+                    conflict,
+                    prediction_set,
+                    sources,
+                    abstain,
+                },
+            );
+        }
+        if !modalities_available {
+            abstain_reasons.insert(
+                0,
+                format!(
+                    "no usable modality: image {}, text {}",
+                    status_text(&image),
+                    status_text(&text)
+                ),
+            );
+        } else if !any_evidence {
+            abstain_reasons.insert(0, "no label has evidence from either branch".to_owned());
+        }
+        PredictionOutput {
+            packages: self.packages(),
+            branches: Branches { image, text },
+            fused,
+            abstain: !abstain_reasons.is_empty(),
+            abstain_reasons,
+            timings_ms: BTreeMap::new(),
+            modalities_available,
+        }
+    }
+}
+
+fn status_text(r: &BranchReport) -> String {
+    let status = serde_json::to_value(r.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match &r.reason {
+        Some(reason) => format!("{status} ({reason})"),
+        None => status,
+    }
+}
+
+fn describe(reason: &AbstainReason) -> String {
+    match *reason {
+        AbstainReason::HighUncertainty {
+            uncertainty,
+            max_uncertainty,
+        } => format!("fused uncertainty {uncertainty:.2} exceeds {max_uncertainty:.2}"),
+        AbstainReason::HighConflict {
+            conflict,
+            max_conflict,
+        } => format!("conflict between image and text {conflict:.2} exceeds {max_conflict:.2}"),
+        AbstainReason::HighUncertaintyAndConflict {
+            uncertainty,
+            max_uncertainty,
+            conflict,
+            max_conflict,
+        } => format!(
+            "fused uncertainty {uncertainty:.2} exceeds {max_uncertainty:.2} and conflict \
+             {conflict:.2} exceeds {max_conflict:.2}"
+        ),
+    }
+}
+
+fn union(a: PredictionSet, b: PredictionSet) -> PredictionSet {
+    let classes: Vec<BinaryClass> = [BinaryClass::Present, BinaryClass::Absent]
+        .into_iter()
+        .filter(|c| a.contains(*c) || b.contains(*c))
+        .collect();
+    PredictionSet::try_from(classes).unwrap_or(a)
+}
+
+fn zero_shot_calibration(spec: &ZeroShot, observation: Observation) -> TemperatureScaler {
+    spec.labels
+        .iter()
+        .find(|l| l.observation == observation)
+        .map(|l| l.calibration)
+        .unwrap_or_default()
+}
+
+/// Runs `f`, turning a panic inside a model into an "unusable" report.
+fn guarded(branch: &str, f: impl FnOnce() -> BranchReport) -> BranchReport {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        BranchReport::empty(
+            BranchStatus::Unusable,
+            format!("the {branch} model failed unexpectedly on this input"),
+        )
+    })
+}
+
+fn build_image(package: ModelPackage, device: &Device) -> Result<ImageModel, String> {
+    let net = match package.manifest().architecture {
+        Architecture::Xception => ImageNet::Xception(Box::new(
+            XceptionClassifier::from_package(&package, device).map_err(|e| e.to_string())?,
+        )),
+        Architecture::MeanLogistic => {
+            let (weight, bias) = load_mean_logistic(&package)?;
+            ImageNet::MeanLogistic { weight, bias }
+        }
+        Architecture::Bert => return Err("a BERT package cannot read images".to_owned()),
+    };
+    Ok(ImageModel {
+        package,
+        net,
+        device: device.clone(),
+    })
+}
+
+/// Reads the `weight` `[K]` and `bias` `[K]` tensors of a mean-logistic
+/// package, K = the manifest's class count.
+fn load_mean_logistic(package: &ModelPackage) -> Result<(Vec<f32>, Vec<f32>), String> {
+    let bytes = package.read_weights().map_err(|e| e.to_string())?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| format!("weights: {e}"))?;
+    let classes = package.manifest().output.classes().len();
+    let read = |name: &str| -> Result<Vec<f32>, String> {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| format!("weights: no tensor `{name}`"))?;
+        let v = t
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| format!("weights: `{name}`: {e}"))?;
+        if v.len() == classes {
+            Ok(v)
+        } else {
+            Err(format!(
+                "weights: `{name}` has {} values for {classes} classes",
+                v.len()
+            ))
+        }
+    };
+    Ok((read("weight")?, read("bias")?))
+}
+
+fn build_text(package: ModelPackage, device: &Device) -> Result<TextModel, String> {
+    let manifest = package.manifest();
+    let weights = manifest.text_evidence.unwrap_or_default();
+    let zero_shot = match &manifest.zero_shot {
+        Some(spec) if spec.enabled => {
+            let encoder = TextEncoder::from_package(&package, device).map_err(|e| e.to_string())?;
+            let texts: Vec<&str> = Observation::ALL
+                .iter()
+                .flat_map(|o| {
+                    let (p, a) = text::prompts(*o);
+                    [p, a]
+                })
+                .collect();
+            let emb = encoder.embed(&texts).map_err(|e| e.to_string())?;
+            let prompts = Observation::ALL
+                .iter()
+                .zip(emb.chunks_exact(2))
+                .map(|(o, pair)| (*o, pair[0], pair[1]))
+                .collect();
+            Some((spec.clone(), encoder, prompts))
+        }
+        _ => None,
+    };
+    Ok(TextModel {
+        package,
+        weights,
+        zero_shot,
+    })
+}
+
+/// The photometric interpretation the preprocessing needs.
+fn photometric(attrs: &GateAttributes) -> Result<Photometric, String> {
+    match attrs
+        .photometric_interpretation
+        .as_deref()
+        .map(|s| s.trim_matches([' ', '\0']).to_ascii_uppercase())
+        .as_deref()
+    {
+        Some("MONOCHROME1") => Ok(Photometric::Monochrome1),
+        Some("MONOCHROME2") => Ok(Photometric::Monochrome2),
+        Some(other) => Err(format!(
+            "Photometric Interpretation {other} is not greyscale; the image model reads \
+             MONOCHROME1 or MONOCHROME2"
+        )),
+        None => Err("Photometric Interpretation is not recorded".to_owned()),
+    }
+}
+
+/// Preprocesses one frame as the manifest says: tensor `[1, C, H, W]`.
+/// Adds the `preprocess` timing.
+fn preprocess_frame(
+    model: &ImageModel,
+    attrs: &GateAttributes,
+    frame: &FrameValues,
+    timings: &mut BTreeMap<String, f64>,
+) -> Result<candle_core::Tensor, String> {
+    let manifest = model.package.manifest();
+    let photometric = photometric(attrs)?;
+    let spec = manifest
+        .preprocessing
+        .as_ref()
+        .ok_or("the package has no preprocessing section")?;
+    let t = Instant::now();
+    let (_, x) = preprocess_radiograph(
+        &frame.values,
+        frame.rows as usize,
+        frame.columns as usize,
+        photometric,
+        spec,
+        &manifest.input,
+        &model.device,
+    )
+    .map_err(|e| format!("preprocessing failed: {e}"))?;
+    timings.insert("preprocess".to_owned(), ms(t));
+    Ok(x)
+}
+
+/// Preprocesses one frame and runs the image model: per-label predictions in
+/// the manifest's label order. Adds `preprocess`, `backbone` and `mc_head`
+/// timings.
+fn run_image(
+    model: &ImageModel,
+    attrs: &GateAttributes,
+    frame: &FrameValues,
+    timings: &mut BTreeMap<String, f64>,
+) -> Result<Vec<LabelPrediction>, String> {
+    let x = preprocess_frame(model, attrs, frame, timings)?;
+    let manifest = model.package.manifest();
+    match &model.net {
+        ImageNet::Xception(net) => {
+            let t = Instant::now();
+            let features = net
+                .backbone_features(&x)
+                .map_err(|e| format!("image model failed: {e}"))?;
+            timings.insert("backbone".to_owned(), ms(t));
+            let t = Instant::now();
+            let seed = match manifest.uncertainty {
+                UncertaintyMethod::McDropout(mc) => mc.seed,
+                UncertaintyMethod::None(_) => 0,
+            };
+            let mut per_image = image_branch::predict(net, &features, manifest, seed)
+                .map_err(|e| format!("image model failed: {e}"))?;
+            timings.insert("mc_head".to_owned(), ms(t));
+            per_image
+                .pop()
+                .ok_or_else(|| "image model returned no result".to_owned())
+        }
+        ImageNet::MeanLogistic { weight, bias } => {
+            let t = Instant::now();
+            let mean = x
+                .mean_all()
+                .and_then(|m| m.to_scalar::<f32>())
+                .map_err(|e| format!("image model failed: {e}"))?;
+            let logits: Vec<f32> = weight.iter().zip(bias).map(|(w, b)| w * mean + b).collect();
+            timings.insert("backbone".to_owned(), ms(t));
+            mean_logistic_predictions(manifest, &logits)
+        }
+    }
+}
+
+/// Inference-mode logits `[K]` of one frame (no dropout).
+fn image_logit_row(
+    model: &ImageModel,
+    attrs: &GateAttributes,
+    frame: &FrameValues,
+) -> Result<Vec<f32>, String> {
+    let mut timings = BTreeMap::new();
+    let x = preprocess_frame(model, attrs, frame, &mut timings)?;
+    let row = match &model.net {
+        ImageNet::Xception(net) => net
+            .forward(&x)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>()),
+        ImageNet::MeanLogistic { weight, bias } => x
+            .mean_all()
+            .and_then(|m| m.to_scalar::<f32>())
+            .map(|mean| weight.iter().zip(bias).map(|(w, b)| w * mean + b).collect()),
+    };
+    row.map_err(|e| format!("image model failed: {e}"))
+}
+
+/// Deterministic predictions from one row of logits: variance 0, so the
+/// evidence is the manifest's cap (`max_evidence`) split by p.
+fn mean_logistic_predictions(
+    manifest: &Manifest,
+    logits: &[f32],
+) -> Result<Vec<LabelPrediction>, String> {
+    let softmax = matches!(manifest.output, OutputSpec::Softmax(_));
+    let cap = manifest.uncertainty.max_evidence();
+    manifest
+        .labels
+        .iter()
+        .map(|label| {
+            let p = label
+                .calibration
+                .probability(binary_logit(logits, label.output, softmax));
+            let evidence =
+                Evidence::from_beta_moments(p, 0.0, cap).map_err(|e| format!("opinion: {e}"))?;
+            Ok(LabelPrediction {
+                observation: label.observation,
+                probability: p,
+                mean: p,
+                variance: 0.0,
+                passes: 1,
+                evidence,
+                opinion: evidence.to_opinion(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_is_shareable() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Pipeline>();
+    }
+
+    #[test]
+    fn missing_folder_reports_no_package() {
+        let p = Pipeline::load(Path::new("/nonexistent/packages"));
+        assert!(p.packages().is_empty());
+        let out = p.predict(&CaseInput {
+            images: vec![],
+            notes: vec![NoteInput {
+                note_id: "n1".into(),
+                text: "No effusion.".into(),
+                labels: BTreeMap::new(),
+            }],
+        });
+        assert_eq!(out.branches.image.status, BranchStatus::Missing);
+        assert_eq!(out.branches.text.status, BranchStatus::NoPackage);
+        assert!(
+            out.branches
+                .text
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("model package not installed: "))
+        );
+        assert!(!out.modalities_available);
+        assert!(out.abstain);
+        assert_eq!(out.fused.len(), 14);
+    }
+
+    #[test]
+    fn union_of_sets() {
+        let p = PredictionSet::try_from(vec![BinaryClass::Present]).unwrap();
+        let a = PredictionSet::try_from(vec![BinaryClass::Absent]).unwrap();
+        let u = union(p, a);
+        assert!(u.contains(BinaryClass::Present) && u.contains(BinaryClass::Absent));
+    }
+}

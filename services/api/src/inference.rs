@@ -1,0 +1,616 @@
+//! Cases and inference: linking what arrives (a stored instance, a stored
+//! note) to its case and queueing a prediction, and the workers that run
+//! the queue.
+//!
+//! A worker claims a job (PostgreSQL `FOR UPDATE SKIP LOCKED`, so workers in
+//! several processes share one queue), gathers the case's inputs (the
+//! study's instances decoded to modality values with the header attributes
+//! the applicability gate reads, and the case's notes with their labels),
+//! runs [`Pipeline::predict`] off the executor, and stores the result as the
+//! case's next prediction version with its audit event, in one transaction.
+//! When neither modality is usable it stores nothing and marks the case
+//! `no_modality`. Workers wake on [`AppState::jobs`] when this process
+//! queues a job and poll every [`POLL_INTERVAL`] for jobs other processes
+//! queue.
+//!
+//! Logs name cases, jobs and instances by identifier only, never patient
+//! data or note text.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fusion_models::{
+    CaseInput, FrameValues, GateAttributes, ImageCandidate, NoteInput, Pipeline, PredictionOutput,
+};
+use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use fusion_store::{
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, CaseKey,
+    CaseRecord, CaseStatus, DecodeStatus, Enqueued, Finding, JobRecord, MAX_FINDINGS, NewInstance,
+    NewNote, NewPrediction, NoteStatus, PredictionRecord, PredictionStatus, StoreError,
+};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::AuditContext;
+use crate::ingest::Submitter;
+
+/// How often an idle worker looks for jobs queued by other processes.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A job claimed longer ago than this is taken as abandoned (its worker
+/// died) and queued again.
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Most instances of a study handed to the image branch (decoded ones
+/// first); the gate picks among them.
+pub const MAX_IMAGES: usize = 8;
+
+/// Why a job failed (retried up to the store's attempt limit). Messages
+/// carry no patient data.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The job's case no longer exists.
+    #[error("the case does not exist")]
+    NoCase,
+    /// The blocking task running the models panicked or was cancelled.
+    #[error("the model task did not finish: {0}")]
+    Task(String),
+    /// The model output could not be serialised.
+    #[error("cannot serialise the model output: {0}")]
+    Serialise(#[from] serde_json::Error),
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// A new prediction version was stored.
+    Predicted {
+        /// The prediction.
+        prediction_id: Uuid,
+        /// Its version within the case.
+        version: i32,
+        /// Whether it abstained.
+        abstain: bool,
+    },
+    /// Neither modality was usable: nothing stored, case `no_modality`.
+    NoModality,
+    /// The job was no longer ours (requeued as stale meanwhile).
+    Lost,
+}
+
+// ------------------------------------------------------------------ linking
+
+/// Queues a prediction for `case_id` (deduplicated by the store) and wakes
+/// a worker of this process.
+///
+/// # Errors
+///
+/// [`StoreError`] from the queue.
+pub async fn enqueue(
+    state: &AppState,
+    case_id: Uuid,
+    audit: Option<&AuditRecord>,
+) -> Result<Enqueued, StoreError> {
+    let queued = state.repository.enqueue(case_id, audit).await?;
+    state.jobs.notify_one();
+    Ok(queued)
+}
+
+/// After STOW-RS (or `fusion ingest`) stored a new instance: links its study
+/// to its case (by accession number, else by study; created when missing)
+/// and queues a prediction. A failure is logged, not raised: the instance is
+/// stored, and the next instance, note or explicit request links it again.
+pub async fn link_instance(state: &AppState, instance: &NewInstance, submitter: &Submitter) {
+    let patient_ids: Vec<String> = instance
+        .patient_id
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let template = AuditRecord {
+        event_type: AuditEventType::PatientRecord,
+        subtype: "case-link".into(),
+        action: AuditAction::Update,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: submitter.agent.clone(),
+        entities: vec![AuditEntity::new(
+            "study",
+            instance.study_instance_uid.as_str(),
+        )],
+        patient_ids,
+        purpose_of_use: submitter.purpose_of_use.clone(),
+        request_id: submitter.request_id.clone(),
+    };
+    link_study_and_enqueue(
+        state,
+        &instance.study_instance_uid,
+        instance.accession_number.as_ref(),
+        instance.patient_id.as_ref(),
+        &template,
+    )
+    .await;
+}
+
+async fn link_study_and_enqueue(
+    state: &AppState,
+    study: &StudyInstanceUid,
+    accession: Option<&AccessionNumber>,
+    patient: Option<&PatientId>,
+    template: &AuditRecord,
+) {
+    let linked = state
+        .repository
+        .upsert_case_for_study(study, accession, patient, template)
+        .await;
+    let link = match linked {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot link a study to its case");
+            return;
+        }
+    };
+    match enqueue(state, link.case_id, None).await {
+        Ok(q) => {
+            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "study linked; prediction queued")
+        }
+        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
+    }
+}
+
+/// After a note was stored: when it names an accession number or a study,
+/// links it to that case (created when missing) and, when it has text,
+/// queues a prediction. A failure is logged, not raised: the note is stored.
+pub async fn link_note(state: &AppState, note: &NewNote, ctx: &AuditContext) {
+    if note.accession_number.is_none() && note.study_instance_uid.is_none() {
+        return;
+    }
+    let patient_ids: Vec<String> = note
+        .patient_id
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let template = ctx.record(
+        AuditEventType::PatientRecord,
+        "case-link",
+        AuditAction::Update,
+        vec![AuditEntity::new("note", note.id.to_string())],
+        patient_ids,
+    );
+    let key = CaseKey {
+        accession_number: note.accession_number.clone(),
+        study_instance_uid: note.study_instance_uid.clone(),
+        patient_id: note.patient_id.clone(),
+    };
+    let link = match state.repository.link_note(note.id, &key, &template).await {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::error!(note = %note.id, error = %e, "cannot link a note to its case");
+            return;
+        }
+    };
+    if note.status != NoteStatus::Analysed {
+        return;
+    }
+    match enqueue(state, link.case_id, None).await {
+        Ok(q) => {
+            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "note linked; prediction queued")
+        }
+        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
+    }
+}
+
+// ------------------------------------------------------------------ workers
+
+/// Loads the model packages under `settings.models_dir`, once, off the
+/// executor. Never fails: a missing package leaves its branch reporting so.
+pub async fn load_pipeline(settings: &crate::Settings) -> Arc<Pipeline> {
+    let dir = settings.models_dir.clone();
+    let started = Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || Pipeline::load(&dir)).await;
+    let pipeline = match loaded {
+        Ok(p) => p,
+        // `load` does not panic; should it, an empty folder gives a
+        // pipeline whose branches say that no package is installed.
+        Err(e) => {
+            tracing::error!(error = %e, "loading the model packages failed");
+            Pipeline::load(std::path::Path::new(""))
+        }
+    };
+    for p in pipeline.packages() {
+        tracing::info!(
+            package = %p.name,
+            version = %p.version,
+            modality = %p.modality,
+            status = ?p.status,
+            reason = p.reason.as_deref().unwrap_or(""),
+            "model package"
+        );
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "model packages loaded"
+    );
+    Arc::new(pipeline)
+}
+
+/// Starts `count` workers on the current runtime, sharing `pipeline`.
+pub fn spawn_workers(
+    state: &AppState,
+    pipeline: &Arc<Pipeline>,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+    (0..count)
+        .map(|i| {
+            let id = format!("{host}:{}:{i}", std::process::id());
+            tokio::spawn(run_worker(state.clone(), pipeline.clone(), id))
+        })
+        .collect()
+}
+
+/// One worker: claims and runs jobs until the runtime stops.
+pub async fn run_worker(state: AppState, pipeline: Arc<Pipeline>, worker_id: String) {
+    tracing::info!(worker = %worker_id, "inference worker started");
+    let stale = chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::minutes(10));
+    let mut last_sweep: Option<Instant> = None;
+    loop {
+        if last_sweep.is_none_or(|t| t.elapsed() >= POLL_INTERVAL * 30) {
+            last_sweep = Some(Instant::now());
+            match state.repository.requeue_stale(stale).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(jobs = n, "stale inference jobs queued again"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep stale inference jobs"),
+            }
+        }
+        match state.repository.claim_job(&worker_id).await {
+            Ok(Some(job)) => {
+                run_claimed(&state, &pipeline, &worker_id, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(worker = %worker_id, error = %e, "cannot claim a job"),
+        }
+        tokio::select! {
+            () = state.jobs.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+/// Runs a claimed job and records its end (a failure is retried by the
+/// queue up to its attempt limit).
+pub async fn run_claimed(
+    state: &AppState,
+    pipeline: &Arc<Pipeline>,
+    worker_id: &str,
+    job: JobRecord,
+) {
+    let span = tracing::info_span!("inference_job", job = %job.id, case = %job.case_id, attempt = job.attempts);
+    let _ = tracing::Instrument::instrument(
+        async {
+            let started = Instant::now();
+            match process_job(state, pipeline, worker_id, &job).await {
+                Ok(outcome) => tracing::info!(
+                    outcome = ?outcome,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "inference job done"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "inference job failed");
+                    match state.repository.fail_job(job.id, &e.to_string()).await {
+                        Ok(state) => {
+                            tracing::info!(state = ?state, "inference job failure recorded")
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot record a job failure"),
+                    }
+                }
+            }
+        },
+        span,
+    )
+    .await;
+}
+
+/// The agent of the events a worker records.
+pub fn worker_agent(worker_id: &str) -> AuditAgent {
+    AuditAgent {
+        kind: "system".into(),
+        id: worker_id.to_owned(),
+        name: "inference-worker".into(),
+        role: None,
+        address: None,
+        requestor: false,
+    }
+}
+
+/// Gathers the case's inputs, predicts, and stores the outcome.
+///
+/// # Errors
+///
+/// [`WorkerError`] for a database failure or a model task that did not
+/// finish.
+pub async fn process_job(
+    state: &AppState,
+    pipeline: &Arc<Pipeline>,
+    worker_id: &str,
+    job: &JobRecord,
+) -> Result<JobOutcome, WorkerError> {
+    let case = state
+        .repository
+        .case(job.case_id)
+        .await?
+        .ok_or(WorkerError::NoCase)?;
+    let (images, notes) = gather(state, &case).await?;
+    let inputs = serde_json::json!({
+        "study_instance_uid": case.study_instance_uid.as_ref().map(|s| s.as_str()),
+        "instances": images.iter().map(|(uid, _)| uid.as_str()).collect::<Vec<_>>(),
+        "notes": notes.iter().map(|n| n.note_id.as_str()).collect::<Vec<_>>(),
+    });
+    let pipeline = pipeline.clone();
+    let span = tracing::Span::current();
+    let output = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let decode_started = Instant::now();
+        let images = images
+            .into_iter()
+            .map(|(uid, bytes)| image_candidate(uid, bytes))
+            .collect();
+        let decode_ms = decode_started.elapsed().as_secs_f64() * 1e3;
+        let mut output = pipeline.predict(&CaseInput { images, notes });
+        output.timings_ms.insert("decode".into(), decode_ms);
+        output
+    })
+    .await
+    .map_err(|e| WorkerError::Task(e.to_string()))?;
+    let patient_ids: Vec<String> = case
+        .patient_id
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    if !output.modalities_available {
+        let audit = AuditRecord {
+            event_type: AuditEventType::PatientRecord,
+            subtype: "prediction-none".into(),
+            action: AuditAction::Update,
+            outcome: AuditOutcome::Success,
+            outcome_desc: Some(no_modality_reason(&output)),
+            agent: worker_agent(worker_id),
+            entities: vec![
+                AuditEntity::new("case", case.id.to_string()),
+                AuditEntity::new("job", job.id.to_string()),
+            ],
+            patient_ids,
+            purpose_of_use: None,
+            request_id: None,
+        };
+        let ours = state
+            .repository
+            .complete_job(job.id, Some(CaseStatus::NoModality), Some(&audit))
+            .await?;
+        return Ok(if ours {
+            JobOutcome::NoModality
+        } else {
+            JobOutcome::Lost
+        });
+    }
+    let new = new_prediction(&output, case.id, job.id, inputs)?;
+    let mut entities = vec![
+        AuditEntity::new("case", case.id.to_string()),
+        AuditEntity::new("prediction", new.id.to_string()),
+    ];
+    entities.extend(
+        case.study_instance_uid
+            .iter()
+            .map(|s| AuditEntity::new("study", s.as_str())),
+    );
+    entities.extend(
+        case.note_ids
+            .iter()
+            .map(|n| AuditEntity::new("note", n.to_string())),
+    );
+    let audit = AuditRecord {
+        event_type: AuditEventType::PatientRecord,
+        subtype: "prediction-create".into(),
+        action: AuditAction::Create,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: worker_agent(worker_id),
+        entities,
+        patient_ids,
+        purpose_of_use: None,
+        request_id: None,
+    };
+    let stored: PredictionRecord = state.repository.insert_prediction(&new, &audit).await?;
+    Ok(JobOutcome::Predicted {
+        prediction_id: stored.prediction.id,
+        version: stored.version,
+        abstain: stored.prediction.abstain,
+    })
+}
+
+/// The study's instances (decoded ones first, at most [`MAX_IMAGES`]) as
+/// (SOP Instance UID, bytes), and the case's notes with text.
+async fn gather(
+    state: &AppState,
+    case: &CaseRecord,
+) -> Result<(Vec<(String, Result<Bytes, String>)>, Vec<NoteInput>), WorkerError> {
+    let mut images = Vec::new();
+    if let Some(study) = &case.study_instance_uid {
+        let mut instances = state.repository.study_instances(study).await?;
+        // Stable: keeps series and instance order within each group.
+        instances.sort_by_key(|i| match i.decode_status {
+            DecodeStatus::Ok => 0,
+            DecodeStatus::Unknown => 1,
+            DecodeStatus::Failed => 2,
+        });
+        for instance in instances.into_iter().take(MAX_IMAGES) {
+            let bytes = state
+                .blobs
+                .get(&instance.blob_key)
+                .await
+                .map_err(|e| format!("the stored bytes cannot be read: {e}"));
+            images.push((instance.sop_instance_uid.to_string(), bytes));
+        }
+    }
+    let mut notes = Vec::new();
+    for id in &case.note_ids {
+        let Some(record) = state.repository.note(*id).await? else {
+            continue;
+        };
+        let Some(text) = record.note.text else {
+            continue;
+        };
+        let labels: BTreeMap<String, String> = record
+            .note
+            .labels
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        notes.push(NoteInput {
+            note_id: id.to_string(),
+            text,
+            labels,
+        });
+    }
+    Ok((images, notes))
+}
+
+/// Reads one instance for the image branch: header attributes for the
+/// applicability gate, and frame 1's modality-LUT values. An instance that
+/// cannot be read or decoded is still a candidate, with the reason.
+pub fn image_candidate(sop_instance_uid: String, bytes: Result<Bytes, String>) -> ImageCandidate {
+    let object = bytes.and_then(|b| fusion_imaging::read(&b).map_err(|e| e.to_string()));
+    let object = match object {
+        Ok(o) => o,
+        Err(reason) => {
+            return ImageCandidate {
+                sop_instance_uid,
+                attributes: GateAttributes::default(),
+                pixels: Err(reason),
+            };
+        }
+    };
+    let attributes = gate_attributes(&object);
+    let pixels = fusion_imaging::decode_pixels(&object)
+        .map_err(|e| e.to_string())
+        .and_then(|px| fusion_imaging::modality_values(&object, &px, 1).map_err(|e| e.to_string()))
+        .map(|f| FrameValues {
+            rows: f.rows,
+            columns: f.columns,
+            values: f.values,
+        });
+    ImageCandidate {
+        sop_instance_uid,
+        attributes,
+        pixels,
+    }
+}
+
+/// The header attributes the applicability gate reads.
+pub fn gate_attributes(object: &dicom_object::DefaultDicomObject) -> GateAttributes {
+    use dicom_core::Tag;
+    let text = |tag: Tag| -> Option<String> {
+        object
+            .element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| {
+                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                    .to_owned()
+            })
+            .filter(|s| !s.is_empty())
+    };
+    GateAttributes {
+        modality: text(Tag(0x0008, 0x0060)),
+        body_part_examined: text(Tag(0x0018, 0x0015)),
+        view_position: text(Tag(0x0018, 0x5101)),
+        photometric_interpretation: text(Tag(0x0028, 0x0004)),
+        patient_age: text(Tag(0x0010, 0x1010)),
+        patient_birth_date: text(Tag(0x0010, 0x0030)),
+        study_date: text(Tag(0x0008, 0x0020)),
+        bits_stored: object
+            .element_opt(Tag(0x0028, 0x0101))
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_int::<u16>().ok()),
+    }
+}
+
+/// The prediction row for a pipeline output.
+///
+/// # Errors
+///
+/// [`WorkerError::Serialise`] (not expected for these types).
+pub fn new_prediction(
+    output: &PredictionOutput,
+    case_id: Uuid,
+    job_id: Uuid,
+    inputs: serde_json::Value,
+) -> Result<NewPrediction, WorkerError> {
+    let (findings, refer) = summary(output);
+    Ok(NewPrediction {
+        id: Uuid::now_v7(),
+        case_id,
+        status: if output.abstain {
+            PredictionStatus::Abstained
+        } else {
+            PredictionStatus::Predicted
+        },
+        packages: serde_json::to_value(&output.packages)?,
+        branches: serde_json::to_value(&output.branches)?,
+        fused: serde_json::to_value(&output.fused)?,
+        abstain: output.abstain,
+        abstain_reasons: output.abstain_reasons.clone(),
+        timings: serde_json::to_value(&output.timings_ms)?,
+        inputs,
+        findings,
+        refer,
+        job_id: Some(job_id),
+    })
+}
+
+/// The top findings (labels with evidence, most probable first) and whether
+/// a clinician should look first: the prediction abstains, or a label with
+/// evidence is withheld (too uncertain or conflicting).
+pub fn summary(output: &PredictionOutput) -> (Vec<Finding>, bool) {
+    let mut findings: Vec<Finding> = output
+        .fused
+        .iter()
+        .filter(|(_, l)| !l.sources.is_empty())
+        .map(|(label, l)| Finding {
+            label: label.clone(),
+            probability: l.opinion.projected_probability(),
+        })
+        .collect();
+    findings.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    findings.truncate(MAX_FINDINGS);
+    let refer = output.abstain
+        || output
+            .fused
+            .values()
+            .any(|l| !l.sources.is_empty() && l.abstain.is_some());
+    (findings, refer)
+}
+
+fn no_modality_reason(output: &PredictionOutput) -> String {
+    let reason = |r: &fusion_models::BranchReport| {
+        r.reason
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", r.status).to_lowercase())
+    };
+    format!(
+        "no usable modality: image: {}; text: {}",
+        reason(&output.branches.image),
+        reason(&output.branches.text)
+    )
+}
