@@ -2,7 +2,7 @@
 //! started by `scripts/orthanc` in a temporary folder on free ports, and a
 //! small REST client for it. Dropping the handle stops the server.
 //!
-//! ```ignore
+//! ```text
 //! let app = spawn_app().await;
 //! let (key_id, secret) = app.api_key("orthanc", Role::Integration).await;
 //! let pacs = Orthanc::start(dicomweb_target(

@@ -135,3 +135,43 @@ fn read_dicom(path: &Path) -> anyhow::Result<CalibrationInput> {
         photometric_interpretation: pixels.photometric,
     })
 }
+
+/// Audits a package change made by `fusion calibrate` (DICOM 110113 Security
+/// Alert, action U): the package's name, version and new manifest SHA-256,
+/// with the operating-system user as the agent.
+pub(crate) async fn audit_change(
+    settings: &fusion_api::Settings,
+    package: &Path,
+) -> anyhow::Result<()> {
+    let pkg = ModelPackage::load(package)?;
+    let manifest = pkg.manifest();
+    let state = fusion_api::connect_storage(settings).await?;
+    let op = fusion_api::admin::Operator::current();
+    let record = fusion_store::AuditRecord {
+        event_type: fusion_store::AuditEventType::SecurityAlert,
+        subtype: "model-package-calibrate".to_owned(),
+        action: fusion_store::AuditAction::Update,
+        outcome: fusion_store::AuditOutcome::Success,
+        outcome_desc: Some(format!(
+            "calibration written; manifest SHA-256 {}",
+            pkg.manifest_sha256()
+        )),
+        agent: fusion_store::AuditAgent {
+            kind: "operator".to_owned(),
+            id: op.name.clone(),
+            name: op.name,
+            role: Some("operator".to_owned()),
+            address: None,
+            requestor: true,
+        },
+        entities: vec![fusion_store::AuditEntity::new(
+            "model_package",
+            format!("{}@{}", manifest.name, manifest.version),
+        )],
+        patient_ids: vec![],
+        purpose_of_use: None,
+        request_id: None,
+    };
+    state.repository.append_audit(&record).await?;
+    Ok(())
+}

@@ -108,7 +108,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cli = match cli.command {
         Command::Eval(cmd) => return eval::eval(cmd),
         Command::Models(cmd) => return models::run(cmd),
-        Command::Calibrate(args) => return calibrate::run(&args),
         command => Cli { command, ..cli },
     };
     let bind = match &cli.command {
@@ -160,6 +159,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker { workers } => worker::run(&settings, workers).await,
         Command::Eval(cmd) => eval::eval(cmd),
         Command::Models(cmd) => models::run(cmd),
-        Command::Calibrate(args) => calibrate::run(&args),
+        Command::Calibrate(args) => {
+            let code = calibrate::run(&args)?;
+            if !args.dry_run && code == ExitCode::SUCCESS {
+                calibrate::audit_change(&settings, &args.package).await?;
+            }
+            Ok(code)
+        }
     }
 }

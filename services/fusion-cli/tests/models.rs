@@ -18,11 +18,17 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// A data folder of this test process (the audit trail of `calibrate`).
+fn data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("fusion-cli-models-{}", std::process::id()))
+}
+
 fn fusion(args: &[&str]) -> Output {
     Command::new(FUSION)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FUSION_DATA_DIR", data_dir())
         .output()
         .unwrap()
 }
@@ -120,6 +126,10 @@ fn calibrate_round_trip() {
     assert!(out.contains("pneumonia"), "{out}");
     assert!(out.contains("q̂ = "), "{out}");
     assert!(out.contains("package verifies"), "{out}");
+    // The change is in the audit trail.
+    let audit = fusion(&["audit", "export", "--format", "json"]);
+    let (audit_out, _) = text(&audit);
+    assert!(audit_out.contains("model-package-calibrate"), "{audit_out}");
 
     let after = std::fs::read_to_string(pkg.join("manifest.toml")).unwrap();
     assert_ne!(before, after);
