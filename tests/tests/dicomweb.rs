@@ -199,6 +199,16 @@ async fn a_broken_instance_fails_alone_with_its_reason() {
     // Cannot understand (C000) for the truncated file and the text part.
     assert_eq!(failure_reasons(&body), [0xC000, 0xC000]);
 
+    // No part at all: a malformed request.
+    let res = pacs
+        .req(&app, reqwest::Method::POST, "/dicom-web/studies")
+        .header("Content-Type", stow_content_type(BOUNDARY))
+        .body(format!("--{BOUNDARY}--\r\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
     // None stored: 409.
     let files = dicom(&[TRUNCATED]);
     let (status, body) = pacs.stow(&app, "/dicom-web/studies", &parts(&files)).await;

@@ -295,6 +295,13 @@ async fn stow_into(
         record(outcome, &mut response);
     }
     tracing::info!(stored, refused, "STOW-RS done");
+    if stored == 0 && refused == 0 {
+        return Ok(problem(
+            StatusCode::BAD_REQUEST,
+            "no_instances",
+            "the multipart/related body holds no part",
+        ));
+    }
     let status = StatusCode::from_u16(response.http_status()).unwrap_or(StatusCode::OK);
     Ok(dicom_json(status, &response.to_json()))
 }
