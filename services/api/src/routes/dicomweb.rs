@@ -62,6 +62,31 @@ fn parse_sop(raw: &str) -> Result<SopInstanceUid, ApiError> {
     SopInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// The study, and optionally the series and instance, a WADO-RS path names
+/// (`{study}`, `{series}`, `{instance}` path segments), parsed; a malformed
+/// UID is a 400.
+pub(crate) struct Scope {
+    study: StudyInstanceUid,
+    series: Option<SeriesInstanceUid>,
+    instance: Option<SopInstanceUid>,
+}
+
+impl actix_web::FromRequest for Scope {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let m = req.match_info();
+        std::future::ready((|| {
+            Ok(Scope {
+                study: parse_study(m.get("study").unwrap_or(""))?,
+                series: m.get("series").map(parse_series).transpose()?,
+                instance: m.get("instance").map(parse_sop).transpose()?,
+            })
+        })())
+    }
+}
+
 /// The submitter restriction for a caller who may read only their own data.
 fn own_only(ctx: &AuditContext) -> Option<String> {
     (!ctx.principal.can(Permission::ReadImages)).then(|| ctx.principal.id.clone())
@@ -815,14 +840,19 @@ fn accepts_dicom_multipart(req: &HttpRequest) -> bool {
     })
 }
 
-async fn retrieve(
+/// WADO-RS retrieve of a study, series or instance (the path says which):
+/// `GET /dicom-web/studies/{study}[/series/{series}[/instances/{instance}]]`.
+pub(crate) async fn retrieve(
     req: HttpRequest,
     state: web::Data<AppState>,
     ctx: AuditContext,
-    study: StudyInstanceUid,
-    series: Option<SeriesInstanceUid>,
-    instance: Option<SopInstanceUid>,
+    named: Scope,
 ) -> Result<HttpResponse, ApiError> {
+    let Scope {
+        study,
+        series,
+        instance,
+    } = named;
     if !accepts_dicom_multipart(&req) {
         return Ok(problem(
             StatusCode::NOT_ACCEPTABLE,
@@ -875,63 +905,19 @@ async fn retrieve(
         .streaming(body))
 }
 
-/// `GET /dicom-web/studies/{study}`.
-pub(crate) async fn retrieve_study(
+/// WADO-RS metadata of a study, series or instance:
+/// `GET …/metadata` at each level, DICOM JSON with BulkDataURIs.
+pub(crate) async fn metadata(
     req: HttpRequest,
     state: web::Data<AppState>,
     ctx: AuditContext,
-    path: web::Path<String>,
+    named: Scope,
 ) -> Result<HttpResponse, ApiError> {
-    let study = parse_study(&path.into_inner())?;
-    retrieve(req, state, ctx, study, None, None).await
-}
-
-/// `GET /dicom-web/studies/{study}/series/{series}`.
-pub(crate) async fn retrieve_series(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series) = path.into_inner();
-    retrieve(
-        req,
-        state,
-        ctx,
-        parse_study(&study)?,
-        Some(parse_series(&series)?),
-        None,
-    )
-    .await
-}
-
-/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}`.
-pub(crate) async fn retrieve_instance(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series, instance) = path.into_inner();
-    retrieve(
-        req,
-        state,
-        ctx,
-        parse_study(&study)?,
-        Some(parse_series(&series)?),
-        Some(parse_sop(&instance)?),
-    )
-    .await
-}
-
-async fn metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    study: StudyInstanceUid,
-    series: Option<SeriesInstanceUid>,
-    instance: Option<SopInstanceUid>,
-) -> Result<HttpResponse, ApiError> {
+    let Scope {
+        study,
+        series,
+        instance,
+    } = named;
     let instances = scope(&state, &ctx, &study, series.as_ref(), instance.as_ref()).await?;
     audit_retrieve(
         &state,
@@ -956,55 +942,6 @@ async fn metadata(
         out.push(json);
     }
     Ok(dicom_json(StatusCode::OK, &Value::Array(out)))
-}
-
-/// `GET /dicom-web/studies/{study}/metadata`.
-pub(crate) async fn study_metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let study = parse_study(&path.into_inner())?;
-    metadata(req, state, ctx, study, None, None).await
-}
-
-/// `GET /dicom-web/studies/{study}/series/{series}/metadata`.
-pub(crate) async fn series_metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series) = path.into_inner();
-    metadata(
-        req,
-        state,
-        ctx,
-        parse_study(&study)?,
-        Some(parse_series(&series)?),
-        None,
-    )
-    .await
-}
-
-/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata`.
-pub(crate) async fn instance_metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series, instance) = path.into_inner();
-    metadata(
-        req,
-        state,
-        ctx,
-        parse_study(&study)?,
-        Some(parse_series(&series)?),
-        Some(parse_sop(&instance)?),
-    )
-    .await
 }
 
 /// `?window=center,width[,function]` (PS3.18 §8.3.5.1.2; only the linear

@@ -99,13 +99,13 @@ fn build_table() -> Vec<RouteSpec> {
             Method::GET,
             "/dicom-web/studies/{study}",
             READ_IMAGES,
-            || web::get().to(dicomweb::retrieve_study),
+            || web::get().to(dicomweb::retrieve),
         ),
         spec(
             Method::GET,
             "/dicom-web/studies/{study}/metadata",
             READ_IMAGES,
-            || web::get().to(dicomweb::study_metadata),
+            || web::get().to(dicomweb::metadata),
         ),
         spec(
             Method::GET,
@@ -123,13 +123,13 @@ fn build_table() -> Vec<RouteSpec> {
             Method::GET,
             "/dicom-web/studies/{study}/series/{series}",
             READ_IMAGES,
-            || web::get().to(dicomweb::retrieve_series),
+            || web::get().to(dicomweb::retrieve),
         ),
         spec(
             Method::GET,
             "/dicom-web/studies/{study}/series/{series}/metadata",
             READ_IMAGES,
-            || web::get().to(dicomweb::series_metadata),
+            || web::get().to(dicomweb::metadata),
         ),
         spec(
             Method::GET,
@@ -141,13 +141,13 @@ fn build_table() -> Vec<RouteSpec> {
             Method::GET,
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}",
             READ_IMAGES,
-            || web::get().to(dicomweb::retrieve_instance),
+            || web::get().to(dicomweb::retrieve),
         ),
         spec(
             Method::GET,
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata",
             READ_IMAGES,
-            || web::get().to(dicomweb::instance_metadata),
+            || web::get().to(dicomweb::metadata),
         ),
         spec(
             Method::GET,
