@@ -73,7 +73,7 @@ async fn clinicians_and_auditors_use_the_dashboard_in_a_browser() {
     browser.click("#sign-in").await;
     assert_eq!(browser.path().await, "/worklist");
     assert_eq!(browser.text("h1").await, "Worklist");
-    assert_eq!(browser.text("#empty-heading").await, "No cases yet");
+    assert_eq!(browser.text("#results-heading").await, "No cases");
     assert!(browser.text(".who").await.contains("dr.grey"));
     let nav = browser.text(".mainnav").await;
     assert!(
@@ -84,7 +84,7 @@ async fn clinicians_and_auditors_use_the_dashboard_in_a_browser() {
     assert_eq!(png_size(&shot), WINDOW);
 
     browser.goto("/cases/42/view").await;
-    assert_eq!(browser.text("#empty-heading").await, "No cases yet");
+    assert_eq!(browser.text("h1").await, "Case not found");
 
     // The audit trail is not for clinicians: a clear page, not a JSON error.
     browser.goto("/audit").await;
@@ -558,4 +558,300 @@ async fn the_audit_page_filters_pages_and_audits_itself() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].record.subtype, "audit-view");
     assert_eq!(events[0].record.agent.name, "c.auditor");
+}
+
+/// An invented chest radiograph report: a positive, a negated and a hedged
+/// finding.
+const REVIEW_REPORT: &str = "EXAMINATION: Chest radiograph, PA.\n\
+INDICATION: Cough and fever for three days.\n\
+FINDINGS: Patchy airspace opacity in the right lower lobe. \
+No pleural effusion. No pneumothorax. Heart size is normal.\n\
+IMPRESSION: Right lower lobe opacity, possible early pneumonia; \
+cannot exclude aspiration.\n";
+
+const CR: &str = "pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm";
+
+/// Polls `GET /cases?accession_number=` until the case's latest prediction
+/// used the note; returns the case id.
+async fn wait_for_fused_case(app: &TestApp, token: &str, accession: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let list: serde_json::Value = app
+            .client
+            .get(app.url("/cases"))
+            .query(&[("accession_number", accession)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(case) = list["cases"].as_array().and_then(|c| c.first()) {
+            let id = case["id"].as_str().unwrap().to_owned();
+            let full: serde_json::Value = app
+                .client
+                .get(app.url(&format!("/cases/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if full["latest_prediction"]["branches"]["text"]["status"] == "used" {
+                return id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fused prediction for {accession}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_reviews_a_fused_case_in_the_browser() {
+    let models = fusion_tests::repo_root().join("models/packages");
+    assert!(
+        models.join("pneumonia-xception/model.safetensors").exists(),
+        "run scripts/fetch-models"
+    );
+    let app = fusion_tests::spawn_app_with(|s| {
+        s.models_dir = models;
+        s.workers = 1;
+    })
+    .await;
+    let pacs = app.api_key("pacs", Role::Integration).await;
+    let clinician = app.add_user("dr.grey", Role::Clinician).await;
+    let auditor = app.add_user("c.officer", Role::Auditor).await;
+    let api_token = app.session_for("dr.api", Role::Clinician).await;
+
+    // The PACS sends the chest radiograph; the EHR its report.
+    let bytes = fusion_tests::dicom::read(CR);
+    let attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap());
+    let accession = attrs.accession_number.clone().unwrap().to_string();
+    let boundary = "fusion-browser-boundary-42";
+    let res = app
+        .client
+        .post(app.url("/dicom-web/studies"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .header(
+            "Content-Type",
+            fusion_tests::dicom::stow_content_type(boundary),
+        )
+        .body(fusion_tests::dicom::multipart(
+            boundary,
+            &[("application/dicom", &bytes)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .query(&[
+            ("accession_number", accession.as_str()),
+            ("note_type", "18748-4"),
+        ])
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(REVIEW_REPORT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let case_id = wait_for_fused_case(&app, &api_token, &accession).await;
+
+    let browser = Browser::start(&app.address).await;
+    browser.sign_in("dr.grey", &clinician).await;
+    assert_eq!(browser.path().await, "/worklist");
+
+    // The worklist: the case, its status, its top findings with their fused
+    // probability, and the refer flag when the models are unsure.
+    let row = format!("tr[data-case-id='{case_id}']");
+    assert_eq!(
+        browser.text(&format!("{row} td:nth-child(2)")).await,
+        accession
+    );
+    assert_eq!(
+        browser.text(&format!("{row} .case-status")).await,
+        "Predicted"
+    );
+    let findings = browser.text(&format!("{row} .findings")).await;
+    assert!(findings.contains('%'), "{findings}");
+    browser.screenshot("10-worklist-cases").await;
+
+    // Filtering by a status the case does not have hides it.
+    browser.goto("/worklist?status=reviewed").await;
+    assert!(!browser.exists(&row).await);
+    assert_eq!(
+        browser.text("#results-heading").await,
+        "No cases match these filters"
+    );
+    browser.goto("/worklist").await;
+
+    // The case view.
+    browser.click(&format!("{row} a.case-link")).await;
+    assert_eq!(browser.path().await, format!("/cases/{case_id}/view"));
+    // The radiograph, rendered by the service through WADO-RS /rendered.
+    let loaded = browser
+        .client()
+        .execute(
+            "const i = document.querySelector('img.dicom-image'); \
+             return new Promise(r => { const f = () => i.complete && i.naturalWidth > 0 \
+             ? r([i.naturalWidth, i.naturalHeight, i.getAttribute('src')]) : setTimeout(f, 100); f(); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let src = loaded[2].as_str().unwrap();
+    assert!(
+        src.starts_with(&format!(
+            "/dicom-web/studies/{}/series/",
+            attrs.study_instance_uid
+        )) && src.ends_with("/rendered"),
+        "{src}"
+    );
+    assert!(loaded[0].as_u64().unwrap() > 100, "{loaded:?}");
+    assert!(
+        browser
+            .text("#images .viewer-caption")
+            .await
+            .contains("used by the image model")
+    );
+    // The note, every mention highlighted by its assertion, with the trigger.
+    let absent = browser.find("mark.m-absent").await;
+    assert_eq!(absent.text().await.unwrap(), "pleural effusion");
+    let tip = absent.attr("data-tip").await.unwrap().unwrap();
+    assert!(
+        tip.starts_with("Pleural Effusion: absent") && tip.contains("trigger “No”"),
+        "{tip}"
+    );
+    assert!(browser.exists("mark.m-present").await);
+    let possible = browser.find("mark.m-possible").await;
+    assert!(
+        possible
+            .attr("data-tip")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("possible"),
+    );
+    assert!(browser.exists("strong.section-head").await);
+    // Per label: fused probability, the uncertainty mass as a bar, the
+    // two modalities side by side, conflict and set.
+    let pneumonia = "tr.label-row[data-label='pneumonia']";
+    let fused = browser.text(&format!("{pneumonia} .fused-p")).await;
+    assert!(fused.ends_with('%'), "{fused}");
+    let u_bar = browser
+        .find(&format!("{pneumonia} svg.u-bar"))
+        .await
+        .attr("aria-label")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(u_bar.starts_with("Uncertainty mass 0."), "{u_bar}");
+    let cells = browser.text(pneumonia).await;
+    assert!(cells.contains("model p 0."), "image opinion shown: {cells}");
+    assert!(cells.contains("report: "), "text opinion shown: {cells}");
+    // An adult's radiograph: the paediatric model's opinion is discounted,
+    // and a badge says so.
+    let image_badge = browser.text("li[data-branch='image']").await;
+    assert!(
+        image_badge.contains("Image: used, discounted"),
+        "{image_badge}"
+    );
+    assert!(
+        browser
+            .text("#packages")
+            .await
+            .contains("pneumonia-xception")
+    );
+    assert!(browser.text("#versions").await.contains("v1"));
+    // Hover a mention for its tooltip, then take the screenshot.
+    browser
+        .client()
+        .execute(
+            "document.querySelector('mark.m-absent').focus(); return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("11-case-view").await;
+    browser.screenshot_full("12-case-view-full").await;
+
+    // The review: accept pneumonia, amend pleural effusion, with a comment.
+    browser
+        .find("#review-pneumonia option[value='accept']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#review-pleural_effusion option[value='amend:present']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .fill(
+            "#review-comment",
+            "Small right effusion on the lateral view.",
+        )
+        .await;
+    browser.click("#submit-review").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/cases/{case_id}/view?reviewed=1")
+    );
+    assert!(
+        browser
+            .text("#review-saved")
+            .await
+            .starts_with("Review saved")
+    );
+    let reviews = browser.text("#reviews").await;
+    assert!(reviews.contains("dr.grey"), "{reviews}");
+    assert!(reviews.contains("Pneumonia: accepted"), "{reviews}");
+    assert!(
+        reviews.contains("Pleural Effusion: amended to present"),
+        "{reviews}"
+    );
+    assert!(reviews.contains("Small right effusion"), "{reviews}");
+    assert_eq!(browser.text("#case-status").await, "Reviewed");
+    browser.screenshot("13-case-reviewed").await;
+
+    // A form with no decision is refused with a clear message.
+    browser.click("#submit-review").await;
+    assert!(
+        browser
+            .text("#review-error")
+            .await
+            .starts_with("Choose a decision")
+    );
+
+    // Back on the worklist the case shows as reviewed.
+    browser.goto("/worklist").await;
+    assert_eq!(
+        browser.text(&format!("{row} .case-status")).await,
+        "Reviewed"
+    );
+    browser.screenshot("14-worklist-reviewed").await;
+    browser.sign_out().await;
+
+    // The auditor cannot open the case, and sees every step in the trail.
+    browser.sign_in("c.officer", &auditor).await;
+    browser.goto(&format!("/cases/{case_id}/view")).await;
+    assert_eq!(browser.text("h1").await, "Not available for your role");
+    browser.goto("/audit?agent=dr.grey").await;
+    let subtypes = column(&browser, 3).await;
+    let joined = subtypes.join(" | ");
+    for step in ["review-create", "case-view", "case-search", "login"] {
+        assert!(joined.contains(step), "{step} missing from {joined}");
+    }
+    browser.screenshot("15-audit-review").await;
+    browser.close().await;
 }

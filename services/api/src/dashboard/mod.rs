@@ -31,7 +31,7 @@ use serde::Serialize;
 pub(crate) use admin::admin;
 pub(crate) use assets::asset;
 pub(crate) use audit::{audit_integrity, audit_trail};
-pub(crate) use cases::{case_view, worklist};
+pub(crate) use cases::{case_view, review_submit, worklist};
 pub(crate) use session::{HOME, home, login_form, login_submit, logout};
 
 use crate::auth::{CSRF_COOKIE, Permission, Principal, allows};
@@ -172,6 +172,12 @@ pub(crate) enum PageError {
     /// Storage or anything else failed.
     #[error("cannot serve page")]
     Internal(#[source] anyhow::Error),
+}
+
+impl From<fusion_store::StoreError> for PageError {
+    fn from(e: fusion_store::StoreError) -> Self {
+        Self::Internal(e.into())
+    }
 }
 
 impl From<crate::ApiError> for PageError {

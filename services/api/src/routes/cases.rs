@@ -383,22 +383,22 @@ pub(crate) async fn open(
 // ------------------------------------------------------------------ GET /cases
 
 /// Query of `GET /cases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    status: Option<String>,
-    patient_id: Option<String>,
-    accession_number: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) patient_id: Option<String>,
+    pub(crate) accession_number: Option<String>,
     /// `YYYYMMDD` or `YYYY-MM-DD`.
-    study_date_from: Option<String>,
+    pub(crate) study_date_from: Option<String>,
     /// `YYYYMMDD` or `YYYY-MM-DD`.
-    study_date_to: Option<String>,
+    pub(crate) study_date_to: Option<String>,
     /// `study_date`, `updated` (default) or `status`.
-    sort: Option<String>,
+    pub(crate) sort: Option<String>,
     /// `asc` or `desc` (default: newest first, statuses A→Z).
-    order: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
+    pub(crate) order: Option<String>,
+    pub(crate) limit: Option<i64>,
+    pub(crate) offset: Option<i64>,
 }
 
 /// A DICOM DA (`YYYYMMDD`) from `YYYYMMDD` or `YYYY-MM-DD`.
@@ -418,7 +418,8 @@ fn study_date(name: &str, raw: Option<&str>) -> Result<Option<String>, CasesErro
 }
 
 impl ListQuery {
-    fn parse(self) -> Result<CaseFilter, CasesError> {
+    /// The store filter, or a 400 naming the parameter that is not valid.
+    pub(crate) fn parse(self) -> Result<CaseFilter, CasesError> {
         let bad = |name: &str, reason: String| {
             invalid(
                 "invalid_parameter",
@@ -698,7 +699,20 @@ pub(crate) struct ReviewBody {
     comment: Option<String>,
 }
 
+impl DecisionBody {
+    /// A decision; `value` only with [`Decision::Amend`] (checked when the
+    /// review is parsed).
+    pub(crate) fn new(decision: Decision, value: Option<AmendedValue>) -> Self {
+        Self { decision, value }
+    }
+}
+
 impl ReviewBody {
+    /// A review: decisions keyed by snake_case observation, and a comment.
+    pub(crate) fn new(decisions: BTreeMap<String, DecisionBody>, comment: Option<String>) -> Self {
+        Self { decisions, comment }
+    }
+
     /// Checks the decisions against the prediction's observations.
     fn parse(
         self,
@@ -755,15 +769,24 @@ impl ReviewBody {
     }
 }
 
-/// `POST /predictions/{id}/reviews`: 201 with the review.
-pub(crate) async fn review(
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<String>,
-    body: web::Json<ReviewBody>,
-) -> Result<HttpResponse, CasesError> {
-    let (prediction, case) = existing_prediction(&state, &path.into_inner()).await?;
-    let (decisions, comment) = body.into_inner().parse(&prediction)?;
+/// Stores `body` as a review of prediction `prediction_id` by the caller,
+/// with its audit event (110110 `review-create`, action C) in the same
+/// transaction; the case becomes `reviewed`. Shared by the JSON API and the
+/// dashboard's review form.
+///
+/// # Errors
+///
+/// 404 for an unknown prediction; 400 `invalid_review` /
+/// `unknown_observation` for decisions that do not fit the prediction;
+/// storage failures.
+pub(crate) async fn create_review(
+    state: &AppState,
+    ctx: &AuditContext,
+    prediction_id: &str,
+    body: ReviewBody,
+) -> Result<ReviewRecord, CasesError> {
+    let (prediction, case) = existing_prediction(state, prediction_id).await?;
+    let (decisions, comment) = body.parse(&prediction)?;
     let review = NewReview {
         id: Uuid::now_v7(),
         prediction_id: prediction.prediction.id,
@@ -782,15 +805,25 @@ pub(crate) async fn review(
         ],
         patients_of(case.patient_id.as_ref()),
     );
-    let stored = state
+    state
         .repository
         .put_review(&review, &audit)
         .await?
-        .ok_or_else(|| not_found("prediction"))?;
+        .ok_or_else(|| not_found("prediction"))
+}
+
+/// `POST /predictions/{id}/reviews`: 201 with the review.
+pub(crate) async fn review(
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    path: web::Path<String>,
+    body: web::Json<ReviewBody>,
+) -> Result<HttpResponse, CasesError> {
+    let stored = create_review(&state, &ctx, &path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             "location",
-            format!("/predictions/{}/reviews", prediction.prediction.id),
+            format!("/predictions/{}/reviews", stored.review.prediction_id),
         ))
         .json(ReviewView::from(stored)))
 }

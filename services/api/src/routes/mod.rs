@@ -192,6 +192,12 @@ fn build_table() -> Vec<RouteSpec> {
             Page(&[P::ReadCases]),
             || web::get().to(crate::dashboard::case_view),
         ),
+        spec(
+            Method::POST,
+            "/cases/{id}/review",
+            Page(&[P::ReviewPredictions]),
+            || web::post().to(crate::dashboard::review_submit),
+        ),
         spec(Method::GET, "/audit", Page(&[P::ReadAudit]), || {
             web::get().to(crate::dashboard::audit_trail)
         }),

@@ -41,3 +41,55 @@ window.addEventListener("pageshow", () => {
     el.disabled = false;
   }
 });
+
+// Image viewer: window presets and frame stepping swap the /rendered
+// address (WADO-RS, PS3.18 §10.4.1.1.3); the server renders the PNG.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const fig of document.querySelectorAll("figure.viewer")) {
+    const img = fig.querySelector("img.dicom-image");
+    if (!img) {
+      continue;
+    }
+    const base = fig.dataset.base;
+    const frames = Number.parseInt(fig.dataset.frames || "1", 10);
+    const select = fig.querySelector("select.window-select");
+    const pos = fig.querySelector(".frame-pos");
+    let frame = 1;
+    const caption = img.alt.replace(/, frame \d+ of \d+$/, "");
+    const update = () => {
+      let src = frames > 1 ? `${base}/frames/${frame}/rendered` : `${base}/rendered`;
+      if (select && select.value) {
+        src += "?window=" + encodeURIComponent(select.value);
+      }
+      img.src = src;
+      if (frames > 1) {
+        img.alt = `${caption}, frame ${frame} of ${frames}`;
+        if (pos) {
+          pos.textContent = `${frame} / ${frames}`;
+        }
+      }
+    };
+    if (select) {
+      select.addEventListener("change", update);
+    }
+    const step = (d) => {
+      frame = ((frame - 1 + d + frames) % frames) + 1;
+      update();
+    };
+    const prev = fig.querySelector(".frame-prev");
+    const next = fig.querySelector(".frame-next");
+    if (prev) {
+      prev.addEventListener("click", () => step(-1));
+    }
+    if (next) {
+      next.addEventListener("click", () => step(1));
+    }
+    if (frames > 1) {
+      fig.tabIndex = 0;
+      fig.addEventListener("keydown", (e) => {
+        if (e.key === "ArrowLeft") { step(-1); e.preventDefault(); }
+        if (e.key === "ArrowRight") { step(1); e.preventDefault(); }
+      });
+    }
+  }
+});
