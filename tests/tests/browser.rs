@@ -855,3 +855,137 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
     browser.screenshot("15-audit-review").await;
     browser.close().await;
 }
+
+/// The case id of the study `study_uid`, from `GET /cases`.
+async fn case_of_study(app: &TestApp, token: &str, study_uid: &str) -> String {
+    let list: serde_json::Value = app
+        .client
+        .get(app.url("/cases"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["study_instance_uid"] == study_uid)
+        .unwrap_or_else(|| panic!("no case for {study_uid}: {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits for the first image of the page to load; its natural size and
+/// `src`.
+async fn loaded_image(browser: &Browser) -> (u64, u64, String) {
+    let v = browser
+        .client()
+        .execute_async(
+            "const done = arguments[0]; const i = document.querySelector('img.dicom-image'); \
+             const f = () => i.complete && i.naturalWidth > 0 \
+               ? done([i.naturalWidth, i.naturalHeight, i.getAttribute('src')]) : setTimeout(f, 50); \
+             f();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (
+        v[0].as_u64().unwrap(),
+        v[1].as_u64().unwrap(),
+        v[2].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn window_presets_and_frame_stepping_in_the_case_view() {
+    let app = spawn_app().await;
+    let pacs = app.api_key("pacs", Role::Integration).await;
+    let clinician = app.add_user("dr.grey", Role::Clinician).await;
+    let token = app.session_for("dr.api", Role::Clinician).await;
+    let boundary = "fusion-viewer-boundary";
+    let mut studies = Vec::new();
+    for file in [
+        "pydicom-3.0.2/test_files/CT_small.dcm",
+        "pydicom-3.0.2/test_files/examples_ybr_color.dcm",
+    ] {
+        let bytes = fusion_tests::dicom::read(file);
+        let attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap());
+        studies.push(attrs.study_instance_uid.to_string());
+        let res = app
+            .client
+            .post(app.url("/dicom-web/studies"))
+            .basic_auth(&pacs.0, Some(&pacs.1))
+            .header(
+                "Content-Type",
+                fusion_tests::dicom::stow_content_type(boundary),
+            )
+            .body(fusion_tests::dicom::multipart(
+                boundary,
+                &[("application/dicom", &bytes)],
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{file}");
+    }
+    let ct_case = case_of_study(&app, &token, &studies[0]).await;
+    let us_case = case_of_study(&app, &token, &studies[1]).await;
+
+    let browser = Browser::start(&app.address).await;
+    browser.sign_in("dr.grey", &clinician).await;
+
+    // CT: the window from the file, then the lung preset, in HU.
+    browser.goto(&format!("/cases/{ct_case}/view")).await;
+    let (w, h, src) = loaded_image(&browser).await;
+    assert_eq!((w, h), (128, 128));
+    assert!(src.ends_with("/rendered"), "{src}");
+    browser
+        .find("select.window-select option[value='-600,1500']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let src = loop {
+        let (_, _, src) = loaded_image(&browser).await;
+        if src.contains("window=") || std::time::Instant::now() > deadline {
+            break src;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(src.ends_with("/rendered?window=-600%2C1500"), "{src}");
+    // No note yet: the page says so, and no prediction is made up.
+    assert!(
+        browser
+            .text("#notes")
+            .await
+            .contains("No note has arrived for this case yet.")
+    );
+
+    // Ultrasound, 30 frames: frame stepping by button and by arrow key.
+    browser.goto(&format!("/cases/{us_case}/view")).await;
+    let (_, _, src) = loaded_image(&browser).await;
+    assert!(src.ends_with("/frames/1/rendered"), "{src}");
+    assert_eq!(browser.text(".frame-pos").await, "1 / 30");
+    browser.find(".frame-next").await.click().await.unwrap();
+    assert_eq!(browser.text(".frame-pos").await, "2 / 30");
+    let (_, _, src) = loaded_image(&browser).await;
+    assert!(src.ends_with("/frames/2/rendered"), "{src}");
+    browser.find(".frame-prev").await.click().await.unwrap();
+    browser.find(".frame-prev").await.click().await.unwrap();
+    assert_eq!(browser.text(".frame-pos").await, "30 / 30", "wraps around");
+    let alt = browser
+        .find("img.dicom-image")
+        .await
+        .attr("alt")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(alt.ends_with("frame 30 of 30"), "{alt}");
+    browser.screenshot("16-case-multiframe").await;
+    browser.close().await;
+}
