@@ -298,6 +298,43 @@ impl Browser {
         save_png(name, &png)
     }
 
+    /// Runs axe-core (`.test-data/axe/axe.min.js`, from `scripts/fetch-axe`)
+    /// on the current page with the WCAG 2.1 A and AA rules, and returns the
+    /// serious and critical violations as `rule: target (summary)` lines
+    /// (empty when the page passes). Colour contrast is among the rules.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let path = crate::repo_root().join(".test-data/axe/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-axe)", path.display()));
+        self.client
+            .execute(&format!("{source}\nreturn true;"), vec![])
+            .await
+            .expect("load axe-core");
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[0]; \
+                 axe.run(document, { runOnly: { type: 'tag', \
+                   values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }) \
+                 .then(r => done(r.violations \
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                   .flatMap(v => v.nodes.map(n => v.id + ': ' + n.target.join(' ') + ' (' \
+                     + (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 200) + ')'))), \
+                   e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        result
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Ends the browser session; dropping the browser then ends its
     /// processes (as it does on its own after a failed test).
     pub async fn close(self) {

@@ -45,6 +45,24 @@ async fn clinicians_and_auditors_use_the_dashboard_in_a_browser() {
     assert_eq!(browser.path().await, "/login?next=%2Fworklist");
     assert_eq!(browser.text("h1").await, "Sign in");
     browser.screenshot("01-login").await;
+    let a11y = browser.accessibility_violations().await;
+    assert!(a11y.is_empty(), "sign-in page: {a11y:#?}");
+    // The check does find problems: an image without a text alternative.
+    browser
+        .client()
+        .execute(
+            "const i = document.createElement('img'); i.src = '/static/none.png'; \
+             document.querySelector('main').appendChild(i); return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let a11y = browser.accessibility_violations().await;
+    assert!(
+        a11y.iter().any(|v| v.starts_with("image-alt: ")),
+        "{a11y:#?}"
+    );
+    browser.goto("/worklist").await;
 
     // A wrong password: the same form again, a generic message, nothing else.
     browser.fill("#username", "dr.grey").await;
@@ -683,6 +701,8 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
     let findings = browser.text(&format!("{row} .findings")).await;
     assert!(findings.contains('%'), "{findings}");
     browser.screenshot("10-worklist-cases").await;
+    let a11y = browser.accessibility_violations().await;
+    assert!(a11y.is_empty(), "worklist: {a11y:#?}");
 
     // Filtering by a status the case does not have hides it.
     browser.goto("/worklist?status=reviewed").await;
@@ -781,6 +801,8 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
         .await
         .unwrap();
     browser.screenshot("11-case-view").await;
+    let a11y = browser.accessibility_violations().await;
+    assert!(a11y.is_empty(), "case view: {a11y:#?}");
     browser.screenshot_full("12-case-view-full").await;
 
     // The review: accept pneumonia, amend pleural effusion, with a comment.
@@ -853,6 +875,8 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
         assert!(joined.contains(step), "{step} missing from {joined}");
     }
     browser.screenshot("15-audit-review").await;
+    let a11y = browser.accessibility_violations().await;
+    assert!(a11y.is_empty(), "audit trail: {a11y:#?}");
     browser.close().await;
 }
 
@@ -987,5 +1011,7 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
         .unwrap();
     assert!(alt.ends_with("frame 30 of 30"), "{alt}");
     browser.screenshot("16-case-multiframe").await;
+    let a11y = browser.accessibility_violations().await;
+    assert!(a11y.is_empty(), "multi-frame case view: {a11y:#?}");
     browser.close().await;
 }
