@@ -157,16 +157,18 @@ struct EventRow {
 #[derive(Serialize)]
 struct EntityView {
     kind: String,
-    /// The identifier as shown: a UUID by its first 8 digits.
+    /// The identifier as shown: a UUID by its last 8 digits.
     short: String,
     /// The whole identifier (a tooltip when shortened).
     id: String,
 }
 
-/// A UUID's first 8 hex digits and an ellipsis; anything else as it is.
+/// A UUID as an ellipsis and its last 8 hex digits (the random part of a
+/// UUIDv7, whose leading digits are a timestamp shared by records made in
+/// the same minutes); anything else as it is.
 fn shorten(id: &str) -> String {
     if uuid::Uuid::parse_str(id).is_ok() {
-        format!("{}…", id.get(..8).unwrap_or(id))
+        format!("…{}", id.get(id.len().saturating_sub(8)..).unwrap_or(id))
     } else {
         id.to_owned()
     }
@@ -552,7 +554,7 @@ mod tests {
             summarise(&q),
             ["patient P-1", "from 2026-03-01", "outcome serious failure"]
         );
-        assert_eq!(shorten("01a22b38-0b4e-7104-9b94-ee5403c72200"), "01a22b38…");
+        assert_eq!(shorten("01a22b38-0b4e-7104-9b94-ee5403c72200"), "…03c72200");
         assert_eq!(shorten("fk_c5ad67547995bd81"), "fk_c5ad67547995bd81");
         assert_eq!(
             page_href(&q, 2),

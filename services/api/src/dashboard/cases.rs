@@ -810,6 +810,10 @@ fn opinion_view(o: &Opinion) -> OpinionView {
 /// One branch's opinion on a label, for the side-by-side columns.
 #[derive(Debug, Serialize)]
 struct BranchCell {
+    /// The branch's own probability of "present": the image model's
+    /// calibrated output, the text opinion's projected probability.
+    probability: String,
+    /// Its opinion as it enters fusion (after any trust discount).
     opinion: OpinionView,
     /// What it rests on, in words.
     basis: String,
@@ -819,12 +823,10 @@ struct BranchCell {
 fn branch_cell(o: &BranchOpinion, branch: &str) -> BranchCell {
     let basis = if branch == "image" {
         match (o.variance, o.passes) {
-            (Some(var), Some(passes)) if passes > 1 => format!(
-                "model p {:.2} · {passes} MC passes, sd {:.2}",
-                o.probability,
-                var.max(0.0).sqrt()
-            ),
-            _ => format!("model p {:.2}", o.probability),
+            (Some(var), Some(passes)) if passes > 1 => {
+                format!("{passes} MC-dropout passes, sd {:.2}", var.max(0.0).sqrt())
+            }
+            _ => "one pass".to_owned(),
         }
     } else {
         let mut parts = Vec::new();
@@ -849,6 +851,7 @@ fn branch_cell(o: &BranchOpinion, branch: &str) -> BranchCell {
         }
     };
     BranchCell {
+        probability: percent(o.probability),
         opinion: opinion_view(&o.opinion),
         basis,
         trust: o.trust.map(|t| format!("{t:.2}")),
