@@ -185,6 +185,55 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
     qido_story(repo.as_ref(), &blobs).await;
     identity_story(repo.as_ref()).await;
 
+    // A group commit: several instances in one transaction, outcomes in
+    // order, a duplicate and a conflict inside the batch treated as alone.
+    let k3 = blobs.put(Bytes::from_static(b"third")).await.unwrap();
+    let k4 = blobs.put(Bytes::from_static(b"fourth")).await.unwrap();
+    let third = instance("7.7.7", "7.7.7.1", "7.7.7.1.1", "CR", &k3);
+    let fourth = instance("7.7.7", "7.7.7.1", "7.7.7.1.2", "CR", &k4);
+    let third_again = instance("7.7.7", "7.7.7.1", "7.7.7.1.1", "CR", &k4);
+    let audit = stow_audit();
+    let before = repo
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap()
+        .len();
+    let outcomes = repo
+        .put_instances(&[
+            (&third, &audit),
+            (&fourth, &audit),
+            (&third, &audit),
+            (&third_again, &audit),
+            (&first, &audit),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            PutOutcome::Stored,
+            PutOutcome::Stored,
+            PutOutcome::Duplicate,
+            PutOutcome::Conflict { stored: k3.clone() },
+            PutOutcome::Duplicate,
+        ]
+    );
+    let batch_study = StudyInstanceUid::parse("7.7.7").unwrap();
+    assert_eq!(
+        repo.study(&batch_study)
+            .await
+            .unwrap()
+            .unwrap()
+            .instance_count,
+        2
+    );
+    let events = repo.audit_events(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        events.len(),
+        before + 5,
+        "one event per instance of the batch"
+    );
+
     let report = fusion_store::verify_chain(repo.as_ref()).await.unwrap();
     assert!(report.first_break.is_none(), "{report:?}");
     assert!(report.events >= 10, "{report:?}");

@@ -27,8 +27,8 @@ use fusion_models::{
 use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, CaseKey,
-    CaseRecord, CaseStatus, DecodeStatus, Enqueued, Finding, JobRecord, MAX_FINDINGS, NewInstance,
-    NewNote, NewPrediction, NoteStatus, PredictionRecord, PredictionStatus, StoreError,
+    CaseRecord, CaseStatus, DecodeStatus, Enqueued, Finding, JobRecord, MAX_FINDINGS, NewNote,
+    NewPrediction, NoteStatus, PredictionRecord, PredictionStatus, StoreError,
 };
 use uuid::Uuid;
 
@@ -101,16 +101,13 @@ pub async fn enqueue(
     Ok(queued)
 }
 
-/// After STOW-RS (or `fusion ingest`) stored a new instance: links its study
-/// to its case (by accession number, else by study; created when missing)
-/// and queues a prediction. A failure is logged, not raised: the instance is
-/// stored, and the next instance, note or explicit request links it again.
-pub async fn link_instance(state: &AppState, instance: &NewInstance, submitter: &Submitter) {
-    let patient_ids: Vec<String> = instance
-        .patient_id
-        .iter()
-        .map(|p| p.as_str().to_owned())
-        .collect();
+/// After STOW-RS (or `fusion ingest`) stored new instances of a study:
+/// links the study to its case (by accession number, else by study; created
+/// when missing) and queues a prediction. A failure is logged, not raised:
+/// the instances are stored, and the next instance, note or explicit
+/// request links it again.
+pub async fn link_study(state: &AppState, key: &crate::ingest::StudyKey, submitter: &Submitter) {
+    let patient_ids: Vec<String> = key.patient.iter().map(|p| p.as_str().to_owned()).collect();
     let template = AuditRecord {
         event_type: AuditEventType::PatientRecord,
         subtype: "case-link".into(),
@@ -118,19 +115,16 @@ pub async fn link_instance(state: &AppState, instance: &NewInstance, submitter: 
         outcome: AuditOutcome::Success,
         outcome_desc: None,
         agent: submitter.agent.clone(),
-        entities: vec![AuditEntity::new(
-            "study",
-            instance.study_instance_uid.as_str(),
-        )],
+        entities: vec![AuditEntity::new("study", key.study.as_str())],
         patient_ids,
         purpose_of_use: submitter.purpose_of_use.clone(),
         request_id: submitter.request_id.clone(),
     };
     link_study_and_enqueue(
         state,
-        &instance.study_instance_uid,
-        instance.accession_number.as_ref(),
-        instance.patient_id.as_ref(),
+        &key.study,
+        key.accession.as_ref(),
+        key.patient.as_ref(),
         &template,
     )
     .await;

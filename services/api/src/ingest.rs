@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use fusion_imaging::{FailureReason, PixelError};
-use fusion_schemas::StudyInstanceUid;
+use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, DecodeStatus,
     NewInstance, PutOutcome,
@@ -56,6 +56,37 @@ pub struct StoredInstance {
     pub decode: DecodeStatus,
     /// The decode failure, if any.
     pub decode_reason: Option<String>,
+    /// What links the study to its case.
+    pub study_key: StudyKey,
+    /// Stored by this request (false for a duplicate of a stored instance).
+    pub newly_stored: bool,
+}
+
+/// A study and what links it to its case: the Accession Number (0008,0050)
+/// and Patient ID (0010,0020) it was stored with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StudyKey {
+    /// Study Instance UID (0020,000D).
+    pub study: StudyInstanceUid,
+    /// Accession Number, when the instance has one.
+    pub accession: Option<AccessionNumber>,
+    /// Patient ID, when the instance has one.
+    pub patient: Option<PatientId>,
+}
+
+/// After a request (or an import) stored new instances: links each distinct
+/// study to its case and queues one prediction per case
+/// ([`crate::inference::link_study`]), once per study rather than once per
+/// instance. Failures are logged; the instances stay stored.
+pub async fn link_studies(
+    state: &AppState,
+    keys: impl IntoIterator<Item = StudyKey>,
+    submitter: &Submitter,
+) {
+    let distinct: std::collections::BTreeSet<StudyKey> = keys.into_iter().collect();
+    for key in distinct {
+        crate::inference::link_study(state, &key, submitter).await;
+    }
 }
 
 /// A refused instance.
@@ -121,12 +152,18 @@ pub async fn store_instance(
         });
     }
     let stored = StoredInstance {
+        study_key: StudyKey {
+            study: attrs.study_instance_uid.clone(),
+            accession: attrs.accession_number.clone(),
+            patient: attrs.patient_id.clone(),
+        },
         study: attrs.study_instance_uid.to_string(),
         series: attrs.series_instance_uid.to_string(),
         sop_instance: attrs.sop_instance_uid.to_string(),
         sop_class: attrs.sop_class_uid.clone(),
         decode: decode_status,
         decode_reason: decode_reason.clone(),
+        newly_stored: false,
     };
     let blob_key = match state.blobs.put(bytes).await {
         Ok(k) => k,
@@ -181,11 +218,11 @@ pub async fn store_instance(
         purpose_of_use: submitter.purpose_of_use.clone(),
         request_id: submitter.request_id.clone(),
     };
-    match state.repository.put_instance(&new, &audit).await {
-        Ok(PutOutcome::Stored) => {
-            crate::inference::link_instance(state, &new, submitter).await;
-            InstanceOutcome::Stored(stored)
-        }
+    match state.index_writer.put(new, audit).await {
+        Ok(PutOutcome::Stored) => InstanceOutcome::Stored(StoredInstance {
+            newly_stored: true,
+            ..stored
+        }),
         Ok(PutOutcome::Duplicate) => InstanceOutcome::Duplicate(stored),
         Ok(PutOutcome::Conflict { .. }) => InstanceOutcome::Failed(FailedInstance {
             sop_class: Some(stored.sop_class),

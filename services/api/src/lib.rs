@@ -9,6 +9,7 @@ pub mod audit_export;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod index_writer;
 pub mod inference;
 pub mod ingest;
 

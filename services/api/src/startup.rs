@@ -58,6 +58,8 @@ pub struct AppState {
     pub pipeline: Option<Arc<fusion_models::Pipeline>>,
     /// Wakes this process's inference workers when a job is queued.
     pub jobs: Arc<tokio::sync::Notify>,
+    /// Group-commits the imaging index of stored instances.
+    pub index_writer: crate::index_writer::IndexWriter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -192,6 +194,7 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
     let per_minute = std::num::NonZeroU32::new(settings.login_attempts_per_minute.max(1))
         .unwrap_or(std::num::NonZeroU32::MIN);
     Ok(AppState {
+        index_writer: crate::index_writer::IndexWriter::start(repository.clone()),
         repository,
         blobs,
         auth: AuthSettings {

@@ -44,6 +44,7 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut stored, mut duplicate) = (0u64, 0u64);
+    let mut studies = Vec::new();
     let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in &files {
         let shown = path
@@ -57,7 +58,10 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
                 .or_default()
                 .push(shown),
             Ok(bytes) => match store_instance(&state, bytes.into(), None, &submitter).await {
-                InstanceOutcome::Stored(_) => stored += 1,
+                InstanceOutcome::Stored(i) => {
+                    stored += 1;
+                    studies.push(i.study_key);
+                }
                 InstanceOutcome::Duplicate(_) => duplicate += 1,
                 InstanceOutcome::Failed(f) => failed
                     .entry(format!("{:#06X} {}", f.reason.code(), f.detail))
@@ -68,6 +72,8 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // Each new study is linked to its case, and its prediction queued, once.
+    fusion_api::ingest::link_studies(&state, studies, &submitter).await;
     let n_failed: usize = failed.values().map(Vec::len).sum();
     println!(
         "fusion: ingest of {}: {} files, {stored} stored, {duplicate} duplicate, {n_failed} failed",

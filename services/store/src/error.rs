@@ -29,4 +29,8 @@ pub enum StoreError {
     /// hand-edited row).
     #[error("stored row is malformed: {0}")]
     Corrupt(String),
+    /// A component in front of the database (a writer task) has stopped,
+    /// as it does while the process shuts down.
+    #[error("{0} has stopped")]
+    Stopped(&'static str),
 }

@@ -195,6 +195,19 @@ pub trait ImagingRepository: Send + Sync {
         audit: &AuditRecord,
     ) -> Result<PutOutcome, StoreError>;
 
+    /// [`Self::put_instance`] for several instances in one transaction
+    /// (group commit: one WAL flush for the batch), outcomes in the order
+    /// given. All or nothing: on an error nothing of the batch is kept, and
+    /// the caller may retry the instances one by one to isolate the failure.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails for any instance.
+    async fn put_instances(
+        &self,
+        batch: &[(&NewInstance, &AuditRecord)],
+    ) -> Result<Vec<PutOutcome>, StoreError>;
+
     /// One instance by SOP Instance UID.
     ///
     /// # Errors

@@ -24,8 +24,10 @@ use crate::auth::{AuditContext, Permission};
 use crate::ingest::{InstanceOutcome, Submitter, store_instance};
 use crate::{ApiError, AppState};
 
-/// Instances of one STOW-RS request stored at the same time.
-const STOW_CONCURRENCY: usize = 8;
+/// Instances of one STOW-RS request in flight at once: parsed on blocking
+/// threads, their blobs fsynced concurrently, their index rows group
+/// committed by [`crate::index_writer`].
+const STOW_CONCURRENCY: usize = 16;
 
 /// Default and largest `limit` of a QIDO-RS search.
 const DEFAULT_LIMIT: i64 = 100;
@@ -243,12 +245,16 @@ async fn stow_into(
     };
     let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
     let (mut stored, mut refused) = (0usize, 0usize);
+    let mut new_studies = Vec::new();
     // Instances are stored concurrently (their blob fsyncs and transactions
     // overlap) while the body is still being read; answers keep the order of
     // the parts.
     let mut in_flight = futures::stream::FuturesOrdered::new();
     let mut record = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
         InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
+            if i.newly_stored {
+                new_studies.push(i.study_key.clone());
+            }
             let url = format!(
                 "{base}/studies/{}/series/{}/instances/{}",
                 i.study, i.series, i.sop_instance
@@ -320,6 +326,9 @@ async fn stow_into(
         record(outcome, &mut response);
     }
     tracing::info!(stored, refused, "STOW-RS done");
+    // Each study of the request is linked to its case and its prediction
+    // queued once, after its instances are stored.
+    crate::ingest::link_studies(&state, new_studies, &submitter).await;
     if stored == 0 && refused == 0 {
         return Ok(problem(
             StatusCode::BAD_REQUEST,

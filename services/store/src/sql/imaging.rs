@@ -186,16 +186,15 @@ macro_rules! impl_imaging {
         refresh_modalities = $refresh_modalities:literal,
         ilike = $ilike:literal $(,)?
     ) => {
-        #[async_trait::async_trait]
-        impl crate::ImagingRepository for $name {
-            #[tracing::instrument(skip_all)]
-            async fn put_instance(
-                &self,
+        impl $name {
+            /// One instance's index rows, conflict record and audit event,
+            /// inside `tx` (see [`crate::ImagingRepository::put_instance`]).
+            async fn put_instance_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
                 new: &crate::NewInstance,
                 audit: &crate::AuditRecord,
             ) -> Result<crate::PutOutcome, StoreError> {
                 let now = chrono::Utc::now();
-                let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query(
                     "INSERT INTO studies (study_instance_uid, patient_id, patient_name, \
                      accession_number, study_date, description, created_at, updated_at) \
@@ -214,13 +213,13 @@ macro_rules! impl_imaging {
                 .bind(new.study_date.as_deref())
                 .bind(new.study_description.as_deref())
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 // Serialise writers of one study so the modalities refresh
                 // below sees every committed series.
                 sqlx::query($lock_study)
                     .bind(new.study_instance_uid.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 sqlx::query(
                     "INSERT INTO series (series_instance_uid, study_instance_uid, modality, \
@@ -233,7 +232,7 @@ macro_rules! impl_imaging {
                 .bind(new.body_part.as_deref())
                 .bind(new.series_number)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 let inserted: Option<(String,)> = sqlx::query_as(
                     "INSERT INTO instances (sop_instance_uid, series_instance_uid, \
@@ -259,13 +258,13 @@ macro_rules! impl_imaging {
                 .bind(sqlx::types::Json(&new.attributes))
                 .bind(now)
                 .bind(new.submitted_by.as_deref())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
                 let outcome = if inserted.is_some() {
                     sqlx::query($refresh_modalities)
                         .bind(new.study_instance_uid.as_str())
                         .bind(now)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                     crate::PutOutcome::Stored
                 } else {
@@ -273,7 +272,7 @@ macro_rules! impl_imaging {
                         "SELECT blob_key FROM instances WHERE sop_instance_uid = $1",
                     )
                     .bind(new.sop_instance_uid.as_str())
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
                     let stored = crate::BlobKey::parse(&stored).map_err($crate::sql::imaging::corrupt("blob_key"))?;
                     if stored == new.blob_key {
@@ -289,7 +288,7 @@ macro_rules! impl_imaging {
                         .bind(new.blob_key.as_str())
                         .bind(new.size_bytes)
                         .bind(now)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                         crate::PutOutcome::Conflict { stored }
                     }
@@ -301,9 +300,37 @@ macro_rules! impl_imaging {
                         "SOP Instance UID already stored with different bytes; refused".to_owned(),
                     );
                 }
-                Self::append_audit_in(&mut tx, &audit).await?;
+                Self::append_audit_in(tx, &audit).await?;
+                Ok(outcome)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::ImagingRepository for $name {
+            #[tracing::instrument(skip_all)]
+            async fn put_instance(
+                &self,
+                new: &crate::NewInstance,
+                audit: &crate::AuditRecord,
+            ) -> Result<crate::PutOutcome, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let outcome = Self::put_instance_in(&mut tx, new, audit).await?;
                 tx.commit().await?;
                 Ok(outcome)
+            }
+
+            #[tracing::instrument(skip_all, fields(instances = batch.len()))]
+            async fn put_instances(
+                &self,
+                batch: &[(&crate::NewInstance, &crate::AuditRecord)],
+            ) -> Result<Vec<crate::PutOutcome>, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for (new, audit) in batch {
+                    outcomes.push(Self::put_instance_in(&mut tx, new, audit).await?);
+                }
+                tx.commit().await?;
+                Ok(outcomes)
             }
 
             async fn instance(
