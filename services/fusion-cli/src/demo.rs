@@ -3,13 +3,19 @@
 //! `scripts/fetch-test-data`) over STOW-RS and an invented chest radiograph
 //! report over `/notes`, as a PACS and an EHR would, with a demo integration
 //! key. The worker then fuses both into a prediction the dashboard shows.
+//! A clinician `demo` (the role that sees the worklist) gets a fresh random
+//! password at every demo start, printed once.
 
 use std::path::{Path, PathBuf};
 
 use fusion_api::AppState;
-use fusion_api::admin::{self, Operator};
+use fusion_api::admin::{self, AdminError, Operator};
 use fusion_schemas::Role;
-use secrecy::ExposeSecret;
+use fusion_store::StoreError;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The demo clinician's login name.
+pub(crate) const CLINICIAN: &str = "demo";
 
 /// Where `scripts/fetch-test-data` puts the demo radiograph.
 pub(crate) const DEFAULT_DICOM: &str =
@@ -102,6 +108,29 @@ pub(crate) async fn load(state: &AppState, base: &str, file: &Path) -> anyhow::R
         "demo: /notes answered {}",
         res.status()
     );
-    println!("fusion: demo case loaded (RG1_UNCR.dcm and an invented report); open the worklist");
+    let password = demo_clinician(state).await?;
+    println!("fusion: demo case loaded (RG1_UNCR.dcm and an invented report)");
+    println!(
+        "fusion: demo clinician: log in at {base}/login as '{CLINICIAN}' with password {} \
+         (new at every --demo start) and open the worklist",
+        password.expose_secret()
+    );
     Ok(())
+}
+
+/// Creates the clinician [`CLINICIAN`], or gives it a new password when it
+/// exists; returns the password.
+async fn demo_clinician(state: &AppState) -> anyhow::Result<SecretString> {
+    let password = SecretString::from(fusion_api::auth::secrets::random_token()?);
+    let op = Operator {
+        name: "demo".to_owned(),
+    };
+    match admin::add_user(state, &op, CLINICIAN, Role::Clinician, &password).await {
+        Ok(()) => {}
+        Err(AdminError::Store(StoreError::AlreadyExists(_))) => {
+            admin::reset_password(state, &op, CLINICIAN, &password).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(password)
 }

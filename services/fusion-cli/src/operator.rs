@@ -50,11 +50,27 @@ pub(crate) enum ApiKeyCommand {
         /// Expire after this many days.
         #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<i64>,
+        /// `text` (`id: …` and `secret: …` lines), `env` (`KEY_ID='…'` and
+        /// `KEY_SECRET='…'`, for `eval "$(fusion apikey create … --format env)"`)
+        /// or `json` (`{"id":…,"secret":…,"expires_at":…}`).
+        #[arg(long, value_enum, default_value_t = KeyFormat::Text)]
+        format: KeyFormat,
     },
     /// Revoke a key.
     Revoke { id: String },
     /// List keys (never their secrets).
     List,
+}
+
+/// How `fusion apikey create` prints the new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum KeyFormat {
+    /// `id: …`, `secret: …` and `expires: …` lines.
+    Text,
+    /// Shell assignments `KEY_ID='…'`, `KEY_SECRET='…'` (and `KEY_EXPIRES`).
+    Env,
+    /// One JSON object.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,13 +169,37 @@ pub(crate) async fn apikey(settings: &Settings, cmd: ApiKeyCommand) -> anyhow::R
             role,
             name,
             expires_in_days,
+            format,
         } => {
             let key = admin::create_api_key(&state, &op, &name, role, expires_in_days).await?;
+            let (id, secret) = (key.id.as_str(), key.secret.expose_secret());
+            let expires = key.expires_at.map(|t| t.to_rfc3339());
             let mut out = std::io::stdout().lock();
-            writeln!(out, "id: {}", key.id)?;
-            writeln!(out, "secret: {}", key.secret.expose_secret())?;
-            if let Some(t) = key.expires_at {
-                writeln!(out, "expires: {}", t.to_rfc3339())?;
+            match format {
+                KeyFormat::Text => {
+                    writeln!(out, "id: {id}")?;
+                    writeln!(out, "secret: {secret}")?;
+                    if let Some(t) = &expires {
+                        writeln!(out, "expires: {t}")?;
+                    }
+                }
+                KeyFormat::Env => {
+                    writeln!(out, "KEY_ID={}", shell_quote(id))?;
+                    writeln!(out, "KEY_SECRET={}", shell_quote(secret))?;
+                    if let Some(t) = &expires {
+                        writeln!(out, "KEY_EXPIRES={}", shell_quote(t))?;
+                    }
+                }
+                KeyFormat::Json => {
+                    let body = serde_json::json!({
+                        "id": id,
+                        "secret": secret,
+                        "role": role.to_string(),
+                        "name": name,
+                        "expires_at": expires,
+                    });
+                    writeln!(out, "{body}")?;
+                }
             }
             eprintln!(
                 "fusion: the secret is shown once. Use it as HTTP Basic credentials \
@@ -184,6 +224,11 @@ pub(crate) async fn apikey(settings: &Settings, cmd: ApiKeyCommand) -> anyhow::R
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `value` as one single-quoted POSIX shell word.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 fn operator_record(subtype: &str, event_type: AuditEventType, action: AuditAction) -> AuditRecord {
@@ -279,5 +324,16 @@ pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Res
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote("fk_abc-_9"), "'fk_abc-_9'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -312,6 +312,64 @@ fn users_and_api_keys_are_managed_from_the_command_line() {
     assert_one_clear_line(&out, "no user named");
 }
 
+#[test]
+fn apikey_create_prints_shell_assignments_or_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |format: &str| {
+        let out = fusion(dir.path())
+            .args([
+                "apikey",
+                "create",
+                "--role",
+                "integration",
+                "--name",
+                "ehr",
+                "--expires-in-days",
+                "30",
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // `eval "$(fusion apikey create … --format env)"` sets KEY_ID and KEY_SECRET.
+    let env = create("env");
+    let script =
+        format!("{env}\nprintf '%s\\n%s\\n%s' \"$KEY_ID\" \"$KEY_SECRET\" \"$KEY_EXPIRES\"");
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let shown = String::from_utf8(out.stdout).unwrap();
+    let values: Vec<&str> = shown.lines().collect();
+    assert_eq!(values.len(), 3, "{env}");
+    assert!(
+        values[0].starts_with("fk_") && values[0].len() == 19,
+        "{env}"
+    );
+    assert_eq!(values[1].len(), 43, "{env}");
+    assert!(
+        values[2].parse::<chrono::DateTime<chrono::Utc>>().is_ok(),
+        "{env}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&create("json")).unwrap();
+    assert!(json["id"].as_str().unwrap().starts_with("fk_"), "{json}");
+    assert_eq!(json["secret"].as_str().unwrap().len(), 43, "{json}");
+    assert_eq!(json["role"], "integration");
+    assert_eq!(json["name"], "ehr");
+    assert!(json["expires_at"].is_string(), "{json}");
+
+    let out = fusion(dir.path())
+        .args(["apikey", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+}
+
 #[tokio::test]
 async fn audit_verify_exits_1_and_names_the_first_broken_event() {
     let db = TestDatabase::create().await;
@@ -486,4 +544,111 @@ async fn logs_carry_no_secrets() {
             "a secret leaked into the logs: {needle}"
         );
     }
+}
+
+/// `fusion serve --demo` (what `scripts/serve --demo` runs): the public
+/// chest radiograph and an invented report become one case whose prediction
+/// fuses both branches well within a minute of start, and the printed demo
+/// clinician sees it. Needs `scripts/fetch-test-data` and `scripts/fetch-models`.
+#[tokio::test]
+async fn the_demo_yields_a_fused_prediction_within_a_minute_of_start() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dicom = root.join(".test-data/dicom/pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm");
+    let models = root.join("models/packages");
+    assert!(
+        dicom.is_file()
+            && models
+                .join("pneumonia-xception/model.safetensors")
+                .is_file(),
+        "run scripts/fetch-test-data and scripts/fetch-models first"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let mut cmd = fusion(dir.path());
+    let child = cmd
+        .env("FUSION_DEMO_DICOM", &dicom)
+        .env("FUSION_MODELS_DIR", &models)
+        .args(["serve", "--bind", "127.0.0.1:0", "--demo"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut served = Served {
+        child,
+        url: String::new(),
+        preamble: Vec::new(),
+    };
+    let stdout = served.child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut password = None;
+    while password.is_none() {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "serve exited: {:?}", served.preamble);
+        let line = line.trim().to_owned();
+        if let Some(url) = line.strip_prefix("fusion listening on ") {
+            served.url = url.to_owned();
+        }
+        if let Some(rest) = line.split_once(" as 'demo' with password ") {
+            password = rest.1.split_whitespace().next().map(str::to_owned);
+        }
+        served.preamble.push(line);
+    }
+    assert!(
+        served
+            .preamble
+            .iter()
+            .any(|l| l.starts_with("fusion: one-time admin password: ")),
+        "{:?}",
+        served.preamble
+    );
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{}/auth/login", served.url))
+        .json(&serde_json::json!({ "username": "demo", "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let get = |path: String| {
+        let request = client
+            .get(format!("{}{path}", served.url))
+            .bearer_auth(&token);
+        async move {
+            let res = request.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    loop {
+        let cases = get("/cases".to_owned()).await;
+        if let Some(case) = cases["cases"].as_array().and_then(|c| c.first()) {
+            let versions = get(format!(
+                "/cases/{}/predictions",
+                case["id"].as_str().unwrap()
+            ))
+            .await;
+            let fused = versions["predictions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| {
+                    p["fused"]["pneumonia"]["sources"] == serde_json::json!(["image", "text"])
+                });
+            if let Some(p) = fused {
+                assert_eq!(p["branches"]["text"]["status"], "used", "{p}");
+                // RG1 is an adult: outside the pediatric model's intended use.
+                assert_eq!(p["branches"]["image"]["status"], "discounted", "{p}");
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no fused demo prediction within a minute of start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    eprintln!("demo: fused prediction {:?} after start", started.elapsed());
 }
