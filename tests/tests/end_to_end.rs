@@ -397,47 +397,121 @@ fn oru_r01(patient: &str, accession: &str, study: &str, lines: &[&str]) -> Strin
 
 // ------------------------------------------------------------------ step 5
 
-// Step 5: replaced by the browser review once the case view exists
-/// A clinician reviews the chest case's latest prediction through the JSON
-/// API: accepts pneumothorax, amends consolidation to present. Returns the
-/// stored review.
+/// Step 5: the clinician signs in to the dashboard in a real browser
+/// (headless Chromium), finds the chest case on the worklist, looks at the
+/// image, the highlighted report and the per-label results, and reviews it:
+/// accepts pneumothorax, amends consolidation to present, with a comment.
+/// Returns the stored review, read back over the API.
 async fn review_chest_case(
     app: &TestApp,
     who: &Actors,
     case_id: &str,
     prediction: &Value,
 ) -> Value {
-    let prediction_id = id_of(prediction);
-    let path = format!("/predictions/{prediction_id}/reviews");
-    let res = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&who.clinician)
-        .json(&json!({
-            "decisions": {
-                "pneumothorax": {"decision": "accept"},
-                "consolidation": {"decision": "amend", "value": "present"},
-            },
-            "comment": "Right lower lobe consolidation is definite on the PA film.",
-        }))
-        .send()
+    let browser = fusion_tests::browser::Browser::start(&app.address).await;
+    // `TestApp::add_user` gives every user this password.
+    browser.sign_in("dr.e2e", "pw-dr.e2e-0123456789").await;
+    assert_eq!(browser.path().await, "/worklist");
+    let row = format!("tr[data-case-id='{case_id}']");
+    browser.click(&format!("{row} a.case-link")).await;
+    assert_eq!(browser.path().await, format!("/cases/{case_id}/view"));
+    // The radiograph through WADO-RS /rendered, the report with its
+    // negations highlighted, and both modalities for pneumonia.
+    let width = browser
+        .client()
+        .execute_async(
+            "const done = arguments[0]; const i = document.querySelector('img.dicom-image'); \
+             const f = () => i.complete && i.naturalWidth > 0 ? done(i.naturalWidth) : setTimeout(f, 50); f();",
+            vec![],
+        )
         .await
         .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(status, 201, "review: {text}");
-    let review: Value = serde_json::from_str(&text).unwrap();
+    assert!(width.as_u64().unwrap() > 100, "{width}");
+    let negated: Vec<String> = {
+        let mut out = Vec::new();
+        for m in browser
+            .client()
+            .find_all(fantoccini::Locator::Css("mark.m-absent"))
+            .await
+            .unwrap()
+        {
+            out.push(m.text().await.unwrap().to_lowercase());
+        }
+        out
+    };
+    assert!(
+        negated.iter().any(|t| t.contains("pneumothorax")),
+        "{negated:?}"
+    );
+    let pneumonia = browser.text("tr.label-row[data-label='pneumonia']").await;
+    assert!(
+        pneumonia.contains("from image + text") || pneumonia.contains("from text + image"),
+        "{pneumonia}"
+    );
+    assert!(
+        browser
+            .text("li[data-branch='image']")
+            .await
+            .contains("discounted")
+    );
+    browser.screenshot("e2e-chest-case").await;
+
+    browser
+        .find("#review-pneumothorax option[value='accept']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#review-consolidation option[value='amend:present']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .fill(
+            "#review-comment",
+            "Right lower lobe consolidation is definite on the PA film.",
+        )
+        .await;
+    browser.click("#submit-review").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/cases/{case_id}/view?reviewed=1")
+    );
+    let shown = browser.text("#reviews").await;
+    assert!(
+        shown.contains("Consolidation: amended to present"),
+        "{shown}"
+    );
+    assert!(shown.contains("Pneumothorax: accepted"), "{shown}");
+    assert_eq!(browser.text("#case-status").await, "Reviewed");
+    browser.goto("/worklist").await;
+    assert_eq!(
+        browser.text(&format!("{row} .case-status")).await,
+        "Reviewed"
+    );
+    browser.sign_out().await;
+    browser.close().await;
+
+    // The review as stored, over the API.
+    let prediction_id = id_of(prediction);
+    let path = format!("/predictions/{prediction_id}/reviews");
+    let (status, listed) = get_json(app, &who.clinician, &path).await;
+    assert_eq!(status, 200, "{listed}");
+    let reviews = listed["reviews"].as_array().unwrap();
+    assert_eq!(reviews.len(), 1, "{listed:#}");
+    let review = reviews[0].clone();
     assert_eq!(review["prediction_id"], prediction_id.as_str());
     assert_eq!(review["case_id"], case_id);
     assert_eq!(review["reviewer"], who.clinician_id.as_str());
     assert_eq!(review["decisions"]["consolidation"]["decision"], "amend");
     assert_eq!(review["decisions"]["consolidation"]["value"], "present");
     assert_eq!(review["decisions"]["pneumothorax"]["decision"], "accept");
-    let (status, listed) = get_json(app, &who.clinician, &path).await;
-    assert_eq!(status, 200, "{listed}");
-    let reviews = listed["reviews"].as_array().unwrap();
-    assert_eq!(reviews.len(), 1, "{listed:#}");
-    assert_eq!(reviews[0]["id"], review["id"]);
+    assert_eq!(
+        review["comment"],
+        "Right lower lobe consolidation is definite on the PA film."
+    );
     let (_, case) = get_json(app, &who.clinician, &format!("/cases/{case_id}")).await;
     assert_eq!(case["status"], "reviewed", "{case:#}");
     review
@@ -1108,7 +1182,15 @@ async fn audit_trail(app: &TestApp, who: &Actors, story: &Story) {
         "{reads:#?}"
     );
 
-    // Step 5: the review by the clinician.
+    // Step 5: the clinician's dashboard views of the case, then the review.
+    let views = with_subtype(&events, "case-view");
+    assert!(!views.is_empty(), "the case view is audited");
+    assert!(
+        views.iter().all(|e| e.agent_id == who.clinician_id
+            && e.names("case", &story.chest_case)
+            && e.names("patient", &story.patients[0])),
+        "{views:#?}"
+    );
     let reviews = with_subtype(&events, "review-create");
     assert_eq!(reviews.len(), 1, "{reviews:#?}");
     let r = reviews[0];
