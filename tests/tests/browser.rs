@@ -589,6 +589,9 @@ cannot exclude aspiration.\n";
 
 const CR: &str = "pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm";
 
+/// A form's fields, as `reqwest` sends them.
+type Form = Vec<(&'static str, String)>;
+
 /// Polls `GET /cases?accession_number=` until the case's latest prediction
 /// used the note; returns the case id.
 async fn wait_for_fused_case(app: &TestApp, token: &str, accession: &str) -> String {
@@ -1017,4 +1020,225 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
     let a11y = browser.accessibility_violations().await;
     assert!(a11y.is_empty(), "multi-frame case view: {a11y:#?}");
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_form_and_case_pages_refuse_bad_input_and_store_nothing() {
+    let models = fusion_tests::repo_root().join("models/packages");
+    let app = fusion_tests::spawn_app_with(|s| {
+        s.models_dir = models;
+        s.workers = 1;
+    })
+    .await;
+    let pacs = app.api_key("pacs", Role::Integration).await;
+    let token = app.session_for("dr.api", Role::Clinician).await;
+    let password = app.add_user("dr.form", Role::Clinician).await;
+    let bytes = fusion_tests::dicom::read(CR);
+    let attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap());
+    let accession = attrs.accession_number.clone().unwrap().to_string();
+    let boundary = "fusion-form-boundary";
+    let res = app
+        .client
+        .post(app.url("/dicom-web/studies"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .header(
+            "Content-Type",
+            fusion_tests::dicom::stow_content_type(boundary),
+        )
+        .body(fusion_tests::dicom::multipart(
+            boundary,
+            &[("application/dicom", &bytes)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .query(&[("accession_number", accession.as_str())])
+        .header("Content-Type", "text/plain")
+        .body(REVIEW_REPORT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let case_id = wait_for_fused_case(&app, &token, &accession).await;
+    let versions: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/cases/{case_id}/predictions")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let versions = versions["predictions"].as_array().unwrap().clone();
+    let latest = versions[0]["id"].as_str().unwrap().to_owned();
+
+    let client = no_redirects();
+    let res = form_login(&app, &client, "dr.form", &password).await;
+    let lines = set_cookies(res.headers());
+    let session = cookie_value(&lines, "fusion_session");
+    let csrf = cookie_value(&lines, "fusion_csrf");
+    let cookies = format!("fusion_session={session}; fusion_csrf={csrf}");
+    let post = |path: String, form: Form| {
+        let client = client.clone();
+        let cookies = cookies.clone();
+        let url = app.url(&path);
+        async move {
+            client
+                .post(url)
+                .header("accept", "text/html")
+                .header("cookie", cookies)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let review_path = format!("/cases/{case_id}/review");
+    let back = |code: &str| format!("/cases/{case_id}/view?review_error={code}");
+    let long = "x".repeat(4001);
+    let cases: Vec<(&str, Form, String)> = vec![
+        (
+            "no decision",
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("prediction_id", latest.clone()),
+                ("d.pneumonia", String::new()),
+            ],
+            back("no_decision"),
+        ),
+        (
+            "an unknown decision",
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("prediction_id", latest.clone()),
+                ("d.pneumonia", "maybe".into()),
+            ],
+            back("invalid"),
+        ),
+        (
+            "an unknown observation",
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("prediction_id", latest.clone()),
+                ("d.flat_feet", "accept".into()),
+            ],
+            back("invalid"),
+        ),
+        (
+            "no prediction id",
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("d.pneumonia", "accept".into()),
+            ],
+            back("invalid"),
+        ),
+        (
+            "a comment over 4,000 characters",
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("prediction_id", latest.clone()),
+                ("d.pneumonia", "accept".into()),
+                ("comment", long.clone()),
+            ],
+            back("comment"),
+        ),
+    ];
+    for (what, form, location) in cases {
+        let res = post(review_path.clone(), form).await;
+        assert_eq!(res.status(), 303, "{what}");
+        assert_eq!(res.headers()["location"], location.as_str(), "{what}");
+    }
+    // An older version, or a prediction of another case: not this form's.
+    if let Some(older) = versions.get(1) {
+        let res = post(
+            review_path.clone(),
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("prediction_id", older["id"].as_str().unwrap().to_owned()),
+                ("d.pneumonia", "accept".into()),
+            ],
+        )
+        .await;
+        assert_eq!(res.headers()["location"], back("stale").as_str());
+    }
+    // Without the CSRF token: the 403 page.
+    let res = post(
+        review_path.clone(),
+        vec![
+            ("prediction_id", latest.clone()),
+            ("d.pneumonia", "accept".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("Form expired"));
+    // An unknown case: the 404 page.
+    let res = post(
+        "/cases/not-a-case/review".into(),
+        vec![("csrf_token", csrf.clone())],
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("Case not found"));
+    // Nothing of it was stored.
+    let reviews: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/predictions/{latest}/reviews")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reviews["reviews"], serde_json::json!([]), "{reviews}");
+
+    // Pages read odd queries leniently and say what they could not use.
+    let get = |path: String| {
+        let client = client.clone();
+        let cookies = cookies.clone();
+        let url = app.url(&path);
+        async move {
+            let res = client
+                .get(url)
+                .header("accept", "text/html")
+                .header("cookie", cookies)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), unescape(&res.text().await.unwrap()))
+        }
+    };
+    let (status, html) = get(format!("/cases/{case_id}/view?version=99")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("This case has no prediction version 99; the latest is shown."),
+        "{html}"
+    );
+    let (status, html) = get(format!("/cases/{case_id}/view?version=abc&reviewed=zz")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("no prediction version abc"));
+    let (status, html) = get("/worklist?study_date_from=2026-13-45&page=abc".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("query parameter study_date_from is not a date"),
+        "{html}"
+    );
+    let (status, html) = get("/worklist?status=lost&page=-4".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("query parameter status is not valid"),
+        "{html}"
+    );
+    let (status, html) = get("/worklist?page=999".into()).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No cases"), "{html}");
+    let (status, _) = get("/cases/00000000-0000-0000-0000-000000000000/view".into()).await;
+    assert_eq!(status, 404);
 }

@@ -11,6 +11,7 @@
 //! than `max_tokens` (256) is split into overlapping windows whose embeddings
 //! are averaged and re-normalised.
 
+use rayon::prelude::*;
 use std::path::Path;
 
 use candle_core::{D, DType, Device, Tensor};
@@ -240,15 +241,28 @@ impl TextEncoder {
     /// # Errors
     /// [`TextEncoderError::Tokenizer`] or [`TextEncoderError::Candle`].
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, TextEncoderError> {
-        // (text index, sequence) for every chunk of every text.
-        let mut seqs: Vec<(usize, Vec<u32>)> = Vec::new();
-        for (i, text) in texts.iter().enumerate() {
-            seqs.extend(self.sequences(text)?.into_iter().map(|s| (i, s)));
-        }
+        // (text index, sequence) for every chunk of every text, tokenised
+        // on the Rayon pool.
+        let per_text: Vec<Vec<Vec<u32>>> = texts
+            .par_iter()
+            .map(|text| self.sequences(text))
+            .collect::<Result<_, _>>()?;
+        let mut seqs: Vec<(usize, Vec<u32>)> = per_text
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, chunks)| chunks.into_iter().map(move |s| (i, s)))
+            .collect();
         seqs.sort_by_key(|(_, s)| s.len());
+        // Passes run side by side on the Rayon pool: candle's matrix
+        // products use every thread, but most of its element-wise steps run
+        // on one; a pass per thread keeps every core busy through both.
+        let per_pass = pass_size(seqs.len());
+        let pooled: Vec<Vec<Embedding>> = seqs
+            .par_chunks(per_pass)
+            .map(|batch| self.encode_batch(batch.iter().map(|(_, s)| s.as_slice())))
+            .collect::<Result<_, _>>()?;
         let mut sums = vec![[0.0_f32; EMBEDDING_DIM]; texts.len()];
-        for batch in seqs.chunks(BATCH_SIZE) {
-            let pooled = self.encode_batch(batch.iter().map(|(_, s)| s.as_slice()))?;
+        for (batch, pooled) in seqs.chunks(per_pass).zip(pooled) {
             for ((text, _), row) in batch.iter().zip(pooled) {
                 for (acc, v) in sums[*text].iter_mut().zip(row) {
                     *acc += v;
@@ -278,11 +292,11 @@ impl TextEncoder {
                 self.max_tokens
             )));
         }
-        let mut out = Vec::with_capacity(seqs.len());
-        for batch in seqs.chunks(BATCH_SIZE) {
-            out.extend(self.encode_batch(batch.iter().map(Vec::as_slice))?);
-        }
-        Ok(out)
+        let pooled: Vec<Vec<Embedding>> = seqs
+            .par_chunks(pass_size(seqs.len()))
+            .map(|batch| self.encode_batch(batch.iter().map(Vec::as_slice)))
+            .collect::<Result<_, _>>()?;
+        Ok(pooled.into_iter().flatten().collect())
     }
 
     /// As [`TextEncoder::embed`], as a tensor `[N, 384]` on the encoder's
@@ -340,6 +354,14 @@ impl TextEncoder {
             })
             .collect()
     }
+}
+
+/// Sequences per forward pass for `n` sequences: at most [`BATCH_SIZE`],
+/// and few enough that every thread of the Rayon pool gets a pass (32
+/// sequences on two threads run as two passes of 16 side by side).
+fn pass_size(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads().max(1))
+        .clamp(1, BATCH_SIZE)
 }
 
 fn normalise(v: &mut [f32]) {

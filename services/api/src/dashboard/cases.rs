@@ -135,8 +135,9 @@ pub(crate) struct WorklistQuery {
     sort: String,
     #[serde(default)]
     order: String,
+    /// 1-based; anything unreadable is page 1.
     #[serde(default)]
-    page: Option<u32>,
+    page: String,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -146,7 +147,11 @@ fn non_empty(s: &str) -> Option<String> {
 
 impl WorklistQuery {
     fn page(&self) -> i64 {
-        i64::from(self.page.unwrap_or(1).clamp(1, 10_000))
+        self.page
+            .trim()
+            .parse::<i64>()
+            .unwrap_or(1)
+            .clamp(1, 10_000)
     }
 
     fn list_query(&self) -> ListQuery {
@@ -426,9 +431,9 @@ pub(crate) async fn worklist(
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct CaseQuery {
     /// The prediction version to show (default: the latest).
-    version: Option<i32>,
+    version: Option<String>,
     /// Set after a review was saved.
-    reviewed: Option<u8>,
+    reviewed: Option<String>,
     /// Why the last review form was refused (a code from [`review_error`]).
     review_error: Option<String>,
 }
@@ -1029,6 +1034,8 @@ struct CasePage {
     review_choices: Vec<ReviewChoice>,
     can_review: bool,
     saved: bool,
+    /// A `?version=` the case does not have (as asked, at most 12 characters).
+    missing_version: Option<String>,
     review_error: Option<&'static str>,
     max_comment: usize,
 }
@@ -1201,10 +1208,17 @@ pub(crate) async fn case_view(
     let query = query.into_inner();
     let versions = state.repository.predictions_of_case(case.id).await?;
     let latest_version = versions.first().map(|p| p.version);
-    let shown = match query.version {
-        Some(v) => versions.iter().find(|p| p.version == v),
-        None => versions.first(),
-    };
+    // An unknown version number falls back to the latest, and says so.
+    let wanted = query
+        .version
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let asked = wanted.and_then(|v| versions.iter().find(|p| p.version.to_string() == v));
+    let missing_version = wanted
+        .filter(|_| asked.is_none())
+        .map(|v| v.chars().take(12).collect::<String>());
+    let shown = asked.or_else(|| versions.first());
     let study = match &case.study_instance_uid {
         Some(uid) => state.repository.study(uid).await?,
         None => None,
@@ -1354,6 +1368,7 @@ pub(crate) async fn case_view(
         can_review: ctx.principal.can(Permission::ReviewPredictions)
             && prediction.as_ref().is_some_and(|p| p.latest),
         saved: query.reviewed.is_some(),
+        missing_version,
         review_error: query.review_error.as_deref().and_then(review_error),
         max_comment: MAX_COMMENT_CHARS,
         prediction,
@@ -1515,7 +1530,7 @@ mod tests {
         let q = WorklistQuery {
             status: "predicted".into(),
             patient_id: "P 1".into(),
-            page: Some(3),
+            page: "3".into(),
             ..WorklistQuery::default()
         };
         assert_eq!(
