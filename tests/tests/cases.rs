@@ -337,6 +337,7 @@ async fn a_report_alone_then_its_ct_gives_a_new_version_and_reviews_are_kept() {
     let ct = attrs(CT);
     let study = ct.study_instance_uid.to_string();
     let accession = "ACC-CT-0001";
+    let patient = ct.patient_id.clone().unwrap().to_string();
 
     // The report first: a text-only prediction, the image branch missing.
     let note = post_note(
@@ -345,7 +346,7 @@ async fn a_report_alone_then_its_ct_gives_a_new_version_and_reviews_are_kept() {
         &[
             ("accession_number", accession),
             ("study_instance_uid", study.as_str()),
-            ("patient_id", "TP-CASE-1"),
+            ("patient_id", patient.as_str()),
         ],
         PNEUMONIA_REPORT,
     )
@@ -461,7 +462,7 @@ async fn a_report_alone_then_its_ct_gives_a_new_version_and_reviews_are_kept() {
         .state
         .repository
         .audit_events(&AuditFilter {
-            patient_id: Some("TP-CASE-1".into()),
+            patient_id: Some(patient.clone()),
             ..AuditFilter::default()
         })
         .await
@@ -977,4 +978,106 @@ async fn two_claimers_never_get_the_same_job_on_postgres() {
     all.sort();
     queued.sort();
     assert_eq!(all, queued, "every job claimed once");
+}
+
+/// One patient's report is never fused with another patient's images: a
+/// note naming another Patient ID than its study is refused at intake, and
+/// one that arrived before a mismatching study is left out of the fusion,
+/// with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_for_another_patient_is_refused_or_left_out() {
+    let app = app_with_models().await;
+    let who = actors(&app).await;
+    let cr = attrs(CR);
+    let accession = cr.accession_number.clone().unwrap().to_string();
+    let study = cr.study_instance_uid.to_string();
+
+    // The note first, naming another patient than the study will.
+    let early = post_note(
+        &app,
+        &who,
+        &[
+            ("accession_number", accession.as_str()),
+            ("patient_id", "TP-OTHER-1"),
+        ],
+        PNEUMONIA_REPORT,
+    )
+    .await;
+    stow(&app, &who, CR).await;
+    let case_id = case_by_accession(&app, &who, &accession).await;
+    let versions = wait_for_predictions(&app, &who, &case_id, "the study's version", |v| {
+        v.first()
+            .is_some_and(|p| p["inputs"]["study_instance_uid"] == study.as_str())
+    })
+    .await;
+    let latest = &versions[0];
+    assert_eq!(branch(latest, "text"), "unusable", "{latest:#}");
+    let skipped = &latest["branches"]["text"]["skipped"][0];
+    assert_eq!(skipped["id"], early["id"]);
+    assert_eq!(
+        skipped["reason"],
+        "the note names another Patient ID than the study; not used for this case"
+    );
+    assert!(
+        sources(latest, "pneumonia").iter().all(|s| s == "image"),
+        "{latest:#}"
+    );
+
+    // Now the study is known: a note for it naming another patient is
+    // refused, and nothing of it is stored.
+    for query in [
+        vec![
+            ("accession_number", accession.as_str()),
+            ("patient_id", "TP-OTHER-2"),
+        ],
+        vec![
+            ("study_instance_uid", study.as_str()),
+            ("patient_id", "TP-OTHER-2"),
+        ],
+    ] {
+        let res = app
+            .client
+            .post(app.url("/notes"))
+            .basic_auth(&who.pacs.0, Some(&who.pacs.1))
+            .query(&query)
+            .header("Content-Type", "text/plain")
+            .body(PNEUMONIA_REPORT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 409, "{query:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "patient_mismatch", "{body}");
+    }
+    let (_, notes) = get_json(&app, &who.clinician, "/notes?patient_id=TP-OTHER-2").await;
+    assert_eq!(notes["notes"], json!([]), "{notes}");
+    // The study's own patient is fine.
+    let own = cr.patient_id.clone().unwrap().to_string();
+    post_note(
+        &app,
+        &who,
+        &[
+            ("accession_number", accession.as_str()),
+            ("patient_id", own.as_str()),
+        ],
+        PNEUMONIA_REPORT,
+    )
+    .await;
+
+    // A review of a superseded version is refused (422): it would mark the
+    // case reviewed while its latest version is not.
+    let versions =
+        wait_for_predictions(&app, &who, &case_id, "a newer version", |v| v.len() >= 2).await;
+    let old = versions.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url(&format!("/predictions/{old}/reviews")))
+        .bearer_auth(&who.clinician)
+        .json(&json!({"decisions": {"pneumonia": {"decision": "accept"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "superseded_version", "{body}");
 }

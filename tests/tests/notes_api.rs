@@ -444,7 +444,7 @@ async fn reads_are_limited_to_clinicians_and_the_submitter_and_audited() {
     for (patient, accession) in [
         ("TP-1001", "ACC-1"),
         ("TP-1001", "ACC-2"),
-        ("TP-1002", "ACC-2"),
+        ("TP-1002", "ACC-3"),
     ] {
         let res = post_note(
             &app,
@@ -458,6 +458,19 @@ async fn reads_are_limited_to_clinicians_and_the_submitter_and_audited() {
         let body: Value = res.json().await.unwrap();
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
+
+    // An accession already known for one patient refuses another's note.
+    let res = post_note(
+        &app,
+        &ehr,
+        "?patient_id=TP-1002&accession_number=ACC-2",
+        Some("text/plain"),
+        b"FINDINGS: No pneumothorax.".to_vec(),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "patient_mismatch");
 
     // Another integration client cannot tell someone else's note from none.
     let theirs = get_note_as_key(&app, &other, &ids[0]).await;
@@ -495,8 +508,8 @@ async fn reads_are_limited_to_clinicians_and_the_submitter_and_audited() {
     assert!(by_patient["notes"][0].get("text").is_none());
     assert_eq!(by_patient["notes"][0]["labels"]["pneumothorax"], "negative");
     let by_accession: Value = list("?accession_number=ACC-2").await.json().await.unwrap();
-    assert_eq!(by_accession["notes"].as_array().unwrap().len(), 2);
-    let both: Value = list("?accession_number=ACC-2&patient_id=TP-1002")
+    assert_eq!(by_accession["notes"].as_array().unwrap().len(), 1);
+    let both: Value = list("?accession_number=ACC-3&patient_id=TP-1002")
         .await
         .json()
         .await
@@ -525,7 +538,7 @@ async fn reads_are_limited_to_clinicians_and_the_submitter_and_audited() {
         .filter(|r| r.subtype == "note-search")
         .collect();
     assert_eq!(searches.len(), 3, "three successful lists");
-    assert_eq!(searches[1].patient_ids, ["TP-1001", "TP-1002"]);
+    assert_eq!(searches[1].patient_ids, ["TP-1001"]);
     assert_eq!(searches[1].event_type, AuditEventType::Query);
     let refused: Vec<&AuditRecord> = events
         .iter()

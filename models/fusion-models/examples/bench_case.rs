@@ -92,6 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            excluded: None,
         }],
     };
     let mut steps: BTreeMap<String, Vec<f64>> = BTreeMap::new();

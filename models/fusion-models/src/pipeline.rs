@@ -113,6 +113,9 @@ pub struct NoteInput {
     /// `positive` | `negative` | `uncertain` | `not_mentioned`); an
     /// observation not listed is `not_mentioned`.
     pub labels: BTreeMap<String, String>,
+    /// Why the note must not be used for this case, when it must not (e.g.
+    /// it names another Patient ID than the study): reported as skipped.
+    pub excluded: Option<String>,
 }
 
 /// Everything the pipeline needs for one case. Notes are given oldest first.
@@ -783,16 +786,29 @@ impl Pipeline {
         if notes.is_empty() {
             return report;
         }
-        let usable: Vec<&NoteInput> = notes.iter().filter(|n| !n.text.trim().is_empty()).collect();
-        for n in notes.iter().filter(|n| n.text.trim().is_empty()) {
+        let usable: Vec<&NoteInput> = notes
+            .iter()
+            .filter(|n| n.excluded.is_none() && !n.text.trim().is_empty())
+            .collect();
+        for n in notes {
+            let reason = match &n.excluded {
+                Some(why) => why.clone(),
+                None if n.text.trim().is_empty() => "the note text is empty".to_owned(),
+                None => continue,
+            };
             report.skipped.push(SkippedInput {
                 id: n.note_id.clone(),
-                reason: "the note text is empty".to_owned(),
+                reason,
             });
         }
         if usable.is_empty() {
             report.status = BranchStatus::Unusable;
-            report.reason = Some("the note text is empty".to_owned());
+            report.reason = Some(
+                report
+                    .skipped
+                    .first()
+                    .map_or_else(|| "no usable note".to_owned(), |s| s.reason.clone()),
+            );
             return report;
         }
         report.note_ids = usable.iter().map(|n| n.note_id.clone()).collect();
@@ -1348,6 +1364,7 @@ mod tests {
                 note_id: "n1".into(),
                 text: "No effusion.".into(),
                 labels: BTreeMap::new(),
+                excluded: None,
             }],
         });
         assert_eq!(out.branches.image.status, BranchStatus::Missing);

@@ -58,6 +58,7 @@ fn note(id: &str, labels: &[(&str, &str)]) -> NoteInput {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<BTreeMap<_, _>>(),
+        excluded: None,
     }
 }
 

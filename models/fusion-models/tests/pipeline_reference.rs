@@ -100,6 +100,7 @@ fn note() -> NoteInput {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<BTreeMap<_, _>>(),
+        excluded: None,
     }
 }
 

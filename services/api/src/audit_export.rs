@@ -273,28 +273,31 @@ pub fn render(
                     .iter()
                     .map(|x| format!("{}:{}", x.kind, x.id))
                     .collect();
-                w.write_record([
-                    e.seq.to_string(),
-                    e.recorded_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    r.event_type.code().to_owned(),
-                    r.event_type.display().to_owned(),
-                    r.subtype.clone(),
-                    r.action.code().to_owned(),
-                    r.outcome.code().to_owned(),
-                    r.outcome_desc.clone().unwrap_or_default(),
-                    r.agent.kind.clone(),
-                    r.agent.id.clone(),
-                    r.agent.name.clone(),
-                    r.agent.role.clone().unwrap_or_default(),
-                    r.agent.address.clone().unwrap_or_default(),
-                    entities.join(";"),
-                    r.patient_ids.join(";"),
-                    r.purpose_of_use.clone().unwrap_or_default(),
-                    r.request_id.clone().unwrap_or_default(),
-                    e.prev_hash.clone(),
-                    e.hash.clone(),
-                ])?;
+                w.write_record(
+                    [
+                        e.seq.to_string(),
+                        e.recorded_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        r.event_type.code().to_owned(),
+                        r.event_type.display().to_owned(),
+                        r.subtype.clone(),
+                        r.action.code().to_owned(),
+                        r.outcome.code().to_owned(),
+                        r.outcome_desc.clone().unwrap_or_default(),
+                        r.agent.kind.clone(),
+                        r.agent.id.clone(),
+                        r.agent.name.clone(),
+                        r.agent.role.clone().unwrap_or_default(),
+                        r.agent.address.clone().unwrap_or_default(),
+                        entities.join(";"),
+                        r.patient_ids.join(";"),
+                        r.purpose_of_use.clone().unwrap_or_default(),
+                        r.request_id.clone().unwrap_or_default(),
+                        e.prev_hash.clone(),
+                        e.hash.clone(),
+                    ]
+                    .map(|cell| spreadsheet_safe(&cell)),
+                )?;
             }
             let mut out = w
                 .into_inner()
@@ -307,6 +310,19 @@ pub fn render(
     }
 }
 
+/// A CSV cell that a spreadsheet shows as text: a value starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return (which Excel, LibreOffice and
+/// Sheets would run as a formula: OWASP "CSV Injection") gets a leading
+/// `'`. Audit values come partly from outside (a failed login's user name,
+/// a refused key id), so they are never trusted. The hash chain is over the
+/// stored JSON, not the CSV, and still verifies.
+fn spreadsheet_safe(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
+    }
+}
+
 /// A stable UUID for an event's `fullUrl`, derived from its hash.
 fn uuid_for(e: &StoredAuditEvent) -> uuid::Uuid {
     let mut bytes = [0u8; 16];
@@ -315,4 +331,20 @@ fn uuid_for(e: &StoredAuditEvent) -> uuid::Uuid {
         bytes[..n].copy_from_slice(&raw[..n]);
     }
     uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_spreadsheets_would_run_are_quoted() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("+1"), "'+1");
+        assert_eq!(spreadsheet_safe("-2+3"), "'-2+3");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("\tx"), "'\tx");
+        assert_eq!(spreadsheet_safe("dr.grey"), "dr.grey");
+        assert_eq!(spreadsheet_safe(""), "");
+    }
 }

@@ -434,6 +434,15 @@ async fn gather(
     case: &CaseRecord,
 ) -> Result<(Vec<(String, Result<Bytes, String>)>, Vec<NoteInput>), WorkerError> {
     let mut images = Vec::new();
+    // The study's Patient ID: a note naming another patient is not used.
+    let study_patient = match &case.study_instance_uid {
+        Some(uid) => state
+            .repository
+            .study(uid)
+            .await?
+            .and_then(|s| s.patient_id),
+        None => None,
+    };
     if let Some(study) = &case.study_instance_uid {
         let mut instances = state.repository.study_instances(study).await?;
         // Stable: keeps series and instance order within each group.
@@ -469,10 +478,18 @@ async fn gather(
                     .collect()
             })
             .unwrap_or_default();
+        let excluded = match (&study_patient, &record.note.patient_id) {
+            (Some(study), Some(note)) if study != note => Some(
+                "the note names another Patient ID than the study; not used for this case"
+                    .to_owned(),
+            ),
+            _ => None,
+        };
         notes.push(NoteInput {
             note_id: id.to_string(),
             text,
             labels,
+            excluded,
         });
     }
     Ok((images, notes))

@@ -364,9 +364,8 @@ pub(crate) async fn audit_trail(
     req: HttpRequest,
     state: web::Data<AppState>,
     ctx: AuditContext,
-    query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let q = query.into_inner();
+    let q: AuditQuery = super::page_query(&req);
     let layout = Layout::signed_in(&req, &ctx.principal, "Audit trail", "/audit");
     let parsed = to_filter(&q);
     let (rows, total, page, pages, error, filter) = match parsed {

@@ -36,6 +36,8 @@ const PER_PAGE: i64 = 25;
 /// Fused probability from which the worklist lists a finding as likely
 /// present.
 const LIKELY: f64 = 0.5;
+/// Mentions highlighted per note (a 10 MB note can hold a hundred thousand).
+const MAX_MARKED: usize = 2000;
 /// Images shown per case view (a CT series may hold hundreds; the first
 /// ones of each series are enough to orient, the viewer is elsewhere).
 const MAX_IMAGES: usize = 12;
@@ -319,9 +321,8 @@ pub(crate) async fn worklist(
     req: HttpRequest,
     state: web::Data<AppState>,
     ctx: AuditContext,
-    query: web::Query<WorklistQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let q = query.into_inner();
+    let q: WorklistQuery = super::page_query(&req);
     let layout = Layout::signed_in(&req, &ctx.principal, "Worklist", "/worklist");
     let (rows, error) = match q.list_query().parse() {
         Ok(filter) => {
@@ -576,6 +577,8 @@ struct NoteView {
     status: String,
     pieces: Vec<Piece>,
     counts: BTreeMap<&'static str, usize>,
+    /// Mentions beyond [`MAX_MARKED`], shown unhighlighted.
+    unmarked: usize,
     no_text_reason: Option<String>,
 }
 
@@ -747,6 +750,9 @@ fn note_view(n: &NoteRecord) -> NoteView {
         *counts.entry(assertion_name(m)).or_insert(0) += 1;
     }
     let text = note.text.clone().unwrap_or_default();
+    // A very long note keeps the page usable: the first mentions are
+    // highlighted, the rest shown as plain text, and the page says so.
+    let marked = mentions.len().min(MAX_MARKED);
     let title = note
         .note_type
         .as_ref()
@@ -771,7 +777,8 @@ fn note_view(n: &NoteRecord) -> NoteView {
             .ok()
             .and_then(|v| v.as_str().map(words))
             .unwrap_or_default(),
-        pieces: pieces(&text, &sections, &mentions),
+        pieces: pieces(&text, &sections, &mentions[..marked]),
+        unmarked: mentions.len() - marked,
         counts,
         no_text_reason: note.no_text_reason.as_ref().map(|r| {
             r.get("message")
@@ -1199,13 +1206,12 @@ pub(crate) async fn case_view(
     state: web::Data<AppState>,
     ctx: AuditContext,
     id: web::Path<String>,
-    query: web::Query<CaseQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let query: CaseQuery = super::page_query(&req);
     let case = match case_or_404(&req, &ctx.principal, &state, &id.into_inner()).await? {
         Ok(c) => c,
         Err(page) => return Ok(page),
     };
-    let query = query.into_inner();
     let versions = state.repository.predictions_of_case(case.id).await?;
     let latest_version = versions.first().map(|p| p.version);
     // An unknown version number falls back to the latest, and says so.
@@ -1312,9 +1318,12 @@ pub(crate) async fn case_view(
     let page = CasePage {
         case_id: case.id,
         status: status_view(case.status),
-        patient_id: case
-            .patient_id
+        // The study's Patient ID beside the study's patient name; the
+        // case's (from a note) when there is no study yet.
+        patient_id: study
             .as_ref()
+            .and_then(|s| s.patient_id.as_ref())
+            .or(case.patient_id.as_ref())
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default(),
         patient_name: study
@@ -1367,7 +1376,13 @@ pub(crate) async fn case_view(
             .collect(),
         can_review: ctx.principal.can(Permission::ReviewPredictions)
             && prediction.as_ref().is_some_and(|p| p.latest),
-        saved: query.reviewed.is_some(),
+        // The banner only for a review of this version that exists (a link
+        // cannot fake it).
+        saved: query
+            .reviewed
+            .as_deref()
+            .and_then(|r| Uuid::parse_str(r).ok())
+            .is_some_and(|id| reviews.iter().any(|r| r.review.id == id)),
         missing_version,
         review_error: query.review_error.as_deref().and_then(review_error),
         max_comment: MAX_COMMENT_CHARS,
@@ -1403,6 +1418,15 @@ pub(crate) async fn review_submit(
     let Ok(fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&form) else {
         return Ok(back("review_error=invalid"));
     };
+    // A field sent twice, or text that was not UTF-8 (decoded to U+FFFD),
+    // is refused rather than silently resolved.
+    let mut names = std::collections::BTreeSet::new();
+    if fields
+        .iter()
+        .any(|(name, value)| !names.insert(name.clone()) || value.contains('\u{FFFD}'))
+    {
+        return Ok(back("review_error=invalid"));
+    }
     let mut prediction_id = None;
     let mut comment = None;
     let mut decisions = BTreeMap::new();
@@ -1463,10 +1487,14 @@ pub(crate) async fn review_submit(
     )
     .await
     {
-        Ok(_) => Ok(see_other(&format!(
-            "/cases/{}/view?reviewed=1#reviews",
-            case.id
+        Ok(stored) => Ok(see_other(&format!(
+            "/cases/{}/view?reviewed={}#reviews",
+            case.id, stored.review.id
         ))),
+        Err(CasesError::Unprocessable {
+            code: "superseded_version",
+            ..
+        }) => Ok(back("review_error=stale")),
         Err(CasesError::Invalid { .. } | CasesError::Unprocessable { .. }) => {
             Ok(back("review_error=invalid"))
         }

@@ -209,6 +209,26 @@ impl ResponseError for PageError {
     }
 }
 
+/// A page's query string read leniently: a repeated parameter keeps its
+/// first value, and a query that still does not fit `T` (a value of the
+/// wrong kind) reads as `T::default()`, so a mangled link shows the page
+/// rather than a JSON error. Pages then check the values they got and say
+/// what they could not use.
+pub(crate) fn page_query<T: serde::de::DeserializeOwned + Default>(req: &HttpRequest) -> T {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let mut first: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if !first.iter().any(|(seen, _)| *seen == k) {
+            first.push((k, v));
+        }
+    }
+    serde_urlencoded::to_string(&first)
+        .ok()
+        .and_then(|q| serde_urlencoded::from_str(&q).ok())
+        .unwrap_or_default()
+}
+
 /// Renders template `name` with `layout` and the page's own values.
 pub(crate) fn render(
     name: &str,

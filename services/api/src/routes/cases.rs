@@ -777,7 +777,8 @@ impl ReviewBody {
 /// # Errors
 ///
 /// 404 for an unknown prediction; 400 `invalid_review` /
-/// `unknown_observation` for decisions that do not fit the prediction;
+/// `unknown_observation` for decisions that do not fit the prediction; 422
+/// `superseded_version` for a version that is not the case's latest;
 /// storage failures.
 pub(crate) async fn create_review(
     state: &AppState,
@@ -787,6 +788,26 @@ pub(crate) async fn create_review(
 ) -> Result<ReviewRecord, CasesError> {
     let (prediction, case) = existing_prediction(state, prediction_id).await?;
     let (decisions, comment) = body.parse(&prediction)?;
+    // A review judges the case's current result: an older version is
+    // history, and reviewing it would mark the case reviewed while its
+    // latest version is not.
+    let latest = state
+        .repository
+        .predictions_of_case(case.id)
+        .await?
+        .into_iter()
+        .next()
+        .map(|p| p.version);
+    if latest != Some(prediction.version) {
+        return Err(CasesError::Unprocessable {
+            code: "superseded_version",
+            message: format!(
+                "version {} is not the case's latest (version {}): review the latest",
+                prediction.version,
+                latest.unwrap_or_default()
+            ),
+        });
+    }
     let review = NewReview {
         id: Uuid::now_v7(),
         prediction_id: prediction.prediction.id,

@@ -49,6 +49,13 @@ pub(crate) enum NotesError {
     /// A query parameter that contradicts the message's own value.
     #[error("query parameter {name} differs from the value in the message")]
     Conflict { name: &'static str },
+    /// The note's Patient ID differs from the patient of the study or case
+    /// its accession number or Study Instance UID names.
+    #[error(
+        "the note's Patient ID differs from the patient of the {0} it names; \
+         nothing was stored (check the accession number, Study Instance UID and Patient ID)"
+    )]
+    PatientMismatch(&'static str),
     /// The body stream failed before it ended.
     #[error("cannot read the request body: {0}")]
     Body(String),
@@ -64,6 +71,7 @@ impl ResponseError for NotesError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Self::Intake(IntakeError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PatientMismatch(_) => StatusCode::CONFLICT,
             Self::Intake(_) | Self::BadParameter { .. } | Self::Conflict { .. } | Self::Body(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -76,6 +84,7 @@ impl ResponseError for NotesError {
             Self::Intake(e) => e.code(),
             Self::BadParameter { .. } => "invalid_parameter",
             Self::Conflict { .. } => "metadata_conflict",
+            Self::PatientMismatch(_) => "patient_mismatch",
             Self::Body(_) => "bad_request",
             Self::Api(e) => return e.error_response(),
         };
@@ -85,6 +94,55 @@ impl ResponseError for NotesError {
             request_id: None,
         })
     }
+}
+
+/// Whether `note` names a patient other than the one already known for the
+/// study or case it would join (by Study Instance UID, else accession
+/// number): `Some("study")` or `Some("case")`. A note without a Patient ID,
+/// or naming nothing known yet, is no mismatch. One patient's report must
+/// never be fused with another patient's images.
+async fn patient_mismatch(
+    state: &AppState,
+    note: &NewNote,
+) -> Result<Option<&'static str>, NotesError> {
+    let Some(patient) = &note.patient_id else {
+        return Ok(None);
+    };
+    if let Some(uid) = &note.study_instance_uid
+        && let Some(study) = state.repository.study(uid).await.map_err(internal)?
+        && study.patient_id.as_ref().is_some_and(|p| p != patient)
+    {
+        return Ok(Some("study"));
+    }
+    if let Some(accession) = &note.accession_number {
+        let filter = fusion_store::CaseFilter {
+            accession_number: Some(accession.clone()),
+            limit: Some(20),
+            ..fusion_store::CaseFilter::default()
+        };
+        let cases = state
+            .repository
+            .list_cases(&filter)
+            .await
+            .map_err(internal)?;
+        for case in cases {
+            // The study's patient when the case has its study (the PACS is
+            // authoritative), else the patient its first note named.
+            let known = match &case.study_instance_uid {
+                Some(uid) => state
+                    .repository
+                    .study(uid)
+                    .await
+                    .map_err(internal)?
+                    .and_then(|s| s.patient_id),
+                None => case.patient_id,
+            };
+            if known.is_some_and(|p| &p != patient) {
+                return Ok(Some("case"));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn internal(e: impl Into<anyhow::Error>) -> NotesError {
@@ -358,6 +416,13 @@ pub(crate) async fn submit(
         labels,
         submitted_by: Some(ctx.principal.id.clone()),
     };
+    if let Some(what) = patient_mismatch(&state, &note).await? {
+        tracing::info!(
+            on = what,
+            "note refused: its Patient ID differs from its case's"
+        );
+        return Err(NotesError::PatientMismatch(what));
+    }
     let patient_ids: Vec<String> = note
         .patient_id
         .iter()
