@@ -676,3 +676,56 @@ async fn integration_clients_read_back_only_their_own_instances() {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+/// A NUL inside a text value (some devices write one; PostgreSQL cannot
+/// store NUL in text or JSON) leaves the index without it, and the stored
+/// bytes as sent.
+#[tokio::test]
+async fn a_nul_inside_a_text_value_is_indexed_without_it() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let source = fusion_tests::dicom::read(CT);
+    let mut obj = dicom_object::from_reader(std::io::Cursor::new(&source[128..])).unwrap();
+    obj.put(DataElement::new(
+        tags::PATIENT_NAME,
+        VR::PN,
+        PrimitiveValue::from("Doe\0^Jane"),
+    ));
+    obj.put(DataElement::new(
+        tags::STUDY_DESCRIPTION,
+        VR::LO,
+        PrimitiveValue::from("CHEST\0CT"),
+    ));
+    let mut bytes = Vec::new();
+    obj.write_all(&mut bytes).unwrap();
+    let (status, body) = pacs
+        .stow(&app, "/dicom-web/studies", &[("application/dicom", &bytes)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let study = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap())
+        .study_instance_uid
+        .to_string();
+    let res = pacs
+        .get(
+            &app,
+            &format!("/dicom-web/studies?StudyInstanceUID={study}"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let found: Value = res.json().await.unwrap();
+    assert_eq!(
+        found[0]["00100010"]["Value"][0]["Alphabetic"], "Doe^Jane",
+        "{found:#}"
+    );
+    assert_eq!(found[0]["00081030"]["Value"][0], "CHESTCT");
+    let sop = stored_uids(&body)[0].clone();
+    let meta: Value = pacs
+        .get(&app, &format!("/dicom-web/studies/{study}/metadata"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta[0]["00080018"]["Value"][0], sop.as_str());
+}

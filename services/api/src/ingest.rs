@@ -178,6 +178,8 @@ pub async fn store_instance(
         }
     };
     let patient_ids: Vec<String> = attrs.patient_id.iter().map(|p| p.to_string()).collect();
+    let mut attrs = attrs;
+    without_nul(&mut attrs);
     let new = NewInstance {
         study_instance_uid: attrs.study_instance_uid,
         series_instance_uid: attrs.series_instance_uid,
@@ -240,4 +242,32 @@ pub async fn store_instance(
             })
         }
     }
+}
+
+/// Removes NUL characters from the indexed text: DICOM pads with NUL and
+/// some devices leave one inside a value (PS3.5 §6.2 allows it only as
+/// padding of UI and OB values), and PostgreSQL cannot store NUL in text or
+/// JSON. The stored bytes keep them; only the index loses them.
+fn without_nul(attrs: &mut fusion_imaging::IndexAttributes) {
+    fn clean(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(clean),
+            serde_json::Value::Object(map) => map.values_mut().for_each(clean),
+            _ => {}
+        }
+    }
+    for text in [
+        &mut attrs.patient_name,
+        &mut attrs.study_description,
+        &mut attrs.modality,
+        &mut attrs.body_part,
+        &mut attrs.study_date,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        text.retain(|c| c != '\0');
+    }
+    clean(&mut attrs.attributes);
 }

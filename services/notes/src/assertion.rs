@@ -94,7 +94,7 @@ enum Role {
 const MAX_WINDOW_WORDS: usize = 12;
 
 const NEGATION_FORWARD: &str = "no|not|without|w/o|nor|neither|never|denies|denied|deny|denying|denial of|negative for|-ve for|neg for|free of|clear of|no (evidence|sign|signs|findings|finding|suggestion|indication)[ (of|for|to suggest|suggesting|suggestive of|to indicate)]|(low|very low) (suspicion|likelihood|probability) (for|of)|no suspicious|no radiographic evidence of|without [any ](evidence|signs|sign) of|no further|no new|no longer|rules out|ruled him out for|ruled her out for|absence of|resolution of|never had|never developed|no complaints of|(fails|failed|did not|does not|didn't|doesn't) [to ](reveal|show|demonstrate)|(does|did|do) not (have|exhibit|complain of)|doesn't have|didn't have|isn't|wasn't|aren't|weren't|hasn't|haven't|unremarkable for|rather than|with no";
-const NEGATION_BACKWARD: &str = "(is|are|was|were|been|has been|have been) (ruled out|negative|absent)|not (seen|identified|visualized|appreciated|present|demonstrated|evident|noted|detected|found|observed|visible|apparent|elicited)|(has|have) (resolved|cleared)|cleared|[- ]free";
+const NEGATION_BACKWARD: &str = "(is|are|was|were|been|has been|have been) (ruled out|negative|absent)|(not|isn't|aren't|wasn't|weren't) (seen|identified|visualized|appreciated|present|demonstrated|evident|noted|detected|found|observed|visible|apparent|elicited)|(has|have) (resolved|cleared)|cleared|[- ]free";
 const NEGATION_BOTH: &str = "ruled out|absent|resolved|unlikely|none";
 const POSSIBLE_FORWARD: &str = "possible|possibly|probable|probably|questionable|question of|suspicious (for|of)|suspect|suspicion (of|for)|concern for|concerning for|worrisome for|(may|might|could|can) (be|represent|reflect|have)|may|might|could|cannot (exclude|rule out)|can not (exclude|rule out)|can't (exclude|rule out)|not (rule out|exclude)|suggestive of|suggests|suggesting|suggest|likely|most likely|more likely|presumably|presumed|presumptive|differential [diagnosis ](includes|include|including|of)|ddx|rule out|r/o|to rule out|to exclude|(evaluate|evaluation|eval|assess|assessment|check) for|borderline|equivocal|indeterminate|uncertain|not certain (if|whether)|unclear (if|whether)|not clear (if|whether)|whether or not|either|perhaps|maybe|raises the possibility of|possibility of|consider|considered|consideration of";
 const POSSIBLE_BACKWARD: &str = "(is|are|was|were) (possible|likely|questioned|suspected|considered)|(cannot|can not|can't|could not|couldn't) be (excluded|ruled out|entirely excluded)|not [been ](excluded|ruled out)|or not|?";
@@ -353,6 +353,11 @@ mod tests {
         );
         assert_eq!(
             status("A left apical pneumothorax is not seen.", "pneumothorax"),
+            Assertion::Absent
+        );
+        assert_eq!(status("Edema isn't present.", "edema"), Assertion::Absent);
+        assert_eq!(
+            status("Pleural effusions aren't seen.", "pleural effusions"),
             Assertion::Absent
         );
         assert_eq!(
