@@ -571,6 +571,31 @@ async fn explicit_cases_and_prediction_requests() {
         .collect();
     assert_eq!(numbers, [2, 1]);
 
+    // Another integration client neither re-runs this case nor learns the
+    // notes others sent to it.
+    let other = app.api_key("other-ris", Role::Integration).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/cases/{case_id}/predictions")))
+        .basic_auth(&other.0, Some(&other.1))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .client
+        .post(app.url("/cases"))
+        .basic_auth(&other.0, Some(&other.1))
+        .json(&json!({"accession_number": "ACC-X-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(seen["id"], case_id.as_str());
+    assert_eq!(seen["note_ids"], json!([]), "{seen}");
+
     // A case with nothing to predict from: 422, nothing queued.
     let (status, empty) = post_json_as_key(
         &app,

@@ -362,13 +362,26 @@ pub(crate) async fn open(
         .await?
         .ok_or_else(|| not_found("case"))?;
     let created = link.change == LinkChange::Created;
+    // An integration client sees the notes it sent, not other senders'.
+    let mut shown_notes = Vec::with_capacity(case.note_ids.len());
+    for id in &case.note_ids {
+        if may_read_notes
+            || state
+                .repository
+                .note(*id)
+                .await?
+                .is_some_and(|n| n.note.submitted_by.as_deref() == Some(ctx.principal.id.as_str()))
+        {
+            shown_notes.push(*id);
+        }
+    }
     let view = OpenedView {
         id: case.id,
         created,
         status: case.status,
         accession_number: case.accession_number.map(|a| a.as_str().to_owned()),
         study_instance_uid: case.study_instance_uid.map(|s| s.as_str().to_owned()),
-        note_ids: case.note_ids,
+        note_ids: shown_notes,
     };
     let mut res = if created {
         HttpResponse::Created()
@@ -571,6 +584,37 @@ pub(crate) async fn read(
 
 // ------------------------------------------------------------------ predictions
 
+/// Whether the caller may act on `case`: a clinician always; an
+/// integration client only on a case holding a note or an instance it sent
+/// (another sender's case is as unknown to it as an absent one).
+async fn may_act_on(
+    state: &AppState,
+    ctx: &AuditContext,
+    case: &CaseRecord,
+) -> Result<bool, CasesError> {
+    if ctx.principal.can(Permission::ReadCases) {
+        return Ok(true);
+    }
+    let me = Some(ctx.principal.id.as_str());
+    for id in &case.note_ids {
+        if state
+            .repository
+            .note(*id)
+            .await?
+            .is_some_and(|n| n.note.submitted_by.as_deref() == me)
+        {
+            return Ok(true);
+        }
+    }
+    if let Some(study) = &case.study_instance_uid {
+        let instances = state.repository.study_instances(study).await?;
+        if instances.iter().any(|i| i.submitted_by.as_deref() == me) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// `POST /cases/{id}/predictions`: 202 with the queued job.
 pub(crate) async fn request_prediction(
     state: web::Data<AppState>,
@@ -584,6 +628,9 @@ pub(crate) async fn request_prediction(
             message: "the case has neither a stored image nor a note: nothing to predict from"
                 .into(),
         });
+    }
+    if !may_act_on(&state, &ctx, &case).await? {
+        return Err(not_found("case"));
     }
     let audit = ctx.record(
         AuditEventType::PatientRecord,
