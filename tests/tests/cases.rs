@@ -1047,6 +1047,13 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
         sources(latest, "pneumonia").iter().all(|s| s == "image"),
         "{latest:#}"
     );
+    // The case is the study's patient's (the PACS is authoritative), on the
+    // case and in the list.
+    let own = cr.patient_id.clone().unwrap().to_string();
+    let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    assert_eq!(case["patient_id"], own.as_str(), "{case:#}");
+    let (_, listed) = get_json(&app, &who.clinician, &format!("/cases?patient_id={own}")).await;
+    assert_eq!(listed["cases"][0]["id"], case_id.as_str(), "{listed:#}");
 
     // Now the study is known: a note for it naming another patient is
     // refused, and nothing of it is stored.
@@ -1077,7 +1084,6 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     let (_, notes) = get_json(&app, &who.clinician, "/notes?patient_id=TP-OTHER-2").await;
     assert_eq!(notes["notes"], json!([]), "{notes}");
     // The study's own patient is fine.
-    let own = cr.patient_id.clone().unwrap().to_string();
     post_note(
         &app,
         &who,

@@ -19,13 +19,16 @@ use crate::cases::{
 use crate::sql::imaging::id_corrupt;
 
 /// Columns of a case row, in [`CaseRow`]'s order (`c` is `cases`).
-pub(crate) const CASE_COLUMNS: &str = "c.id, c.patient_id, c.accession_number, \
+/// A case's patient is its study's (the PACS is authoritative) once the
+/// study has arrived, else the one its first note named.
+pub(crate) const CASE_COLUMNS: &str = "c.id, COALESCE((SELECT s.patient_id FROM studies s \
+    WHERE s.study_instance_uid = c.study_instance_uid), c.patient_id) AS patient_id, c.accession_number, \
     c.study_instance_uid, (SELECT s.study_date FROM studies s WHERE s.study_instance_uid = c.study_instance_uid) AS study_date, \
     EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = c.study_instance_uid) AS has_images, \
     c.status, c.created_at, c.updated_at";
 
 /// Columns of a case list row, in [`SummaryRow`]'s order.
-pub(crate) const SUMMARY_COLUMNS: &str = "c.id, c.patient_id, c.accession_number, \
+pub(crate) const SUMMARY_COLUMNS: &str = "c.id, COALESCE(s.patient_id, c.patient_id) AS patient_id, c.accession_number, \
     c.study_instance_uid, s.study_date, c.status, c.updated_at, p.id AS p_id, p.version AS p_version, \
     p.findings AS p_findings, p.abstain AS p_abstain, p.refer AS p_refer, p.created_at AS p_created_at";
 
@@ -567,7 +570,8 @@ macro_rules! impl_cases {
                     qb.push(" AND c.status = ").push_bind(s.as_str());
                 }
                 if let Some(p) = &filter.patient_id {
-                    qb.push(" AND c.patient_id = ").push_bind(p.as_str().to_owned());
+                    qb.push(" AND COALESCE(s.patient_id, c.patient_id) = ")
+                        .push_bind(p.as_str().to_owned());
                 }
                 if let Some(a) = &filter.accession_number {
                     qb.push(" AND c.accession_number = ").push_bind(a.as_str().to_owned());
