@@ -592,6 +592,49 @@ const CR: &str = "pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm";
 /// A form's fields, as `reqwest` sends them.
 type Form = Vec<(&'static str, String)>;
 
+/// Sends catalogue file `file` over STOW-RS as integration key `key`
+/// (id, secret), asserting it is stored; returns its index attributes.
+async fn stow_file(
+    app: &TestApp,
+    key: &(String, String),
+    file: &str,
+) -> fusion_imaging::IndexAttributes {
+    let bytes = fusion_tests::dicom::read(file);
+    let boundary = "fusion-browser-boundary-42";
+    let res = app
+        .client
+        .post(app.url("/dicom-web/studies"))
+        .basic_auth(&key.0, Some(&key.1))
+        .header(
+            "Content-Type",
+            fusion_tests::dicom::stow_content_type(boundary),
+        )
+        .body(fusion_tests::dicom::multipart(
+            boundary,
+            &[("application/dicom", &bytes)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "STOW of {file}");
+    fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap())
+}
+
+/// Sends [`REVIEW_REPORT`] as the report of `accession`, as the EHR would.
+async fn post_report(app: &TestApp, key: &(String, String), accession: &str) {
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&key.0, Some(&key.1))
+        .query(&[("accession_number", accession), ("note_type", "18748-4")])
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(REVIEW_REPORT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
 /// Polls `GET /cases?accession_number=` until the case's latest prediction
 /// used the note; returns the case id.
 async fn wait_for_fused_case(app: &TestApp, token: &str, accession: &str) -> String {
@@ -650,40 +693,9 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
     let api_token = app.session_for("dr.api", Role::Clinician).await;
 
     // The PACS sends the chest radiograph; the EHR its report.
-    let bytes = fusion_tests::dicom::read(CR);
-    let attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap());
+    let attrs = stow_file(&app, &pacs, CR).await;
     let accession = attrs.accession_number.clone().unwrap().to_string();
-    let boundary = "fusion-browser-boundary-42";
-    let res = app
-        .client
-        .post(app.url("/dicom-web/studies"))
-        .basic_auth(&pacs.0, Some(&pacs.1))
-        .header(
-            "Content-Type",
-            fusion_tests::dicom::stow_content_type(boundary),
-        )
-        .body(fusion_tests::dicom::multipart(
-            boundary,
-            &[("application/dicom", &bytes)],
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = app
-        .client
-        .post(app.url("/notes"))
-        .basic_auth(&pacs.0, Some(&pacs.1))
-        .query(&[
-            ("accession_number", accession.as_str()),
-            ("note_type", "18748-4"),
-        ])
-        .header("Content-Type", "text/plain; charset=utf-8")
-        .body(REVIEW_REPORT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    post_report(&app, &pacs, &accession).await;
     let case_id = wait_for_fused_case(&app, &api_token, &accession).await;
 
     let browser = Browser::start(&app.address).await;
@@ -940,31 +952,13 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
     let pacs = app.api_key("pacs", Role::Integration).await;
     let clinician = app.add_user("dr.grey", Role::Clinician).await;
     let token = app.session_for("dr.api", Role::Clinician).await;
-    let boundary = "fusion-viewer-boundary";
     let mut studies = Vec::new();
     for file in [
         "pydicom-3.0.2/test_files/CT_small.dcm",
         "pydicom-3.0.2/test_files/examples_ybr_color.dcm",
     ] {
-        let bytes = fusion_tests::dicom::read(file);
-        let attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap());
+        let attrs = stow_file(&app, &pacs, file).await;
         studies.push(attrs.study_instance_uid.to_string());
-        let res = app
-            .client
-            .post(app.url("/dicom-web/studies"))
-            .basic_auth(&pacs.0, Some(&pacs.1))
-            .header(
-                "Content-Type",
-                fusion_tests::dicom::stow_content_type(boundary),
-            )
-            .body(fusion_tests::dicom::multipart(
-                boundary,
-                &[("application/dicom", &bytes)],
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{file}");
     }
     let ct_case = case_of_study(&app, &token, &studies[0]).await;
     let us_case = case_of_study(&app, &token, &studies[1]).await;
@@ -1037,37 +1031,9 @@ async fn the_review_form_and_case_pages_refuse_bad_input_and_store_nothing() {
     let pacs = app.api_key("pacs", Role::Integration).await;
     let token = app.session_for("dr.api", Role::Clinician).await;
     let password = app.add_user("dr.form", Role::Clinician).await;
-    let bytes = fusion_tests::dicom::read(CR);
-    let attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&bytes).unwrap());
+    let attrs = stow_file(&app, &pacs, CR).await;
     let accession = attrs.accession_number.clone().unwrap().to_string();
-    let boundary = "fusion-form-boundary";
-    let res = app
-        .client
-        .post(app.url("/dicom-web/studies"))
-        .basic_auth(&pacs.0, Some(&pacs.1))
-        .header(
-            "Content-Type",
-            fusion_tests::dicom::stow_content_type(boundary),
-        )
-        .body(fusion_tests::dicom::multipart(
-            boundary,
-            &[("application/dicom", &bytes)],
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = app
-        .client
-        .post(app.url("/notes"))
-        .basic_auth(&pacs.0, Some(&pacs.1))
-        .query(&[("accession_number", accession.as_str())])
-        .header("Content-Type", "text/plain")
-        .body(REVIEW_REPORT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    post_report(&app, &pacs, &accession).await;
     let case_id = wait_for_fused_case(&app, &token, &accession).await;
     let versions: serde_json::Value = app
         .client
