@@ -976,7 +976,6 @@ struct VersionView {
     created_iso: String,
     status: String,
     current: bool,
-    reviews: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -1248,13 +1247,6 @@ pub(crate) async fn case_view(
         }
         None => Vec::new(),
     };
-    let mut review_counts = BTreeMap::new();
-    for v in &versions {
-        if Some(v.version) == shown.map(|s| s.version) {
-            review_counts.insert(v.version, reviews.len());
-        }
-    }
-
     let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
     entities.extend(shown.map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())));
     entities.extend(
@@ -1366,7 +1358,6 @@ pub(crate) async fn case_view(
                     "issued".to_owned()
                 },
                 current: Some(v.version) == shown.map(|s| s.version),
-                reviews: review_counts.get(&v.version).copied().unwrap_or(0),
             })
             .collect(),
         reviews: reviews.iter().map(|r| review_item(r, &names)).collect(),
