@@ -205,6 +205,40 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// Polls `GET /cases/{case_id}/predictions` with bearer `token` until
+    /// `done` holds for the versions (newest first), and returns them;
+    /// panics after 300 s (debug builds on two cores: the image backbone
+    /// takes seconds) naming `what` and the versions seen.
+    pub async fn wait_for_predictions(
+        &self,
+        token: &str,
+        case_id: &str,
+        what: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let res = self
+                .client
+                .get(self.url(&format!("/cases/{case_id}/predictions")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "predictions of {case_id}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            let versions = body["predictions"].as_array().unwrap().clone();
+            if done(&versions) {
+                return versions;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "timed out waiting for {what}; have {versions:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// An API key with `role`: returns (id, secret).
     pub async fn api_key(&self, name: &str, role: fusion_schemas::Role) -> (String, String) {
         use secrecy::ExposeSecret;

@@ -10,8 +10,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::time::{Duration, Instant};
-
 use fusion_schemas::{AccessionNumber, Role, StudyInstanceUid};
 use fusion_store::prelude::*;
 use fusion_store::{
@@ -27,8 +25,6 @@ use uuid::Uuid;
 const BOUNDARY: &str = "fusion-cases-boundary-0123456789abcdef";
 const CR: &str = "pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm";
 const CT: &str = "pydicom-3.0.2/test_files/CT_small.dcm";
-/// Debug builds on two cores: the Xception backbone takes up to seconds.
-const PREDICTION_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// An invented chest radiograph report with pneumonia.
 const PNEUMONIA_REPORT: &str = "EXAMINATION: Chest radiograph, PA.\n\
@@ -157,25 +153,8 @@ async fn wait_for_predictions(
     what: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let (status, body) = get_json(
-            app,
-            &who.clinician,
-            &format!("/cases/{case_id}/predictions"),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        let versions = body["predictions"].as_array().unwrap().clone();
-        if done(&versions) {
-            return versions;
-        }
-        assert!(
-            start.elapsed() < PREDICTION_TIMEOUT,
-            "timed out waiting for {what}; have {versions:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    app.wait_for_predictions(&who.clinician, case_id, what, done)
+        .await
 }
 
 fn branch<'a>(p: &'a Value, name: &str) -> &'a str {

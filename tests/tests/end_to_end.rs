@@ -204,25 +204,8 @@ async fn wait_for_predictions(
     what: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let (status, body) = get_json(
-            app,
-            &who.clinician,
-            &format!("/cases/{case_id}/predictions"),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        let versions = body["predictions"].as_array().unwrap().clone();
-        if done(&versions) {
-            return versions;
-        }
-        assert!(
-            start.elapsed() < PREDICTION_TIMEOUT,
-            "timed out waiting for {what}; have {versions:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    app.wait_for_predictions(&who.clinician, case_id, what, done)
+        .await
 }
 
 /// Waits until the case has no job left to run (its status is final).

@@ -477,21 +477,7 @@ pub(crate) async fn audit_integrity(
     state: web::Data<AppState>,
     ctx: AuditContext,
 ) -> Result<HttpResponse, PageError> {
-    let record = ctx.record(
-        AuditEventType::AuditLogUsed,
-        "audit-verify",
-        AuditAction::Execute,
-        vec![AuditEntity::new("audit_log", "audit_events")],
-        vec![],
-    );
-    state
-        .repository
-        .append_audit(&record)
-        .await
-        .map_err(|e| PageError::Internal(e.into()))?;
-    let report = fusion_store::verify_chain(state.repository.as_ref())
-        .await
-        .map_err(|e| PageError::Internal(e.into()))?;
+    let report = crate::routes::audit::verify_audited(&state, &ctx).await?;
     let layout = Layout::signed_in(&req, &ctx.principal, "Audit trail integrity", "/audit");
     let page = IntegrityPage {
         events: report.events,

@@ -116,10 +116,17 @@ pub(crate) async fn events(
         .body(body))
 }
 
-pub(crate) async fn verify(
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-) -> Result<HttpResponse, ApiError> {
+/// Records the check (110106 Audit Log Used, `audit-verify`, action E),
+/// then verifies the whole hash chain; shared by `GET /audit/verify` and
+/// the auditor's integrity page.
+///
+/// # Errors
+///
+/// A storage failure while recording or reading.
+pub(crate) async fn verify_audited(
+    state: &AppState,
+    ctx: &AuditContext,
+) -> Result<fusion_store::ChainReport, fusion_store::StoreError> {
     let record = ctx.record(
         AuditEventType::AuditLogUsed,
         "audit-verify",
@@ -127,12 +134,15 @@ pub(crate) async fn verify(
         vec![AuditEntity::new("audit_log", "audit_events")],
         vec![],
     );
-    state
-        .repository
-        .append_audit(&record)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let report = fusion_store::verify_chain(state.repository.as_ref())
+    state.repository.append_audit(&record).await?;
+    fusion_store::verify_chain(state.repository.as_ref()).await
+}
+
+pub(crate) async fn verify(
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    let report = verify_audited(&state, &ctx)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().json(report))
