@@ -7,6 +7,8 @@
 
 pub mod health;
 pub mod ids;
+pub mod note;
+pub mod observation;
 pub mod problem;
 pub mod roles;
 
@@ -15,5 +17,10 @@ pub use ids::{
     AccessionNumber, IdError, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
     TransferSyntaxUid,
 };
+pub use note::{
+    Assertion, Mention, NoteAnalysis, NoteLabel, Section, SectionKind, Span, TriggerCategory,
+    TriggerHit,
+};
+pub use observation::Observation;
 pub use problem::ErrorBody;
 pub use roles::{Role, UnknownRole};

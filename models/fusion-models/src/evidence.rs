@@ -6,6 +6,7 @@
 //! Evidence e₊, e₋ ≥ 0 becomes an [`Opinion`] by Han et al. (ICLR 2021), §3.1
 //! with K = 2, through [`Evidence::to_opinion`].
 
+use fusion_schemas::NoteLabel;
 use serde::{Deserialize, Serialize};
 
 use crate::opinion::{Opinion, OpinionError, check_evidence, check_in, check_non_negative};
@@ -151,12 +152,12 @@ impl Evidence {
     /// positive → (w_pos, 0), negative → (0, w_neg), uncertain →
     /// (w_unc, w_unc), not mentioned → none.
     #[must_use]
-    pub const fn from_text_label(label: TextLabel, weights: &TextEvidenceWeights) -> Self {
+    pub const fn from_text_label(label: NoteLabel, weights: &TextEvidenceWeights) -> Self {
         let (positive, negative) = match label {
-            TextLabel::Positive => (weights.positive, 0.0),
-            TextLabel::Negative => (0.0, weights.negative),
-            TextLabel::Uncertain => (weights.uncertain, weights.uncertain),
-            TextLabel::NotMentioned => (0.0, 0.0),
+            NoteLabel::Positive => (weights.positive, 0.0),
+            NoteLabel::Negative => (0.0, weights.negative),
+            NoteLabel::Uncertain => (weights.uncertain, weights.uncertain),
+            NoteLabel::NotMentioned => (0.0, 0.0),
         };
         Self { positive, negative }
     }
@@ -203,22 +204,6 @@ pub fn sample_moments(samples: &[f64]) -> Result<SampleMoments, OpinionError> {
         variance: squares / (count - 1.0),
         n,
     })
-}
-
-/// The text branch's finding for one label in a report, as produced by a
-/// CheXpert-style mention labeler (Irvin et al., AAAI 2019). Serialised in
-/// snake_case: `"positive"`, `"negative"`, `"uncertain"`, `"not_mentioned"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TextLabel {
-    /// The finding is asserted ("there is a left effusion").
-    Positive,
-    /// The finding is negated ("no pneumothorax").
-    Negative,
-    /// The finding is hedged ("possible consolidation", "cannot exclude").
-    Uncertain,
-    /// The report does not mention the finding.
-    NotMentioned,
 }
 
 /// Evidence weights (pseudo-counts in [0, 1e300]) for the text branch; read
@@ -433,21 +418,21 @@ mod tests {
     fn text_labels_map_to_weights() {
         let w = TextEvidenceWeights::default();
         let ev = |l| Evidence::from_text_label(l, &w);
-        assert_eq!(ev(TextLabel::Positive), Evidence::new(8.0, 0.0).unwrap());
-        assert_eq!(ev(TextLabel::Negative), Evidence::new(0.0, 8.0).unwrap());
-        assert_eq!(ev(TextLabel::Uncertain), Evidence::new(1.0, 1.0).unwrap());
-        assert_eq!(ev(TextLabel::NotMentioned), Evidence::NONE);
+        assert_eq!(ev(NoteLabel::Positive), Evidence::new(8.0, 0.0).unwrap());
+        assert_eq!(ev(NoteLabel::Negative), Evidence::new(0.0, 8.0).unwrap());
+        assert_eq!(ev(NoteLabel::Uncertain), Evidence::new(1.0, 1.0).unwrap());
+        assert_eq!(ev(NoteLabel::NotMentioned), Evidence::NONE);
         // Default opinions: S = 10 → (0.8, 0, 0.2), P = 0.9;
         // uncertain S = 4 → (0.25, 0.25, 0.5), P = 0.5.
-        let pos = ev(TextLabel::Positive).to_opinion();
+        let pos = ev(NoteLabel::Positive).to_opinion();
         assert!(close(pos.belief(), 0.8, 1e-15));
         assert!(close(pos.projected_probability(), 0.9, 1e-15));
-        let unc = ev(TextLabel::Uncertain).to_opinion();
+        let unc = ev(NoteLabel::Uncertain).to_opinion();
         assert_eq!(
             (unc.belief(), unc.disbelief(), unc.uncertainty()),
             (0.25, 0.25, 0.5)
         );
-        assert!(ev(TextLabel::NotMentioned).to_opinion().is_vacuous());
+        assert!(ev(NoteLabel::NotMentioned).to_opinion().is_vacuous());
     }
 
     #[test]
@@ -461,7 +446,7 @@ mod tests {
         let json = serde_json::to_string(&TextEvidenceWeights::default()).unwrap();
         assert_eq!(json, r#"{"positive":8.0,"negative":8.0,"uncertain":1.0}"#);
         assert_eq!(
-            serde_json::to_string(&TextLabel::NotMentioned).unwrap(),
+            serde_json::to_string(&NoteLabel::NotMentioned).unwrap(),
             r#""not_mentioned""#
         );
     }

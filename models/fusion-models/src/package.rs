@@ -148,74 +148,7 @@ pub enum Architecture {
     MeanLogistic,
 }
 
-/// The 14 CheXpert observations (Irvin et al., AAAI 2019), serialised in
-/// snake_case (`pleural_effusion`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)] // the variant names are the observations
-pub enum Observation {
-    NoFinding,
-    EnlargedCardiomediastinum,
-    Cardiomegaly,
-    LungLesion,
-    LungOpacity,
-    Edema,
-    Consolidation,
-    Pneumonia,
-    Atelectasis,
-    Pneumothorax,
-    PleuralEffusion,
-    PleuralOther,
-    Fracture,
-    SupportDevices,
-}
-
-impl Observation {
-    /// All 14, in CheXpert's order.
-    pub const ALL: [Self; 14] = [
-        Self::NoFinding,
-        Self::EnlargedCardiomediastinum,
-        Self::Cardiomegaly,
-        Self::LungLesion,
-        Self::LungOpacity,
-        Self::Edema,
-        Self::Consolidation,
-        Self::Pneumonia,
-        Self::Atelectasis,
-        Self::Pneumothorax,
-        Self::PleuralEffusion,
-        Self::PleuralOther,
-        Self::Fracture,
-        Self::SupportDevices,
-    ];
-
-    /// The snake_case name used in manifests and the API (`pleural_effusion`).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NoFinding => "no_finding",
-            Self::EnlargedCardiomediastinum => "enlarged_cardiomediastinum",
-            Self::Cardiomegaly => "cardiomegaly",
-            Self::LungLesion => "lung_lesion",
-            Self::LungOpacity => "lung_opacity",
-            Self::Edema => "edema",
-            Self::Consolidation => "consolidation",
-            Self::Pneumonia => "pneumonia",
-            Self::Atelectasis => "atelectasis",
-            Self::Pneumothorax => "pneumothorax",
-            Self::PleuralEffusion => "pleural_effusion",
-            Self::PleuralOther => "pleural_other",
-            Self::Fracture => "fracture",
-            Self::SupportDevices => "support_devices",
-        }
-    }
-}
-
-impl fmt::Display for Observation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use fusion_schemas::Observation;
 
 /// How the model's raw outputs are read (`kind` = `softmax`, `sigmoid` or
 /// `embedding`).

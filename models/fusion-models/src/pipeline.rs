@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::abstain::{AbstainPolicy, AbstainReason};
 use crate::calibration::TemperatureScaler;
 use crate::conformal::{BinaryClass, PredictionSet};
-use crate::evidence::{Evidence, TextEvidenceWeights, TextLabel};
+use crate::evidence::{Evidence, TextEvidenceWeights};
 use crate::image_branch::{self, LabelPrediction, binary_logit};
 use crate::opinion::{Opinion, combine};
 use crate::package::{
@@ -53,6 +53,7 @@ use crate::package::{
 use crate::preprocess::{Photometric, preprocess_radiograph};
 use crate::text_encoder::{Embedding, TextEncoder};
 use crate::xception::XceptionClassifier;
+use fusion_schemas::NoteLabel;
 
 use gate::GateDecision;
 
@@ -200,7 +201,7 @@ pub struct MentionSource {
     /// The note the label comes from.
     pub note_id: String,
     /// `positive`, `negative`, `uncertain` or `not_mentioned`.
-    pub label: TextLabel,
+    pub label: NoteLabel,
     /// The evidence it gives (package weights).
     pub evidence: Evidence,
 }
@@ -853,12 +854,12 @@ impl Pipeline {
 
         for observation in Observation::ALL {
             let key = observation.as_str();
-            let label_of = |n: &NoteInput| -> Result<TextLabel, String> {
+            let label_of = |n: &NoteInput| -> Result<NoteLabel, String> {
                 match n.labels.get(key).map(|s| s.trim()) {
-                    None | Some("not_mentioned") => Ok(TextLabel::NotMentioned),
-                    Some("positive") => Ok(TextLabel::Positive),
-                    Some("negative") => Ok(TextLabel::Negative),
-                    Some("uncertain") => Ok(TextLabel::Uncertain),
+                    None | Some("not_mentioned") => Ok(NoteLabel::NotMentioned),
+                    Some("positive") => Ok(NoteLabel::Positive),
+                    Some("negative") => Ok(NoteLabel::Negative),
+                    Some("uncertain") => Ok(NoteLabel::Uncertain),
                     Some(other) => Err(format!(
                         "note {}: unknown label {other:?} for {key}, read as not_mentioned",
                         n.note_id
@@ -869,13 +870,13 @@ impl Pipeline {
             for n in &usable {
                 labels.push(label_of(n).unwrap_or_else(|e| {
                     remarks.push(e);
-                    TextLabel::NotMentioned
+                    NoteLabel::NotMentioned
                 }));
             }
             // Latest mentioning note, else the latest note.
             let chosen = labels
                 .iter()
-                .rposition(|l| *l != TextLabel::NotMentioned)
+                .rposition(|l| *l != NoteLabel::NotMentioned)
                 .unwrap_or(usable.len() - 1);
             let note = usable[chosen];
             let label = labels[chosen];

@@ -18,45 +18,7 @@ use crate::Span;
 use crate::phrase::PhraseMatcher;
 use crate::token::{Token, tokenize};
 
-/// Whether the patient has the concept, per the sentence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Assertion {
-    /// Affirmed: no negation or uncertainty applies.
-    #[default]
-    Present,
-    /// Negated ("no effusion", "pneumothorax is ruled out").
-    Absent,
-    /// Hedged ("possible pneumonia", "cannot exclude edema").
-    Possible,
-}
-
-/// The kind of context a trigger phrase signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerCategory {
-    /// Negation: the concept is absent.
-    Negation,
-    /// Uncertainty: the concept is possible.
-    Possible,
-    /// The concept belongs to the patient's past.
-    Historical,
-    /// The concept is hypothetical or conditional ("return if ...").
-    Hypothetical,
-    /// The concept is experienced by someone else, e.g. a relative.
-    Family,
-}
-
-/// A trigger phrase that set part of a concept's context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TriggerHit {
-    /// The trigger text as written.
-    pub text: String,
-    /// Byte span of the trigger in the analysed text.
-    pub span: Span,
-    /// What the trigger signals.
-    pub category: TriggerCategory,
-}
+pub use fusion_schemas::note::{Assertion, TriggerCategory, TriggerHit};
 
 /// The context of one target concept.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +50,9 @@ enum Role {
     Pseudo,
     /// Ends any scope that would cross it.
     Terminate,
+    /// A verb of suggestion: a forward uncertainty trigger that a negation
+    /// before it carries through ("no opacity to suggest pneumonia").
+    Suggest,
 }
 
 /// Maximum words between a trigger and its target.
@@ -96,12 +61,18 @@ const MAX_WINDOW_WORDS: usize = 12;
 const NEGATION_FORWARD: &str = "no|not|without|w/o|nor|neither|never|denies|denied|deny|denying|denial of|negative for|-ve for|neg for|free of|clear of|no (evidence|sign|signs|findings|finding|suggestion|indication)[ (of|for|to suggest|suggesting|suggestive of|to indicate)]|(low|very low) (suspicion|likelihood|probability) (for|of)|no suspicious|no radiographic evidence of|without [any ](evidence|signs|sign) of|no further|no new|no longer|rules out|ruled him out for|ruled her out for|absence of|resolution of|never had|never developed|no complaints of|(fails|failed|did not|does not|didn't|doesn't) [to ](reveal|show|demonstrate)|(does|did|do) not (have|exhibit|complain of)|doesn't have|didn't have|isn't|wasn't|aren't|weren't|hasn't|haven't|unremarkable for|rather than|with no";
 const NEGATION_BACKWARD: &str = "(is|are|was|were|been|has been|have been) (ruled out|negative|absent)|(not|isn't|aren't|wasn't|weren't) (seen|identified|visualized|appreciated|present|demonstrated|evident|noted|detected|found|observed|visible|apparent|elicited)|(has|have) (resolved|cleared)|cleared|[- ]free";
 const NEGATION_BOTH: &str = "ruled out|absent|resolved|unlikely|none";
-const POSSIBLE_FORWARD: &str = "possible|possibly|probable|probably|questionable|question of|suspicious (for|of)|suspect|suspicion (of|for)|concern for|concerning for|worrisome for|(may|might|could|can) (be|represent|reflect|have)|may|might|could|cannot (exclude|rule out)|can not (exclude|rule out)|can't (exclude|rule out)|not (rule out|exclude)|suggestive of|suggests|suggesting|suggest|likely|most likely|more likely|presumably|presumed|presumptive|differential [diagnosis ](includes|include|including|of)|ddx|rule out|r/o|to rule out|to exclude|(evaluate|evaluation|eval|assess|assessment|check) for|borderline|equivocal|indeterminate|uncertain|not certain (if|whether)|unclear (if|whether)|not clear (if|whether)|whether or not|either|perhaps|maybe|raises the possibility of|possibility of|consider|considered|consideration of";
-const POSSIBLE_BACKWARD: &str = "(is|are|was|were) (possible|likely|questioned|suspected|considered)|(cannot|can not|can't|could not|couldn't) be (excluded|ruled out|entirely excluded)|not [been ](excluded|ruled out)|or not|?";
+const POSSIBLE_FORWARD: &str = "possible|possibly|probable|probably|questionable|question of|suspect|suspicion (of|for)|concern for|(may|might|could|can) (be|represent|reflect|have)|may|might|could|cannot (exclude|rule out)|can not (exclude|rule out)|can't (exclude|rule out)|not (rule out|exclude)|likely|most likely|more likely|presumably|presumed|presumptive|differential [diagnosis ](includes|include|including|of)|differential considerations include|ddx|borderline|equivocal|indeterminate|uncertain|not certain (if|whether)|unclear (if|whether)|not clear (if|whether)|whether or not|either|perhaps|maybe|raises the possibility of|possibility of|consider|considered|consideration of";
+/// Verbs of suggestion: hedges that a negation before them carries through
+/// ("no focal opacity to suggest pneumonia": pneumonia is absent).
+const SUGGESTION_FORWARD: &str = "suggestive of|suggests|suggesting|suggest|to suggest|suspicious (for|of)|concerning for|worrisome for|to indicate|indicating|indicative of";
+const POSSIBLE_BACKWARD: &str = "(is|are|was|were) (possible|likely|questioned|suspected|considered|favored|suggested|not excluded)|(is|are|was|were) [also ](a possibility|possible|a consideration|a differential consideration)|(remains|remain) a (possibility|consideration)|(is|are|would be|could be|may be|might be|should be) [(also|another) ](in|within) the differential[ diagnosis]|in the differential[ diagnosis]|(would|could|should|may|might) [also ]be [a ](consideration|considerations|considered)|(cannot|can not|can't|could not|couldn't) be [(completely|entirely|totally|definitely|fully) ](excluded|ruled out)|not [been ][(completely|entirely|totally|definitely) ](excluded|ruled out)|or not|?";
 const POSSIBLE_BOTH: &str = "versus|vs|suspected";
-const HISTORICAL_FORWARD: &str = "history of|hx of|h/o|hx|status post|s/p|previous|previously|prior history of|past history of|remote history of|known history of|history significant for|past medical history|pmh|psh";
-const HISTORICAL_BACKWARD: &str = "in the past|(years|months|weeks) ago|as a child|in childhood";
+const HISTORICAL_FORWARD: &str = "history of|hx of|h/o|hx|status post|s/p|previous|previously|prior|prior history of|past history of|remote history of|known history of|history significant for|past medical history|pmh|psh|old|healed|remote|residua of|residuum of|residual of|residuals of|sequela of|sequelae of|evidence of (prior|previous|old)|postinflammatory|post-inflammatory";
+const HISTORICAL_BACKWARD: &str = "in the past|(years|months|weeks) ago|as a child|in childhood|(from|of|related to|due to|secondary to|consistent with|compatible with) [(a|the) ](prior|previous|old|remote|healed)|(is|are|appears|appear) (old|healed|remote)";
 const HYPOTHETICAL_FORWARD: &str = "if|in case|in the event of|should (he|she|the patient|there be)|return if|call if|as needed|prn|watch for|monitor for";
+/// Requests and recommendations: what they name is asked about, not found
+/// ("correlate clinically for pneumonia", "to rule out effusion").
+const REQUEST_FORWARD: &str = "rule out|r/o|to rule out|to exclude|(evaluate|evaluation|eval|assess|assessment|check|screen|screening|search|look) for|to (evaluate|assess) for|limits evaluation (for|of)|limited evaluation (for|of)|(clinical|clinically) (correlation|correlate) for|correlate [clinically ]for|correlation for|(recommend|recommended|recommending|suggest|suggested) [(a|an|the) ](follow-up|followup|follow up|ct|chest ct|repeat|repeat radiograph|repeat radiographs|further evaluation|evaluation|imaging|comparison) [(to exclude|to evaluate|to evaluate for|to assess for|for|of|to rule out|to document resolution of)]|(follow-up|followup|follow up) [(radiograph|radiographs|imaging|study|exam|ct)] (to exclude|to evaluate|to document resolution of|for)|(if|when) clinically (indicated|warranted)";
 const FAMILY_FORWARD: &str = "family history of|family history|fh of|fhx of|mother|mother's|father|father's|sister|brother|son|daughter|aunt|uncle|grandmother|grandfather|grandparent[s]|cousin|sibling[s]|parent[s]|maternal|paternal|family member[s]";
 const PSEUDO: &str = "no [(significant |interval |definite |apparent |further |suspicious |new |substantial )](change|changes|increase|decrease)|not [significantly ](changed|increased|decreased)|without [(significant |interval )]change|not only|not necessarily|not cause|not drain|not extend|gram[-] negative|without difficulty|(previous|prior) (study|studies|exam|exams|examination|examinations|film|films|radiograph|radiographs|imaging|ct|cxr|comparison|report)|compared (to|with) [the ](previous|prior)|history and physical|history taking|social history|history of present illness|if any|as if|even if|as needed for";
 const TERMINATION: &str = "but|however|although|though|aside from|except|which|apart from|yet|nevertheless|nonetheless|still|other than|besides|whereas|as (the|a) (cause|source|etiology|reason) (of|for)|(cause|causes|etiology|source|origin|reason) (of|for)|secondary to|presents|presenting|presented|complains|complaining|complained|positive for|(diagnosis|explanation) for|there (is|are|was|were|has been|have been)|:|;";
@@ -124,10 +95,12 @@ static TRIGGERS: LazyLock<PhraseMatcher<Role>> = LazyLock::new(|| {
         (HISTORICAL_BACKWARD, Historical, Backward),
         (HISTORICAL_FORWARD, Historical, Forward),
         (HYPOTHETICAL_FORWARD, Hypothetical, Forward),
+        (REQUEST_FORWARD, Hypothetical, Forward),
         (FAMILY_FORWARD, Family, Forward),
     ] {
         m.add(patterns, Role::Trigger(category, direction));
     }
+    m.add(SUGGESTION_FORWARD, Role::Suggest);
     m
 });
 
@@ -195,16 +168,28 @@ fn assess_one(text: &str, tokens: &[Token], target: Span) -> Context {
 
     let mut applying = Vec::new();
     for (k, f) in before.iter().enumerate() {
-        if let Role::Trigger(category, Direction::Forward | Direction::Both) = f.role {
-            let between = &before[k + 1..];
-            if in_scope(category, between, &tokens[f.end..ts], Direction::Forward) {
-                applying.push(Applying {
-                    distance: ts - f.end,
-                    start: f.start,
-                    end: f.end,
-                    category,
-                });
-            }
+        let category = match f.role {
+            Role::Trigger(category, Direction::Forward | Direction::Both) => category,
+            Role::Suggest => TriggerCategory::Possible,
+            _ => continue,
+        };
+        let between = &before[k + 1..];
+        if in_scope(category, between, &tokens[f.end..ts], Direction::Forward) {
+            // A negation that reaches a verb of suggestion carries through it:
+            // "no opacity to suggest pneumonia" denies the pneumonia.
+            let carried = (f.role == Role::Suggest)
+                .then(|| negation_reaching(&before[..k], tokens, f.start))
+                .flatten();
+            let (start, end, category) = match carried {
+                Some(n) => (n.start, n.end, TriggerCategory::Negation),
+                None => (f.start, f.end, category),
+            };
+            applying.push(Applying {
+                distance: ts - f.end,
+                start,
+                end,
+                category,
+            });
         }
     }
     for (k, f) in after.iter().enumerate() {
@@ -256,6 +241,104 @@ fn assess_one(text: &str, tokens: &[Token], target: Span) -> Context {
     }
 }
 
+/// Statements of normality about a structure: after it ("heart size and
+/// mediastinal contours are within normal limits", "heart size normal") or
+/// right before it ("normal heart size and mediastinum").
+const NORMAL_AFTER: &str = "normal|within normal limits|within limits of normal|unremarkable|clear|stable and normal|grossly normal|not enlarged|not widened|normal in (size|caliber|width|contour|configuration|appearance)|normal in size and (contour|configuration|appearance)|normal for (age|size)|within normal limits for (size|size and contour|appearance|patient age)|(are|is) (normal|unremarkable|clear)";
+const NORMAL_BEFORE: &str = "normal|unremarkable|stable normal|normal-appearing|normal appearing";
+/// Words that state an abnormality; a normality statement does not reach a
+/// structure across one.
+const ABNORMAL: &str = "enlarged|enlargement|prominent|prominence|increased|increase|large|widened|widening|abnormal|engorged|congested|congestion|tortuous|borderline|cephalization|indistinct|not (normal|clear)";
+
+/// What the normality matcher finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Normality {
+    After,
+    Before,
+    Abnormal,
+}
+
+static NORMALITY: LazyLock<PhraseMatcher<Normality>> = LazyLock::new(|| {
+    let mut m = PhraseMatcher::new();
+    m.add(ABNORMAL, Normality::Abnormal);
+    m.add(NORMAL_AFTER, Normality::After);
+    m.add(NORMAL_BEFORE, Normality::Before);
+    m
+});
+
+/// Longest gap, in words, between a structure and a normality statement
+/// after it (room for a coordinated list: "heart, mediastinum and hila are").
+const NORMALITY_AFTER_WORDS: usize = 8;
+/// Longest gap before it ("normal heart size and mediastinum").
+const NORMALITY_BEFORE_WORDS: usize = 3;
+
+/// The statement of normality that applies to the structure at `target`
+/// (a byte span inside `sentence` of `text`), if one does: a negation
+/// trigger for it. None crosses a termination term, a rival trigger or a
+/// word of abnormality.
+#[must_use]
+pub(crate) fn normality(text: &str, sentence: Span, target: Span) -> Option<TriggerHit> {
+    let sentence_text = sentence.slice(text)?;
+    let tokens = tokenize(sentence_text, sentence.start);
+    let ts = tokens.iter().position(|t| t.span.end > target.start)?;
+    let te = tokens.iter().rposition(|t| t.span.start < target.end)? + 1;
+    let blocks = |gap: &[Token], offset: usize| {
+        found(gap, offset).iter().any(|f| {
+            matches!(f.role, Role::Terminate | Role::Suggest)
+                || matches!(f.role, Role::Trigger(c, _) if matches!(c, TriggerCategory::Negation | TriggerCategory::Possible))
+        })
+    };
+    let hit = |start: usize, end: usize| {
+        let span = Span::new(tokens[start].span.start, tokens[end - 1].span.end);
+        TriggerHit {
+            text: span.slice(text).unwrap_or_default().to_owned(),
+            span,
+            category: TriggerCategory::Negation,
+        }
+    };
+    let after = &tokens[te..];
+    for (range, kind) in NORMALITY.scan(after) {
+        let gap = &after[..range.start];
+        if *kind == Normality::Abnormal
+            || gap.iter().filter(|t| t.word).count() > NORMALITY_AFTER_WORDS
+        {
+            break;
+        }
+        if *kind == Normality::After && !blocks(gap, te) {
+            return Some(hit(te + range.start, te + range.end));
+        }
+    }
+    let before = &tokens[..ts];
+    let last = NORMALITY.scan(before).into_iter().last();
+    if let Some((range, Normality::Before)) = last {
+        let gap = &before[range.end..];
+        if gap.iter().filter(|t| t.word).count() <= NORMALITY_BEFORE_WORDS
+            && !blocks(gap, range.end)
+        {
+            return Some(hit(range.start, range.end));
+        }
+    }
+    None
+}
+
+/// The nearest forward negation among `earlier` (triggers before a verb of
+/// suggestion, in text order) whose scope reaches token `verb`, if any.
+fn negation_reaching<'a>(earlier: &'a [Found], tokens: &[Token], verb: usize) -> Option<&'a Found> {
+    earlier.iter().enumerate().rev().find_map(|(k, f)| {
+        let Role::Trigger(TriggerCategory::Negation, Direction::Forward | Direction::Both) = f.role
+        else {
+            return None;
+        };
+        in_scope(
+            TriggerCategory::Negation,
+            &earlier[k + 1..],
+            &tokens[f.end..verb],
+            Direction::Forward,
+        )
+        .then_some(f)
+    })
+}
+
 /// Triggers, pseudo-triggers and terminators in `tokens`, with token indices
 /// shifted by `offset`.
 fn found(tokens: &[Token], offset: usize) -> Vec<Found> {
@@ -286,6 +369,7 @@ fn in_scope(
             Role::Terminate => false,
             Role::Pseudo => true,
             Role::Trigger(other, _) => !ends_scope(category, other),
+            Role::Suggest => !ends_scope(category, TriggerCategory::Possible),
         })
 }
 
@@ -374,10 +458,70 @@ mod tests {
             "Cannot exclude atelectasis in the base.",
             "Atelectasis versus scar at the right base.",
             "Questionable atelectasis at the left base.",
-            "Portable film to r/o atelectasis.",
+            "Atelectasis is in the differential.",
+            "Atelectasis would be a consideration.",
+            "Atelectasis cannot be entirely excluded.",
+            "Left basal atelectasis is not excluded.",
         ] {
             assert_eq!(status(s, "atelectasis"), Assertion::Possible, "{s}");
         }
+    }
+
+    #[test]
+    fn a_negation_carries_through_a_verb_of_suggestion() {
+        for s in [
+            "No focal opacity to suggest pneumonia.",
+            "There is no consolidation suggesting pneumonia.",
+            "No air bronchograms to suggest a pneumonia.",
+            "Without lucency to indicate pneumonia.",
+        ] {
+            let c = ctx(s, "pneumonia");
+            assert_eq!(c.assertion, Assertion::Absent, "{s}");
+            assert_eq!(c.trigger.unwrap().category, TriggerCategory::Negation);
+        }
+        // Without the negation the verb hedges; a clause boundary stops it.
+        assert_eq!(
+            status("Opacity to suggest pneumonia.", "pneumonia"),
+            Assertion::Possible
+        );
+        assert_eq!(
+            status("No effusion; findings suggest pneumonia.", "pneumonia"),
+            Assertion::Possible
+        );
+    }
+
+    #[test]
+    fn requests_and_recommendations_are_not_findings() {
+        for (s, t) in [
+            ("Portable film to r/o atelectasis.", "atelectasis"),
+            ("Correlate clinically for pneumonia.", "pneumonia"),
+            (
+                "Recommend follow-up radiograph to document resolution of pneumonia.",
+                "pneumonia",
+            ),
+            (
+                "Lateral view limits evaluation for an effusion.",
+                "effusion",
+            ),
+        ] {
+            assert!(ctx(s, t).hypothetical, "{s}");
+        }
+    }
+
+    #[test]
+    fn old_and_healed_findings_are_history() {
+        for (s, t) in [
+            (
+                "Residua of prior granulomatous disease.",
+                "granulomatous disease",
+            ),
+            ("Old right rib fractures.", "rib fractures"),
+            ("Healed left clavicle fracture.", "clavicle fracture"),
+            ("Calcified nodes from prior histoplasmosis.", "nodes"),
+        ] {
+            assert!(ctx(s, t).historical, "{s}");
+        }
+        assert!(!ctx("Acute right rib fractures.", "rib fractures").historical);
     }
 
     #[test]

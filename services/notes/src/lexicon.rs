@@ -4,92 +4,11 @@
 
 use std::sync::LazyLock;
 
-use serde::{Deserialize, Serialize};
-
 use crate::Span;
 use crate::phrase::PhraseMatcher;
 use crate::token::{Token, tokenize};
 
-/// The 14 CheXpert observations. Serde names are stable snake_case strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Observation {
-    /// No acute abnormality.
-    NoFinding,
-    /// Widened mediastinum or cardiomediastinal silhouette.
-    EnlargedCardiomediastinum,
-    /// Enlarged heart.
-    Cardiomegaly,
-    /// Nodule, mass or other focal lung lesion.
-    LungLesion,
-    /// Any pulmonary opacity.
-    LungOpacity,
-    /// Pulmonary edema or vascular congestion.
-    Edema,
-    /// Consolidation.
-    Consolidation,
-    /// Pneumonia or lung infection.
-    Pneumonia,
-    /// Atelectasis or collapse.
-    Atelectasis,
-    /// Pneumothorax.
-    Pneumothorax,
-    /// Pleural effusion.
-    PleuralEffusion,
-    /// Pleural disease other than effusion (thickening, plaques).
-    PleuralOther,
-    /// Fracture.
-    Fracture,
-    /// Tubes, lines, catheters, pacemakers and other devices.
-    SupportDevices,
-}
-
-impl Observation {
-    /// All observations in CheXpert order.
-    pub const ALL: [Self; 14] = [
-        Self::NoFinding,
-        Self::EnlargedCardiomediastinum,
-        Self::Cardiomegaly,
-        Self::LungLesion,
-        Self::LungOpacity,
-        Self::Edema,
-        Self::Consolidation,
-        Self::Pneumonia,
-        Self::Atelectasis,
-        Self::Pneumothorax,
-        Self::PleuralEffusion,
-        Self::PleuralOther,
-        Self::Fracture,
-        Self::SupportDevices,
-    ];
-
-    /// The CheXpert column name, e.g. `"Pleural Effusion"`.
-    #[must_use]
-    pub const fn display_name(self) -> &'static str {
-        match self {
-            Self::NoFinding => "No Finding",
-            Self::EnlargedCardiomediastinum => "Enlarged Cardiomediastinum",
-            Self::Cardiomegaly => "Cardiomegaly",
-            Self::LungLesion => "Lung Lesion",
-            Self::LungOpacity => "Lung Opacity",
-            Self::Edema => "Edema",
-            Self::Consolidation => "Consolidation",
-            Self::Pneumonia => "Pneumonia",
-            Self::Atelectasis => "Atelectasis",
-            Self::Pneumothorax => "Pneumothorax",
-            Self::PleuralEffusion => "Pleural Effusion",
-            Self::PleuralOther => "Pleural Other",
-            Self::Fracture => "Fracture",
-            Self::SupportDevices => "Support Devices",
-        }
-    }
-}
-
-impl std::fmt::Display for Observation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.display_name())
-    }
-}
+pub use fusion_schemas::Observation;
 
 /// What a lexicon phrase says about its observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +18,15 @@ pub(crate) enum Sense {
     /// The phrase states the observation is absent ("heart size is normal");
     /// the phrase carries its own negation.
     Denies(Observation),
+    /// The phrase names an old or healed form of the observation ("calcified
+    /// granuloma"): a mention, but about the past.
+    Old(Observation),
+    /// The phrase names the structure an observation is about ("heart size",
+    /// "mediastinal contours") without a qualifier: it becomes a mention only
+    /// when a statement of normality applies to it ("heart size and
+    /// mediastinal contours are within normal limits"), which denies the
+    /// observation.
+    Structure(Observation),
     /// The phrase looks like a target but is not one ("pericardial effusion"):
     /// it exists only to out-match a shorter phrase.
     Blocks,
@@ -107,14 +35,16 @@ pub(crate) enum Sense {
 /// Copulas between a structure and its qualifier.
 const IS: &str = "(is|are|appears|appear|remains|remain|appears to be|is again|are again|is otherwise|are otherwise)";
 /// Degree words before a qualifier ("mildly enlarged").
-const DEGREE: &str = "[(slightly|mildly|moderately|markedly|severely|massively|stably) ]";
+const DEGREE: &str = "[(slightly|mildly|moderately|markedly|severely|massively|stably|minimally) ]";
+/// Adverbs between a copula and its qualifier ("is again enlarged").
+const ADV: &str = "[(again|persistently|still|now|stably|grossly|also) ]";
 const HEART: &str = "(heart|heart size|cardiac silhouette|cardiac size|cardiac contour|cardiac shadow|cardiac contours)";
 const MEDIASTINUM: &str = "(mediastinum|cardiomediastinum|cardiomediastinal silhouette|mediastinal silhouette|mediastinal contour[s]|cardiomediastinal contour[s]|hilar contours|mediastinal and hilar contours|cardiomediastinal and hilar contours)";
-const NORMAL: &str = "(normal|unremarkable|within normal limits|normal in size|stable and normal|top normal|top-normal|upper limits of normal|not enlarged|normal size)";
+const NORMAL: &str = "(normal|unremarkable|within normal limits|within limits of normal|normal in size|stable and normal|top normal|top-normal|upper limits of normal|not enlarged|normal size)";
 
 fn entries() -> Vec<(Sense, String)> {
     use Observation::*;
-    use Sense::{Blocks, Denies, Names};
+    use Sense::{Blocks, Denies, Names, Old, Structure};
     let mut e: Vec<(Sense, String)> = Vec::new();
     let mut add = |sense: Sense, pattern: &str| e.push((sense, pattern.to_owned()));
 
@@ -129,6 +59,10 @@ fn entries() -> Vec<(Sense, String)> {
     add(
         Names(NoFinding),
         "normal (chest|chest radiograph|chest x-ray|chest film|radiograph|study|examination|exam)|unremarkable (chest|chest radiograph|chest x-ray|study|examination|exam)",
+    );
+    add(
+        Names(NoFinding),
+        "(lungs|lung fields|the lungs) [{IS}] [otherwise ][(grossly|essentially|well expanded and|expanded and|normally inflated and|well-expanded and|hyperexpanded but|hyperinflated but) ]clear|clear lungs|(lungs|lung fields) (are|appear) (normal|unremarkable)|(normal|unremarkable) (lungs|lung fields)|no (active|acute) (lung|pulmonary) disease",
     );
 
     add(
@@ -154,16 +88,20 @@ fn entries() -> Vec<(Sense, String)> {
     );
     add(
         Names(Cardiomegaly),
-        "{HEART} {IS} {DEGREE}(enlarged|prominent|large|increased)|(enlarged|large|increased|prominent) (heart|heart size|cardiac silhouette)",
+        "{HEART} [{IS}] {ADV}{DEGREE}(enlarged|prominent|large|increased)|(enlarged|large|increased|prominent) (heart|heart size|cardiac silhouette)|{HEART} [{IS}] {ADV}borderline[ (enlarged|in size|large)]|borderline (heart size|heart|cardiac size|cardiac silhouette|enlarged heart|enlargement of the heart)|[interval ]increase[d] in {HEART}",
     );
     add(
         Denies(Cardiomegaly),
-        "(normal|unremarkable|stable normal) {HEART}|{HEART} {IS} {NORMAL}|{HEART} (is|are|appears|remains) (normal|unremarkable|within normal limits|not enlarged)",
+        "(normal|unremarkable|stable normal) {HEART}|{HEART} [{IS}] {NORMAL}|{HEART} (is|are|appears|remains) (normal|unremarkable|within normal limits|not enlarged)",
     );
 
     add(
         Names(LungLesion),
-        "nodule[s]|nodular (opacity|opacities|density|densities|lesion|lesions)|mass|masses|mass lesion[s]|lesion[s]|tumor[s]|tumour[s]|neoplasm[s]|malignancy|carcinoma|cancer|metastasis|metastases|metastatic disease|cavitary lesion[s]|(pulmonary|lung) (nodule|nodules|mass|masses|lesion|lesions)|granuloma[s]",
+        "nodule[s]|nodular (opacity|opacities|density|densities|lesion|lesions)|mass|masses|mass lesion[s]|lesion[s]|tumor[s]|tumour[s]|neoplasm[s]|malignancy|carcinoma|cancer|metastasis|metastases|metastatic disease|cavitary lesion[s]|(pulmonary|lung) (nodule|nodules|mass|masses|lesion|lesions)",
+    );
+    add(
+        Old(LungLesion),
+        "[(calcified|noncalcified|non-calcified|small|tiny|stable) ]granuloma[s]|granulomatous (disease|process|change|changes|sequela|sequelae|infection|exposure)",
     );
     add(
         Names(LungOpacity),
@@ -199,7 +137,19 @@ fn entries() -> Vec<(Sense, String)> {
     );
     add(
         Names(PleuralOther),
-        "pleural (thickening|scarring|plaque|plaques|calcification|calcifications|reaction|abnormality|disease)|fibrothorax|pleural-based (opacity|thickening)|pleural based (opacity|thickening)|apical [pleural ](cap|thickening)|[calcified ]pleural plaques",
+        "pleural (thickening|scarring|plaque|plaques|calcification|calcifications|reaction|abnormality|disease)|fibrothorax|pleural-based (opacity|thickening)|pleural based (opacity|thickening)|apical [pleural ](cap|capping|thickening)|[calcified ]pleural plaques|(fissural|interlobar fissural|fissure) thickening|thickening of the (fissure|fissures|minor fissure|major fissure)",
+    );
+    add(
+        Structure(Cardiomegaly),
+        "{HEART}|heart and (great vessels|mediastinum)",
+    );
+    add(
+        Structure(EnlargedCardiomediastinum),
+        "{MED}|mediastinal (width|contour|contours|silhouette)",
+    );
+    add(
+        Structure(Edema),
+        "pulmonary (vascularity|vasculature|vessels|vascular markings)|vascularity|vasculature",
     );
     add(
         Names(Fracture),
@@ -217,7 +167,8 @@ fn entries() -> Vec<(Sense, String)> {
                 .replace("{HEART}", HEART)
                 .replace("{IS}", IS)
                 .replace("{NORMAL}", NORMAL)
-                .replace("{DEGREE}", DEGREE);
+                .replace("{DEGREE}", DEGREE)
+                .replace("{ADV}", ADV);
             (sense, p)
         })
         .collect()
@@ -240,9 +191,23 @@ pub struct ObservationMatch {
     pub observation: Observation,
     /// Byte span of the phrase.
     pub span: Span,
-    /// True when the phrase itself denies the observation ("heart size is
-    /// normal"), so it needs no separate negation trigger.
-    pub denied: bool,
+    /// What the phrase says about the observation.
+    pub kind: MatchKind,
+}
+
+/// What a matched phrase says about its observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    /// It names the observation ("cardiomegaly"); context decides.
+    Names,
+    /// It denies the observation itself ("heart size is normal"), so it
+    /// needs no separate negation trigger.
+    Denies,
+    /// It names an old or healed form ("calcified granuloma"): historical.
+    Old,
+    /// It names only the structure ("heart size"): a mention only when a
+    /// statement of normality applies, which then denies the observation.
+    Structure,
 }
 
 /// Finds observation phrases in `text`: case-insensitive, on word
@@ -266,12 +231,22 @@ pub(crate) fn find_in_tokens(tokens: &[Token]) -> Vec<ObservationMatch> {
                 Sense::Names(observation) => Some(ObservationMatch {
                     observation,
                     span,
-                    denied: false,
+                    kind: MatchKind::Names,
                 }),
                 Sense::Denies(observation) => Some(ObservationMatch {
                     observation,
                     span,
-                    denied: true,
+                    kind: MatchKind::Denies,
+                }),
+                Sense::Old(observation) => Some(ObservationMatch {
+                    observation,
+                    span,
+                    kind: MatchKind::Old,
+                }),
+                Sense::Structure(observation) => Some(ObservationMatch {
+                    observation,
+                    span,
+                    kind: MatchKind::Structure,
                 }),
                 Sense::Blocks => None,
             }
@@ -309,7 +284,13 @@ mod tests {
     fn found(text: &str) -> Vec<(Observation, &str, bool)> {
         find_observations(text)
             .into_iter()
-            .map(|m| (m.observation, &text[m.span.start..m.span.end], m.denied))
+            .map(|m| {
+                (
+                    m.observation,
+                    &text[m.span.start..m.span.end],
+                    m.kind == MatchKind::Denies,
+                )
+            })
             .collect()
     }
 
@@ -347,16 +328,6 @@ mod tests {
             found("Heart size is normal."),
             [(Cardiomegaly, "Heart size is normal", true)]
         );
-    }
-
-    #[test]
-    fn display_names_and_serde_names() {
-        assert_eq!(
-            Observation::PleuralEffusion.display_name(),
-            "Pleural Effusion"
-        );
-        let json = serde_json::to_string(&Observation::SupportDevices).unwrap();
-        assert_eq!(json, "\"support_devices\"");
     }
 
     #[test]

@@ -4,70 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::Span;
-use crate::assertion::{Assertion, TriggerCategory, TriggerHit, assess};
-use crate::lexicon::{Observation, find_in_tokens};
-use crate::sections::{Section, SectionKind, sectionize};
+use crate::assertion::{Assertion, TriggerCategory, TriggerHit, assess, normality};
+use crate::lexicon::{MatchKind, Observation, find_in_tokens};
+use crate::sections::{SectionKind, sectionize};
 use crate::sentences::split_sentences;
 use crate::token::tokenize;
 
-/// One observation mentioned in the note, with its context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mention {
-    /// The CheXpert observation named.
-    pub observation: Observation,
-    /// Byte span of the phrase in the note.
-    pub span: Span,
-    /// The phrase as written (`&text[span.start..span.end]`).
-    pub text: String,
-    /// Present, absent or possible.
-    pub assertion: Assertion,
-    /// About the patient's past (a trigger, or a past-history section).
-    pub historical: bool,
-    /// Hypothetical or conditional.
-    pub hypothetical: bool,
-    /// Experienced by someone else (a trigger, or a family-history section).
-    pub family: bool,
-    /// Kind of the section holding the mention.
-    pub section: SectionKind,
-    /// Byte span of the sentence holding the mention.
-    pub sentence: Span,
-    /// The trigger that decided the context; see
-    /// [`Context::trigger`](crate::assertion::Context::trigger). A phrase
-    /// that denies its own observation ("heart size is normal") is its own
-    /// negation trigger.
-    pub trigger: Option<TriggerHit>,
-}
-
-/// A note-level label for one observation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteLabel {
-    /// At least one counted mention is present (CheXpert 1).
-    Positive,
-    /// Only absent counted mentions (CheXpert 0).
-    Negative,
-    /// A possible mention and no present one (CheXpert -1).
-    Uncertain,
-    /// No counted mention (CheXpert blank).
-    NotMentioned,
-}
-
-/// Everything [`analyze`] finds in a note. Spans are byte offsets into the
-/// analysed text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NoteAnalysis {
-    /// Sections in text order.
-    pub sections: Vec<Section>,
-    /// Sentences in text order; header words are never part of a sentence.
-    pub sentences: Vec<Span>,
-    /// Observation mentions in text order.
-    pub mentions: Vec<Mention>,
-    /// A label for each of the 14 observations, keyed by snake_case name.
-    pub labels: BTreeMap<Observation, NoteLabel>,
-}
+pub use fusion_schemas::note::{Mention, NoteAnalysis, NoteLabel};
 
 /// Analyses a radiology report or clinical note: sections, sentences,
 /// observation mentions with assertion status, and CheXpert-style labels.
@@ -115,16 +59,26 @@ fn sentence_mentions(text: &str, sentence: Span, section: SectionKind) -> Vec<Me
     found
         .into_iter()
         .zip(contexts)
-        .map(|(m, mut context)| {
-            if m.denied {
-                context.assertion = Assertion::Absent;
-                context.trigger = Some(TriggerHit {
-                    text: text[m.span.start..m.span.end].to_owned(),
-                    span: m.span,
-                    category: TriggerCategory::Negation,
-                });
+        .filter_map(|(m, mut context)| {
+            match m.kind {
+                MatchKind::Names => {}
+                MatchKind::Denies => {
+                    context.assertion = Assertion::Absent;
+                    context.trigger = Some(TriggerHit {
+                        text: text[m.span.start..m.span.end].to_owned(),
+                        span: m.span,
+                        category: TriggerCategory::Negation,
+                    });
+                }
+                MatchKind::Old => context.historical = true,
+                MatchKind::Structure => {
+                    // A bare structure is a mention only when stated normal.
+                    let trigger = normality(text, sentence, m.span)?;
+                    context.assertion = Assertion::Absent;
+                    context.trigger = Some(trigger);
+                }
             }
-            Mention {
+            Some(Mention {
                 observation: m.observation,
                 span: m.span,
                 text: text[m.span.start..m.span.end].to_owned(),
@@ -135,7 +89,7 @@ fn sentence_mentions(text: &str, sentence: Span, section: SectionKind) -> Vec<Me
                 section,
                 sentence,
                 trigger: context.trigger,
-            }
+            })
         })
         .collect()
 }

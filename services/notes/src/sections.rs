@@ -4,74 +4,11 @@
 
 use std::sync::LazyLock;
 
-use serde::{Deserialize, Serialize};
-
 use crate::Span;
 use crate::phrase::PhraseMatcher;
 use crate::token::tokenize;
 
-/// Canonical section kinds; many header spellings map to each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SectionKind {
-    /// Text before the first recognised header.
-    Preamble,
-    /// Reason for the study: "INDICATION:", "Clinical history:", "HISTORY:".
-    Indication,
-    /// Prior studies compared against.
-    Comparison,
-    /// Acquisition technique or views.
-    Technique,
-    /// Radiology findings.
-    Findings,
-    /// Radiology impression or conclusion.
-    Impression,
-    /// "CHIEF COMPLAINT:", "CC:".
-    ChiefComplaint,
-    /// "HPI:", "History of Present Illness:".
-    HistoryOfPresentIllness,
-    /// "ROS:", "Review of Systems:".
-    ReviewOfSystems,
-    /// Past medical or surgical history: "PMH:", "PSH".
-    PastHistory,
-    /// "MEDICATIONS:", "Meds:".
-    Medications,
-    /// "ALLERGIES:".
-    Allergies,
-    /// "FAMILY HISTORY:", "FH:".
-    FamilyHistory,
-    /// "SOCIAL HISTORY:", "SH:".
-    SocialHistory,
-    /// "ASSESSMENT:", and combined "A/P:" / "Assessment and Plan:".
-    Assessment,
-    /// "PLAN:", "RECOMMENDATIONS:".
-    Plan,
-    /// A recognised header with no kind of its own ("ADDENDUM:", "EXAM:").
-    Other,
-}
-
-/// One section: an optional header and the body that follows it up to the
-/// next header (or the end of the text). Spans are byte offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Section {
-    /// Canonical kind.
-    pub kind: SectionKind,
-    /// The header words including a trailing colon; `None` for the preamble.
-    pub header: Option<Span>,
-    /// Everything after the header up to the next section, whitespace included.
-    pub body: Span,
-}
-
-impl Section {
-    /// Header and body together.
-    #[must_use]
-    pub fn span(&self) -> Span {
-        Span::new(
-            self.header.map_or(self.body.start, |h| h.start),
-            self.body.end,
-        )
-    }
-}
+pub use fusion_schemas::note::{Section, SectionKind};
 
 /// Header spellings, matched case-insensitively on whole tokens.
 const HEADERS: &[(SectionKind, &str)] = &[

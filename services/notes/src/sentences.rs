@@ -46,7 +46,19 @@ pub fn split_sentences(text: &str) -> Vec<Span> {
                 chars.next();
             }
             let next_is_space = text[end..].chars().next().is_none_or(char::is_whitespace);
-            if next_is_space && (c != '.' || period_ends_sentence(text, s, i, end)) {
+            let ends = if next_is_space {
+                c != '.' || period_ends_sentence(text, s, i, end)
+            } else {
+                // Sentences run together without a space ("effusion.2.Mild",
+                // "apex.There"): a period after a word of two or more
+                // letters, followed by a capital or a list number, ends one.
+                c == '.'
+                    && glued_start(&text[end..])
+                    && word_before(text, s, i).chars().count() >= 2
+                    && word_before(text, s, i).chars().all(char::is_alphabetic)
+                    && period_ends_sentence(text, s, i, end)
+            };
+            if ends {
                 push_trimmed(text, s, end, &mut spans);
                 start = None;
             }
@@ -56,6 +68,33 @@ pub fn split_sentences(text: &str) -> Vec<Span> {
         push_trimmed(text, s, text.len(), &mut spans);
     }
     spans
+}
+
+/// The word (letters, digits and inner periods) that ends at byte `dot`, in
+/// the sentence that began at `start`.
+fn word_before(text: &str, start: usize, dot: usize) -> &str {
+    let before = &text[start..dot];
+    let word_start = before
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| c.is_alphanumeric())
+        .last()
+        .map_or(before.len(), |(k, _)| k);
+    &before[word_start..]
+}
+
+/// Whether `rest` (the text right after a period with no space) opens a new
+/// sentence: an upper-case letter followed by a lower-case one ("There"), or
+/// a list number ("2." or "2)").
+fn glued_start(rest: &str) -> bool {
+    let mut chars = rest.chars();
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if a.is_uppercase() => b.is_lowercase(),
+        (Some(a), Some(b)) if a.is_ascii_digit() => {
+            b == '.' || b == ')' || (b.is_ascii_digit() && matches!(chars.next(), Some('.' | ')')))
+        }
+        _ => false,
+    }
 }
 
 fn is_closer(c: char) -> bool {
@@ -166,6 +205,23 @@ mod tests {
             ["1. Tube in place", "2. Clear lungs", "- stable mediastinum"]
         );
         assert_eq!(split("1."), ["1."]);
+    }
+
+    #[test]
+    fn sentences_run_together_without_a_space_split() {
+        assert_eq!(
+            split("1.No effusion.2.Mild cardiomegaly.3)Stable tube."),
+            ["1.No effusion.", "2.Mild cardiomegaly.", "3)Stable tube."]
+        );
+        assert_eq!(
+            split("Scar at the left apex.There is a small nodule."),
+            ["Scar at the left apex.", "There is a small nodule."]
+        );
+        // Decimals, initials, abbreviations and all-capital runs stay whole.
+        assert_eq!(
+            split("Nodule 1.2 cm, e.g.Granuloma, H.pylori, XXXX.XXXX more."),
+            ["Nodule 1.2 cm, e.g.Granuloma, H.pylori, XXXX.XXXX more."]
+        );
     }
 
     #[test]

@@ -116,9 +116,10 @@ fn family_historical_and_indication_mentions_do_not_count() {
         .iter()
         .find(|m| m.observation == Observation::Pneumonia)
         .unwrap();
+    // A request ("r/o") names what is asked about, not a finding.
     assert_eq!(
-        (pneumonia.assertion, pneumonia.section),
-        (Assertion::Possible, SectionKind::Indication)
+        (pneumonia.hypothetical, pneumonia.section),
+        (true, SectionKind::Indication)
     );
 }
 

@@ -844,10 +844,10 @@ fn branch_cell(o: &BranchOpinion, branch: &str) -> BranchCell {
         let mut parts = Vec::new();
         if let Some(m) = &o.mention {
             let label = match m.label {
-                fusion_models::TextLabel::Positive => "positive",
-                fusion_models::TextLabel::Negative => "negative",
-                fusion_models::TextLabel::Uncertain => "uncertain",
-                fusion_models::TextLabel::NotMentioned => "not mentioned",
+                fusion_models::NoteLabel::Positive => "positive",
+                fusion_models::NoteLabel::Negative => "negative",
+                fusion_models::NoteLabel::Uncertain => "uncertain",
+                fusion_models::NoteLabel::NotMentioned => "not mentioned",
             };
             parts.push(format!("report: {label}"));
         }
