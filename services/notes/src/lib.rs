@@ -18,6 +18,7 @@
 pub mod assertion;
 pub mod eval;
 pub mod intake;
+pub mod labelled;
 pub mod lexicon;
 pub mod mentions;
 pub mod sections;
@@ -28,7 +29,7 @@ mod span;
 mod token;
 
 pub use assertion::{Assertion, Context, TriggerCategory, TriggerHit, assess};
-pub use lexicon::{Observation, ObservationMatch, find_concept, find_observations};
+pub use lexicon::{MatchKind, Observation, ObservationMatch, find_concept, find_observations};
 pub use mentions::{Mention, NoteAnalysis, NoteLabel, analyze};
 pub use sections::{Section, SectionKind, sectionize};
 pub use sentences::split_sentences;
