@@ -188,6 +188,21 @@ pub struct Mention {
     pub trigger: Option<TriggerHit>,
 }
 
+impl Mention {
+    /// Whether the mention counts towards its note label: it is about the
+    /// patient now (not family, historical or hypothetical) and lies outside
+    /// the indication, comparison and technique sections (an order such as
+    /// "r/o pneumonia" says nothing about the image).
+    #[must_use]
+    pub fn counts(&self) -> bool {
+        let about_the_image = !matches!(
+            self.section,
+            SectionKind::Indication | SectionKind::Comparison | SectionKind::Technique
+        );
+        about_the_image && !self.family && !self.historical && !self.hypothetical
+    }
+}
+
 /// A note-level label for one observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

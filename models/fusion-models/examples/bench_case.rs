@@ -93,6 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             excluded: None,
+            analysis: None,
         }],
     };
     let mut steps: BTreeMap<String, Vec<f64>> = BTreeMap::new();

@@ -138,6 +138,61 @@ impl Evidence {
         Ok(Self { positive, negative })
     }
 
+    /// The opinion, with base rate `base_rate` = a, whose projected
+    /// probability is exactly the mean p of a probability's posterior samples
+    /// (an ensemble or MC dropout) with variance v, and its evidence.
+    ///
+    /// This is the binomial opinion ↔ Beta mapping of Jøsang 2016, §3.4,
+    /// with the base rate kept: Beta(α, β) with α = e₊ + a·W, β = e₋ +
+    /// (1 − a)·W, W = 2, whose mean α/(α + β) equals the projected
+    /// probability b + a·u. (With a = ½ it is [`Evidence::from_beta_moments`];
+    /// DESIGN's e₊ = α − 1 is that special case.) Steps, with S = α + β:
+    /// 1. S from the moments as in [`Evidence::from_beta_moments`]: the cap
+    ///    `max_evidence` + 2 when v = 0, p(1 − p)/v − 1 otherwise, capped;
+    ///    v ≥ p(1 − p) gives the vacuous opinion (no usable concentration);
+    /// 2. S is raised to max(2a/p, 2(1 − a)/(1 − p)) when below it: an
+    ///    opinion with base rate a has P ≥ a·u and 1 − P ≥ (1 − a)·u, so a
+    ///    probability far below (above) the prior needs that much strength —
+    ///    the uncertainty mass never exceeds p/a or (1 − p)/(1 − a);
+    /// 3. e₊ = p·S − 2a, e₋ = (1 − p)·S − 2(1 − a), b = e₊/S, d = e₋/S,
+    ///    u = 2/S.
+    ///
+    /// p is clamped to [1e-9, 1 − 1e-9] first, so S stays finite.
+    ///
+    /// # Errors
+    /// [`OpinionError::OutOfDomain`] for p or a outside [0, 1], a negative or
+    /// non-finite v, or `max_evidence` outside [0, 1e300].
+    pub fn opinion_from_moments(
+        mean: f64,
+        variance: f64,
+        base_rate: f64,
+        max_evidence: f64,
+    ) -> Result<(Self, Opinion), OpinionError> {
+        let p = check_in("mean", mean, 0.0, 1.0, "[0, 1]")?.clamp(1e-9, 1.0 - 1e-9);
+        let v = check_non_negative("variance", variance)?;
+        let a = check_in("base_rate", base_rate, 0.0, 1.0, "[0, 1]")?;
+        let cap = check_evidence("max_evidence", max_evidence)?;
+        let spread = p * (1.0 - p);
+        if v >= spread {
+            return Ok((Self::NONE, Opinion::vacuous().with_base_rate(a)?));
+        }
+        let from_moments = if v == 0.0 {
+            cap + 2.0
+        } else {
+            (spread / v - 1.0).min(cap + 2.0)
+        };
+        let strength = from_moments
+            .max(2.0 * a / p)
+            .max(2.0 * (1.0 - a) / (1.0 - p))
+            .max(2.0);
+        let positive = (p * strength - 2.0 * a).max(0.0);
+        let negative = ((1.0 - p) * strength - 2.0 * (1.0 - a)).max(0.0);
+        let evidence = Self::new(positive, negative)?;
+        let s = positive + negative + 2.0;
+        let opinion = Opinion::new(positive / s, negative / s, 2.0 / s, a)?;
+        Ok((evidence, opinion))
+    }
+
     /// [`Evidence::from_beta_moments`] on the [`sample_moments`] of
     /// `samples` (probabilities in [0, 1], at least 2).
     ///
@@ -309,6 +364,26 @@ impl TextEvidenceWeights {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opinion_from_moments_keeps_the_mean_and_the_base_rate() {
+        // p = 0.3, v = 0.0021 → S = 0.21/0.0021 − 1 = 99; a = 0.1:
+        // e₊ = 0.3·99 − 0.2 = 29.5, e₋ = 0.7·99 − 1.8 = 67.5, u = 2/99.
+        let (e, o) = Evidence::opinion_from_moments(0.3, 0.0021, 0.1, 1000.0).unwrap();
+        assert!((e.positive() - 29.5).abs() < 1e-9 && (e.negative() - 67.5).abs() < 1e-9);
+        assert!((o.uncertainty() - 2.0 / 99.0).abs() < 1e-12);
+        assert!((o.projected_probability() - 0.3).abs() < 1e-12);
+        assert_eq!(o.base_rate(), 0.1);
+        // Far below the prior: strength raised so u ≤ p/a and P = p exactly.
+        let (_, o) = Evidence::opinion_from_moments(0.001, 1e-4, 0.4, 100.0).unwrap();
+        assert!((o.projected_probability() - 0.001).abs() < 1e-12);
+        assert!(o.uncertainty() <= 0.001 / 0.4 + 1e-12);
+        // Variance at its maximum: vacuous, at the base rate.
+        let (e, o) = Evidence::opinion_from_moments(0.5, 0.25, 0.2, 100.0).unwrap();
+        assert_eq!(e, Evidence::NONE);
+        assert!(o.is_vacuous() && (o.projected_probability() - 0.2).abs() < 1e-12);
+        assert!(Evidence::opinion_from_moments(0.5, 0.01, 1.5, 100.0).is_err());
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

@@ -187,7 +187,10 @@ pub fn predict(
                 .to_vec2::<f32>()?; // [T·N, K], row t·N + i
             (passes, Some(logits), max_evidence)
         }
-        UncertaintyMethod::None(NoUncertainty { max_evidence }) => (1, None, max_evidence),
+        UncertaintyMethod::None(NoUncertainty { max_evidence })
+        | UncertaintyMethod::Ensemble(crate::package::EnsembleUncertainty {
+            max_evidence, ..
+        }) => (1, None, max_evidence),
     };
 
     let calibrated = |label: &LabelSpec, row: &[f32]| {

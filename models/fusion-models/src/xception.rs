@@ -550,7 +550,7 @@ impl XceptionClassifier {
         };
         let rate = match m.uncertainty {
             UncertaintyMethod::McDropout(mc) => mc.rate,
-            UncertaintyMethod::None(_) => 0.0,
+            UncertaintyMethod::None(_) | UncertaintyMethod::Ensemble(_) => 0.0,
         };
         let bytes = pkg.read_weights()?;
         let st = safetensors::SafeTensors::deserialize(&bytes)

@@ -59,6 +59,7 @@ fn note(id: &str, labels: &[(&str, &str)]) -> NoteInput {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<BTreeMap<_, _>>(),
         excluded: None,
+        analysis: None,
     }
 }
 

@@ -101,6 +101,7 @@ fn note() -> NoteInput {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<BTreeMap<_, _>>(),
         excluded: None,
+        analysis: None,
     }
 }
 

@@ -485,11 +485,16 @@ async fn gather(
             ),
             _ => None,
         };
+        // The labeller is deterministic and fast: the analysis the models
+        // read is recomputed on the stored text (its labels are the stored
+        // ones unless the labeller has changed since).
+        let analysis = Some(fusion_notes::analyze(&text));
         notes.push(NoteInput {
             note_id: id.to_string(),
             text,
             labels,
             excluded,
+            analysis,
         });
     }
     Ok((images, notes))

@@ -20,6 +20,9 @@ pub(crate) enum EvalCommand {
         #[arg(value_name = "PATH", default_value = DEFAULT_NEGEX_KIT)]
         path: PathBuf,
     },
+    /// Scores the labeller, the text branch and the fused probability on a
+    /// site's labelled reports (a CSV and its label map).
+    Reports(crate::reports::eval::EvalReportsArgs),
 }
 
 /// Runs an evaluation and prints its report on standard output.
@@ -33,6 +36,10 @@ pub(crate) fn eval(cmd: EvalCommand) -> anyhow::Result<ExitCode> {
             let report = fusion_notes::eval::negex_eval(&path)?;
             print!("{report}");
             Ok(ExitCode::SUCCESS)
+        }
+        EvalCommand::Reports(args) => {
+            let dir = crate::reports::models_dir(args.models.as_deref());
+            crate::reports::eval::run(&args, &dir)
         }
     }
 }

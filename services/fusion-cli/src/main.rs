@@ -8,6 +8,7 @@ mod eval;
 mod ingest;
 mod models;
 mod operator;
+mod reports;
 mod worker;
 
 use std::net::SocketAddr;
@@ -79,6 +80,9 @@ enum Command {
     /// Fit a package's per-label temperature (and conformal q̂) on a
     /// labelled CSV and write them into its manifest.
     Calibrate(calibrate::CalibrateArgs),
+    /// Train report heads on a site's labelled reports (frozen encoder, the
+    /// labeller's findings) and write a calibrated text model package.
+    Train(reports::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +112,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cli = match cli.command {
         Command::Eval(cmd) => return eval::eval(cmd),
         Command::Models(cmd) => return models::run(cmd),
+        Command::Train(args) => {
+            let dir = reports::models_dir(args.models.as_deref());
+            return reports::train::run(&args, &dir);
+        }
         command => Cli { command, ..cli },
     };
     let bind = match &cli.command {
@@ -159,6 +167,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker { workers } => worker::run(&settings, workers).await,
         Command::Eval(cmd) => eval::eval(cmd),
         Command::Models(cmd) => models::run(cmd),
+        Command::Train(args) => {
+            let dir = reports::models_dir(args.models.as_deref());
+            reports::train::run(&args, &dir)
+        }
         Command::Calibrate(args) => {
             let code = calibrate::run(&args)?;
             if !args.dry_run && code == ExitCode::SUCCESS {

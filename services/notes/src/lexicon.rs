@@ -18,6 +18,9 @@ pub(crate) enum Sense {
     /// The phrase states the observation is absent ("heart size is normal");
     /// the phrase carries its own negation.
     Denies(Observation),
+    /// The phrase hedges the observation itself ("borderline heart size"),
+    /// so it needs no separate uncertainty trigger.
+    Hedges(Observation),
     /// The phrase names an old or healed form of the observation ("calcified
     /// granuloma"): a mention, but about the past.
     Old(Observation),
@@ -44,7 +47,7 @@ const NORMAL: &str = "(normal|unremarkable|within normal limits|within limits of
 
 fn entries() -> Vec<(Sense, String)> {
     use Observation::*;
-    use Sense::{Blocks, Denies, Names, Old, Structure};
+    use Sense::{Blocks, Denies, Hedges, Names, Old, Structure};
     let mut e: Vec<(Sense, String)> = Vec::new();
     let mut add = |sense: Sense, pattern: &str| e.push((sense, pattern.to_owned()));
 
@@ -88,7 +91,11 @@ fn entries() -> Vec<(Sense, String)> {
     );
     add(
         Names(Cardiomegaly),
-        "{HEART} [{IS}] {ADV}{DEGREE}(enlarged|prominent|large|increased)|(enlarged|large|increased|prominent) (heart|heart size|cardiac silhouette)|{HEART} [{IS}] {ADV}borderline[ (enlarged|in size|large)]|borderline (heart size|heart|cardiac size|cardiac silhouette|enlarged heart|enlargement of the heart)|[interval ]increase[d] in {HEART}",
+        "{HEART} [{IS}] {ADV}{DEGREE}(enlarged|prominent|large|increased)|(enlarged|large|increased|prominent) (heart|heart size|cardiac silhouette)|[interval ]increase[d] in {HEART}",
+    );
+    add(
+        Hedges(Cardiomegaly),
+        "{HEART} [{IS}] {ADV}borderline[ (enlarged|in size|large)]|borderline (heart size|heart|cardiac size|cardiac silhouette|enlarged heart|enlargement of the heart)",
     );
     add(
         Denies(Cardiomegaly),
@@ -203,6 +210,9 @@ pub enum MatchKind {
     /// It denies the observation itself ("heart size is normal"), so it
     /// needs no separate negation trigger.
     Denies,
+    /// It hedges the observation itself ("borderline heart size"), so it
+    /// needs no separate uncertainty trigger.
+    Hedges,
     /// It names an old or healed form ("calcified granuloma"): historical.
     Old,
     /// It names only the structure ("heart size"): a mention only when a
@@ -237,6 +247,11 @@ pub(crate) fn find_in_tokens(tokens: &[Token]) -> Vec<ObservationMatch> {
                     observation,
                     span,
                     kind: MatchKind::Denies,
+                }),
+                Sense::Hedges(observation) => Some(ObservationMatch {
+                    observation,
+                    span,
+                    kind: MatchKind::Hedges,
                 }),
                 Sense::Old(observation) => Some(ObservationMatch {
                     observation,

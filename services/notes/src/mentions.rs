@@ -70,6 +70,14 @@ fn sentence_mentions(text: &str, sentence: Span, section: SectionKind) -> Vec<Me
                         category: TriggerCategory::Negation,
                     });
                 }
+                MatchKind::Hedges => {
+                    context.assertion = Assertion::Possible;
+                    context.trigger = Some(TriggerHit {
+                        text: text[m.span.start..m.span.end].to_owned(),
+                        span: m.span,
+                        category: TriggerCategory::Possible,
+                    });
+                }
                 MatchKind::Old => context.historical = true,
                 MatchKind::Structure => {
                     // A bare structure is a mention only when stated normal.
@@ -94,16 +102,8 @@ fn sentence_mentions(text: &str, sentence: Span, section: SectionKind) -> Vec<Me
         .collect()
 }
 
-fn counts(m: &Mention) -> bool {
-    let about_the_image = !matches!(
-        m.section,
-        SectionKind::Indication | SectionKind::Comparison | SectionKind::Technique
-    );
-    about_the_image && !m.family && !m.historical && !m.hypothetical
-}
-
 fn label(mentions: &[Mention]) -> BTreeMap<Observation, NoteLabel> {
-    let counted: Vec<&Mention> = mentions.iter().filter(|m| counts(m)).collect();
+    let counted: Vec<&Mention> = mentions.iter().filter(|m| m.counts()).collect();
     let mut labels: BTreeMap<Observation, NoteLabel> = Observation::ALL
         .iter()
         .filter(|&&o| o != Observation::NoFinding)

@@ -156,3 +156,138 @@ fn analysis_serializes_with_snake_case_names() {
     let back: fusion_notes::NoteAnalysis = serde_json::from_value(json).unwrap();
     assert_eq!(back, a);
 }
+
+/// The kinds of mistake found on a site's labelled reports, each with
+/// invented sentences (never text of the labelled set).
+mod kinds_of_mistake {
+    use super::*;
+
+    #[test]
+    fn a_negation_before_a_verb_of_suggestion() {
+        let text = "FINDINGS: No focal airspace opacity to suggest pneumonia. \
+                    No pleural line to suggest a pneumothorax.";
+        assert_eq!(label(text, Observation::Pneumonia), NoteLabel::Negative);
+        assert_eq!(label(text, Observation::Pneumothorax), NoteLabel::Negative);
+    }
+
+    #[test]
+    fn normality_stated_after_the_finding() {
+        let text = "FINDINGS: Heart size and mediastinal contours are within normal limits. \
+                    Pulmonary vascularity is normal.";
+        let a = analyze(text);
+        assert_eq!(a.labels[&Observation::Cardiomegaly], NoteLabel::Negative);
+        assert_eq!(
+            a.labels[&Observation::EnlargedCardiomediastinum],
+            NoteLabel::Negative
+        );
+        assert_eq!(a.labels[&Observation::Edema], NoteLabel::Negative);
+        let heart = a
+            .mentions
+            .iter()
+            .find(|m| m.observation == Observation::Cardiomegaly)
+            .unwrap();
+        assert_eq!(heart.text, "Heart size");
+        assert_eq!(heart.trigger.as_ref().unwrap().text, "within normal limits");
+        // A bare structure without a statement of normality is no mention.
+        let a = analyze("FINDINGS: The heart is seen on both views.");
+        assert_eq!(
+            a.labels[&Observation::Cardiomegaly],
+            NoteLabel::NotMentioned
+        );
+        // Nor does normality reach across a word of abnormality.
+        let a = analyze("FINDINGS: Heart size is mildly enlarged, mediastinum normal.");
+        assert_eq!(a.labels[&Observation::Cardiomegaly], NoteLabel::Positive);
+    }
+
+    #[test]
+    fn hedges_after_the_finding() {
+        for text in [
+            "IMPRESSION: Pneumonia is in the differential.",
+            "IMPRESSION: Early pneumonia would be a consideration.",
+            "IMPRESSION: Pneumonia cannot be entirely excluded.",
+        ] {
+            assert_eq!(
+                label(text, Observation::Pneumonia),
+                NoteLabel::Uncertain,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn recommendations_are_not_findings() {
+        let text = "IMPRESSION: No acute process. Correlate clinically for pneumonia. \
+                    Follow-up radiograph to exclude an effusion.";
+        let a = analyze(text);
+        assert_eq!(a.labels[&Observation::Pneumonia], NoteLabel::NotMentioned);
+        assert_eq!(
+            a.labels[&Observation::PleuralEffusion],
+            NoteLabel::NotMentioned
+        );
+        assert_eq!(a.labels[&Observation::NoFinding], NoteLabel::Positive);
+    }
+
+    #[test]
+    fn old_or_healed_findings_and_history() {
+        let text = "FINDINGS: Residua of prior granulomatous disease with a calcified granuloma \
+                    in the right upper lobe. Old healed left rib fractures.";
+        let a = analyze(text);
+        assert_eq!(a.labels[&Observation::LungLesion], NoteLabel::NotMentioned);
+        assert_eq!(a.labels[&Observation::Fracture], NoteLabel::NotMentioned);
+        assert_eq!(a.labels[&Observation::Pneumonia], NoteLabel::NotMentioned);
+        assert!(a.mentions.iter().all(|m| m.historical));
+        // A nodule that is not old still counts.
+        assert_eq!(
+            label(
+                "FINDINGS: New 8 mm nodule in the left lower lobe.",
+                Observation::LungLesion
+            ),
+            NoteLabel::Positive
+        );
+    }
+
+    #[test]
+    fn sentences_run_together_without_a_space() {
+        let text = "IMPRESSION: 1.No effusion.2.Mild cardiomegaly.";
+        let a = analyze(text);
+        assert_eq!(a.labels[&Observation::PleuralEffusion], NoteLabel::Negative);
+        assert_eq!(a.labels[&Observation::Cardiomegaly], NoteLabel::Positive);
+    }
+
+    #[test]
+    fn terse_normal_wording() {
+        let text = "FINDINGS: Heart size normal. Lungs are clear.";
+        let a = analyze(text);
+        assert_eq!(a.labels[&Observation::Cardiomegaly], NoteLabel::Negative);
+        assert_eq!(a.labels[&Observation::NoFinding], NoteLabel::Positive);
+        assert_eq!(
+            label(
+                "IMPRESSION: Normal heart. Clear lungs.",
+                Observation::NoFinding
+            ),
+            NoteLabel::Positive
+        );
+    }
+
+    #[test]
+    fn borderline_heart_size_is_hedged_cardiomegaly() {
+        for text in [
+            "FINDINGS: The heart is borderline in size.",
+            "IMPRESSION: Borderline heart size.",
+            "FINDINGS: Heart size borderline enlarged.",
+        ] {
+            assert_eq!(
+                label(text, Observation::Cardiomegaly),
+                NoteLabel::Uncertain,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            label(
+                "FINDINGS: Heart size is again mildly enlarged.",
+                Observation::Cardiomegaly
+            ),
+            NoteLabel::Positive
+        );
+    }
+}

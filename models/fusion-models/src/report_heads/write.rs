@@ -1,0 +1,309 @@
+//! Writes a trained report-heads package: `heads.safetensors`, a
+//! `manifest.toml` that pins it by size and SHA-256, and `MODEL_CARD.md`
+//! with the figures. The manifest is read back through
+//! [`Manifest::from_toml`] before anything is written, so a package this
+//! writes always loads.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use fusion_schemas::Observation;
+use sha2::{Digest, Sha256};
+
+use super::{FeatureSpec, HeadFigures, TrainedHead, Training};
+use crate::abstain::AbstainPolicy;
+use crate::package::{
+    Architecture, ClassOutput, EnsembleUncertainty, FileRole, InputSpec, IntendedUse, LabelSpec,
+    MANIFEST_FILE, Manifest, Modality, NoteFeaturesInput, OutputSpec, PackageFile, SCHEMA_VERSION,
+    Source, UncertaintyMethod,
+};
+
+/// The weights file of a report-heads package.
+pub const WEIGHTS_FILE: &str = "heads.safetensors";
+/// The model card written beside the manifest.
+pub const MODEL_CARD_FILE: &str = "MODEL_CARD.md";
+
+/// Everything a report-heads package holds.
+#[derive(Debug, Clone)]
+pub struct PackageDraft {
+    /// Package name (lowercase, digits, `-`).
+    pub name: String,
+    /// Package version.
+    pub version: String,
+    /// One line.
+    pub description: String,
+    /// Encoder package name.
+    pub encoder: String,
+    /// Encoder manifest SHA-256.
+    pub encoder_manifest_sha256: String,
+    /// Feature layout.
+    pub spec: FeatureSpec,
+    /// The trained heads, in CheXpert order.
+    pub heads: Vec<(Observation, TrainedHead)>,
+    /// Training record (data, map, options, per-label figures, priors).
+    pub training: Training,
+    /// Evidence cap of the ensemble moments.
+    pub max_evidence: f64,
+    /// Abstention thresholds.
+    pub abstain: AbstainPolicy,
+    /// Intended use.
+    pub intended_use: IntendedUse,
+}
+
+/// Writes the package into `dir` (created if missing; existing package
+/// files are replaced).
+///
+/// # Errors
+/// A message when a tensor cannot be serialised, the manifest does not
+/// validate, or a file cannot be written.
+pub fn write_package(dir: &Path, draft: &PackageDraft) -> Result<Manifest, String> {
+    let members = draft.heads.first().map_or(0, |(_, h)| h.members.len());
+    if draft.heads.iter().any(|(_, h)| h.members.len() != members) {
+        return Err("every head must have the same number of members".to_owned());
+    }
+    let width = draft.spec.width();
+    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    for (o, head) in &draft.heads {
+        let mut w = Vec::with_capacity(members * width * 4);
+        for m in &head.members {
+            if m.weights.len() != width {
+                return Err(format!(
+                    "{o}: a member has {} weights, expected {width}",
+                    m.weights.len()
+                ));
+            }
+            // f32 storage: the heads are small and f32 keeps 7 digits, far
+            // below the noise of the fit.
+            m.weights
+                .iter()
+                .for_each(|v| w.extend_from_slice(&(*v as f32).to_le_bytes()));
+        }
+        let mut b = Vec::with_capacity(members * 4);
+        head.members
+            .iter()
+            .for_each(|m| b.extend_from_slice(&(m.bias as f32).to_le_bytes()));
+        tensors.push((format!("{}.weight", o.as_str()), w, vec![members, width]));
+        tensors.push((format!("{}.bias", o.as_str()), b, vec![members]));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, data, shape)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format!("{name}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let metadata: Option<HashMap<String, String>> = None;
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| e.to_string())?;
+
+    let labels = draft
+        .heads
+        .iter()
+        .enumerate()
+        .map(|(k, (o, h))| LabelSpec {
+            observation: *o,
+            output: k,
+            calibration: h.temperature,
+            conformal: h.conformal,
+            base_rate: Some(h.prevalence),
+            decision_threshold: Some(h.decision_threshold),
+        })
+        .collect();
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        name: draft.name.clone(),
+        version: draft.version.clone(),
+        description: draft.description.clone(),
+        modality: Modality::Text,
+        architecture: Architecture::ReportHeads,
+        input: InputSpec::NoteFeatures(NoteFeaturesInput {
+            encoder: draft.encoder.clone(),
+            encoder_manifest_sha256: draft.encoder_manifest_sha256.clone(),
+            features_version: draft.spec.version,
+            hash_buckets: draft.spec.hash_buckets,
+        }),
+        preprocessing: None,
+        output: OutputSpec::Sigmoid(ClassOutput {
+            classes: draft
+                .heads
+                .iter()
+                .map(|(o, _)| o.as_str().to_owned())
+                .collect(),
+        }),
+        labels,
+        uncertainty: UncertaintyMethod::Ensemble(EnsembleUncertainty {
+            members,
+            max_evidence: draft.max_evidence,
+        }),
+        abstain: draft.abstain,
+        text_evidence: None,
+        zero_shot: None,
+        intended_use: draft.intended_use.clone(),
+        source: Source {
+            fetch: format!(
+                "committed; rebuilt by `fusion train` (seed {})",
+                draft.training.options.seed
+            ),
+            registry: "repository".to_owned(),
+            package: format!("models/packages/{}", draft.name),
+            wheel_sha256: None,
+            upstream: None,
+            licence: "Apache-2.0 (parameters fitted by this project)".to_owned(),
+            redistributable: true,
+            attribution: Some(format!("fitted on {}", draft.training.data)),
+            converted_from: None,
+        },
+        training: Some(draft.training.clone()),
+        files: vec![PackageFile {
+            path: WEIGHTS_FILE.to_owned(),
+            role: FileRole::Weights,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+        }],
+    };
+    let mut text = String::from(
+        "# A report-heads text package written by `fusion train` (see MODEL_CARD.md).\n\
+         # Rebuild it with the command in the model card rather than editing it by hand:\n\
+         # every figure below was measured, not chosen.\n",
+    );
+    text.push_str(&toml::to_string_pretty(&manifest).map_err(|e| e.to_string())?);
+    // Read it back exactly as the service will.
+    let parsed = Manifest::from_toml(&text, &dir.join(MANIFEST_FILE)).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |name: &str, data: &[u8]| {
+        std::fs::write(dir.join(name), data)
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    write(WEIGHTS_FILE, &bytes)?;
+    write(MANIFEST_FILE, text.as_bytes())?;
+    write(MODEL_CARD_FILE, model_card(draft, &parsed).as_bytes())?;
+    Ok(parsed)
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |x| format!("{x:.3}"))
+}
+
+fn figures_row(o: Observation, f: &HeadFigures) -> String {
+    format!(
+        "| {} | {} / {} | {:.3} | {:.3} | {:.3} | {} | {} | {:.3} | {:.3} | {} |\n",
+        o.display_name(),
+        f.positives,
+        f.n,
+        f.precision,
+        f.recall,
+        f.f1,
+        fmt_opt(f.auroc),
+        fmt_opt(f.average_precision),
+        f.ece,
+        f.brier,
+        fmt_opt(f.coverage)
+    )
+}
+
+fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
+    let t = &draft.training;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Model card: {} {}\n", manifest.name, manifest.version);
+    let _ = writeln!(s, "{}\n", manifest.description);
+    s.push_str("## What it is\n\n");
+    let _ = writeln!(
+        s,
+        "Per observation, an ensemble of {} L2-regularised logistic heads, each fitted on a \
+         stratified bootstrap resample, on frozen features of the analysed report: the mention \
+         labeller's note label, counted mentions by assertion and section, the phrases used \
+         (hashed into {} buckets), and the mean all-MiniLM-L6-v2 embedding of the sentences that \
+         mention the observation and of the impression (feature layout version {}; \
+         `fusion_models::report_heads::features`). The encoder is the package `{}` (manifest \
+         SHA-256 `{}`), unchanged. Calibration: temperature scaling of the members' mean logit, \
+         fitted out of bag; split-conformal q̂ at α = {} from the out-of-bag probabilities; the \
+         decision threshold maximises the out-of-bag F1. The text branch turns the calibrated \
+         probability and the members' variance into a Beta opinion whose base rate is the \
+         observation's prevalence in the training split, so its projected probability is the \
+         calibrated probability.\n",
+        t.options.members,
+        draft.spec.hash_buckets,
+        draft.spec.version,
+        draft.encoder,
+        draft.encoder_manifest_sha256,
+        t.options.alpha
+    );
+    s.push_str("## Training data\n\n");
+    let _ = writeln!(
+        s,
+        "`{}` (SHA-256 `{}`), split `{}`: {} reports, read through the label map `{}` (SHA-256 \
+         `{}`). Source: the Open-i chest radiograph reports of the Indiana University collection \
+         (Demner-Fushman et al., JAMIA 2016), with NegBio's report-level gold (public domain). \
+         The report text is for research use and is not part of this package; only fitted \
+         parameters are. Seed {}, C chosen from {:?} by out-of-bag log-loss.\n",
+        t.data,
+        t.data_sha256,
+        t.split,
+        t.reports,
+        t.map,
+        t.map_sha256,
+        t.options.seed,
+        t.options.c_grid
+    );
+    let header = "| observation | positives / n | precision | recall | F1 | AUROC | AP | ECE | Brier | coverage |\n\
+                  | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    if t.labels.iter().any(|l| l.validation.is_some()) {
+        let _ = writeln!(
+            s,
+            "## Figures on the `{}` split (never fitted on; {} reports)\n\n\
+             The decision is p ≥ the head's threshold; ECE over 15 equal-width bins; coverage of \
+             the conformal sets against the nominal {:.0} %.\n",
+            t.validation_split.as_deref().unwrap_or("validation"),
+            t.validation_reports.unwrap_or(0),
+            100.0 * (1.0 - t.options.alpha)
+        );
+        s.push_str(header);
+        for l in &t.labels {
+            if let Some(v) = &l.validation {
+                s.push_str(&figures_row(l.observation, v));
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str("## Out-of-bag figures on the training split\n\n");
+    s.push_str(header);
+    for l in &t.labels {
+        s.push_str(&figures_row(l.observation, &l.out_of_bag));
+    }
+    s.push_str("\n## Base rates\n\n| observation | base rate | source |\n| --- | --- | --- |\n");
+    for (o, h) in &draft.heads {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | gold prevalence in `{}` |",
+            o.display_name(),
+            h.prevalence,
+            t.split
+        );
+    }
+    for p in &t.priors {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {} |",
+            p.observation.display_name(),
+            p.base_rate,
+            p.source
+        );
+    }
+    s.push_str(
+        "\n## Intended use and limits\n\n\
+         Decision support for reading chest radiograph reports: per observation, a calibrated \
+         probability that the report's coders would tag it. **Not validated for clinical use.** \
+         The labels follow the conventions of the training data (see `models/maps/CONVENTIONS.md`): \
+         another site's conventions differ, and its own reviewed reports should be used to retrain \
+         and re-measure (`fusion export reviews`, `fusion train`, `fusion eval reports`). \
+         Observations with few positives have wide uncertainty in every figure above. English only.\n\n\
+         ## Reproduce\n\n```sh\n",
+    );
+    let _ = writeln!(
+        s,
+        "fusion train ../shared/data/notes/openi/openi_dev.csv --map models/maps/openi-chestxray14.toml \\\n  --out models/packages/{} --seed {}\n```",
+        manifest.name, t.options.seed
+    );
+    s
+}
