@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bounds;
 mod charset;
 pub mod index;
 mod jpeg_dct;
@@ -25,6 +26,10 @@ pub mod pixels;
 pub mod render;
 pub mod stow;
 
+pub use bounds::{
+    ELEMENT_COST, INDEX_VALUE_COST, ITEM_COST, MAX_INFLATE_RATIO, MAX_SEQUENCE_DEPTH,
+    PARSE_MEMORY_ALLOWANCE, PARSE_MEMORY_FACTOR, STRING_VALUE_COST,
+};
 pub use index::{IndexAttributes, IndexError, index_attributes, metadata_json, qido_json};
 pub use parse::{DicomInstance, ParseError, parse, read};
 pub use pixels::{PixelArray, PixelError, Samples, decode_pixels};

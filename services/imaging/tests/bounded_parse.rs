@@ -29,6 +29,13 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.peak_usage().saturating_sub(before))
 }
 
+/// The documented bound on parsing (and indexing) a part of `len` bytes.
+fn bound(len: usize) -> usize {
+    let factor = usize::try_from(fusion_imaging::PARSE_MEMORY_FACTOR).unwrap();
+    let allowance = usize::try_from(fusion_imaging::PARSE_MEMORY_ALLOWANCE).unwrap();
+    factor * len + allowance
+}
+
 /// What STOW-RS does with a part: parse, index, decode the pixels.
 fn stow_pipeline(bytes: &[u8]) -> Result<(), String> {
     let instance = parse(bytes).map_err(|e| e.to_string())?;
@@ -77,10 +84,10 @@ fn patient_name_length_past_the_end_is_refused_in_bounded_memory() {
     );
     let err = parse(&mutant).unwrap_err();
     assert_eq!(err.failure_reason().code(), 0xC000, "{err}");
-    let bound = 64 * mutant.len() + (1 << 20);
+    let limit = bound(mutant.len());
     assert!(
-        peak <= bound,
-        "peak {peak} bytes over the bound {bound} for a {} byte part",
+        peak <= limit,
+        "peak {peak} bytes over the bound {limit} for a {} byte part",
         mutant.len()
     );
 
@@ -88,5 +95,231 @@ fn patient_name_length_past_the_end_is_refused_in_bounded_memory() {
     let (result, peak) = peak_of(|| stow_pipeline(&original));
     eprintln!("{file} untouched: peak {peak} bytes, {result:?}");
     result.unwrap();
-    assert!(peak <= 64 * original.len() + (1 << 20));
+    assert!(peak <= bound(original.len()));
+}
+
+#[test]
+fn a_meta_element_longer_than_the_part_is_refused_before_allocation() {
+    let _guard = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
+    // (0002,0001) OB with its 4-byte length, retagged as Private Information
+    // (0002,0102), which dicom-rs' meta reader sizes by its length.
+    let mut mutant = common::read("pydicom-3.0.2/test_files/MR_small_implicit.dcm");
+    assert_eq!(&mutant[144..150], &[0x02, 0x00, 0x01, 0x00, b'O', b'B']);
+    mutant[146..148].copy_from_slice(&0x0102u16.to_le_bytes());
+    mutant[152..156].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let (result, peak) = peak_of(|| parse(&mutant).map(|_| ()).map_err(|e| e.to_string()));
+    let err = result.unwrap_err();
+    eprintln!("meta (0002,0102) length 0xFFFFFFF0: peak {peak} bytes: {err}");
+    assert_eq!(
+        err,
+        format!(
+            "element (0002,0102) declares a 4294967280 byte value but only {} bytes follow its header",
+            mutant.len() - 156
+        )
+    );
+    assert!(peak <= bound(mutant.len()), "peak {peak}");
+}
+
+/// An implicit VR little endian element (PS3.5 §7.1.3).
+fn implicit(group: u16, element: u16, value: &[u8]) -> Vec<u8> {
+    let mut out = group.to_le_bytes().to_vec();
+    out.extend(element.to_le_bytes());
+    out.extend(u32::try_from(value.len()).unwrap().to_le_bytes());
+    out.extend(value);
+    out
+}
+
+/// A bare implicit VR data set with the identifying UIDs and `depth`
+/// Content Sequences (0040,A730) nested in each other, undefined lengths.
+fn nested(depth: usize) -> Vec<u8> {
+    let mut out = implicit(0x0008, 0x0016, b"1.2.840.10008.5.1.4.1.1.88.11\0");
+    out.extend(implicit(0x0008, 0x0018, b"1.2.3.4.5.6.7.8.9\0"));
+    out.extend(implicit(0x0020, 0x000D, b"1.2.3.4.5.6.7.8.10"));
+    out.extend(implicit(0x0020, 0x000E, b"1.2.3.4.5.6.7.8.11"));
+    let open = [
+        0x40, 0x00, 0x30, 0xA7, 0xFF, 0xFF, 0xFF, 0xFF, // (0040,A730), undefined
+        0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF, // item, undefined
+    ];
+    let close = [
+        0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0, // item delimitation
+        0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0, // sequence delimitation
+    ];
+    for _ in 0..depth {
+        out.extend(open);
+    }
+    out.extend(implicit(0x0040, 0xA010, b"CONTAINS"));
+    for _ in 0..depth {
+        out.extend(close);
+    }
+    out
+}
+
+#[test]
+fn sequences_nest_to_a_fixed_depth_without_exhausting_the_stack() {
+    // The stack of a blocking worker thread (tokio's default, 2 MiB).
+    let run = |bytes: Vec<u8>| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(&bytes).map(|_| ()).map_err(|e| e.to_string()))
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    let limit = fusion_imaging::MAX_SEQUENCE_DEPTH;
+    run(nested(limit)).expect("the deepest nesting allowed parses");
+    for depth in [limit + 1, 100_000] {
+        let err = run(nested(depth)).unwrap_err();
+        assert_eq!(err, format!("sequences nest deeper than {limit} levels"));
+    }
+}
+
+#[test]
+fn a_deflated_data_set_inflates_to_a_bounded_multiple() {
+    use std::io::Write;
+    let _guard = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
+    let file = common::read("pydicom-3.0.2/test_files/image_dfl.dcm");
+    let meta_len = u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
+    let data_set_at = 144 + meta_len;
+    let inflated_len = |bytes: &[u8]| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::DeflateDecoder::new(&bytes[data_set_at..]),
+            &mut out,
+        )
+        .unwrap();
+        out.len()
+    };
+    // The catalogue's own deflated file parses.
+    parse(&file).unwrap();
+    assert!(inflated_len(&file) < fusion_imaging::MAX_INFLATE_RATIO * (file.len() - data_set_at));
+
+    // Its data set, followed by 64 MiB of trailing padding (FFFC,FFFC),
+    // deflated: a bomb of about 70 KB.
+    let plain = {
+        let mut d = flate2::read::DeflateDecoder::new(&file[data_set_at..]);
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut d, &mut out).unwrap();
+        out
+    };
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&plain).unwrap();
+    let pad = 64usize << 20;
+    e.write_all(&[0xFC, 0xFF, 0xFC, 0xFF, b'O', b'B', 0, 0])
+        .unwrap();
+    e.write_all(&u32::try_from(pad).unwrap().to_le_bytes())
+        .unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..pad >> 20 {
+        e.write_all(&zeros).unwrap();
+    }
+    let mut bomb = file[..data_set_at].to_vec();
+    bomb.extend(e.finish().unwrap());
+    let deflated = bomb.len() - data_set_at;
+    drop(zeros);
+
+    let (result, peak) = peak_of(|| parse(&bomb).map(|_| ()).map_err(|e| e.to_string()));
+    let err = result.unwrap_err();
+    eprintln!(
+        "{} byte part inflating to {} bytes: peak {peak} bytes: {err}",
+        bomb.len(),
+        plain.len() + 12 + pad
+    );
+    let limit = deflated * fusion_imaging::MAX_INFLATE_RATIO;
+    assert_eq!(
+        err,
+        format!(
+            "the deflated data set inflates past {limit} bytes ({} × its size)",
+            fusion_imaging::MAX_INFLATE_RATIO
+        )
+    );
+    assert!(peak <= 2 * limit + (1 << 20), "peak {peak}");
+}
+
+/// The bare implicit VR data set of `nested(0)` followed by `body`.
+fn with_body(body: &[u8]) -> Vec<u8> {
+    let mut out = nested(0);
+    let tail = implicit(0x0040, 0xA010, b"CONTAINS").len();
+    out.truncate(out.len() - tail);
+    out.extend(body);
+    out
+}
+
+/// Data sets built to cost the most memory per byte in dicom-rs and the
+/// index: empty elements, one-byte values, items of one element, long
+/// numeric arrays of a QIDO attribute. Each either parses or is refused, and
+/// the peak stays within the documented bound.
+#[test]
+fn data_sets_dense_in_elements_or_values_stay_within_the_bound() {
+    let _guard = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 256 << 10;
+    let backslashes = |group, element| with_body(&implicit(group, element, &vec![b'\\'; n]));
+    let repeated = |group, element, value: &[u8]| {
+        with_body(&implicit(group, element, &value.repeat(n / value.len())))
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty private elements", {
+            let mut body = Vec::new();
+            for i in 0..n / 8 {
+                let group = 0x0009 + 2 * u16::try_from(i / 0xFFFF).unwrap();
+                let element = u16::try_from(i % 0xFFFF).unwrap() + 1;
+                body.extend(implicit(group, element, b""));
+            }
+            with_body(&body)
+        }),
+        (
+            "Study Description of backslashes",
+            backslashes(0x0008, 0x1030),
+        ),
+        ("Modality of backslashes", backslashes(0x0008, 0x0060)),
+        ("Window Center of backslashes", backslashes(0x0028, 0x1050)),
+        ("Patient Name of backslashes", backslashes(0x0010, 0x0010)),
+        (
+            "Window Center of two-byte values",
+            repeated(0x0028, 0x1050, b"0\\"),
+        ),
+        (
+            "Modality of three-byte values",
+            repeated(0x0008, 0x0060, b"MR\\"),
+        ),
+        (
+            "Study Description of four-byte values",
+            repeated(0x0008, 0x1030, b"abc\\"),
+        ),
+        (
+            "Rows with 128 Ki values",
+            with_body(&implicit(0x0028, 0x0010, &vec![1; n])),
+        ),
+        ("empty items", {
+            let mut body = vec![0x08, 0x00, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF];
+            for _ in 0..n / 8 {
+                body.extend([0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+            }
+            body.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            with_body(&body)
+        }),
+        ("items of one element", {
+            let mut body = vec![0x08, 0x00, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF];
+            for _ in 0..n / 16 {
+                body.extend([0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+                body.extend(implicit(0x0008, 0x1150, b""));
+            }
+            body.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            with_body(&body)
+        }),
+    ];
+    let mut over = Vec::new();
+    for (name, bytes) in &cases {
+        let (result, peak) = peak_of(|| stow_pipeline(bytes));
+        let bound = bound(bytes.len());
+        eprintln!(
+            "{name}: {} bytes, peak {peak} bytes ({:.1} ×), bound {bound}: {}",
+            bytes.len(),
+            peak as f64 / bytes.len() as f64,
+            result.err().unwrap_or_else(|| "parsed".into())
+        );
+        if peak > bound {
+            over.push(*name);
+        }
+    }
+    assert!(over.is_empty(), "over the bound: {over:?}");
 }
