@@ -53,7 +53,7 @@ pub const MAX_INFLATE_RATIO: usize = 256;
 /// (the read buffer and the value), [`STRING_VALUE_COST`] per text value
 /// (text splits at every backslash), and [`INDEX_VALUE_COST`] per value of
 /// a QIDO-RS attribute, which the index turns into DICOM JSON. The charges
-/// are measured costs rounded up (`tests/bounded_parse.rs` checks the peak
+/// are measured costs rounded up (`tests/bounded.rs` checks the peak
 /// of data sets built to be as costly as possible); the catalogue's files
 /// are charged at most 40 × their size.
 pub const PARSE_MEMORY_FACTOR: u64 = 64;

@@ -32,7 +32,10 @@ pub use bounds::{
 };
 pub use index::{IndexAttributes, IndexError, index_attributes, metadata_json, qido_json};
 pub use parse::{DicomInstance, ParseError, parse, read};
-pub use pixels::{PixelArray, PixelError, Samples, decode_pixels};
+pub use pixels::{
+    DECODE_ALLOWANCE, MAX_DECODE_RATIO, PixelArray, PixelError, RLE_MAX_RATIO, Samples,
+    decode_pixels,
+};
 pub use render::{
     FrameValues, RenderError, RenderOptions, RenderedFrame, Window, modality_values, render_frame,
 };

@@ -323,3 +323,69 @@ fn data_sets_dense_in_elements_or_values_stay_within_the_bound() {
     }
     assert!(over.is_empty(), "over the bound: {over:?}");
 }
+
+fn find(bytes: &[u8], needle: &[u8]) -> usize {
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("needle present")
+}
+
+/// Pixel attributes or codestream headers that claim more than the pixel
+/// data holds are refused before any codec allocates for them.
+#[test]
+fn pixel_sizes_past_the_pixel_data_are_refused_before_decoding() {
+    let _guard = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = "pydicom-3.0.2/test_files";
+    let rows = |bytes: &mut Vec<u8>, value: u16| {
+        let at = find(bytes, &[0x28, 0x00, 0x10, 0x00, b'U', b'S', 2, 0]) + 8;
+        bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+    };
+    let sof = |bytes: &mut Vec<u8>, marker: u8| {
+        let pixel_data = find(bytes, &[0xE0, 0x7F, 0x10, 0x00]);
+        let at = pixel_data + find(&bytes[pixel_data..], &[0xFF, marker]);
+        bytes[at + 5..at + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    };
+    let siz = |bytes: &mut Vec<u8>| {
+        let at = find(bytes, &[0xFF, 0x4F, 0xFF, 0x51]);
+        bytes[at + 8..at + 16].copy_from_slice(&[0, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0xFF]);
+    };
+    type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "MR_small.dcm",
+            Box::new(move |b| rows(b, 0xFFFF)),
+            "pixel data is truncated: 8192 bytes, 8388480 expected",
+        ),
+        (
+            "MR_small_RLE.dcm",
+            Box::new(move |b| rows(b, 0xFFFF)),
+            "the pixel attributes call for 8388480 decoded bytes",
+        ),
+        (
+            "JPGExtended.dcm",
+            Box::new(move |b| sof(b, 0xC1)),
+            "the JPEG header of frame 1 declares 65535 × 65535 × 1",
+        ),
+        (
+            "SC_rgb_jpeg_dcmtk.dcm",
+            Box::new(move |b| sof(b, 0xC0)),
+            "the JPEG header of frame 1 declares 65535 × 65535 × 3",
+        ),
+        (
+            "MR_small_jp2klossless.dcm",
+            Box::new(siz),
+            "the JPEG 2000 header of frame 1 declares 16777215 × 16777215 × 1",
+        ),
+    ];
+    for (file, mutate, expected) in cases {
+        let mut bytes = common::read(&format!("{dir}/{file}"));
+        mutate(&mut bytes);
+        let instance = parse(&bytes).unwrap();
+        let (result, peak) = peak_of(|| decode_pixels(instance.object()).map(|_| ()));
+        let err = result.unwrap_err().to_string();
+        eprintln!("{file}: peak {peak} bytes: {err}");
+        assert!(err.starts_with(expected), "{file}: {err}");
+        assert!(peak <= 4 * bytes.len(), "{file}: peak {peak}");
+    }
+}
