@@ -406,7 +406,13 @@ fn decode_scan(
             return Ok(());
         };
         let t = d.decode(bits)?;
-        pred[ci] += extend(bits.bits(t), t);
+        // DC difference categories stop at 11 (8-bit) and 15 (12-bit),
+        // ISO/IEC 10918-1 Table F.1; a damaged table may hold any byte.
+        if t > 15 {
+            return Err(DctError::Malformed("scan (DC difference category)"));
+        }
+        // Wrapping: damaged data may add differences past i32.
+        pred[ci] = pred[ci].wrapping_add(extend(bits.bits(t), t));
         out[0] = pred[ci];
         let mut k = 1;
         while k < 64 {

@@ -19,6 +19,9 @@
 
 mod bounds;
 mod charset;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 mod jpeg_dct;
 pub mod parse;

@@ -668,6 +668,36 @@ fn rle_frame(data: &[u8], g: &Geometry) -> FrameResult {
     Ok(out)
 }
 
+/// [`rle_frame`] for the fuzz target (`crate::fuzzing::rle_frame`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_rle_frame(
+    data: &[u8],
+    rows: u16,
+    columns: u16,
+    samples_per_pixel: u16,
+    bits_allocated: u16,
+) -> Result<usize, String> {
+    let g = Geometry {
+        frames: 1,
+        rows: u32::from(rows),
+        columns: u32::from(columns),
+        samples_per_pixel,
+        bits_allocated,
+        bits_stored: bits_allocated,
+        signed: false,
+    };
+    let out = rle_frame(data, &g).map_err(|e| e.to_string())?;
+    assert_eq!(
+        out.len(),
+        usize::from(rows)
+            * usize::from(columns)
+            * usize::from(samples_per_pixel)
+            * usize::from(bits_allocated / 8),
+        "an RLE frame decodes to rows × columns × samples × bytes"
+    );
+    Ok(out.len())
+}
+
 /// YBR_FULL to RGB in place, PS3.3 §C.7.6.3.1.2, rounded as pydicom does.
 fn ybr_full_to_rgb(values: &mut [u8]) {
     for p in values.chunks_exact_mut(3) {
