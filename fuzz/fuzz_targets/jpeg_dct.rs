@@ -1,4 +1,4 @@
 //! libFuzzer entry point for the `jpeg_dct` target (see `fusion_fuzz::targets`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fusion_fuzz::libfuzzer::run("jpeg_dct", data));
+fusion_fuzz::fuzz_main!("jpeg_dct");

@@ -1,4 +1,4 @@
 //! libFuzzer entry point for the `rle` target (see `fusion_fuzz::targets`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fusion_fuzz::libfuzzer::run("rle", data));
+fusion_fuzz::fuzz_main!("rle");

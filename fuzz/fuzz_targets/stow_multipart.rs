@@ -1,4 +1,4 @@
 //! libFuzzer entry point for the `stow_multipart` target (see `fusion_fuzz::targets`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fusion_fuzz::libfuzzer::run("stow_multipart", data));
+fusion_fuzz::fuzz_main!("stow_multipart");

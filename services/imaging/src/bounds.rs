@@ -1,7 +1,8 @@
 //! Bounded reading of DICOM bytes (issue #14): every declared length is
 //! checked against the bytes actually there before dicom-rs allocates for
-//! it, sequences nest to a fixed depth, and a deflated data set inflates to
-//! a fixed multiple of its size.
+//! it, what dicom-rs will hold is charged against a budget of
+//! [`PARSE_MEMORY_FACTOR`] × the data set, sequences nest to a fixed depth,
+//! and a deflated data set inflates to a fixed multiple of its size.
 //!
 //! dicom-rs 0.10 sizes a value's buffer from the element's length field
 //! (`try_reserve_exact(len)` then `resize(len, 0)` in
@@ -17,9 +18,13 @@
 //! (PS3.10 §7.1: explicit VR little endian, as many bytes as File Meta
 //! Information Group Length (0002,0000) says).
 //!
-//! With every length bounded by the bytes present, what dicom-rs keeps is
-//! a bounded multiple of the part: measured worst cases are in
-//! [`crate::parse::PARSE_MEMORY_FACTOR`].
+//! A length that fits can still cost many times its bytes once parsed (an
+//! element header of 8 bytes becomes a 112-byte element in a map node; a
+//! value of backslashes becomes one string per byte), so the wrapper also
+//! charges each element, item and value what dicom-rs and the index will
+//! hold for it, from the value's bytes, before they are read. A refusal is
+//! left in a [`RefusalCell`] for the caller, and dicom-rs gets an error
+//! that stops it.
 
 use std::cell::Cell;
 use std::io::{Cursor, Read};
@@ -202,13 +207,22 @@ fn remaining(total: usize, position: u64) -> u64 {
     (total as u64).saturating_sub(position)
 }
 
+/// Why a deflated data set could not be inflated.
+#[derive(Debug)]
+pub(crate) enum InflateError {
+    /// It inflates past [`MAX_INFLATE_RATIO`] times its size.
+    TooLarge(Refusal),
+    /// It is not a valid DEFLATE stream (RFC 1951).
+    Stream(std::io::Error),
+}
+
 /// Inflates a deflated data set (PS3.5 §A.5) through the transfer
 /// syntax's own adapter, refusing more than [`MAX_INFLATE_RATIO`] times
 /// its size.
 pub(crate) fn inflate(
     deflated: &[u8],
     adapter: &dyn dicom_encoding::transfer_syntax::DataRWAdapter,
-) -> Result<Result<Vec<u8>, std::io::Error>, Refusal> {
+) -> Result<Vec<u8>, InflateError> {
     let limit = (deflated.len() as u64).saturating_mul(MAX_INFLATE_RATIO as u64);
     let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
     let mut reader = adapter.adapt_reader(Box::new(deflated));
@@ -221,10 +235,10 @@ pub(crate) fn inflate(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Err(InflateError::Stream(e)),
         };
         if out.len() + n > cap {
-            return Err(Refusal::Inflated { limit });
+            return Err(InflateError::TooLarge(Refusal::Inflated { limit }));
         }
         if out.capacity() - out.len() < n {
             let grown = (out.capacity() * 2).max(out.len() + n).min(cap);
@@ -233,9 +247,9 @@ pub(crate) fn inflate(
         out.extend_from_slice(&chunk[..n]);
     }
     if out.len() as u64 > limit {
-        return Err(Refusal::Inflated { limit });
+        return Err(InflateError::TooLarge(Refusal::Inflated { limit }));
     }
-    Ok(Ok(out))
+    Ok(out)
 }
 
 /// An open sequence or item, as dicom-rs' `DataSetReader` tracks it: where

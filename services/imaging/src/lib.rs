@@ -9,7 +9,9 @@
 //!
 //! The modules, in the order data flows through them:
 //!
-//! - [`parse`]: bytes → [`DicomInstance`] (PS3.10 file format, PS3.5 encodings).
+//! - [`parse`]: bytes → [`DicomInstance`] (PS3.10 file format, PS3.5 encodings),
+//!   every declared length checked against the bytes present and memory
+//!   bounded at [`PARSE_MEMORY_FACTOR`] × the part (issue #14).
 //! - [`index`]: [`DicomInstance`] → [`IndexAttributes`] and DICOM JSON (PS3.18 §F.2).
 //! - [`pixels`]: a parsed object → [`PixelArray`] `[frames, rows, columns, samples]`.
 //! - [`render`]: [`PixelArray`] → 8-bit grey or RGB frame, PNG, or f32 modality values.

@@ -12,6 +12,11 @@
 //! Study Instance UID (0020,000D) and Series Instance UID (0020,000E) present
 //! and well formed (PS3.5 §9.1), and a transfer syntax this service knows
 //! (PS3.5 §10 and Annex A).
+//!
+//! Reading is bounded (the `bounds` module): a declared length longer than
+//! the bytes left is refused before anything is allocated for it
+//! ([`ParseError::DeclaredLength`]), and parsing takes at most
+//! [`PARSE_MEMORY_FACTOR`] × the data set + 1 MiB of memory.
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
@@ -302,9 +307,10 @@ fn read_data_set(bytes: &[u8], ts: &TransferSyntax) -> Result<InMemDicomObject, 
     let inflated;
     let bytes = match ts.codec() {
         Codec::Dataset(Some(adapter)) => {
-            inflated = bounds::inflate(bytes, adapter.as_ref())
-                .map_err(ParseError::from)?
-                .map_err(ParseError::Inflate)?;
+            inflated = bounds::inflate(bytes, adapter.as_ref()).map_err(|e| match e {
+                bounds::InflateError::TooLarge(refusal) => ParseError::from(refusal),
+                bounds::InflateError::Stream(e) => ParseError::Inflate(e),
+            })?;
             inflated.as_slice()
         }
         _ => bytes,
