@@ -34,6 +34,13 @@ pub(crate) enum DctError {
     /// A scan or table referenced before it was defined.
     #[error("JPEG scan references an undefined {0}")]
     Undefined(&'static str),
+    /// The frame header declares more 8 × 8 blocks than the stream could
+    /// code (each takes at least two bits).
+    #[error("JPEG frame of {blocks} blocks is larger than the stream can code")]
+    TooLarge {
+        /// Blocks the frame header calls for.
+        blocks: usize,
+    },
     /// The entropy-coded data ended before all blocks were decoded.
     #[error("JPEG entropy-coded data ends early")]
     PrematureEnd,
@@ -264,6 +271,13 @@ pub(crate) fn decode(data: &[u8]) -> Result<DctImage, DctError> {
                 let vmax = comps.iter().map(|c| c.v).max().unwrap_or(1);
                 let mcux = width.div_ceil(8 * hmax);
                 let mcuy = height.div_ceil(8 * vmax);
+                // A coded block takes at least two bits (a DC code and an
+                // end-of-block code): a frame larger than the stream can
+                // code is refused before its coefficients are allocated.
+                let blocks: usize = comps.iter().map(|c| mcux * c.h * mcuy * c.v).sum();
+                if blocks > 4 * data.len() {
+                    return Err(DctError::TooLarge { blocks });
+                }
                 for c in &mut comps {
                     c.bw = mcux * c.h;
                     c.bh = mcuy * c.v;
@@ -392,7 +406,13 @@ fn decode_scan(
             return Ok(());
         };
         let t = d.decode(bits)?;
-        pred[ci] += extend(bits.bits(t), t);
+        // DC difference categories stop at 11 (8-bit) and 15 (12-bit),
+        // ISO/IEC 10918-1 Table F.1; a damaged table may hold any byte.
+        if t > 15 {
+            return Err(DctError::Malformed("scan (DC difference category)"));
+        }
+        // Wrapping: damaged data may add differences past i32.
+        pred[ci] = pred[ci].wrapping_add(extend(bits.bits(t), t));
         out[0] = pred[ci];
         let mut k = 1;
         while k < 64 {
@@ -538,5 +558,25 @@ fn reconstruct(
         height,
         components: n,
         data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_larger_than_the_stream_can_code_is_refused_before_allocation() {
+        // SOI, SOF1 (12-bit, 65535 × 65535, one component), EOI.
+        let stream = [
+            0xFF, 0xD8, 0xFF, 0xC1, 0x00, 0x0B, 12, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0, 0xFF,
+            0xD9,
+        ];
+        assert_eq!(
+            decode(&stream).unwrap_err(),
+            DctError::TooLarge {
+                blocks: 8192 * 8192
+            }
+        );
     }
 }

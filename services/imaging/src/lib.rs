@@ -9,7 +9,9 @@
 //!
 //! The modules, in the order data flows through them:
 //!
-//! - [`parse`]: bytes → [`DicomInstance`] (PS3.10 file format, PS3.5 encodings).
+//! - [`parse`]: bytes → [`DicomInstance`] (PS3.10 file format, PS3.5 encodings),
+//!   every declared length checked against the bytes present and memory
+//!   bounded at [`PARSE_MEMORY_FACTOR`] × the part (issue #14).
 //! - [`index`]: [`DicomInstance`] → [`IndexAttributes`] and DICOM JSON (PS3.18 §F.2).
 //! - [`pixels`]: a parsed object → [`PixelArray`] `[frames, rows, columns, samples]`.
 //! - [`render`]: [`PixelArray`] → 8-bit grey or RGB frame, PNG, or f32 modality values.
@@ -17,7 +19,11 @@
 
 #![forbid(unsafe_code)]
 
+mod bounds;
 mod charset;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 mod jpeg_dct;
 pub mod parse;
@@ -25,9 +31,16 @@ pub mod pixels;
 pub mod render;
 pub mod stow;
 
+pub use bounds::{
+    ELEMENT_COST, INDEX_VALUE_COST, ITEM_COST, MAX_INFLATE_RATIO, MAX_SEQUENCE_DEPTH,
+    PARSE_MEMORY_ALLOWANCE, PARSE_MEMORY_FACTOR, STRING_VALUE_COST,
+};
 pub use index::{IndexAttributes, IndexError, index_attributes, metadata_json, qido_json};
 pub use parse::{DicomInstance, ParseError, parse, read};
-pub use pixels::{PixelArray, PixelError, Samples, decode_pixels};
+pub use pixels::{
+    DECODE_ALLOWANCE, MAX_DECODE_RATIO, PixelArray, PixelError, RLE_MAX_RATIO, Samples,
+    decode_pixels,
+};
 pub use render::{
     FrameValues, RenderError, RenderOptions, RenderedFrame, Window, modality_values, render_frame,
 };

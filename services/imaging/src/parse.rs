@@ -12,19 +12,22 @@
 //! Study Instance UID (0020,000D) and Series Instance UID (0020,000E) present
 //! and well formed (PS3.5 §9.1), and a transfer syntax this service knows
 //! (PS3.5 §10 and Annex A).
+//!
+//! Reading is bounded (the `bounds` module): a declared length longer than
+//! the bytes left is refused before anything is allocated for it
+//! ([`ParseError::DeclaredLength`]), and parsing takes at most
+//! [`PARSE_MEMORY_FACTOR`] × the data set + 1 MiB of memory.
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_encoding::transfer_syntax::{TransferSyntax, TransferSyntaxIndex};
-use dicom_object::file::ReadPreamble;
-use dicom_object::{
-    DefaultDicomObject, FileMetaTable, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions,
-};
+use dicom_encoding::transfer_syntax::{Codec, TransferSyntax, TransferSyntaxIndex};
+use dicom_object::{DefaultDicomObject, FileMetaTable, FileMetaTableBuilder, InMemDicomObject};
 use dicom_transfer_syntax_registry::{TransferSyntaxRegistry, entries};
 use fusion_schemas::{
     IdError, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid, TransferSyntaxUid,
 };
 
+use crate::bounds::{self, MAX_INFLATE_RATIO, MAX_SEQUENCE_DEPTH, PARSE_MEMORY_FACTOR, Refusal};
 use crate::stow::FailureReason;
 
 /// Why bytes could not be accepted as a DICOM instance. One variant per step;
@@ -75,6 +78,50 @@ pub enum ParseError {
         #[source]
         source: IdError,
     },
+    /// An element or item declares a value longer than the bytes that
+    /// follow its header in the part (checked before anything is
+    /// allocated for it).
+    #[error(
+        "element {tag} declares a {declared} byte value but only {available} bytes follow its header"
+    )]
+    DeclaredLength {
+        /// The element as "(gggg,eeee)"; (FFFE,E000) for a sequence item or
+        /// pixel data fragment.
+        tag: String,
+        /// The declared value length, bytes.
+        declared: u64,
+        /// Bytes left in the part after the header.
+        available: u64,
+    },
+    /// The data set holds so many elements, items or values for its size
+    /// that parsing it would take more than [`PARSE_MEMORY_FACTOR`] times
+    /// its size in memory (plus 1 MiB).
+    #[error(
+        "the data set holds too many elements or values for its size: parsing it would take over {budget} bytes of memory ({factor} × its size + 1 MiB)"
+    )]
+    OverMemoryBudget {
+        /// The budget, bytes.
+        budget: u64,
+        /// The multiple of the data set's size it is made of.
+        factor: u64,
+    },
+    /// Sequences nest deeper than [`MAX_SEQUENCE_DEPTH`] levels.
+    #[error("sequences nest deeper than {limit} levels")]
+    NestedTooDeep {
+        /// The limit, levels.
+        limit: usize,
+    },
+    /// A deflated data set inflates past [`MAX_INFLATE_RATIO`] times its size.
+    #[error("the deflated data set inflates past {limit} bytes ({ratio} × its size)")]
+    InflatesTooFar {
+        /// The limit, bytes.
+        limit: u64,
+        /// The ratio the limit is made of.
+        ratio: usize,
+    },
+    /// A deflated data set is not a valid DEFLATE stream (RFC 1951).
+    #[error("cannot inflate the deflated data set")]
+    Inflate(#[source] std::io::Error),
     /// A bare data set (no file meta) could not be given a file meta table.
     #[error("cannot build file meta information for a data set without one")]
     BuildMeta(#[source] dicom_object::WithMetaError),
@@ -94,7 +141,39 @@ impl ParseError {
             | Self::InvalidTransferSyntax(_)
             | Self::UnrecognisedEncoding
             | Self::DataSet(_)
+            | Self::DeclaredLength { .. }
+            | Self::NestedTooDeep { .. }
+            | Self::OverMemoryBudget { .. }
+            | Self::InflatesTooFar { .. }
+            | Self::Inflate(_)
             | Self::BuildMeta(_) => FailureReason::CannotUnderstand,
+        }
+    }
+}
+
+impl From<Refusal> for ParseError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::DeclaredLength {
+                tag,
+                declared,
+                available,
+            } => Self::DeclaredLength {
+                tag: tag.to_string(),
+                declared: u64::from(declared),
+                available,
+            },
+            Refusal::OverBudget { budget } => Self::OverMemoryBudget {
+                budget,
+                factor: PARSE_MEMORY_FACTOR,
+            },
+            Refusal::TooDeep => Self::NestedTooDeep {
+                limit: MAX_SEQUENCE_DEPTH,
+            },
+            Refusal::Inflated { limit } => Self::InflatesTooFar {
+                limit,
+                ratio: MAX_INFLATE_RATIO,
+            },
         }
     }
 }
@@ -181,31 +260,71 @@ fn read_object(bytes: &[u8]) -> Result<(DefaultDicomObject, bool), ParseError> {
         return Err(ParseError::TooShort { len: bytes.len() });
     }
     let meta_at = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
-        Some((128, ReadPreamble::Always))
+        Some(128)
     } else if &bytes[0..4] == b"DICM" {
-        Some((0, ReadPreamble::Never))
+        Some(0)
     } else {
         None
     };
     Ok(match meta_at {
-        Some((offset, preamble)) => (read_with_meta(bytes, offset, preamble)?, true),
+        Some(offset) => (read_with_meta(&bytes[offset..])?, true),
         None => (read_without_meta(bytes)?, false),
     })
 }
 
-fn read_with_meta(
-    bytes: &[u8],
-    offset: usize,
-    preamble: ReadPreamble,
-) -> Result<DefaultDicomObject, ParseError> {
+/// Reads "DICM", the File Meta Information and the data set it describes.
+fn read_with_meta(bytes: &[u8]) -> Result<DefaultDicomObject, ParseError> {
+    // Walk the meta group's lengths before dicom-rs sizes buffers by them.
+    let data_set_at = bounds::check_file_meta(bytes).map_err(ParseError::from)?;
     // Read the meta group first, so that an unknown transfer syntax is told
     // apart from a damaged data set.
-    let meta = FileMetaTable::from_reader(&bytes[offset..]).map_err(ParseError::FileMeta)?;
-    known_transfer_syntax(meta.transfer_syntax())?;
-    OpenFileOptions::new()
-        .read_preamble(preamble)
-        .from_reader(bytes)
-        .map_err(ParseError::DataSet)
+    let mut meta = FileMetaTable::from_reader(bytes).map_err(ParseError::FileMeta)?;
+    let ts = known_transfer_syntax(meta.transfer_syntax())?;
+    let dataset = read_data_set(&bytes[data_set_at..], ts)?;
+    // As dicom-rs' own file reader does: an empty Media Storage SOP Class or
+    // Instance UID in the meta group is taken from the data set.
+    if meta.media_storage_sop_class_uid().is_empty()
+        && let Some(uid) = dataset
+            .get(tags::SOP_CLASS_UID)
+            .and_then(|e| e.to_str().ok())
+    {
+        meta.media_storage_sop_class_uid = uid.into_owned();
+    }
+    if meta.media_storage_sop_instance_uid().is_empty()
+        && let Some(uid) = dataset
+            .get(tags::SOP_INSTANCE_UID)
+            .and_then(|e| e.to_str().ok())
+    {
+        meta.media_storage_sop_instance_uid = uid.into_owned();
+    }
+    Ok(dataset.with_exact_meta(meta))
+}
+
+/// Reads a data set in `ts` with every declared length bounded by the bytes
+/// present ([`bounds`]); a deflated one is inflated first, to at most
+/// [`bounds::MAX_INFLATE_RATIO`] times its size.
+fn read_data_set(bytes: &[u8], ts: &TransferSyntax) -> Result<InMemDicomObject, ParseError> {
+    let inflated;
+    let bytes = match ts.codec() {
+        Codec::Dataset(Some(adapter)) => {
+            inflated = bounds::inflate(bytes, adapter.as_ref()).map_err(|e| match e {
+                bounds::InflateError::TooLarge(refusal) => ParseError::from(refusal),
+                bounds::InflateError::Stream(e) => ParseError::Inflate(e),
+            })?;
+            inflated.as_slice()
+        }
+        _ => bytes,
+    };
+    let refusal = bounds::RefusalCell::default();
+    let decoder = bounds::Bounded::new(bytes, ts, refusal.clone()).map_err(|_| {
+        ParseError::UnsupportedTransferSyntax {
+            uid: ts.uid().to_owned(),
+        }
+    })?;
+    InMemDicomObject::read_dataset(decoder).map_err(|e| match refusal.get() {
+        Some(refusal) => ParseError::from(refusal),
+        None => ParseError::DataSet(e),
+    })
 }
 
 fn known_transfer_syntax(uid: &str) -> Result<&'static TransferSyntax, ParseError> {
@@ -230,8 +349,7 @@ fn read_without_meta(bytes: &[u8]) -> Result<DefaultDicomObject, ParseError> {
         (true, true) => entries::EXPLICIT_VR_BIG_ENDIAN.erased(),
         (true, false) => return Err(ParseError::UnrecognisedEncoding),
     };
-    let dataset =
-        InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(ParseError::DataSet)?;
+    let dataset = read_data_set(bytes, &ts)?;
     // with_meta fills both SOP UIDs in from the data set; check them first
     // so that their absence gets its own error.
     required_uid(&dataset, tags::SOP_CLASS_UID, "SOPClassUID", "(0008,0016)")?;

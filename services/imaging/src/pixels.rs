@@ -24,6 +24,22 @@ use dicom_pixeldata::PixelDecoder;
 
 use crate::jpeg_dct;
 
+/// The most decoded bytes per encoded byte of encapsulated pixel data
+/// (PS3.5 §8.2) accepted before decoding, beyond [`DECODE_ALLOWANCE`]. The
+/// catalogue's lossy JPEG 2000 test image decodes to 2,097 × its 250
+/// encoded bytes, and real images to at most 160 ×; without a bound, a few
+/// bytes with inflated Rows, Columns or Number of Frames would claim
+/// gigabytes.
+pub const MAX_DECODE_RATIO: u64 = 512;
+
+/// Decoded bytes accepted whatever the compression: 16 MiB, a
+/// 4096 × 2048 frame of 16-bit samples.
+pub const DECODE_ALLOWANCE: u64 = 16 << 20;
+
+/// The most decoded bytes per encoded byte of RLE Lossless (PS3.5 Annex G):
+/// a PackBits replicate run of two bytes yields at most 128.
+pub const RLE_MAX_RATIO: u64 = 64;
+
 const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 
@@ -75,6 +91,38 @@ pub enum PixelError {
     /// A codec panicked on damaged data; the panic was contained.
     #[error("the pixel data codec failed unexpectedly")]
     CodecPanicked,
+    /// The pixel attributes call for more decoded bytes than the encoded
+    /// pixel data can hold: more than [`MAX_DECODE_RATIO`] times the
+    /// encapsulated bytes and more than [`DECODE_ALLOWANCE`] ([`RLE_MAX_RATIO`]
+    /// times, for RLE).
+    #[error(
+        "the pixel attributes call for {decoded} decoded bytes, more than the {encoded} encoded bytes may decode to ({limit})"
+    )]
+    DecodedSizeTooLarge {
+        /// Frames × rows × columns × samples × bytes per sample.
+        decoded: u64,
+        /// Bytes of all fragments.
+        encoded: u64,
+        /// The most they may decode to, bytes.
+        limit: u64,
+    },
+    /// A frame's codestream header declares a larger image than the
+    /// DICOM attributes (the codec would size its buffers by it).
+    #[error(
+        "the {codec} header of frame {frame} declares {width} × {height} × {components}, larger than Columns × Rows × Samples per Pixel"
+    )]
+    CodestreamLarger {
+        /// "JPEG", "JPEG-LS" or "JPEG 2000".
+        codec: &'static str,
+        /// 1-based fragment number.
+        frame: usize,
+        /// Declared width, pixels.
+        width: u32,
+        /// Declared height, pixels.
+        height: u32,
+        /// Declared components.
+        components: u32,
+    },
     /// Fewer pixel data bytes than the attributes require.
     #[error("pixel data is truncated: {actual} bytes, {expected} expected")]
     Truncated {
@@ -278,6 +326,7 @@ pub fn decode_pixels(object: &DefaultDicomObject) -> Result<PixelArray, PixelErr
         signed,
     };
     let encapsulated = matches!(pixel_data.value(), Value::PixelSequence(_));
+    check_sizes(pixel_data.value(), &geometry, &photometric, ts)?;
     let own_dct = matches!(ts, JPEG_BASELINE | JPEG_EXTENDED)
         && (photometric == "RGB"
             || first_fragment(pixel_data.value())
@@ -331,6 +380,145 @@ pub fn decode_pixels(object: &DefaultDicomObject) -> Result<PixelArray, PixelErr
 }
 
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Checks, before any codec allocates, that the pixel data can hold what
+/// the attributes call for: native data has all its bytes (PS3.5 §8.1.1),
+/// encapsulated data decodes to at most [`MAX_DECODE_RATIO`] times its
+/// size or [`DECODE_ALLOWANCE`] (RLE: [`RLE_MAX_RATIO`] times), and no
+/// frame's JPEG, JPEG-LS or
+/// JPEG 2000 header declares a larger image than the attributes.
+fn check_sizes(
+    value: &Value<InMemDicomObject>,
+    g: &Geometry,
+    photometric: &str,
+    ts: &str,
+) -> Result<(), PixelError> {
+    let samples = u64::from(g.frames)
+        * u64::from(g.rows)
+        * u64::from(g.columns)
+        * u64::from(g.samples_per_pixel);
+    match value {
+        Value::PixelSequence(seq) => {
+            let decoded = samples * u64::from(g.bits_allocated.div_ceil(8));
+            let encoded: u64 = seq.fragments().iter().map(|f| f.len() as u64).sum();
+            let (ratio, allowance) = if ts == RLE_LOSSLESS {
+                (RLE_MAX_RATIO, 0)
+            } else {
+                (MAX_DECODE_RATIO, DECODE_ALLOWANCE)
+            };
+            let limit = encoded.saturating_mul(ratio).max(allowance);
+            if decoded > limit {
+                return Err(PixelError::DecodedSizeTooLarge {
+                    decoded,
+                    encoded,
+                    limit,
+                });
+            }
+            for (i, fragment) in seq.fragments().iter().enumerate() {
+                let Some(h) = codestream_header(fragment) else {
+                    continue;
+                };
+                if u64::from(h.width) * u64::from(h.height) * u64::from(h.components)
+                    > u64::from(g.columns) * u64::from(g.rows) * u64::from(g.samples_per_pixel)
+                {
+                    return Err(PixelError::CodestreamLarger {
+                        codec: h.codec,
+                        frame: i + 1,
+                        width: h.width,
+                        height: h.height,
+                        components: h.components,
+                    });
+                }
+            }
+        }
+        Value::Primitive(p) => {
+            // Native YBR_FULL_422 holds two samples per pixel.
+            let samples = if photometric == "YBR_FULL_422" && g.samples_per_pixel == 3 {
+                samples / 3 * 2
+            } else {
+                samples
+            };
+            let expected = (samples * u64::from(g.bits_allocated)).div_ceil(8);
+            let actual = p.calculate_byte_len() as u64;
+            if actual < expected {
+                return Err(PixelError::Truncated {
+                    expected: usize::try_from(expected).unwrap_or(usize::MAX),
+                    actual: usize::try_from(actual).unwrap_or(usize::MAX),
+                });
+            }
+        }
+        Value::Sequence(_) => return Err(PixelError::InvalidAttribute { name: "PixelData" }),
+    }
+    Ok(())
+}
+
+/// The image size a codestream declares in its frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CodestreamHeader {
+    pub(crate) codec: &'static str,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) components: u32,
+}
+
+/// The frame header of a JPEG (ISO/IEC 10918-1 §B.2.2 SOFn) or JPEG-LS
+/// (ISO/IEC 14495-1 §C.2.2 SOF55) stream, or the SIZ marker segment of a
+/// JPEG 2000 codestream (ISO/IEC 15444-1 §A.5.1), found by walking the
+/// marker segments from the start; `None` when there is none.
+pub(crate) fn codestream_header(data: &[u8]) -> Option<CodestreamHeader> {
+    let be16 = |at: usize| {
+        data.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let be32 = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match be16(0)? {
+        // SOC then SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz.
+        0xFF4F => {
+            if be16(2)? != 0xFF51 {
+                return None;
+            }
+            let (x, y) = (be32(8)?, be32(12)?);
+            let (xo, yo) = (be32(16)?, be32(20)?);
+            Some(CodestreamHeader {
+                codec: "JPEG 2000",
+                width: x.saturating_sub(xo),
+                height: y.saturating_sub(yo),
+                components: u32::from(be16(40)?),
+            })
+        }
+        0xFFD8 => {
+            let mut i = 2;
+            loop {
+                while data.get(i) == Some(&0xFF) && data.get(i + 1) == Some(&0xFF) {
+                    i += 1;
+                }
+                if *data.get(i)? != 0xFF {
+                    return None;
+                }
+                let marker = *data.get(i + 1)?;
+                let sof = ((0xC0..=0xCF).contains(&marker)
+                    && !matches!(marker, 0xC4 | 0xC8 | 0xCC))
+                    || marker == 0xF7;
+                if sof {
+                    return Some(CodestreamHeader {
+                        codec: if marker == 0xF7 { "JPEG-LS" } else { "JPEG" },
+                        height: u32::from(be16(i + 5)?),
+                        width: u32::from(be16(i + 7)?),
+                        components: u32::from(*data.get(i + 9)?),
+                    });
+                }
+                if marker == 0xD9 || marker == 0xDA {
+                    return None;
+                }
+                i += 2 + usize::from(be16(i + 2)?);
+            }
+        }
+        _ => None,
+    }
+}
 
 struct Geometry {
     frames: u32,
@@ -422,7 +610,9 @@ fn rle_frame(data: &[u8], g: &Geometry) -> FrameResult {
     if segments != bytes * spp || segments > 15 {
         return Err("RLE segment count does not match the pixel attributes".into());
     }
-    let mut out = vec![0u8; pixels * spp * bytes];
+    // Every segment must be able to hold its `pixels` bytes (a two-byte
+    // replicate run yields at most 128) before the frame is allocated.
+    let mut ranges = Vec::with_capacity(segments);
     for seg in 0..segments {
         let start = word(4 + 4 * seg)?;
         let end = if seg + 1 < segments {
@@ -430,9 +620,22 @@ fn rle_frame(data: &[u8], g: &Geometry) -> FrameResult {
         } else {
             data.len()
         };
-        let mut src = data
+        let src = data
             .get(start..end)
             .ok_or("RLE segment offset out of range")?;
+        if src.len().div_ceil(2).saturating_mul(128) < pixels {
+            return Err(format!(
+                "RLE segment {} of {} bytes cannot hold the {pixels} bytes of a frame",
+                seg + 1,
+                src.len()
+            )
+            .into());
+        }
+        ranges.push(src);
+    }
+    let mut out = vec![0u8; pixels * spp * bytes];
+    for (seg, &src) in ranges.iter().enumerate() {
+        let mut src = src;
         let (sample, byte) = (seg / bytes, seg % bytes);
         // Native-endian position of this byte within a sample.
         let shift = bytes - 1 - byte;
@@ -463,6 +666,36 @@ fn rle_frame(data: &[u8], g: &Geometry) -> FrameResult {
         }
     }
     Ok(out)
+}
+
+/// [`rle_frame`] for the fuzz target (`crate::fuzzing::rle_frame`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_rle_frame(
+    data: &[u8],
+    rows: u16,
+    columns: u16,
+    samples_per_pixel: u16,
+    bits_allocated: u16,
+) -> Result<usize, String> {
+    let g = Geometry {
+        frames: 1,
+        rows: u32::from(rows),
+        columns: u32::from(columns),
+        samples_per_pixel,
+        bits_allocated,
+        bits_stored: bits_allocated,
+        signed: false,
+    };
+    let out = rle_frame(data, &g).map_err(|e| e.to_string())?;
+    assert_eq!(
+        out.len(),
+        usize::from(rows)
+            * usize::from(columns)
+            * usize::from(samples_per_pixel)
+            * usize::from(bits_allocated / 8),
+        "an RLE frame decodes to rows × columns × samples × bytes"
+    );
+    Ok(out.len())
 }
 
 /// YBR_FULL to RGB in place, PS3.3 §C.7.6.3.1.2, rounded as pydicom does.
@@ -567,4 +800,32 @@ fn to_samples(
         (32, true) => Samples::I32(raw.iter().map(|&v| signed_value(v)).collect()),
         (other, _) => return Err(PixelError::UnsupportedBitsAllocated(other)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rle_segment_too_short_for_its_frame_is_refused_before_allocation() {
+        let g = Geometry {
+            frames: 1,
+            rows: 65535,
+            columns: 65535,
+            samples_per_pixel: 1,
+            bits_allocated: 8,
+            bits_stored: 8,
+            signed: false,
+        };
+        // One segment of two bytes (a run of 128 zeros) at offset 64.
+        let mut frame = vec![0u8; 64];
+        frame[0] = 1;
+        frame[4] = 64;
+        frame.extend([0x81, 0x00]);
+        let err = rle_frame(&frame, &g).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "RLE segment 1 of 2 bytes cannot hold the 4294836225 bytes of a frame"
+        );
+    }
 }
