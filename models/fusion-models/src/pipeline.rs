@@ -802,7 +802,14 @@ impl Pipeline {
         reasons.extend(notes);
         report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
         for (label, p) in manifest.labels.iter().zip(predictions) {
-            let opinion = match p.opinion.discount(trust) {
+            // The label's prior (the report heads' prevalence where
+            // installed), so the branch reports the opinion it is fused with.
+            let prior = self.base_rate(p.observation);
+            let opinion = match p
+                .opinion
+                .discount(trust)
+                .and_then(|o| o.with_base_rate(prior))
+            {
                 Ok(o) => o,
                 Err(e) => {
                     report.reason = Some(format!("trust discount failed: {e}"));

@@ -16,7 +16,7 @@ use fusion_models::package::{
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-const SHIPPED: [&str; 2] = ["minilm-l6-v2", "pneumonia-xception"];
+const SHIPPED: [&str; 3] = ["minilm-l6-v2", "openi-report-heads", "pneumonia-xception"];
 
 fn manifest_value(name: &str) -> Value {
     let text = fs::read_to_string(default_packages_dir().join(name).join("manifest.toml")).unwrap();

@@ -35,7 +35,7 @@ use crate::opinion::Opinion;
 use crate::package::{InputSpec, ModelPackage, UncertaintyMethod};
 
 pub use features::FeatureSpec;
-pub use train::{HeadFigures, TrainOptions, TrainedHead, train_head};
+pub use train::{Calibration, HeadFigures, TrainOptions, TrainedHead, calibrate, train_head};
 pub use write::{PackageDraft, write_package};
 
 /// How a trained package was made (manifest `[training]`).

