@@ -6,7 +6,9 @@
 //! a threshold; plus the reliability diagram behind the ECE of
 //! [`crate::calibration`].
 
-use serde::Serialize;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
 
 use crate::calibration::ECE_BINS;
 
@@ -122,7 +124,7 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 /// One bin of a reliability diagram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ReliabilityBin {
     /// Lower edge of the bin, in [0, 1).
     pub lower: f64,
@@ -134,6 +136,53 @@ pub struct ReliabilityBin {
     pub mean_probability: f64,
     /// Fraction of gold positives (0 when empty).
     pub observed_rate: f64,
+}
+
+/// A reliability diagram in the compact form stored in manifests: per bin
+/// (k = 0 … 14, bin k covers [k/15, (k+1)/15)), the count, the mean
+/// predicted probability and the observed rate (0 when the bin is empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reliability {
+    /// Cases per bin.
+    pub counts: Vec<usize>,
+    /// Mean predicted probability per bin.
+    pub mean_probability: Vec<f64>,
+    /// Fraction of gold positives per bin.
+    pub observed_rate: Vec<f64>,
+}
+
+impl Reliability {
+    /// The compact form of `bins`.
+    #[must_use]
+    pub fn of(bins: &[ReliabilityBin]) -> Self {
+        Self {
+            counts: bins.iter().map(|b| b.count).collect(),
+            mean_probability: bins.iter().map(|b| b.mean_probability).collect(),
+            observed_rate: bins.iter().map(|b| b.observed_rate).collect(),
+        }
+    }
+
+    /// The bins back (equal width over [0, 1]).
+    #[must_use]
+    pub fn bins(&self) -> Vec<ReliabilityBin> {
+        let n = self.counts.len().max(1) as f64;
+        self.counts
+            .iter()
+            .zip(&self.mean_probability)
+            .zip(&self.observed_rate)
+            .enumerate()
+            .map(
+                |(k, ((&count, &mean_probability), &observed_rate))| ReliabilityBin {
+                    lower: k as f64 / n,
+                    upper: (k + 1) as f64 / n,
+                    count,
+                    mean_probability,
+                    observed_rate,
+                },
+            )
+            .collect()
+    }
 }
 
 /// The reliability diagram of `(p, gold)` pairs with [`ECE_BINS`]
@@ -166,6 +215,100 @@ pub fn reliability(pairs: &[(f64, bool)]) -> Vec<ReliabilityBin> {
             observed_rate: ratio(pos, count),
         })
         .collect()
+}
+
+/// Escapes text for an SVG text node.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A reliability diagram as a standalone SVG document, 420 × 440 px: the
+/// mean predicted probability against the observed rate per bin, the
+/// diagonal of perfect calibration, and the bin counts as a histogram
+/// (square-root scale) underneath (DeGroot & Fienberg 1983; Guo et al.
+/// 2017, Fig. 1). `title` is escaped.
+#[must_use]
+pub fn reliability_svg(title: &str, bins: &[ReliabilityBin]) -> String {
+    let (x0, y0, size) = (50.0, 40.0, 300.0);
+    let px = |p: f64| x0 + p * size;
+    let py = |p: f64| y0 + size - p * size;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="420" height="440" viewBox="0 0 420 440" font-family="sans-serif" font-size="11">
+<title>{t}</title>
+<rect width="420" height="440" fill="#fff"/>
+<text x="10" y="20" font-size="12">{t}</text>
+<rect x="{x0}" y="{y0}" width="{size}" height="{size}" fill="none" stroke="#888"/>
+<line x1="{a}" y1="{b}" x2="{c}" y2="{d}" stroke="#bbb" stroke-dasharray="4 3"/>
+"##,
+        t = escape(title),
+        a = px(0.0),
+        b = py(0.0),
+        c = px(1.0),
+        d = py(1.0)
+    );
+    for k in 0..=5 {
+        let v = f64::from(k) / 5.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{v:.1}</text><text x="{}" y="{}" text-anchor="end">{v:.1}</text>"#,
+            px(v),
+            y0 + size + 14.0,
+            x0 - 4.0,
+            py(v) + 4.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">mean predicted probability</text><text transform="translate(14 {}) rotate(-90)" text-anchor="middle">observed rate</text>"#,
+        px(0.5),
+        y0 + size + 30.0,
+        py(0.5)
+    );
+    // Histogram of counts under the axis (log-ish: sqrt scale).
+    let max = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64;
+    for b in bins {
+        let h = 40.0 * (b.count as f64 / max).sqrt();
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#9bb"><title>{} reports</title></rect>"##,
+            px(b.lower) + 1.0,
+            y0 + size + 40.0 + (40.0 - h),
+            (b.upper - b.lower) * size - 2.0,
+            b.count
+        );
+    }
+    let points: Vec<String> = bins
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| format!("{:.1},{:.1}", px(b.mean_probability), py(b.observed_rate)))
+        .collect();
+    if !points.is_empty() {
+        let _ = writeln!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#246" stroke-width="1.5"/>"##,
+            points.join(" ")
+        );
+    }
+    for b in bins.iter().filter(|b| b.count > 0) {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="{:.1}" fill="#246"><title>{:.2}–{:.2}: {} reports, mean p {:.3}, observed {:.3}</title></circle>"##,
+            px(b.mean_probability),
+            py(b.observed_rate),
+            2.0 + (b.count as f64).ln_1p(),
+            b.lower,
+            b.upper,
+            b.count,
+            b.mean_probability,
+            b.observed_rate
+        );
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 #[cfg(test)]
@@ -212,6 +355,16 @@ mod tests {
         assert!((c.precision() - 2.0 / 3.0).abs() < 1e-12);
         assert!((c.f1() - 4.0 / 6.0).abs() < 1e-12);
         assert_eq!(Confusion::default().f1(), 0.0);
+    }
+
+    #[test]
+    fn reliability_svg_draws_each_filled_bin_and_escapes_the_title() {
+        let bins = reliability(&[(0.05, false), (0.95, true), (0.9, true)]);
+        let svg = reliability_svg("a < b & c", &bins);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert!(svg.contains("a &lt; b &amp; c"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert_eq!(Reliability::of(&bins).bins(), bins);
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct TrainingLabel {
     /// Figures on the validation split (never fitted on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<HeadFigures>,
+    /// The reliability diagram behind the validation ECE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_reliability: Option<crate::metrics::Reliability>,
 }
 
 /// A base rate for an observation the heads do not predict.

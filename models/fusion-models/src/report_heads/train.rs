@@ -190,6 +190,9 @@ impl SplitMix64 {
     }
 }
 
+/// One C of the grid: its OOB log-loss, C, the members and their OOB logits.
+type GridPoint = (f64, f64, Vec<Logistic>, Vec<Option<f64>>);
+
 /// Trains one head on `design` (n × D) with gold `labels`. `stream` makes
 /// the resamples of different observations independent (use the
 /// observation's index).
@@ -204,7 +207,7 @@ pub fn train_head(
 ) -> Result<TrainedHead, TrainError> {
     if options.members == 0
         || options.c_grid.is_empty()
-        || options.c_grid.iter().any(|&c| !(c > 0.0))
+        || options.c_grid.iter().any(|&c| c.is_nan() || c <= 0.0)
     {
         return Err(TrainError::Options(
             "members must be ≥ 1 and every C > 0".to_owned(),
@@ -240,7 +243,7 @@ pub fn train_head(
         })
         .collect();
 
-    let mut best: Option<(f64, f64, Vec<Logistic>, Vec<Option<f64>>)> = None;
+    let mut best: Option<GridPoint> = None;
     for &c in &options.c_grid {
         let members: Vec<Logistic> = resamples
             .iter()

@@ -218,7 +218,8 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
          `fusion_models::report_heads::features`). The encoder is the package `{}` (manifest \
          SHA-256 `{}`), unchanged. Calibration: temperature scaling of the members' mean logit, \
          fitted out of bag; split-conformal q̂ at α = {} from the out-of-bag probabilities; the \
-         decision threshold maximises the out-of-bag F1. The text branch turns the calibrated \
+         decision threshold is half the best out-of-bag F1 (F*/2, the F1-optimal threshold of a \
+         calibrated probability; Lipton et al., ECML PKDD 2014). The text branch turns the calibrated \
          probability and the members' variance into a Beta opinion whose base rate is the \
          observation's prevalence in the training split, so its projected probability is the \
          calibrated probability.\n",

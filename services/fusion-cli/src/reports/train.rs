@@ -164,6 +164,7 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
                     c: head.c,
                     out_of_bag: head.oob,
                     validation: None,
+                    validation_reliability: None,
                 });
                 heads.push((*o, head));
             }
@@ -300,6 +301,8 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
                 f1: f.decision.f1,
                 coverage: f.coverage,
             });
+            label.validation_reliability =
+                Some(fusion_models::metrics::Reliability::of(&f.reliability));
         }
     }
     draft.training.validation_split = Some(args.validation_split.clone());
