@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn reliability_svg_draws_each_filled_bin_and_escapes_the_title() {
-        let bins = reliability(&[(0.05, false), (0.95, true), (0.9, true)]);
+        let bins = reliability(&[(0.05, false), (0.95, true), (0.97, true)]);
         let svg = reliability_svg("a < b & c", &bins);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("a &lt; b &amp; c"));
