@@ -687,8 +687,12 @@ async fn export_reviews_writes_the_labelled_header_and_is_audited() {
     // An existing file is kept (and nothing audited) unless --force.
     let export = |force: bool| {
         let mut cmd = fusion(dir.path());
-        cmd.env("DATABASE_URL", &db.url)
-            .args(["export", "reviews", "--out", file.to_str().unwrap()]);
+        cmd.env("DATABASE_URL", &db.url).args([
+            "export",
+            "reviews",
+            "--out",
+            file.to_str().unwrap(),
+        ]);
         if force {
             cmd.arg("--force");
         }
