@@ -58,6 +58,9 @@ enum Command {
     /// Verify or export the audit trail.
     #[command(subcommand)]
     Audit(operator::AuditCommand),
+    /// Blob store upkeep.
+    #[command(subcommand)]
+    Blobs(operator::BlobsCommand),
     /// Import every DICOM file under a folder (as STOW-RS would); exit 2
     /// when some failed.
     Ingest {
@@ -163,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => operator::user(&settings, cmd).await,
         Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
         Command::Audit(cmd) => operator::audit(&settings, cmd).await,
+        Command::Blobs(cmd) => operator::blobs(&settings, cmd).await,
         Command::Ingest { folder } => ingest::run(&settings, &folder).await,
         Command::Worker { workers } => worker::run(&settings, workers).await,
         Command::Eval(cmd) => eval::eval(cmd),
