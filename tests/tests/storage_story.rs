@@ -121,6 +121,16 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         b"first instance"
     );
 
+    // Both sides of the conflict are referenced rows (the collector keeps
+    // them); bytes no row names are not.
+    let loose = blobs.put(Bytes::from_static(b"loose")).await.unwrap();
+    let referenced = repo
+        .referenced_blobs(&[key.clone(), other.clone(), loose.clone()])
+        .await
+        .unwrap();
+    assert!(referenced.contains(&key) && referenced.contains(&other));
+    assert!(!referenced.contains(&loose));
+
     // A second series of another modality extends ModalitiesInStudy.
     let key2 = blobs.put(Bytes::from_static(b"second")).await.unwrap();
     let mut second = instance("1.2.3", "1.2.3.2", "1.2.3.2.1", "MR", &key2);
@@ -181,6 +191,18 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         ..AuditFilter::default()
     };
     assert_eq!(repo.audit_events(&by_agent).await.unwrap().len(), 1);
+
+    // Another submitter may not add to this study.
+    let mut foreign = instance("1.2.3", "1.2.3.9", "1.2.3.9.1", "CT", &loose);
+    foreign.submitted_by = Some("fk_intruder".into());
+    assert_eq!(
+        repo.put_instance(&foreign, &stow_audit()).await.unwrap(),
+        PutOutcome::ForeignStudy
+    );
+    // The study was stored without a case: the start-up sweep finds it.
+    let orphans = repo.studies_without_case().await.unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0].study_instance_uid.as_str(), "1.2.3");
 
     qido_story(repo.as_ref(), &blobs).await;
     identity_story(repo.as_ref()).await;
