@@ -1035,14 +1035,10 @@ async fn an_integration_client_reads_nothing_of_another_senders_study() {
         seen_a[0]["00100010"]["Value"][0]["Alphabetic"],
         a_name.as_str()
     );
-    // Neither may act on the mixed case.
+    // The mixed case may not be opened by either through POST /cases.
     let res = a
-        .req(
-            &app,
-            reqwest::Method::POST,
-            &format!("/cases/{case_id}/predictions"),
-        )
-        .json(&serde_json::json!({}))
+        .req(&app, reqwest::Method::POST, "/cases")
+        .json(&serde_json::json!({ "study_instance_uid": study }))
         .send()
         .await
         .unwrap();
