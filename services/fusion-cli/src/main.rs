@@ -61,6 +61,9 @@ enum Command {
     /// Blob store upkeep.
     #[command(subcommand)]
     Blobs(operator::BlobsCommand),
+    /// Export the clinicians' reviews as labelled reports (audited).
+    #[command(subcommand)]
+    Export(operator::ExportCommand),
     /// Import every DICOM file under a folder (as STOW-RS would); exit 2
     /// when some failed.
     Ingest {
@@ -167,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
         Command::Audit(cmd) => operator::audit(&settings, cmd).await,
         Command::Blobs(cmd) => operator::blobs(&settings, cmd).await,
+        Command::Export(cmd) => operator::export(&settings, cmd).await,
         Command::Ingest { folder } => ingest::run(&settings, &folder).await,
         Command::Worker { workers } => worker::run(&settings, workers).await,
         Command::Eval(cmd) => eval::eval(cmd),
