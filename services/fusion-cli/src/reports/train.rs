@@ -290,18 +290,7 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|f| f.observation == label.observation)
         {
-            label.validation = Some(fusion_models::report_heads::HeadFigures {
-                n: f.n,
-                positives: f.support,
-                auroc: f.auroc,
-                average_precision: f.average_precision,
-                ece: f.ece,
-                brier: f.brier,
-                precision: f.decision.precision,
-                recall: f.decision.recall,
-                f1: f.decision.f1,
-                coverage: f.coverage,
-            });
+            label.validation = Some(head_figures(f));
             label.validation_reliability =
                 Some(fusion_models::metrics::Reliability::of(&f.reliability));
         }
@@ -324,18 +313,7 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
                     .iter()
                     .find(|f| f.observation == label.observation)
                 {
-                    label.before = Some(fusion_models::report_heads::HeadFigures {
-                        n: f.n,
-                        positives: f.support,
-                        auroc: f.auroc,
-                        average_precision: f.average_precision,
-                        ece: f.ece,
-                        brier: f.brier,
-                        precision: f.decision.precision,
-                        recall: f.decision.recall,
-                        f1: f.decision.f1,
-                        coverage: f.coverage,
-                    });
+                    label.before = Some(head_figures(f));
                 }
             }
         }
@@ -367,4 +345,21 @@ fn baseline_pipeline(packages_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf
     }
     let pipeline = Pipeline::load(&dir);
     Ok((dir, pipeline))
+}
+
+/// One observation's evaluation as the manifest records it: the service's
+/// decision and the fused probability's figures.
+fn head_figures(f: &super::eval::ObservationFigures) -> fusion_models::report_heads::HeadFigures {
+    fusion_models::report_heads::HeadFigures {
+        n: f.n,
+        positives: f.support,
+        auroc: f.auroc,
+        average_precision: f.average_precision,
+        ece: f.ece,
+        brier: f.brier,
+        precision: f.decision.precision,
+        recall: f.decision.recall,
+        f1: f.decision.f1,
+        coverage: f.coverage,
+    }
 }
