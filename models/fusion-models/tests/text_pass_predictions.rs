@@ -7,9 +7,14 @@
 //! The passes agree to f32 rounding (cosine ≥ 1 − 1e-6 on the embeddings,
 //! tests/text_encoder.rs), not bit for bit: the products run in another
 //! order (packed tokens, a fused Q/K/V matrix) and the erf, exp and
-//! LayerNorm sums are computed differently. Every probability, opinion mass
-//! and uncertainty must agree to 1e-5; labels, statuses and abstentions
-//! must be identical.
+//! LayerNorm sums are computed differently. Every number must agree to
+//! 1e-5 × max(1, |value|): probabilities, opinion masses and uncertainties
+//! (all in [0, 1]) to 1e-5 absolute, evidence pseudo-counts (up to a few
+//! hundred) to 1e-5 relative; labels, statuses and abstentions must be
+//! identical. Measured: the largest difference is 5.3e-6, in a zero-shot
+//! logit (a scale times the difference of two close cosines, so it
+//! amplifies the embeddings' 1e-12-level disagreement); fused
+//! probabilities differ less.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -72,15 +77,21 @@ fn case(text: &str, with_analysis: bool) -> CaseInput {
     }
 }
 
-/// Walks two JSON trees: numbers within `tol`, everything else equal;
-/// `timings_ms` skipped. Returns the largest numeric difference.
-fn compare(a: &Value, b: &Value, path: &str, tol: f64) -> f64 {
+/// Walks two JSON trees: numbers within `tol` × max(1, |value|),
+/// everything else equal; `timings_ms` skipped. Returns the largest
+/// difference so scaled and where it is.
+fn compare(a: &Value, b: &Value, path: &str, tol: f64) -> (f64, String) {
+    let worst = |diffs: Vec<(f64, String)>| {
+        diffs
+            .into_iter()
+            .fold((0.0, String::new()), |m, d| if d.0 > m.0 { d } else { m })
+    };
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            let d = (x - y).abs();
-            assert!(d <= tol, "{path}: {x} vs {y} (|Δ| {d:e})");
-            d
+            let d = (x - y).abs() / x.abs().max(1.0);
+            assert!(d <= tol, "{path}: {x} vs {y} (scaled |Δ| {d:e})");
+            (d, format!("{path}: {x} vs {y}"))
         }
         (Value::Object(x), Value::Object(y)) => {
             assert_eq!(
@@ -88,22 +99,26 @@ fn compare(a: &Value, b: &Value, path: &str, tol: f64) -> f64 {
                 y.keys().collect::<Vec<_>>(),
                 "{path}"
             );
-            x.iter()
-                .filter(|(k, _)| k.as_str() != "timings_ms")
-                .map(|(k, v)| compare(v, &y[k], &format!("{path}.{k}"), tol))
-                .fold(0.0, f64::max)
+            worst(
+                x.iter()
+                    .filter(|(k, _)| k.as_str() != "timings_ms")
+                    .map(|(k, v)| compare(v, &y[k], &format!("{path}.{k}"), tol))
+                    .collect(),
+            )
         }
         (Value::Array(x), Value::Array(y)) => {
             assert_eq!(x.len(), y.len(), "{path}");
-            x.iter()
-                .zip(y)
-                .enumerate()
-                .map(|(i, (v, w))| compare(v, w, &format!("{path}[{i}]"), tol))
-                .fold(0.0, f64::max)
+            worst(
+                x.iter()
+                    .zip(y)
+                    .enumerate()
+                    .map(|(i, (v, w))| compare(v, w, &format!("{path}[{i}]"), tol))
+                    .collect(),
+            )
         }
         _ => {
             assert_eq!(a, b, "{path}");
-            0.0
+            (0.0, String::new())
         }
     }
 }
@@ -118,7 +133,7 @@ fn fused_predictions_are_unchanged_by_the_forward_pass() {
             assert_eq!(package.status, PackageStatus::Loaded, "{package:?}");
         }
     }
-    let mut worst = 0.0_f64;
+    let mut worst = (0.0_f64, String::new());
     let mut seen_head_evidence = false;
     for text in NOTES {
         // With an analysis the report heads give the opinions; without one,
@@ -128,7 +143,10 @@ fn fused_predictions_are_unchanged_by_the_forward_pass() {
             let a = serde_json::to_value(fast.predict(&input)).unwrap();
             let b = serde_json::to_value(reference.predict(&input)).unwrap();
             assert_eq!(a["modalities_available"], Value::Bool(true));
-            worst = worst.max(compare(&a, &b, "prediction", 1e-5));
+            let d = compare(&a, &b, "prediction", 1e-5);
+            if d.0 > worst.0 {
+                worst = d;
+            }
             seen_head_evidence |= a["branches"].to_string().contains("openi-report-heads");
         }
     }
@@ -136,5 +154,8 @@ fn fused_predictions_are_unchanged_by_the_forward_pass() {
         seen_head_evidence,
         "the text branch did not run the report heads"
     );
-    eprintln!("largest difference between the passes: {worst:.1e}");
+    eprintln!(
+        "largest difference between the passes, scaled: {:.1e} ({})",
+        worst.0, worst.1
+    );
 }
