@@ -323,7 +323,7 @@ pub fn erf_f32(x: f32) -> f32 {
         -2.101_024e-6,
         -5.692_506_4e-5,
         -7.349_906_3e-4,
-        -2.954_600e-3,
+        -2.954_6e-3,
         -1.609_603_3e-2,
     ];
     const B: [f32; 5] = [
@@ -368,7 +368,7 @@ pub fn exp_neg_f32(x: f32) -> f32 {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ] {
         p = p * r + c;
     }
@@ -820,7 +820,8 @@ impl MiniLm {
     ///
     /// # Errors
     /// A candle error when a tensor is missing or of the wrong shape, when
-    /// `hidden_size` is not a multiple of `num_attention_heads`, or when
+    /// `hidden_size` is 0 or not a multiple of `num_attention_heads`, when
+    /// `intermediate_size` is 0, or when
     /// `vb` is on another device than the CPU.
     pub fn load(vb: &VarBuilder, config: &Config) -> candle_core::Result<Self> {
         if !vb.device().is_cpu() {
@@ -829,7 +830,15 @@ impl MiniLm {
                 vb.device()
             );
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.intermediate_size == 0 {
+            bail!("intermediate_size is 0");
+        }
+        if config.num_attention_heads == 0
+            || config.hidden_size == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
             bail!(
                 "hidden_size {} does not split into {} heads",
                 config.hidden_size,
