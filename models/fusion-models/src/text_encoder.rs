@@ -6,13 +6,15 @@
 //! `tokenizer.json`, mean-pools the last hidden states over each sequence's
 //! own tokens and L2-normalises, as the package's `1_Pooling/config.json`
 //! says. On the CPU the model is this crate's own forward pass
-//! ([`crate::minilm::MiniLm`]: packed tokens, fused CPU kernels, about 2×
-//! faster); `candle_transformers::models::bert::BertModel` is the parity
-//! reference ([`ForwardPass::BertReference`]) and runs on a GPU. The shipped tokenizer pads and truncates at
-//! 128 tokens; both are switched off here and sequences are built by hand, so
-//! padding never enters the mean and nothing is silently cut: a text longer
-//! than `max_tokens` (256) is split into overlapping windows whose embeddings
-//! are averaged and re-normalised.
+//! ([`crate::minilm::MiniLm`]: packed tokens, fused CPU kernels, 2.5–2.7×
+//! `BertModel` in `models/README.md`); candle-transformers' `BertModel` is
+//! the parity reference ([`ForwardPass::BertReference`]) and runs on a GPU.
+//!
+//! The shipped tokenizer pads and truncates at 128 tokens; both are
+//! switched off here and sequences are built by hand, so padding never
+//! enters the mean and nothing is silently cut: a text longer than
+//! `max_tokens` (256) is split into overlapping windows whose embeddings are
+//! averaged and re-normalised.
 
 use rayon::prelude::*;
 use std::path::Path;
@@ -20,10 +22,9 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-
-use crate::minilm::{self, MiniLm};
 use tokenizers::Tokenizer;
 
+use crate::minilm::{self, MiniLm};
 use crate::package::{
     Architecture, EmbeddingOutput, InputSpec, ModelPackage, OutputSpec, PackageError, TextInput,
 };
@@ -99,6 +100,12 @@ impl ForwardPass {
 enum Model {
     MiniLm(MiniLm),
     Bert(BertModel),
+}
+
+/// `config.json` as the chosen pass reads it.
+enum PassConfig {
+    MiniLm(minilm::Config),
+    Bert(Config),
 }
 
 /// A loaded all-MiniLM-L6-v2 encoder. Build once at start-up
@@ -197,16 +204,18 @@ impl TextEncoder {
             file: "config.json".to_owned(),
             message: e.to_string(),
         };
-        let (hidden_size, max_positions) = match pass {
+        // Each pass reads config.json into its own Config.
+        let config = match pass {
             ForwardPass::MiniLm => {
-                let c: minilm::Config =
-                    serde_json::from_slice(&config_bytes).map_err(parse_error)?;
-                (c.hidden_size, c.max_position_embeddings)
+                PassConfig::MiniLm(serde_json::from_slice(&config_bytes).map_err(parse_error)?)
             }
             ForwardPass::BertReference => {
-                let c: Config = serde_json::from_slice(&config_bytes).map_err(parse_error)?;
-                (c.hidden_size, c.max_position_embeddings)
+                PassConfig::Bert(serde_json::from_slice(&config_bytes).map_err(parse_error)?)
             }
+        };
+        let (hidden_size, max_positions) = match &config {
+            PassConfig::MiniLm(c) => (c.hidden_size, c.max_position_embeddings),
+            PassConfig::Bert(c) => (c.hidden_size, c.max_position_embeddings),
         };
         if hidden_size != EMBEDDING_DIM {
             return Err(wrong(format!("config.json hidden_size {hidden_size}")));
@@ -217,15 +226,9 @@ impl TextEncoder {
             )));
         }
         let vb = VarBuilder::from_buffered_safetensors(pkg.read_weights()?, DType::F32, device)?;
-        let model = match pass {
-            ForwardPass::MiniLm => Model::MiniLm(MiniLm::load(
-                &vb,
-                &serde_json::from_slice(&config_bytes).map_err(parse_error)?,
-            )?),
-            ForwardPass::BertReference => Model::Bert(BertModel::load(
-                vb,
-                &serde_json::from_slice(&config_bytes).map_err(parse_error)?,
-            )?),
+        let model = match config {
+            PassConfig::MiniLm(c) => Model::MiniLm(MiniLm::load(&vb, &c)?),
+            PassConfig::Bert(c) => Model::Bert(BertModel::load(vb, &c)?),
         };
 
         let mut tok = Tokenizer::from_bytes(pkg.read_verified(tokenizer)?)
