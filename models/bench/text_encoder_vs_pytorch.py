@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sentences/s of the candle text encoder vs sentence-transformers (PyTorch, CPU).
 
-One-off benchmark, never run in CI. It
+One-off benchmark, never run in CI (and no timed test: figures depend on the
+machine and its load). It
 
 1. creates a throw-away venv under
    ``${XDG_CACHE_HOME:-$HOME/.cache}/fusion/venvs/st-bench`` and installs
@@ -13,9 +14,23 @@ One-off benchmark, never run in CI. It
    warms up on the first 64 sentences and times
    ``encode(sentences, batch_size=BATCH)`` over ``models/bench/sentences.txt``,
 3. runs ``cargo run -p fusion-models --release --example bench_text`` with the
-   same sentences, batch size and thread count (``RAYON_NUM_THREADS``),
-4. prints both rates, the ratio candle / PyTorch, and the cosine between the two
-   implementations' embeddings of the first 10 sentences.
+   same sentences, batch size and thread count (``RAYON_NUM_THREADS``) twice,
+   each in its own process: ``--pass minilm`` (the crate's own forward pass,
+   ``fusion_models::minilm``, which the service runs) and ``--pass bert``
+   (candle-transformers' ``BertModel``, the parity reference),
+4. on every side, after the batched rounds, embeds ``--single`` sentences
+   (default all) one call each, as the service encodes one note at a time:
+   latency p50 and p95, batch-1 throughput; and reads the process's peak
+   resident memory (``VmHWM`` for Rust, ``ru_maxrss`` for Python: the latter
+   includes the PyTorch runtime),
+5. prints the rates, the ratios against PyTorch (target: the MiniLM pass
+   >= 1.3x), the single-sentence figures, peak memory, the 1-minute load
+   average before each side, and the cosine between the implementations'
+   embeddings of the first 10 sentences.
+
+``--runs N`` (default 3) repeats the whole comparison and ends with one line
+per run. The machine is shared: compare figures only within a run, and read
+them with the load printed beside them.
 
 Fairness: ``encode`` sorts sentences by character length (longest first) and
 pads each batch to its longest member; ``bench_text`` does the same. Both time
@@ -24,7 +39,8 @@ tokenisation plus the forward pass and pooling, and report the median of
 
 Usage (from the repository root)::
 
-    python3 models/bench/text_encoder_vs_pytorch.py [--batch 32] [--threads 2] [--rounds 3]
+    python3 models/bench/text_encoder_vs_pytorch.py [--batch 32] [--threads 2] [--rounds 3] \
+        [--runs 3] [--single N]
     python3 models/bench/text_encoder_vs_pytorch.py --generate-sentences   # rewrite sentences.txt
 
 ``--generate-sentences`` rebuilds ``sentences.txt`` deterministically from the
@@ -38,6 +54,7 @@ import json
 import math
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -232,6 +249,20 @@ def pytorch_inner(args: argparse.Namespace) -> None:
         print(f"round {r}: {secs:.3f} s, {rates[-1]:.1f} sentences/s", flush=True)
     rate = statistics.median(rates)
     print(f"pytorch: {rate:.1f} sentences/s (median of {args.rounds} rounds, batch {args.batch}, {args.threads} threads)")
+    single = sentences[: args.single] if args.single else sentences
+    lat = []
+    t = time.perf_counter()
+    for s in single:
+        t1 = time.perf_counter()
+        model.encode([s], batch_size=1, convert_to_numpy=True)
+        lat.append((time.perf_counter() - t1) * 1e3)
+    single_rate = len(single) / (time.perf_counter() - t)
+    lat.sort()
+    p50, p95 = percentile(lat, 0.50), percentile(lat, 0.95)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"single sentences ({len(single)}): p50 {p50:.2f} ms, p95 {p95:.2f} ms, "
+          f"batch-1 throughput {single_rate:.1f} sentences/s")
+    print(f"peak resident memory (ru_maxrss, includes the PyTorch runtime): {peak_mb:.0f} MiB")
     Path(args.json).write_text(
         json.dumps(
             {
@@ -243,6 +274,11 @@ def pytorch_inner(args: argparse.Namespace) -> None:
                 "rounds_sentences_per_s": rates,
                 "sentences_per_s": rate,
                 "load_ms": load_ms,
+                "single_sentences": len(single),
+                "single_p50_ms": p50,
+                "single_p95_ms": p95,
+                "single_sentences_per_s": single_rate,
+                "peak_rss_mb": peak_mb,
                 "first_sentences": sentences[:10],
                 "first_embeddings": emb[:10].tolist(),
             }
@@ -271,6 +307,19 @@ def ensure_venv() -> None:
     print(f"installed in {time.time() - t:.0f} s", flush=True)
 
 
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q quantile of sorted values (nearest rank), as bench_text computes it."""
+    if not sorted_values:
+        return float("nan")
+    rank = math.ceil(q * len(sorted_values))
+    return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
+
+
+def load1() -> float:
+    """The 1-minute load average (the machine is shared: report it with every figure)."""
+    return os.getloadavg()[0]
+
+
 def cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b))
     na = math.sqrt(sum(x * x for x in a))
@@ -282,7 +331,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads and RAYON_NUM_THREADS (default 2)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="timed passes over the file per side (median reported)")
+    p.add_argument("--runs", type=int, default=3, help="whole comparisons, one after the other (default 3)")
+    p.add_argument("--single", type=int, default=0, help="sentences embedded one at a time (default 0: all)")
     p.add_argument("--generate-sentences", action="store_true", help=f"rewrite {SENTENCES.name} and exit")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help=argparse.SUPPRESS)
@@ -298,7 +349,6 @@ def main() -> None:
 
     out = CACHE / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    pt_json, rs_json = out / "text_pytorch.json", out / "text_candle.json"
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -310,29 +360,65 @@ def main() -> None:
     }
     ensure_venv()
     # Build first so compilation never overlaps a timed run.
-    cargo = ["cargo", "run", "-p", "fusion-models", "--release", "--example", "bench_text", "--"]
     subprocess.run(["cargo", "build", "-p", "fusion-models", "--release", "--example", "bench_text"], cwd=REPO, check=True)
+    cargo = ["cargo", "run", "-q", "-p", "fusion-models", "--release", "--example", "bench_text", "--"]
+    common = ["--batch", str(args.batch), "--threads", str(args.threads), "--rounds", str(args.rounds),
+              "--single", str(args.single)]
+    summary = []
+    for run in range(1, args.runs + 1):
+        loads = {}
+        pt_json = out / "text_pytorch.json"
+        print(f"== run {run}/{args.runs}: sentence-transformers (PyTorch, CPU); load {load1():.2f}", flush=True)
+        loads["pytorch"] = load1()
+        subprocess.run([str(_venv_python()), __file__, "--inner", *common, "--json", str(pt_json)], env=env, check=True)
+        rs = {}
+        for name in ("minilm", "bert"):
+            loads[name] = load1()
+            print(f"== run {run}/{args.runs}: candle, --pass {name}; load {loads[name]:.2f}", flush=True)
+            js = out / f"text_candle_{name}.json"
+            subprocess.run(
+                [*cargo, str(SENTENCES.relative_to(REPO)), str(args.batch), "--rounds", str(args.rounds),
+                 "--pass", name, *(["--single", str(args.single)] if args.single else []), "--json", str(js)],
+                cwd=REPO, env=env, check=True,
+            )
+            rs[name] = json.loads(js.read_text())
+        loads["end"] = load1()
+        pt = json.loads(pt_json.read_text())
+        summary.append(report(run, args, pt, rs, loads))
+    print("== summary (sentences/s at batch {0}, {1} threads; ratio = MiniLM pass / PyTorch)".format(args.batch, args.threads))
+    for line in summary:
+        print(line)
 
-    print("== sentence-transformers (PyTorch, CPU)", flush=True)
-    common = ["--batch", str(args.batch), "--threads", str(args.threads), "--rounds", str(args.rounds)]
-    subprocess.run([str(_venv_python()), __file__, "--inner", *common, "--json", str(pt_json)], env=env, check=True)
-    print("== candle (fusion-models bench_text)", flush=True)
-    subprocess.run(
-        [*cargo, str(SENTENCES.relative_to(REPO)), str(args.batch), "--rounds", str(args.rounds), "--json", str(rs_json)],
-        cwd=REPO, env=env, check=True,
-    )
 
-    pt, rs = json.loads(pt_json.read_text()), json.loads(rs_json.read_text())
-    assert pt["first_sentences"] == rs["first_sentences"], "the two sides read different sentences"
-    cos = [cosine(a, b) for a, b in zip(rs["first_embeddings"], pt["first_embeddings"])]
-    ratio = rs["sentences_per_s"] / pt["sentences_per_s"]
-    print("== result")
-    print(f"sentences: {rs['sentences']}, batch {args.batch}, threads: candle {rs['threads']}, torch {pt['threads']}")
-    print(f"pytorch ({pt['torch']}, sentence-transformers {pt['sentence_transformers']}): {pt['sentences_per_s']:.1f} sentences/s")
-    print(f"candle: {rs['sentences_per_s']:.1f} sentences/s")
-    print(f"ratio candle/pytorch: {ratio:.2f} (target >= 1.0: {'met' if ratio >= 1.0 else 'NOT met'})")
-    print(f"cosine candle vs pytorch, first 10 sentences: min {min(cos):.9f} (1 - min = {1 - min(cos):.1e}),"
-          f" mean {statistics.mean(cos):.9f} ({'ok' if min(cos) >= 0.9999 else 'BELOW 0.9999'})")
+def report(run: int, args: argparse.Namespace, pt: dict, rs: dict, loads: dict) -> str:
+    """Prints one run's comparison; returns its summary line."""
+    mini, bert = rs["minilm"], rs["bert"]
+    for side in (mini, bert):
+        assert pt["first_sentences"] == side["first_sentences"], "the sides read different sentences"
+    ratio = mini["sentences_per_s"] / pt["sentences_per_s"]
+    print(f"== result, run {run}")
+    print(f"sentences: {mini['sentences']}, batch {args.batch}, threads: candle {mini['threads']}, torch {pt['threads']}")
+    print(f"{'':34} {'batch ' + str(args.batch):>12} {'p50 ms':>8} {'p95 ms':>8} {'batch-1/s':>10} {'peak MiB':>9} {'load':>5}")
+    rows = [
+        (f"pytorch {pt['torch']} (s-t {pt['sentence_transformers']})", pt, loads["pytorch"]),
+        ("candle MiniLm pass (service)", mini, loads["minilm"]),
+        ("candle BertModel (reference)", bert, loads["bert"]),
+    ]
+    for name, r, load in rows:
+        print(f"{name:34} {r['sentences_per_s']:12.1f} {r['single_p50_ms']:8.2f} {r['single_p95_ms']:8.2f} "
+              f"{r['single_sentences_per_s']:10.1f} {r['peak_rss_mb']:9.0f} {load:5.2f}")
+    print(f"ratio MiniLm pass / pytorch: {ratio:.2f} (target >= 1.3: {'met' if ratio >= 1.3 else 'NOT met'})")
+    print(f"ratio BertModel / pytorch: {bert['sentences_per_s'] / pt['sentences_per_s']:.2f}; "
+          f"MiniLm pass / BertModel: {mini['sentences_per_s'] / bert['sentences_per_s']:.2f}")
+    for name, side in (("MiniLm pass", mini), ("BertModel", bert)):
+        cos = [cosine(a, b) for a, b in zip(side["first_embeddings"], pt["first_embeddings"])]
+        print(f"cosine {name} vs pytorch, first 10 sentences: min {min(cos):.9f} (1 - min = {1 - min(cos):.1e})"
+              f" ({'ok' if min(cos) >= 0.9999 else 'BELOW 0.9999'})")
+    return (f"run {run}: pytorch {pt['sentences_per_s']:.1f}, MiniLm pass {mini['sentences_per_s']:.1f}, "
+            f"BertModel {bert['sentences_per_s']:.1f}; ratio {ratio:.2f}; single p50/p95 ms: "
+            f"pytorch {pt['single_p50_ms']:.1f}/{pt['single_p95_ms']:.1f}, MiniLm {mini['single_p50_ms']:.1f}/"
+            f"{mini['single_p95_ms']:.1f}, BertModel {bert['single_p50_ms']:.1f}/{bert['single_p95_ms']:.1f}; "
+            f"load at start {loads['pytorch']:.2f}, end {loads['end']:.2f}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 //!
 //! The models that produce the evidence run on candle: verified model
 //! packages ([`package`]), the all-MiniLM-L6-v2 sentence encoder
-//! ([`text_encoder`]), the radiograph preprocessing ([`preprocess`]), the
-//! Xception pneumonia classifier ([`xception`]) and its MC-dropout branch
+//! ([`text_encoder`], on the crate's own forward pass [`minilm`]), the
+//! radiograph preprocessing ([`preprocess`]), the Xception pneumonia classifier ([`xception`]) and its MC-dropout branch
 //! opinions ([`image_branch`]). [`pipeline`] runs a whole case: the
 //! applicability gate, both branches, fusion, abstention and timings. The fusion math itself is f64, deterministic
 //! and free of model-runtime dependencies.
@@ -20,6 +20,7 @@ pub mod conformal;
 pub mod evidence;
 pub mod image_branch;
 pub mod metrics;
+pub mod minilm;
 pub mod opinion;
 pub mod package;
 pub mod pipeline;
@@ -50,7 +51,7 @@ pub use pipeline::{
     GateAttributes, ImageCandidate, NoteInput, PackageRef, PackageStatus, Pipeline,
     PredictionOutput,
 };
-pub use text_encoder::{Embedding, TextEncoder, TextEncoderError};
+pub use text_encoder::{Embedding, ForwardPass, TextEncoder, TextEncoderError};
 
 /// The device to run models on, chosen once at start-up: the first CUDA GPU
 /// when the crate is built with the `cuda` feature and one is present, else

@@ -53,7 +53,7 @@ use crate::package::{
 };
 use crate::preprocess::{Photometric, preprocess_radiograph};
 use crate::report_heads::ReportHeads;
-use crate::text_encoder::{Embedding, TextEncoder};
+use crate::text_encoder::{Embedding, ForwardPass, TextEncoder};
 use crate::xception::XceptionClassifier;
 use fusion_schemas::NoteLabel;
 
@@ -463,8 +463,16 @@ impl Pipeline {
     /// <why>", and the package is listed with status `failed`.
     #[must_use]
     pub fn load(dir: &Path) -> Self {
+        Self::load_with_text_pass(dir, None)
+    }
+
+    /// As [`Pipeline::load`], with the text encoder's forward pass chosen
+    /// (`None`: [`ForwardPass::default_for`] the device). Used to compare
+    /// predictions of the service's pass with the `BertModel` reference.
+    #[must_use]
+    pub fn load_with_text_pass(dir: &Path, text_pass: Option<ForwardPass>) -> Self {
         match package::list(dir) {
-            Ok(listing) => Self::from_listing(listing, dir),
+            Ok(listing) => Self::from_listing(listing, dir, text_pass),
             Err(e) => {
                 let why = format!("cannot list {}: {e}", dir.display());
                 Self {
@@ -485,11 +493,16 @@ impl Pipeline {
             dir: package_dir.to_path_buf(),
             manifest: ModelPackage::read_manifest(package_dir),
         }];
-        Self::from_listing(listing, package_dir)
+        Self::from_listing(listing, package_dir, None)
     }
 
-    fn from_listing(listing: Vec<package::PackageListing>, dir: &Path) -> Self {
+    fn from_listing(
+        listing: Vec<package::PackageListing>,
+        dir: &Path,
+        text_pass: Option<ForwardPass>,
+    ) -> Self {
         let device = crate::select_device().unwrap_or(Device::Cpu);
+        let text_pass = text_pass.unwrap_or_else(|| ForwardPass::default_for(&device));
         let mut packages = Vec::new();
         let mut image: Result<ImageModel, String> =
             Err(format!("no image package under {}", dir.display()));
@@ -552,7 +565,7 @@ impl Pipeline {
                     reference.manifest_sha256 = Some(pkg.manifest_sha256().to_owned());
                     match manifest.modality {
                         Modality::Image => build_image(pkg, &device).map(|m| image = Ok(m)),
-                        Modality::Text => build_text(pkg, &device).map(|m| text = Ok(m)),
+                        Modality::Text => build_text(pkg, &device, text_pass).map(|m| text = Ok(m)),
                     }
                 });
             match built {
@@ -571,7 +584,7 @@ impl Pipeline {
         }
         for (heads_dir, manifest, index) in heads_found {
             let reference = &mut packages[index];
-            match attach_heads(&mut text, &heads_dir, &manifest, &device) {
+            match attach_heads(&mut text, &heads_dir, &manifest, &device, text_pass) {
                 Ok(sha) => {
                     reference.status = PackageStatus::Loaded;
                     reference.manifest_sha256 = Some(sha);
@@ -1082,7 +1095,11 @@ fn load_mean_logistic(package: &ModelPackage) -> Result<(Vec<f32>, Vec<f32>), St
     Ok((read("weight")?, read("bias")?))
 }
 
-fn build_text(package: ModelPackage, device: &Device) -> Result<TextModel, String> {
+fn build_text(
+    package: ModelPackage,
+    device: &Device,
+    pass: ForwardPass,
+) -> Result<TextModel, String> {
     let manifest = package.manifest();
     let weights = manifest.text_evidence.unwrap_or_default();
     if manifest.architecture != Architecture::Bert {
@@ -1091,7 +1108,8 @@ fn build_text(package: ModelPackage, device: &Device) -> Result<TextModel, Strin
     let mut encoder = None;
     let zero_shot = match &manifest.zero_shot {
         Some(spec) if spec.enabled => {
-            let built = TextEncoder::from_package(&package, device).map_err(|e| e.to_string())?;
+            let built = TextEncoder::from_package_with(&package, device, pass)
+                .map_err(|e| e.to_string())?;
             let encoder = encoder.insert(built);
             let texts: Vec<&str> = Observation::ALL
                 .iter()
@@ -1128,6 +1146,7 @@ fn attach_heads(
     dir: &Path,
     manifest: &Manifest,
     device: &Device,
+    pass: ForwardPass,
 ) -> Result<String, (PackageStatus, String)> {
     let failed = |why: String| (PackageStatus::Failed, format!("{}: {why}", manifest.name));
     let crate::package::InputSpec::NoteFeatures(input) = &manifest.input else {
@@ -1163,8 +1182,8 @@ fn attach_heads(
     let package = ModelPackage::load(dir).map_err(|e| failed(e.to_string()))?;
     let heads = ReportHeads::from_package(&package).map_err(|e| failed(e.to_string()))?;
     if model.encoder.is_none() {
-        let built =
-            TextEncoder::from_package(&model.package, device).map_err(|e| failed(e.to_string()))?;
+        let built = TextEncoder::from_package_with(&model.package, device, pass)
+            .map_err(|e| failed(e.to_string()))?;
         model.encoder = Some(built);
     }
     let sha = package.manifest_sha256().to_owned();

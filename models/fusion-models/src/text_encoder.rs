@@ -2,14 +2,19 @@
 //! 384-wide BERT distilled by MiniLM (Wang et al., NeurIPS 2020) and trained
 //! as a Sentence-BERT bi-encoder (Reimers & Gurevych, EMNLP 2019).
 //!
-//! The encoder runs `candle_transformers::models::bert::BertModel` on word
-//! pieces from the package's `tokenizer.json`, mean-pools the last hidden
-//! states over the attention mask and L2-normalises, as the package's
-//! `1_Pooling/config.json` says. The shipped tokenizer pads and truncates at
-//! 128 tokens; both are switched off here and sequences are built by hand, so
-//! padding never enters the mean and nothing is silently cut: a text longer
-//! than `max_tokens` (256) is split into overlapping windows whose embeddings
-//! are averaged and re-normalised.
+//! The encoder runs the model on word pieces from the package's
+//! `tokenizer.json`, mean-pools the last hidden states over each sequence's
+//! own tokens and L2-normalises, as the package's `1_Pooling/config.json`
+//! says. On the CPU the model is this crate's own forward pass
+//! ([`crate::minilm::MiniLm`]: packed tokens, fused CPU kernels, 2.5–2.7×
+//! `BertModel` in `models/README.md`); candle-transformers' `BertModel` is
+//! the parity reference ([`ForwardPass::BertReference`]) and runs on a GPU.
+//!
+//! The shipped tokenizer pads and truncates at 128 tokens; both are
+//! switched off here and sequences are built by hand, so padding never
+//! enters the mean and nothing is silently cut: a text longer than
+//! `max_tokens` (256) is split into overlapping windows whose embeddings are
+//! averaged and re-normalised.
 
 use rayon::prelude::*;
 use std::path::Path;
@@ -19,6 +24,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::Tokenizer;
 
+use crate::minilm::{self, MiniLm};
 use crate::package::{
     Architecture, EmbeddingOutput, InputSpec, ModelPackage, OutputSpec, PackageError, TextInput,
 };
@@ -64,10 +70,48 @@ pub enum TextEncoderError {
     Candle(#[from] candle_core::Error),
 }
 
+/// Which implementation computes the hidden states; both read the same
+/// checkpoint and agree to cosine ≥ 1 − 1e-6 on the pooled embeddings
+/// (tested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardPass {
+    /// [`crate::minilm::MiniLm`]: packed tokens, attention in length-sorted
+    /// sub-batches, fused CPU kernels. The default on the CPU; CPU only.
+    MiniLm,
+    /// candle-transformers' `BertModel` on padded batches: the parity
+    /// reference, and the pass on a GPU.
+    BertReference,
+}
+
+impl ForwardPass {
+    /// The pass [`TextEncoder::from_package`] uses on `device`:
+    /// [`ForwardPass::MiniLm`] on the CPU, [`ForwardPass::BertReference`]
+    /// elsewhere.
+    #[must_use]
+    pub fn default_for(device: &Device) -> Self {
+        if device.is_cpu() {
+            Self::MiniLm
+        } else {
+            Self::BertReference
+        }
+    }
+}
+
+enum Model {
+    MiniLm(MiniLm),
+    Bert(BertModel),
+}
+
+/// `config.json` as the chosen pass reads it.
+enum PassConfig {
+    MiniLm(minilm::Config),
+    Bert(Config),
+}
+
 /// A loaded all-MiniLM-L6-v2 encoder. Build once at start-up
 /// ([`TextEncoder::load`]) and share; `embed` takes `&self`.
 pub struct TextEncoder {
-    model: BertModel,
+    model: Model,
     tokenizer: Tokenizer,
     device: Device,
     cls_id: u32,
@@ -80,6 +124,7 @@ pub struct TextEncoder {
 impl std::fmt::Debug for TextEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextEncoder")
+            .field("forward_pass", &self.forward_pass())
             .field("device", &self.device)
             .field("max_tokens", &self.max_tokens)
             .field("chunk_stride", &self.chunk_stride)
@@ -99,17 +144,33 @@ impl TextEncoder {
         Self::from_package(&ModelPackage::load(dir)?, device)
     }
 
-    /// Builds the encoder from a loaded package: weights, `config.json` and
-    /// the tokenizer are read into memory and re-verified against the
-    /// manifest's SHA-256 (no memory mapping, no `unsafe`).
+    /// Builds the encoder from a loaded package with the default forward
+    /// pass for `device` ([`ForwardPass::default_for`]); see
+    /// [`TextEncoder::from_package_with`].
+    ///
+    /// # Errors
+    /// As [`TextEncoder::from_package_with`].
+    pub fn from_package(pkg: &ModelPackage, device: &Device) -> Result<Self, TextEncoderError> {
+        Self::from_package_with(pkg, device, ForwardPass::default_for(device))
+    }
+
+    /// Builds the encoder from a loaded package with the given forward
+    /// pass: weights, `config.json` and the tokenizer are read into memory
+    /// and re-verified against the manifest's SHA-256 (no memory mapping,
+    /// no `unsafe`).
     ///
     /// # Errors
     /// [`TextEncoderError::WrongPackage`] unless the manifest describes a
     /// BERT text encoder with a 384-d mean-pooled, normalised output;
     /// [`TextEncoderError::Config`], [`TextEncoderError::Tokenizer`] or
-    /// [`TextEncoderError::Candle`] when a file does not parse or the
-    /// weights do not fit the config.
-    pub fn from_package(pkg: &ModelPackage, device: &Device) -> Result<Self, TextEncoderError> {
+    /// [`TextEncoderError::Candle`] when a file does not parse, the
+    /// weights do not fit the config, or [`ForwardPass::MiniLm`] is asked
+    /// for on a device other than the CPU.
+    pub fn from_package_with(
+        pkg: &ModelPackage,
+        device: &Device,
+        pass: ForwardPass,
+    ) -> Result<Self, TextEncoderError> {
         let m = pkg.manifest();
         let wrong = |reason: String| TextEncoderError::WrongPackage {
             name: m.name.clone(),
@@ -139,25 +200,36 @@ impl TextEncoder {
             }
         }
         let config_bytes = pkg.read_verified("config.json")?;
-        let config: Config =
-            serde_json::from_slice(&config_bytes).map_err(|e| TextEncoderError::Config {
-                file: "config.json".to_owned(),
-                message: e.to_string(),
-            })?;
-        if config.hidden_size != EMBEDDING_DIM {
-            return Err(wrong(format!(
-                "config.json hidden_size {}",
-                config.hidden_size
-            )));
+        let parse_error = |e: serde_json::Error| TextEncoderError::Config {
+            file: "config.json".to_owned(),
+            message: e.to_string(),
+        };
+        // Each pass reads config.json into its own Config.
+        let config = match pass {
+            ForwardPass::MiniLm => {
+                PassConfig::MiniLm(serde_json::from_slice(&config_bytes).map_err(parse_error)?)
+            }
+            ForwardPass::BertReference => {
+                PassConfig::Bert(serde_json::from_slice(&config_bytes).map_err(parse_error)?)
+            }
+        };
+        let (hidden_size, max_positions) = match &config {
+            PassConfig::MiniLm(c) => (c.hidden_size, c.max_position_embeddings),
+            PassConfig::Bert(c) => (c.hidden_size, c.max_position_embeddings),
+        };
+        if hidden_size != EMBEDDING_DIM {
+            return Err(wrong(format!("config.json hidden_size {hidden_size}")));
         }
-        if *max_tokens > config.max_position_embeddings {
+        if *max_tokens > max_positions {
             return Err(wrong(format!(
-                "max_tokens {max_tokens} exceeds max_position_embeddings {}",
-                config.max_position_embeddings
+                "max_tokens {max_tokens} exceeds max_position_embeddings {max_positions}"
             )));
         }
         let vb = VarBuilder::from_buffered_safetensors(pkg.read_weights()?, DType::F32, device)?;
-        let model = BertModel::load(vb, &config)?;
+        let model = match config {
+            PassConfig::MiniLm(c) => Model::MiniLm(MiniLm::load(&vb, &c)?),
+            PassConfig::Bert(c) => Model::Bert(BertModel::load(vb, &c)?),
+        };
 
         let mut tok = Tokenizer::from_bytes(pkg.read_verified(tokenizer)?)
             .map_err(|e| TextEncoderError::Tokenizer(e.to_string()))?;
@@ -188,6 +260,15 @@ impl TextEncoder {
     #[must_use]
     pub const fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The forward pass this encoder runs.
+    #[must_use]
+    pub const fn forward_pass(&self) -> ForwardPass {
+        match self.model {
+            Model::MiniLm(_) => ForwardPass::MiniLm,
+            Model::Bert(_) => ForwardPass::BertReference,
+        }
     }
 
     /// Word-piece ids of `text` without special tokens, no truncation.
@@ -253,20 +334,12 @@ impl TextEncoder {
             .flat_map(|(i, chunks)| chunks.into_iter().map(move |s| (i, s)))
             .collect();
         seqs.sort_by_key(|(_, s)| s.len());
-        // Passes run side by side on the Rayon pool: candle's matrix
-        // products use every thread, but most of its element-wise steps run
-        // on one; a pass per thread keeps every core busy through both.
-        let per_pass = pass_size(seqs.len());
-        let pooled: Vec<Vec<Embedding>> = seqs
-            .par_chunks(per_pass)
-            .map(|batch| self.encode_batch(batch.iter().map(|(_, s)| s.as_slice())))
-            .collect::<Result<_, _>>()?;
+        let pooled =
+            self.encode_sequences(&seqs.iter().map(|(_, s)| s.as_slice()).collect::<Vec<_>>())?;
         let mut sums = vec![[0.0_f32; EMBEDDING_DIM]; texts.len()];
-        for (batch, pooled) in seqs.chunks(per_pass).zip(pooled) {
-            for ((text, _), row) in batch.iter().zip(pooled) {
-                for (acc, v) in sums[*text].iter_mut().zip(row) {
-                    *acc += v;
-                }
+        for ((text, _), row) in seqs.iter().zip(pooled) {
+            for (acc, v) in sums[*text].iter_mut().zip(row) {
+                *acc += v;
             }
         }
         // A chunk's embedding already has norm 1; the mean of several is
@@ -292,11 +365,7 @@ impl TextEncoder {
                 self.max_tokens
             )));
         }
-        let pooled: Vec<Vec<Embedding>> = seqs
-            .par_chunks(pass_size(seqs.len()))
-            .map(|batch| self.encode_batch(batch.iter().map(Vec::as_slice)))
-            .collect::<Result<_, _>>()?;
-        Ok(pooled.into_iter().flatten().collect())
+        self.encode_sequences(&seqs.iter().map(Vec::as_slice).collect::<Vec<_>>())
     }
 
     /// As [`TextEncoder::embed`], as a tensor `[N, 384]` on the encoder's
@@ -314,10 +383,57 @@ impl TextEncoder {
         )?)
     }
 
-    /// Runs one padded batch of `[CLS] … [SEP]` sequences and returns each
-    /// sequence's mean-pooled, L2-normalised embedding.
+    /// Mean-pooled, L2-normalised embedding of each `[CLS] … [SEP]`
+    /// sequence, in order; sequences sorted by length run fastest.
+    fn encode_sequences(&self, seqs: &[&[u32]]) -> Result<Vec<Embedding>, TextEncoderError> {
+        match &self.model {
+            // One pass of up to BATCH_SIZE sequences at a time; each pass
+            // spreads its products, attention groups and element-wise
+            // kernels over the Rayon pool itself.
+            Model::MiniLm(model) => {
+                let mut out = Vec::with_capacity(seqs.len());
+                for pass in seqs.chunks(BATCH_SIZE) {
+                    let hidden = model.forward(pass)?; // [Σ lens, 384]
+                    let hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
+                    let mut rows = hidden.chunks_exact(EMBEDDING_DIM);
+                    for seq in pass {
+                        let mut mean = [0.0_f32; EMBEDDING_DIM];
+                        for row in rows.by_ref().take(seq.len()) {
+                            for (m, v) in mean.iter_mut().zip(row) {
+                                *m += v;
+                            }
+                        }
+                        #[allow(clippy::cast_precision_loss)] // ≤ 512 tokens
+                        let count = seq.len() as f32;
+                        for m in &mut mean {
+                            *m /= count;
+                        }
+                        normalise(&mut mean);
+                        out.push(mean);
+                    }
+                }
+                Ok(out)
+            }
+            // Passes run side by side on the Rayon pool: candle's matrix
+            // products use every thread, but most of BertModel's
+            // element-wise steps run on one; a pass per thread keeps every
+            // core busy through both.
+            Model::Bert(model) => {
+                let pooled: Vec<Vec<Embedding>> = seqs
+                    .par_chunks(pass_size(seqs.len()))
+                    .map(|batch| self.encode_batch(model, batch.iter().copied()))
+                    .collect::<Result<_, _>>()?;
+                Ok(pooled.into_iter().flatten().collect())
+            }
+        }
+    }
+
+    /// Runs one padded batch of `[CLS] … [SEP]` sequences through
+    /// `BertModel` and returns each sequence's mean-pooled, L2-normalised
+    /// embedding.
     fn encode_batch<'a>(
         &self,
+        model: &BertModel,
         seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
     ) -> Result<Vec<Embedding>, TextEncoderError> {
         let batch = seqs.len();
@@ -335,7 +451,7 @@ impl TextEncoder {
         let token_types = ids.zeros_like()?;
         // [B, L, 384] last hidden states; padding positions are masked out of
         // attention by BertModel and out of the mean below.
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let hidden = model.forward(&ids, &token_types, Some(&mask))?;
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // [B, L, 1]
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // [B, 384]
         let counts = mask.sum(1)?; // [B, 1], ≥ 2 ([CLS] and [SEP])

@@ -1,11 +1,14 @@
 //! all-MiniLM-L6-v2 in candle against float64 numpy reference vectors
-//! (models/convert/minilm_reference.py). Needs `scripts/fetch-models --text-only`.
+//! (models/convert/minilm_reference.py), and the crate's own forward pass
+//! (`fusion_models::minilm`) against candle-transformers' `BertModel`. Needs
+//! `scripts/fetch-models --text-only`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use candle_core::Device;
-use fusion_models::text_encoder::{EMBEDDING_DIM, TextEncoder, cosine};
+use fusion_models::ModelPackage;
+use fusion_models::text_encoder::{EMBEDDING_DIM, ForwardPass, TextEncoder, cosine};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -161,4 +164,83 @@ fn similar_findings_are_closer_than_unrelated_ones() {
 
 fn embed_ids(enc: &TextEncoder, seq: &[u32]) -> [f32; EMBEDDING_DIM] {
     enc.embed_sequences(&[seq.to_vec()]).unwrap()[0]
+}
+
+fn encoder_with(pass: ForwardPass) -> TextEncoder {
+    let pkg = ModelPackage::load(common::fetched_package("minilm-l6-v2")).unwrap();
+    TextEncoder::from_package_with(&pkg, &Device::Cpu, pass).unwrap()
+}
+
+#[test]
+fn the_cpu_runs_the_minilm_pass() {
+    assert_eq!(encoder().forward_pass(), ForwardPass::MiniLm);
+    assert_eq!(ForwardPass::default_for(&Device::Cpu), ForwardPass::MiniLm);
+}
+
+/// The parity test of issue #16: the crate's own forward pass and
+/// `BertModel` embed the same texts to cosine >= 1 - 1e-6, in the batches
+/// the benchmark and the service use (32 texts, one text), over the
+/// reference fixture, a fifth of the shipped benchmark sentences (every
+/// length class), a chunked long text, an empty text and raw id sequences
+/// up to `max_tokens`.
+#[test]
+fn minilm_pass_matches_bert_model() {
+    let fast = encoder_with(ForwardPass::MiniLm);
+    let reference = encoder_with(ForwardPass::BertReference);
+    assert_eq!(reference.forward_pass(), ForwardPass::BertReference);
+    let bench =
+        std::fs::read_to_string(common::repo_root().join("models/bench/sentences.txt")).unwrap();
+    let r = reference_fixture_texts();
+    let long = [r[5].as_str(); 3].join(" ");
+    let mut texts: Vec<&str> = r.iter().map(String::as_str).collect();
+    texts.extend(bench.lines().step_by(5));
+    texts.push(&long);
+    texts.push("");
+    assert!(texts.len() > 200);
+
+    let mut worst = 1.0_f64;
+    for batch in texts.chunks(32) {
+        let a = fast.embed(batch).unwrap();
+        let b = reference.embed(batch).unwrap();
+        for ((text, x), y) in batch.iter().zip(&a).zip(&b) {
+            let cos = cosine(x, y);
+            worst = worst.min(cos);
+            assert!(cos >= 1.0 - 1e-6, "cosine {cos} for {text:?}");
+        }
+    }
+    for text in texts.iter().step_by(10) {
+        let cos = cosine(
+            &fast.embed(&[text]).unwrap()[0],
+            &reference.embed(&[text]).unwrap()[0],
+        );
+        worst = worst.min(cos);
+        assert!(cos >= 1.0 - 1e-6, "cosine {cos} for {text:?} alone");
+    }
+    // Raw sequences, unsorted, up to the longest the package allows.
+    let pieces = fast.word_pieces(&long).unwrap();
+    let seqs: Vec<Vec<u32>> = [254_usize, 3, 100, 0, 17]
+        .iter()
+        .map(|&n| {
+            let mut s = vec![101];
+            s.extend_from_slice(&pieces[..n]);
+            s.push(102);
+            s
+        })
+        .collect();
+    let a = fast.embed_sequences(&seqs).unwrap();
+    let b = reference.embed_sequences(&seqs).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let cos = cosine(x, y);
+        worst = worst.min(cos);
+        assert!(cos >= 1.0 - 1e-6, "cosine {cos} for a raw sequence");
+    }
+    eprintln!(
+        "MiniLm vs BertModel over {} texts: worst 1 - cosine {:.1e}",
+        texts.len(),
+        1.0 - worst
+    );
+}
+
+fn reference_fixture_texts() -> Vec<String> {
+    reference().sentences.into_iter().map(|s| s.text).collect()
 }

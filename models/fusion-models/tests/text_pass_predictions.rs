@@ -1,0 +1,161 @@
+//! The service's text forward pass (`fusion_models::minilm`) leaves fused
+//! predictions where `BertModel` put them: the same cases through two
+//! pipelines on the shipped text packages (minilm-l6-v2 with its zero-shot
+//! evidence, and the openi-report-heads on it), one per forward pass. Needs
+//! `scripts/fetch-models --text-only`.
+//!
+//! The passes agree to f32 rounding (cosine ≥ 1 − 1e-6 on the embeddings,
+//! tests/text_encoder.rs), not bit for bit: the products run in another
+//! order (packed tokens, a fused Q/K/V matrix) and the erf, exp and
+//! LayerNorm sums are computed differently. Every number must agree to
+//! 1e-5 × max(1, |value|): probabilities, opinion masses and uncertainties
+//! (all in [0, 1]) to 1e-5 absolute, evidence pseudo-counts (up to a few
+//! hundred) to 1e-5 relative; labels, statuses and abstentions must be
+//! identical. Measured: the largest difference is 5.3e-6, in a zero-shot
+//! logit (a scale times the difference of two close cosines, so it
+//! amplifies the embeddings' 1e-12-level disagreement); fused
+//! probabilities differ less.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use fusion_models::ForwardPass;
+use fusion_models::pipeline::{CaseInput, NoteInput, PackageStatus, Pipeline};
+use serde_json::Value;
+
+/// Invented reports (not from patient records).
+const NOTES: [&str; 4] = [
+    "FINDINGS: The heart size is normal. No pleural effusion. No pneumothorax. Patchy \
+     opacity in the right lower lobe.\nIMPRESSION: Possible right lower lobe pneumonia.",
+    "FINDINGS: Mild cardiomegaly. Small bilateral pleural effusions with bibasilar \
+     atelectasis. Perihilar haziness suggests early interstitial oedema.\nIMPRESSION: \
+     Findings consistent with congestive heart failure.",
+    "FINDINGS: The lungs are clear. No focal consolidation, effusion or pneumothorax. \
+     The cardiomediastinal silhouette is within normal limits.\nIMPRESSION: No acute \
+     cardiopulmonary process.",
+    "Right internal jugular line terminates in the superior vena cava. Endotracheal tube \
+     tip lies 4 cm above the carina. Left basilar opacity may represent atelectasis or \
+     pneumonia; a small left effusion cannot be excluded.",
+];
+
+fn text_packages() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["minilm-l6-v2", "openi-report-heads"] {
+        std::os::unix::fs::symlink(common::fetched_package(name), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+fn case(text: &str, with_analysis: bool) -> CaseInput {
+    let analysis = fusion_notes::mentions::analyze(text);
+    let labels = analysis
+        .labels
+        .iter()
+        .map(|(o, l)| {
+            let value = serde_json::to_value(l).unwrap();
+            (
+                serde_json::to_value(o)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                value.as_str().unwrap().to_owned(),
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    CaseInput {
+        images: Vec::new(),
+        notes: vec![NoteInput {
+            note_id: "n1".to_owned(),
+            text: text.to_owned(),
+            labels,
+            excluded: None,
+            analysis: with_analysis.then_some(analysis),
+        }],
+    }
+}
+
+/// Walks two JSON trees: numbers within `tol` × max(1, |value|),
+/// everything else equal; `timings_ms` skipped. Returns the largest
+/// difference so scaled and where it is.
+fn compare(a: &Value, b: &Value, path: &str, tol: f64) -> (f64, String) {
+    let worst = |diffs: Vec<(f64, String)>| {
+        diffs
+            .into_iter()
+            .fold((0.0, String::new()), |m, d| if d.0 > m.0 { d } else { m })
+    };
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            let d = (x - y).abs() / x.abs().max(1.0);
+            assert!(d <= tol, "{path}: {x} vs {y} (scaled |Δ| {d:e})");
+            (d, format!("{path}: {x} vs {y}"))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{path}"
+            );
+            worst(
+                x.iter()
+                    .filter(|(k, _)| k.as_str() != "timings_ms")
+                    .map(|(k, v)| compare(v, &y[k], &format!("{path}.{k}"), tol))
+                    .collect(),
+            )
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}");
+            worst(
+                x.iter()
+                    .zip(y)
+                    .enumerate()
+                    .map(|(i, (v, w))| compare(v, w, &format!("{path}[{i}]"), tol))
+                    .collect(),
+            )
+        }
+        _ => {
+            assert_eq!(a, b, "{path}");
+            (0.0, String::new())
+        }
+    }
+}
+
+#[test]
+fn fused_predictions_are_unchanged_by_the_forward_pass() {
+    let dir = text_packages();
+    let fast = Pipeline::load_with_text_pass(dir.path(), Some(ForwardPass::MiniLm));
+    let reference = Pipeline::load_with_text_pass(dir.path(), Some(ForwardPass::BertReference));
+    for p in [&fast, &reference] {
+        for package in p.packages() {
+            assert_eq!(package.status, PackageStatus::Loaded, "{package:?}");
+        }
+    }
+    let mut worst = (0.0_f64, String::new());
+    let mut seen_head_evidence = false;
+    for text in NOTES {
+        // With an analysis the report heads give the opinions; without one,
+        // the labeller's labels and the encoder's zero-shot evidence.
+        for with_analysis in [true, false] {
+            let input = case(text, with_analysis);
+            let a = serde_json::to_value(fast.predict(&input)).unwrap();
+            let b = serde_json::to_value(reference.predict(&input)).unwrap();
+            assert_eq!(a["modalities_available"], Value::Bool(true));
+            let d = compare(&a, &b, "prediction", 1e-5);
+            if d.0 > worst.0 {
+                worst = d;
+            }
+            seen_head_evidence |= a["branches"].to_string().contains("openi-report-heads");
+        }
+    }
+    assert!(
+        seen_head_evidence,
+        "the text branch did not run the report heads"
+    );
+    eprintln!(
+        "largest difference between the passes, scaled: {:.1e} ({})",
+        worst.0, worst.1
+    );
+}
