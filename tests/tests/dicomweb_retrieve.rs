@@ -369,12 +369,15 @@ async fn instances_are_transcoded_or_refused_as_negotiated() {
         {"op": "pydicom_file", "path": local(MR)},
         {"op": "pydicom_file", "path": local(MR_J2K)},
         {"op": "pydicom_frames", "path": local(RLE_2FRAMES)},
-        inst(&j2k, Value::Null),
+        // No transfer-syntax parameter: the default, Explicit VR LE.
+        inst(&j2k, json!(["application/dicom"])),
         inst(&j2k, json!([["application/dicom", EXPLICIT_LE]])),
-        inst(&j2k, json!([["application/dicom", "*"]])),
+        // dicomweb-client's default is ("application/dicom", "*"): as stored.
+        inst(&j2k, Value::Null),
         inst(&j2k, json!([["application/dicom", "1.2.840.10008.1.2.4.50"]])),
-        inst(&rle, Value::Null),
-        inst(&jpeg, Value::Null),
+        inst(&rle, json!(["application/dicom"])),
+        inst(&jpeg, json!([["application/dicom", EXPLICIT_LE]])),
+        {"op": "pydicom_pixels", "path": local(RLE_2FRAMES)},
     ]);
     let r = client(&app, &id, &secret, &calls).await;
     for i in [3, 4] {
@@ -387,7 +390,12 @@ async fn instances_are_transcoded_or_refused_as_negotiated() {
     assert_eq!(r[5], r[1], "as stored");
     assert_eq!(r[6], json!({"error": "HTTP 406"}));
     assert_eq!(r[7]["transfer_syntax"], EXPLICIT_LE);
+    assert_eq!(r[7]["photometric"], "RGB");
     assert_eq!(r[7]["pixel_len"], json!(2 * 60000));
+    assert_eq!(
+        r[7]["pixel_sha256"], r[9]["sha256"],
+        "RLE decoded as pydicom"
+    );
     assert_eq!(r[8]["transfer_syntax"], EXPLICIT_LE);
     assert_eq!(r[8]["photometric"], "RGB");
     let record = fusion_imaging::parse(&bytes[2]).unwrap();

@@ -10,6 +10,7 @@ CALLS_JSON is a JSON list of calls; each is one of
   {"op": "instance", "study": ..., "series": ..., "sop": ..., "media_types": ...}
   {"op": "search_instances", "study": ..., "limit": N}   (get_remaining: pages with offset)
   {"op": "pydicom_frames", "path": LOCAL_FILE}   (pydicom's own decoding, for reference)
+  {"op": "pydicom_pixels", "path": LOCAL_FILE}   (all frames decoded, as one)
   {"op": "pydicom_encapsulated", "path": LOCAL_FILE}   (pydicom's frame split)
   {"op": "pydicom_file", "path": LOCAL_FILE}   (as "instance", from a local file)
 
@@ -88,6 +89,11 @@ def run(client, call):
         ds = pydicom.dcmread(call["path"])
         n = int(ds.get("NumberOfFrames", 1) or 1)
         return parts(list(generate_frames(ds.PixelData, number_of_frames=n)))
+    if op == "pydicom_pixels":
+        import pydicom
+
+        arr = pydicom.dcmread(call["path"]).pixel_array
+        return parts([arr.astype(arr.dtype.newbyteorder("<")).tobytes()])[0]
     if op == "pydicom_frames":
         import pydicom
 
