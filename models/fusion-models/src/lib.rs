@@ -15,6 +15,7 @@
 
 pub mod abstain;
 pub mod calibration;
+pub mod catalogue;
 pub mod conformal;
 pub mod evidence;
 pub mod image_branch;

@@ -1186,6 +1186,17 @@ impl ModelPackage {
         read_manifest_with_hash(dir.as_ref()).map(|(m, _)| m)
     }
 
+    /// As [`ModelPackage::read_manifest`], with the SHA-256 of the manifest
+    /// file (64 lowercase hex digits), which pins every file it lists.
+    ///
+    /// # Errors
+    /// As [`ModelPackage::read_manifest`].
+    pub fn read_manifest_with_sha256(
+        dir: impl AsRef<Path>,
+    ) -> Result<(Manifest, String), PackageError> {
+        read_manifest_with_hash(dir.as_ref())
+    }
+
     /// The package folder.
     #[must_use]
     pub fn dir(&self) -> &Path {

@@ -69,18 +69,24 @@ impl Operator {
             action,
             outcome: AuditOutcome::Success,
             outcome_desc: None,
-            agent: AuditAgent {
-                kind: "operator".to_owned(),
-                id: self.name.clone(),
-                name: self.name.clone(),
-                role: Some("operator".to_owned()),
-                address: None,
-                requestor: true,
-            },
+            agent: self.agent(),
             entities: vec![entity],
             patient_ids: vec![],
             purpose_of_use: None,
             request_id: None,
+        }
+    }
+
+    /// The operator as the audit trail's agent (kind `operator`, the
+    /// requestor).
+    pub fn agent(&self) -> AuditAgent {
+        AuditAgent {
+            kind: "operator".to_owned(),
+            id: self.name.clone(),
+            name: self.name.clone(),
+            role: Some("operator".to_owned()),
+            address: None,
+            requestor: true,
         }
     }
 }

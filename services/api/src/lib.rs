@@ -14,6 +14,7 @@ pub mod inference;
 pub mod ingest;
 
 mod error;
+pub mod reviews_export;
 pub mod routes;
 mod startup;
 pub mod telemetry;

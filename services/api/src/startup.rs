@@ -56,6 +56,9 @@ pub struct AppState {
     /// The model pipeline, loaded once at start when this process runs
     /// inference workers (`None` otherwise: routes only queue jobs).
     pub pipeline: Option<Arc<fusion_models::Pipeline>>,
+    /// What the installed model packages state about themselves (read from
+    /// their manifests at start): `GET /models` and the model pages.
+    pub catalogue: Arc<fusion_models::catalogue::Catalogue>,
     /// Wakes this process's inference workers when a job is queued.
     pub jobs: Arc<tokio::sync::Notify>,
     /// Group-commits the imaging index of stored instances.
@@ -212,6 +215,9 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
             per_minute,
         ))),
         pipeline: None,
+        catalogue: Arc::new(fusion_models::catalogue::Catalogue::read(
+            &settings.models_dir,
+        )),
         jobs: Arc::new(tokio::sync::Notify::new()),
     })
 }

@@ -100,6 +100,52 @@ pub(crate) enum AuditCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    /// The clinicians' reviewed decisions as a labelled-reports CSV for
+    /// `fusion train` and `fusion eval reports` (with
+    /// `--map models/maps/reviews.toml`). Holds note text: audited as an
+    /// export naming every case, note and patient.
+    Reviews {
+        /// Write here (the file holds PHI: keep it inside the hospital).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// `fusion export reviews`: collects, audits, then writes.
+pub(crate) async fn export(settings: &Settings, cmd: ExportCommand) -> anyhow::Result<ExitCode> {
+    let state = fusion_api::connect_storage(settings).await?;
+    match cmd {
+        ExportCommand::Reviews { out } => {
+            let export = fusion_api::reviews_export::collect(state.repository.as_ref()).await?;
+            let agent = Operator::current().agent();
+            // Audited before anything leaves the database: no audit, no file.
+            state
+                .repository
+                .append_audit(&export.audit_record(agent))
+                .await?;
+            let mut body = Vec::new();
+            export.write_csv(&mut body)?;
+            std::fs::write(&out, body)?;
+            let validation = export
+                .rows
+                .iter()
+                .filter(|r| r.split == "validation")
+                .count();
+            eprintln!(
+                "fusion: {} reviewed cases written to {} ({} train, {validation} validation); \
+                 {} reviewed cases without note text left out",
+                export.rows.len(),
+                out.display(),
+                export.rows.len() - validation,
+                export.without_text
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// Prints the first admin's generated password, once.
 pub(crate) fn announce_admin(password: &SecretString) {
     println!("fusion: created user 'admin' (role admin) on first start");

@@ -652,3 +652,40 @@ async fn the_demo_yields_a_fused_prediction_within_a_minute_of_start() {
     }
     eprintln!("demo: fused prediction {:?} after start", started.elapsed());
 }
+
+/// `fusion export reviews` on a database without reviews: the header the
+/// reviews map reads, nothing else, and the export audited all the same.
+#[tokio::test]
+async fn export_reviews_writes_the_labelled_header_and_is_audited() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reviews.csv");
+    let out = fusion(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .args(["export", "reviews", "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 reviewed cases written"));
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        csv,
+        "report_id,split,indication,comparison,findings,impression,no_finding,\
+         enlarged_cardiomediastinum,cardiomegaly,lung_lesion,lung_opacity,edema,consolidation,\
+         pneumonia,atelectasis,pneumothorax,pleural_effusion,pleural_other,fracture,\
+         support_devices\n"
+    );
+    let mut owner = db.admin_of_app().await;
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM audit_events WHERE subtype_code = 'reviews-export' \
+         AND purpose_of_use = 'HQUALIMP'",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+}

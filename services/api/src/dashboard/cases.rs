@@ -878,6 +878,11 @@ struct LabelView {
     conflict: String,
     high_conflict: bool,
     prediction_set: String,
+    /// What the set means (the cell's tooltip).
+    set_meaning: &'static str,
+    /// The service's call, what a review's "accept" confirms:
+    /// `present`, `absent`, or none (abstained).
+    call: Option<&'static str>,
     abstain: Option<String>,
     image: Option<BranchCell>,
     text: Option<BranchCell>,
@@ -907,19 +912,36 @@ fn abstain_words(r: &AbstainReason) -> String {
     }
 }
 
-fn set_words(label: &FusedLabel) -> String {
+/// The SET column: the split-conformal prediction set at the calibrator's
+/// level (90 % for the shipped packages; Angelopoulos & Bates 2021, §1) and
+/// what it means, for the cell's text and its tooltip.
+fn set_words(label: &FusedLabel) -> (String, &'static str) {
     match &label.prediction_set {
-        None => "not calibrated".to_owned(),
+        None => (
+            "not calibrated".to_owned(),
+            "No conformal calibrator: no labelled data measured this observation's \
+             probability (see Models)",
+        ),
         Some(set) => {
             let classes: Vec<String> = set
                 .classes()
                 .filter_map(|c| serde_json::to_value(c).ok())
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect();
-            if classes.is_empty() {
-                "{ } (empty)".to_owned()
-            } else {
-                format!("{{{}}}", classes.join(", "))
+            match classes.len() {
+                0 => (
+                    "∅ (neither)".to_owned(),
+                    "Empty set: neither answer is plausible at the calibrated level; this case \
+                     is unlike the calibration reports, so read the probability with care",
+                ),
+                1 => (
+                    format!("{{{}}}", classes[0]),
+                    "One answer: at the calibrated level (90 %) only this one is plausible",
+                ),
+                _ => (
+                    format!("{{{}}}", classes.join(", ")),
+                    "Both answers plausible at the calibrated level (90 %): undecided",
+                ),
             }
         }
     }
@@ -1067,12 +1089,22 @@ fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
             .and_then(|b| b.text.opinions.get(&key))
             .filter(|o| !o.opinion.is_vacuous())
             .map(|o| branch_cell(o, "text"));
+        let (prediction_set, set_meaning) = set_words(f);
+        let head = branches
+            .as_ref()
+            .and_then(|b| b.text.opinions.get(&key))
+            .and_then(|o| o.head.as_ref())
+            .map(|h| h.present);
+        let call = crate::reviews_export::call_of(f, head)
+            .map(|present| if present { "present" } else { "absent" });
         let view = LabelView {
             name: observation_name(&key),
             fused: opinion_view(&f.opinion),
             conflict: format!("{:.2}", f.conflict),
             high_conflict: f.conflict > 0.3,
-            prediction_set: set_words(f),
+            prediction_set,
+            set_meaning,
+            call,
             abstain: f.abstain.as_ref().map(abstain_words),
             image,
             text,

@@ -17,6 +17,7 @@ mod admin;
 mod assets;
 mod audit;
 mod cases;
+mod models;
 mod session;
 
 use actix_web::dev::ServiceRequest;
@@ -32,6 +33,7 @@ pub(crate) use admin::admin;
 pub(crate) use assets::asset;
 pub(crate) use audit::{audit_integrity, audit_trail};
 pub(crate) use cases::{case_view, review_submit, worklist};
+pub(crate) use models::{model_page, models_page};
 pub(crate) use session::{HOME, home, login_form, login_submit, logout};
 
 use crate::auth::{CSRF_COOKIE, Permission, Principal, allows};
@@ -70,6 +72,7 @@ fn templates() -> &'static Environment<'static> {
             ("audit.html", include_str!("templates/audit.html")),
             ("integrity.html", include_str!("templates/integrity.html")),
             ("admin.html", include_str!("templates/admin.html")),
+            ("models.html", include_str!("templates/models.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "dashboard template does not parse");
@@ -106,8 +109,9 @@ struct NavItem {
 }
 
 /// The sections of the dashboard and who may see them.
-const SECTIONS: [(&str, &str, Permission); 3] = [
+const SECTIONS: [(&str, &str, Permission); 4] = [
     ("/worklist", "Worklist", Permission::ReadCases),
+    ("/models/view", "Models", Permission::ReadCases),
     ("/audit", "Audit trail", Permission::ReadAudit),
     ("/admin", "Administration", Permission::ManageIdentities),
 ];

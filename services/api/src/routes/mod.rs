@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub(crate) mod cases;
 pub(crate) mod dicomweb;
 pub(crate) mod health;
+pub(crate) mod models;
 pub(crate) mod notes;
 
 use actix_web::http::Method;
@@ -55,6 +56,9 @@ use Permission as P;
 const STORE: Access = Any(&[P::StoreInstances]);
 /// QIDO-RS and WADO-RS: clinicians, and integration clients for what they sent.
 const READ_IMAGES: Access = Any(&[P::ReadImages, P::ReadOwnSubmissions]);
+
+/// The model catalogue: clinicians and auditors.
+const MODELS: &[Permission] = &[P::ReadCases, P::ReadAudit];
 
 /// Every route of the application.
 pub fn table() -> &'static [RouteSpec] {
@@ -215,6 +219,20 @@ fn build_table() -> Vec<RouteSpec> {
         ),
         spec(Method::GET, "/admin", Page(&[P::ManageIdentities]), || {
             web::get().to(crate::dashboard::admin)
+        }),
+        // The installed model packages and their measured figures: what a
+        // clinician or an auditor needs to judge a probability.
+        spec(Method::GET, "/models/view", Page(MODELS), || {
+            web::get().to(crate::dashboard::models_page)
+        }),
+        spec(Method::GET, "/models/{name}/view", Page(MODELS), || {
+            web::get().to(crate::dashboard::model_page)
+        }),
+        spec(Method::GET, "/models", Any(MODELS), || {
+            web::get().to(models::list)
+        }),
+        spec(Method::GET, "/models/{name}", Any(MODELS), || {
+            web::get().to(models::read)
         }),
         // Cases, predictions and reviews: integration clients may open
         // cases and ask for predictions; reading results is clinical.

@@ -1,0 +1,263 @@
+//! The model catalogue: what every package under a models folder states
+//! about itself — identity, the labels it predicts with their calibration
+//! (temperature, split-conformal q̂, base rate, decision threshold) and, for a
+//! trained package, the figures measured on data it was not fitted on — read
+//! from the manifests alone (no weights are loaded, no file is hashed but the
+//! manifest). It is what `GET /models` returns and what the dashboard's model
+//! pages draw (reliability diagrams from [`crate::metrics::reliability_svg`]).
+//!
+//! "Calibrated" means a label has a split-conformal calibrator fitted on
+//! labelled data (Angelopoulos & Bates 2021, §1) — temperature scaling alone
+//! (Guo et al. 2017) with T = 1 is not calibration. Observations no package
+//! calibrates are listed as such, so a reader never mistakes a rule-based
+//! opinion for a measured one.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::package::{Architecture, Modality, ModelPackage, Observation};
+use crate::report_heads::{HeadFigures, Training};
+
+/// One label of a package, as its manifest states it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelCard {
+    /// The observation.
+    pub observation: Observation,
+    /// Temperature T of its probability (1 = none fitted).
+    pub temperature: f64,
+    /// Split-conformal q̂ (nonconformity 1 − p of the gold class), when fitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal_qhat: Option<f64>,
+    /// Miscoverage α of that calibrator (0.1 = 90 % sets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal_alpha: Option<f64>,
+    /// Calibration examples n behind q̂.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal_n: Option<usize>,
+    /// The base rate (prior) its opinions carry, when the package sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_rate: Option<f64>,
+    /// The probability at or above which the package calls it present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_threshold: Option<f64>,
+    /// Whether it is calibrated (a conformal calibrator fitted on labelled
+    /// data).
+    pub calibrated: bool,
+    /// Gold positives in the training split (trained packages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_positives: Option<usize>,
+    /// Out-of-bag figures on the training split (trained packages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_bag: Option<HeadFigures>,
+    /// Figures on the validation split, never fitted on (trained packages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<HeadFigures>,
+    /// The validation reliability diagram (15 equal-width bins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_reliability: Option<crate::metrics::Reliability>,
+}
+
+/// One package folder of the catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PackageCard {
+    /// Package name (the folder name when the manifest is unreadable).
+    pub name: String,
+    /// Version (`""` when unreadable).
+    pub version: String,
+    /// `image`, `text`, or `unknown` when unreadable.
+    pub modality: String,
+    /// Which Rust module runs it (`xception`, `bert`, `report_heads`, …).
+    pub architecture: Option<Architecture>,
+    /// One line on what it does.
+    pub description: String,
+    /// SHA-256 of `manifest.toml` (64 hex digits), which pins every file.
+    pub manifest_sha256: Option<String>,
+    /// Why the manifest could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its labels (empty for an encoder).
+    pub labels: Vec<LabelCard>,
+    /// How a trained package was made: data, map, settings, figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<Training>,
+    /// The model card's file name, when the package has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_card: Option<String>,
+}
+
+impl PackageCard {
+    /// Whether its manifest was read.
+    #[must_use]
+    pub fn readable(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// The packages under a models folder, and which observations none of them
+/// calibrates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Catalogue {
+    /// Every package folder, sorted by name.
+    pub packages: Vec<PackageCard>,
+    /// Observations without a calibrated label in any readable package: their
+    /// probabilities rest on rules and priors, not on measured data.
+    pub not_calibrated: Vec<Observation>,
+}
+
+impl Catalogue {
+    /// Reads every `*/manifest.toml` under `root`. Never fails: an unreadable
+    /// folder gives an empty catalogue, an unreadable manifest a card with
+    /// its `error`.
+    #[must_use]
+    pub fn read(root: &Path) -> Self {
+        let mut dirs: Vec<_> = std::fs::read_dir(root)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.join("manifest.toml").is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.sort();
+        let packages: Vec<PackageCard> = dirs.iter().map(|d| card(d)).collect();
+        let not_calibrated = Observation::ALL
+            .into_iter()
+            .filter(|o| {
+                !packages
+                    .iter()
+                    .flat_map(|p| &p.labels)
+                    .any(|l| l.observation == *o && l.calibrated)
+            })
+            .collect();
+        Self {
+            packages,
+            not_calibrated,
+        }
+    }
+
+    /// The package called `name`.
+    #[must_use]
+    pub fn package(&self, name: &str) -> Option<&PackageCard> {
+        self.packages.iter().find(|p| p.name == name)
+    }
+}
+
+fn card(dir: &Path) -> PackageCard {
+    let folder = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let (manifest, sha) = match ModelPackage::read_manifest_with_sha256(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            return PackageCard {
+                name: folder,
+                version: String::new(),
+                modality: "unknown".to_owned(),
+                architecture: None,
+                description: String::new(),
+                manifest_sha256: None,
+                error: Some(e.to_string()),
+                labels: Vec::new(),
+                training: None,
+                model_card: None,
+            };
+        }
+    };
+    let training = manifest.training.clone();
+    let labels = manifest
+        .labels
+        .iter()
+        .map(|l| {
+            let record = training
+                .as_ref()
+                .and_then(|t| t.labels.iter().find(|r| r.observation == l.observation));
+            LabelCard {
+                observation: l.observation,
+                temperature: l.calibration.temperature(),
+                conformal_qhat: l.conformal.as_ref().map(|c| c.qhat()),
+                conformal_alpha: l.conformal.as_ref().map(|c| c.alpha()),
+                conformal_n: l.conformal.as_ref().map(|c| c.n()),
+                base_rate: l.base_rate,
+                decision_threshold: l.decision_threshold,
+                calibrated: l.conformal.is_some(),
+                training_positives: record.map(|r| r.positives),
+                out_of_bag: record.map(|r| r.out_of_bag),
+                validation: record.and_then(|r| r.validation),
+                validation_reliability: record.and_then(|r| r.validation_reliability.clone()),
+            }
+        })
+        .collect();
+    let model_card = dir
+        .join("MODEL_CARD.md")
+        .is_file()
+        .then(|| "MODEL_CARD.md".to_owned());
+    PackageCard {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        modality: match manifest.modality {
+            Modality::Image => "image",
+            Modality::Text => "text",
+        }
+        .to_owned(),
+        architecture: Some(manifest.architecture),
+        description: manifest.description.clone(),
+        manifest_sha256: Some(sha),
+        error: None,
+        labels,
+        training,
+        model_card,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_packages_state_their_calibration() {
+        let catalogue = Catalogue::read(&crate::package::default_packages_dir());
+        let heads = catalogue
+            .package("openi-report-heads")
+            .expect("the shipped heads package");
+        assert!(heads.readable());
+        assert_eq!(heads.labels.len(), 10);
+        let cardio = heads
+            .labels
+            .iter()
+            .find(|l| l.observation == Observation::Cardiomegaly)
+            .unwrap();
+        assert!(cardio.calibrated && cardio.conformal_alpha == Some(0.1));
+        let v = cardio.validation.expect("validation figures");
+        assert!(v.n > 500 && v.auroc.unwrap() > 0.9);
+        assert_eq!(
+            cardio.validation_reliability.as_ref().unwrap().counts.len(),
+            15
+        );
+        // No gold in the shipped map: no package calibrates these.
+        for o in [Observation::Fracture, Observation::SupportDevices] {
+            assert!(catalogue.not_calibrated.contains(&o), "{o}");
+        }
+        assert!(
+            !catalogue
+                .not_calibrated
+                .contains(&Observation::Cardiomegaly)
+        );
+    }
+
+    #[test]
+    fn an_unreadable_manifest_is_a_card_with_its_error() {
+        let dir = std::env::temp_dir().join(format!("catalogue-{}", std::process::id()));
+        let bad = dir.join("broken");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(bad.join("manifest.toml"), "name = [").unwrap();
+        let catalogue = Catalogue::read(&dir);
+        assert_eq!(catalogue.packages.len(), 1);
+        assert_eq!(catalogue.packages[0].name, "broken");
+        assert!(!catalogue.packages[0].readable());
+        assert_eq!(catalogue.not_calibrated.len(), Observation::ALL.len());
+        assert!(Catalogue::read(&dir.join("absent")).packages.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,294 @@
+//! The service shows how far its numbers can be trusted, and learns from its
+//! clinicians: `GET /models` and the model pages carry each package's
+//! calibration and measured validation figures (as its manifest states
+//! them), observations without gold stay "not calibrated", a text-only case
+//! shows conformal sets, and `fusion export reviews` turns reviews into
+//! labelled reports that `fusion train` reads back.
+//!
+//! The report is invented; the packages are the shipped ones
+//! (`models/packages`, `scripts/fetch-models`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use fusion_models::{ModelPackage, Observation};
+use fusion_notes::labelled::{LabelMap, read_reports};
+use fusion_schemas::Role;
+use fusion_store::AuditFilter;
+use fusion_tests::{TestApp, repo_root, spawn_app_with};
+use serde_json::{Value, json};
+
+/// An invented chest radiograph report: an effusion, no pneumothorax.
+const EFFUSION_REPORT: &str = "INDICATION: Shortness of breath.\n\
+FINDINGS: Large left pleural effusion with adjacent opacity. No pneumothorax. \
+The heart is not enlarged.\n\
+IMPRESSION: Large left pleural effusion.\n";
+
+async fn app_with_models() -> TestApp {
+    let models = repo_root().join("models/packages");
+    assert!(
+        models.join("minilm-l6-v2/model.safetensors").exists(),
+        "run scripts/fetch-models"
+    );
+    spawn_app_with(|s| {
+        s.models_dir = models;
+        s.workers = 1;
+    })
+    .await
+}
+
+async fn get(app: &TestApp, token: &str, path: &str, accept: &str) -> (u16, String) {
+    let res = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .header("Accept", accept)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_state_their_measured_calibration() {
+    let app = app_with_models().await;
+    let clinician = app.session_for("dr.models", Role::Clinician).await;
+    let auditor = app.session_for("compliance", Role::Auditor).await;
+
+    // JSON: the figures are the manifest's, to the last digit.
+    let (status, body) = get(&app, &auditor, "/models", "application/json").await;
+    assert_eq!(status, 200, "{body}");
+    let catalogue: Value = serde_json::from_str(&body).unwrap();
+    let heads = catalogue["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openi-report-heads")
+        .expect("the heads package is listed");
+    let manifest =
+        ModelPackage::read_manifest(repo_root().join("models/packages/openi-report-heads"))
+            .unwrap();
+    let training = manifest.training.as_ref().unwrap();
+    assert_eq!(
+        heads["labels"].as_array().unwrap().len(),
+        training.labels.len()
+    );
+    for record in &training.labels {
+        let label = heads["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["observation"] == record.observation.as_str())
+            .unwrap();
+        let v = record.validation.unwrap();
+        assert_eq!(label["validation"]["ece"].as_f64(), Some(v.ece));
+        assert_eq!(label["validation"]["auroc"].as_f64(), v.auroc);
+        assert_eq!(label["validation"]["coverage"].as_f64(), v.coverage);
+        assert_eq!(label["calibrated"], true);
+        assert_eq!(label["conformal_alpha"].as_f64(), Some(0.1));
+    }
+    let not_calibrated: Vec<&str> = catalogue["not_calibrated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(not_calibrated.contains(&"fracture"), "{not_calibrated:?}");
+    assert!(!not_calibrated.contains(&"pleural_effusion"));
+    let (status, one) = get(
+        &app,
+        &clinician,
+        "/models/openi-report-heads",
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&one).unwrap(), *heads);
+    let (status, body) = get(
+        &app,
+        &clinician,
+        "/models/no-such-model",
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        "not_found"
+    );
+    let anonymous = app.client.get(app.url("/models")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let pacs = app.api_key("pacs", Role::Integration).await;
+    let res = app
+        .client
+        .get(app.url("/models"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "integration keys read no model figures");
+
+    // The page of one package: its figures and one diagram per observation.
+    let (status, page) = get(
+        &app,
+        &clinician,
+        "/models/openi-report-heads/view",
+        "text/html",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("<svg").count(), training.labels.len());
+    assert!(page.contains("Cardiomegaly: validation reliability"));
+    assert!(page.contains(&format!(
+        "{:.3}",
+        training.labels[1].validation.unwrap().ece
+    )));
+    assert!(page.contains("Not calibrated") && page.contains("Fracture"));
+    let (status, index) = get(&app, &clinician, "/models/view", "text/html").await;
+    assert_eq!(status, 200);
+    assert!(index.contains("href=\"/models/openi-report-heads/view\""));
+    // minijinja escapes the nav's slashes (`&#x2f;`): browsers read the same.
+    assert!(
+        index.contains("href=\"&#x2f;models&#x2f;view\"")
+            || index.contains("href=\"/models/view\""),
+        "the nav links the models"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformal_sets_show_and_reviews_export_as_labelled_reports() {
+    let app = app_with_models().await;
+    let clinician = app.session_for("dr.review", Role::Clinician).await;
+    let pacs = app.api_key("ris", Role::Integration).await;
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .query(&[
+            ("accession_number", "ACC-EXPORT-1"),
+            ("patient_id", "PAT-EXPORT-1"),
+        ])
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(EFFUSION_REPORT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (_, list) = get(
+        &app,
+        &clinician,
+        "/cases?accession_number=ACC-EXPORT-1",
+        "application/json",
+    )
+    .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let case_id = list["cases"][0]["id"].as_str().unwrap().to_owned();
+    let versions = app
+        .wait_for_predictions(&clinician, &case_id, "a text-only prediction", |v| {
+            !v.is_empty()
+        })
+        .await;
+    let prediction = &versions[0];
+
+    // Trained heads give conformal sets; the effusion is called present.
+    let effusion = &prediction["fused"]["pleural_effusion"];
+    assert_eq!(effusion["prediction_set"], json!(["present"]), "{effusion}");
+    let head = &prediction["branches"]["text"]["opinions"]["pleural_effusion"]["head"];
+    assert_eq!(head["present"], true, "{head}");
+    let ptx_call = prediction["branches"]["text"]["opinions"]["pneumothorax"]["head"]["present"]
+        .as_bool()
+        .unwrap();
+    assert!(prediction["fused"]["fracture"]["prediction_set"].is_null());
+    let (_, page) = get(
+        &app,
+        &clinician,
+        &format!("/cases/{case_id}/view"),
+        "text/html",
+    )
+    .await;
+    assert!(page.contains("{present}"), "the SET column shows the set");
+    assert!(page.contains("href=\"/models/openi-report-heads/view\""));
+
+    // A review: accept, reject, amend to present, amend to uncertain.
+    let id = prediction["id"].as_str().unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/predictions/{id}/reviews")))
+        .bearer_auth(&clinician)
+        .json(&json!({"decisions": {
+            "pleural_effusion": {"decision": "accept"},
+            "pneumothorax": {"decision": "reject"},
+            "lung_opacity": {"decision": "amend", "value": "present"},
+            "edema": {"decision": "amend", "value": "uncertain"},
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    let repo = app.state.repository.as_ref();
+    let export = fusion_api::reviews_export::collect(repo).await.unwrap();
+    assert_eq!(export.rows.len(), 1);
+    assert_eq!(export.without_text, 0);
+    let row = &export.rows[0];
+    assert_eq!(row.case_id.to_string(), case_id);
+    assert_eq!(row.gold[&Observation::PleuralEffusion], Some(true));
+    assert_eq!(row.gold[&Observation::Pneumothorax], Some(!ptx_call));
+    assert_eq!(row.gold[&Observation::LungOpacity], Some(true));
+    assert_eq!(row.gold[&Observation::Edema], None);
+    assert_eq!(row.gold[&Observation::Fracture], None);
+
+    // Audited as an export naming the case, the note and the patient.
+    let agent = fusion_tests::operator().agent();
+    let event = repo
+        .append_audit(&export.audit_record(agent))
+        .await
+        .unwrap();
+    let events = repo
+        .audit_events(&AuditFilter {
+            patient_id: Some("PAT-EXPORT-1".to_owned()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let exported = events
+        .iter()
+        .find(|e| e.record.subtype == "reviews-export")
+        .expect("the export is audited");
+    assert_eq!(exported.seq, event.seq);
+    assert_eq!(exported.record.purpose_of_use.as_deref(), Some("HQUALIMP"));
+    assert!(exported.record.entities.iter().any(|e| e.id == case_id));
+
+    // The CSV reads back through the shipped map as `fusion train` reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("reviews.csv");
+    export
+        .write_csv(std::fs::File::create(&csv).unwrap())
+        .unwrap();
+    let map = LabelMap::read(&repo_root().join("models/maps/reviews.toml")).unwrap();
+    let reports = read_reports(&csv, &map, None).unwrap();
+    assert_eq!(reports.len(), 1);
+    let report = &reports[0];
+    assert_eq!(report.id, case_id);
+    assert_eq!(
+        report.split,
+        fusion_api::reviews_export::split_of(row.case_id)
+    );
+    assert!(report.text.contains("INDICATION: Shortness of breath."));
+    assert!(
+        report
+            .text
+            .contains("IMPRESSION: Large left pleural effusion.")
+    );
+    assert!(
+        report
+            .text
+            .contains("FINDINGS: Large left pleural effusion")
+    );
+    assert_eq!(report.gold.get(&Observation::PleuralEffusion), Some(&true));
+    assert_eq!(report.gold.get(&Observation::LungOpacity), Some(&true));
+    assert_eq!(
+        report.gold.get(&Observation::Pneumothorax),
+        Some(&!ptx_call)
+    );
+    assert!(!report.gold.contains_key(&Observation::Edema));
+}
