@@ -575,3 +575,62 @@ async fn searches_return_every_match_and_warn_when_a_limit_cuts() {
     .await;
     assert_eq!(r[0].as_array().unwrap().len(), 120);
 }
+
+/// Match keys a search does not apply are refused, never ignored (before:
+/// `studies?StudyID=…` and `series?SeriesDescription=…` returned every
+/// record with 200); `*` alone is universal matching (PS3.4 §C.2.2.2.3).
+#[tokio::test]
+async fn unsupported_match_keys_are_refused_and_star_matches_all() {
+    let bytes = vec![read(CT)];
+    let (app, id, secret) = app_with(&bytes).await;
+    let u = uids(&bytes[0]);
+    let get = |path: String| {
+        app.client
+            .get(app.url(&path))
+            .basic_auth(&id, Some(&secret))
+            .send()
+    };
+    for (path, key) in [
+        ("/dicom-web/studies?StudyID=NOPE".to_owned(), "StudyID"),
+        (
+            "/dicom-web/studies?StudyDescription=NOPE".to_owned(),
+            "StudyDescription",
+        ),
+        ("/dicom-web/studies?Foo=1".to_owned(), "Foo"),
+        (
+            format!("/dicom-web/studies/{}/series?SeriesDescription=x", u.study),
+            "SeriesDescription",
+        ),
+        (
+            format!("/dicom-web/studies/{}/instances?PatientID=x", u.study),
+            "PatientID",
+        ),
+    ] {
+        let res = get(path.clone()).await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains(key),
+            "{path}: {body}"
+        );
+    }
+    for path in [
+        "/dicom-web/studies?PatientID=*".to_owned(),
+        "/dicom-web/studies?AccessionNumber=*&PatientName=*".to_owned(),
+    ] {
+        let res = get(path.clone()).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let found: Vec<Value> = res.json().await.unwrap();
+        assert_eq!(found.len(), 1, "{path}");
+    }
+    let res = get("/dicom-web/studies?includefield=NoSuchField".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["warning"]
+            .to_str()
+            .unwrap()
+            .contains("NoSuchField")
+    );
+}

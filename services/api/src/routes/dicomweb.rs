@@ -418,7 +418,11 @@ struct Qido {
     offset: i64,
     include_all: bool,
     include: BTreeSet<String>,
+    /// `includefield` values that name no attribute (answered with a
+    /// Warning).
     ignored: Vec<String>,
+    /// Query keys that name no attribute (answered with 400).
+    unknown_keys: Vec<String>,
 }
 
 fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
@@ -431,6 +435,7 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
         include_all: false,
         include: BTreeSet::new(),
         ignored: Vec::new(),
+        unknown_keys: Vec::new(),
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -458,16 +463,61 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
                 }
             }
             "fuzzymatching" => {}
+            // Universal matching (PS3.4 §C.2.2.2.3): `*` alone, like an
+            // empty value, matches every value, empty and absent included.
             other => match tag_of(other) {
-                Some(tag) if !value.is_empty() => {
+                Some(tag) if !value.is_empty() && value != "*" => {
                     q.matches.insert(tag, value);
                 }
                 Some(_) => {}
-                None => q.ignored.push(other.to_owned()),
+                None => q.unknown_keys.push(other.to_owned()),
             },
         }
     }
     Ok(q)
+}
+
+/// Match keys of the study search (PS3.18 Table 10.6.1-5 keys the index
+/// holds): PatientID, PatientName, AccessionNumber, StudyDate,
+/// ModalitiesInStudy (and Modality), StudyInstanceUID.
+const STUDY_MATCH: &[&str] = &[
+    "00100020", "00100010", "00080050", "00080020", "00080061", "00080060", "0020000D",
+];
+/// Match keys of the series search: Modality, SeriesInstanceUID, SeriesNumber.
+const SERIES_MATCH: &[&str] = &["00080060", "0020000E", "00200011"];
+/// Match keys of the instance search: SeriesInstanceUID, SOPInstanceUID,
+/// SOPClassUID, InstanceNumber.
+const INSTANCE_MATCH: &[&str] = &["0020000E", "00080018", "00080016", "00200013"];
+
+/// 400 for a match key this search does not apply (PS3.18 §8.3.4: an
+/// unsupported key is never silently ignored, which would return every
+/// record as if it matched).
+fn check_keys(q: &Qido, supported: &[&str]) -> Result<(), ApiError> {
+    let mut unsupported: Vec<String> = q
+        .matches
+        .keys()
+        .filter(|t| !supported.contains(&t.as_str()))
+        .map(|t| {
+            KEYWORDS
+                .iter()
+                .find(|(_, tag)| tag == t)
+                .map_or_else(|| t.clone(), |(k, _)| (*k).to_owned())
+        })
+        .chain(q.unknown_keys.iter().cloned())
+        .collect();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    unsupported.sort();
+    let names: Vec<&str> = supported
+        .iter()
+        .filter_map(|t| KEYWORDS.iter().find(|(_, tag)| tag == t).map(|(k, _)| *k))
+        .collect();
+    Err(ApiError::BadRequest(format!(
+        "matching on {} is not supported by this search; supported keys: {}",
+        unsupported.join(", "),
+        names.join(", ")
+    )))
 }
 
 fn uid_list(value: &str) -> Vec<String> {
@@ -581,6 +631,7 @@ pub(crate) async fn search_studies(
         return Ok(refusal);
     }
     let q = parse_qido(&req)?;
+    check_keys(&q, STUDY_MATCH)?;
     let m = &q.matches;
     let (from, to) = match m.get("00080020") {
         Some(v) => date_range(v)?,
@@ -653,6 +704,7 @@ pub(crate) async fn search_series(
         return Ok(refusal);
     }
     let q = parse_qido(&req)?;
+    check_keys(&q, SERIES_MATCH)?;
     let m = &q.matches;
     let query = SeriesQuery {
         modality: m.get("00080060").cloned(),
@@ -751,6 +803,7 @@ async fn search_instances_in(
         return Ok(refusal);
     }
     let q = parse_qido(&req)?;
+    check_keys(&q, INSTANCE_MATCH)?;
     let m = &q.matches;
     let query = InstanceQuery {
         series_instance_uid: series
