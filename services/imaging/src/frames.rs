@@ -215,7 +215,7 @@ fn slice_bits(bytes: &[u8], start: u64, len: u64) -> Option<Vec<u8>> {
     if end.div_ceil(8) > bytes.len() as u64 {
         return None;
     }
-    if start % 8 == 0 && len % 8 == 0 {
+    if start.is_multiple_of(8) && len.is_multiple_of(8) {
         let (a, b) = (
             usize::try_from(start / 8).ok()?,
             usize::try_from(end.div_ceil(8)).ok()?,

@@ -268,7 +268,7 @@ fn parse_bulk_path(
         Ok(dicom_core::Tag((v >> 16) as u16, (v & 0xFFFF) as u16))
     };
     let segments: Vec<&str> = raw.trim_matches('/').split('/').collect();
-    if segments.len() % 2 == 0 {
+    if segments.len().is_multiple_of(2) {
         return Err(bad());
     }
     let mut items = Vec::new();
