@@ -593,8 +593,8 @@ async fn unsupported_match_keys_are_refused_and_star_matches_all() {
     for (path, key) in [
         ("/dicom-web/studies?StudyID=NOPE".to_owned(), "StudyID"),
         (
-            "/dicom-web/studies?StudyDescription=NOPE".to_owned(),
-            "StudyDescription",
+            "/dicom-web/studies?ReferringPhysicianName=NOPE".to_owned(),
+            "ReferringPhysicianName",
         ),
         ("/dicom-web/studies?Foo=1".to_owned(), "Foo"),
         (
@@ -622,6 +622,25 @@ async fn unsupported_match_keys_are_refused_and_star_matches_all() {
         assert_eq!(res.status(), 200, "{path}");
         let found: Vec<Value> = res.json().await.unwrap();
         assert_eq!(found.len(), 1, "{path}");
+    }
+    // StudyDescription matches, with wildcards (before: ignored).
+    let description = fusion_imaging::parse(&bytes[0])
+        .unwrap()
+        .object()
+        .element(dicom_dictionary_std::tags::STUDY_DESCRIPTION)
+        .map(|e| e.to_str().unwrap().trim().to_owned())
+        .unwrap_or_default();
+    assert_eq!(description, "e+1", "CT_small's StudyDescription");
+    for (query, n) in [
+        ("StudyDescription=e%2B1".to_owned(), 1),
+        ("StudyDescription=e%2B*".to_owned(), 1),
+        ("StudyDescription=e%3F1".to_owned(), 1),
+        ("StudyDescription=NO%20SUCH%20STUDY".to_owned(), 0),
+    ] {
+        let res = get(format!("/dicom-web/studies?{query}")).await.unwrap();
+        assert_eq!(res.status(), 200, "{query}");
+        let found: Vec<Value> = res.json().await.unwrap();
+        assert_eq!(found.len(), n, "{query}");
     }
     let res = get("/dicom-web/studies?includefield=NoSuchField".to_owned())
         .await

@@ -183,6 +183,9 @@ pub struct StudyQuery {
     pub patient_name: Option<String>,
     /// Accession Number (0008,0050): single value, wildcards allowed.
     pub accession_number: Option<String>,
+    /// Study Description (0008,1030): single value, `*` and `?` wildcards
+    /// allowed (PS3.4 §C.2.2.2.4).
+    pub study_description: Option<String>,
     /// Study Date (0008,0020) range, inclusive, `YYYYMMDD` each end.
     pub study_date_from: Option<String>,
     /// Upper end of the Study Date range.

@@ -478,10 +478,10 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
 }
 
 /// Match keys of the study search (PS3.18 Table 10.6.1-5 keys the index
-/// holds): PatientID, PatientName, AccessionNumber, StudyDate,
-/// ModalitiesInStudy (and Modality), StudyInstanceUID.
+/// holds): PatientID, PatientName, AccessionNumber, StudyDescription,
+/// StudyDate, ModalitiesInStudy (and Modality), StudyInstanceUID.
 const STUDY_MATCH: &[&str] = &[
-    "00100020", "00100010", "00080050", "00080020", "00080061", "00080060", "0020000D",
+    "00100020", "00100010", "00080050", "00081030", "00080020", "00080061", "00080060", "0020000D",
 ];
 /// Match keys of the series search: Modality, SeriesInstanceUID, SeriesNumber.
 const SERIES_MATCH: &[&str] = &["00080060", "0020000E", "00200011"];
@@ -641,6 +641,7 @@ pub(crate) async fn search_studies(
         patient_id: m.get("00100020").cloned(),
         patient_name: m.get("00100010").cloned(),
         accession_number: m.get("00080050").cloned(),
+        study_description: m.get("00081030").cloned(),
         study_date_from: from,
         study_date_to: to,
         modality: m.get("00080061").or_else(|| m.get("00080060")).cloned(),

@@ -397,6 +397,9 @@ macro_rules! impl_imaging {
                 if let Some(v) = &q.accession_number {
                     push_match(&mut qb, "s.accession_number", v, "LIKE");
                 }
+                if let Some(v) = &q.study_description {
+                    push_match(&mut qb, "s.description", v, "LIKE");
+                }
                 if let Some(v) = &q.study_date_from {
                     qb.push(" AND s.study_date >= ").push_bind(v.clone());
                 }
