@@ -591,15 +591,14 @@ async fn unsupported_match_keys_are_refused_and_star_matches_all() {
             .send()
     };
     for (path, key) in [
-        ("/dicom-web/studies?StudyID=NOPE".to_owned(), "StudyID"),
-        (
-            "/dicom-web/studies?ReferringPhysicianName=NOPE".to_owned(),
-            "ReferringPhysicianName",
-        ),
         ("/dicom-web/studies?Foo=1".to_owned(), "Foo"),
         (
-            format!("/dicom-web/studies/{}/series?SeriesDescription=x", u.study),
-            "SeriesDescription",
+            "/dicom-web/studies?PerformedProcedureStepStartDate=20200101".to_owned(),
+            "PerformedProcedureStepStartDate",
+        ),
+        (
+            format!("/dicom-web/studies/{}/series?StudyID=x", u.study),
+            "StudyID",
         ),
         (
             format!("/dicom-web/studies/{}/instances?PatientID=x", u.study),
@@ -652,4 +651,62 @@ async fn unsupported_match_keys_are_refused_and_star_matches_all() {
             .unwrap()
             .contains("NoSuchField")
     );
+}
+
+/// The required study keys of PS3.18 Table 10.6.1-5 that were ignored
+/// (before: `studies?StudyID=NOPE` returned every study) now match:
+/// StudyID, StudyTime (ranges), ReferringPhysicianName; and
+/// SeriesDescription for series.
+#[tokio::test]
+async fn study_and_series_keys_match_as_table_10_6_1_5_requires() {
+    let bytes = vec![read(CT)];
+    let (app, id, secret) = app_with(&bytes).await;
+    let u = uids(&bytes[0]);
+    // CT_small: StudyID "1CT1", StudyTime "072730", no referring physician
+    // or series description.
+    let cases = [
+        ("/dicom-web/studies?StudyID=1CT1".to_owned(), 1),
+        ("/dicom-web/studies?StudyID=1C*".to_owned(), 1),
+        ("/dicom-web/studies?StudyID=NOPE".to_owned(), 0),
+        ("/dicom-web/studies?StudyTime=07".to_owned(), 1),
+        ("/dicom-web/studies?StudyTime=070000-073000".to_owned(), 1),
+        ("/dicom-web/studies?StudyTime=0728-".to_owned(), 0),
+        ("/dicom-web/studies?StudyTime=-0727".to_owned(), 1),
+        (
+            "/dicom-web/studies?ReferringPhysicianName=NOPE*".to_owned(),
+            0,
+        ),
+        ("/dicom-web/studies?ReferringPhysicianName=*".to_owned(), 1),
+        (
+            format!(
+                "/dicom-web/studies/{}/series?SeriesDescription=NOPE",
+                u.study
+            ),
+            0,
+        ),
+        (
+            format!("/dicom-web/studies/{}/series?SeriesDescription=*", u.study),
+            1,
+        ),
+    ];
+    for (path, n) in cases {
+        let res = app
+            .client
+            .get(app.url(&path))
+            .basic_auth(&id, Some(&secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let found: Vec<Value> = res.json().await.unwrap();
+        assert_eq!(found.len(), n, "{path}");
+    }
+    let res = app
+        .client
+        .get(app.url("/dicom-web/studies?StudyTime=7am"))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
 }

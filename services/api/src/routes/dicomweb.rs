@@ -477,14 +477,18 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
     Ok(q)
 }
 
-/// Match keys of the study search (PS3.18 Table 10.6.1-5 keys the index
-/// holds): PatientID, PatientName, AccessionNumber, StudyDescription,
-/// StudyDate, ModalitiesInStudy (and Modality), StudyInstanceUID.
+/// Match keys of the study search (PS3.18 Table 10.6.1-5): PatientID,
+/// PatientName, AccessionNumber, StudyDescription, StudyDate, StudyTime,
+/// StudyID, ReferringPhysicianName, ModalitiesInStudy (and Modality),
+/// StudyInstanceUID.
 const STUDY_MATCH: &[&str] = &[
-    "00100020", "00100010", "00080050", "00081030", "00080020", "00080061", "00080060", "0020000D",
+    "00100020", "00100010", "00080050", "00081030", "00080020", "00080030", "00200010", "00080090",
+    "00080061", "00080060", "0020000D",
 ];
-/// Match keys of the series search: Modality, SeriesInstanceUID, SeriesNumber.
-const SERIES_MATCH: &[&str] = &["00080060", "0020000E", "00200011"];
+/// Match keys of the series search (Table 10.6.1-6 less the performed
+/// procedure step keys): Modality, SeriesInstanceUID, SeriesNumber,
+/// SeriesDescription.
+const SERIES_MATCH: &[&str] = &["00080060", "0020000E", "00200011", "0008103E"];
 /// Match keys of the instance search: SeriesInstanceUID, SOPInstanceUID,
 /// SOPClassUID, InstanceNumber.
 const INSTANCE_MATCH: &[&str] = &["0020000E", "00080018", "00080016", "00200013"];
@@ -548,6 +552,30 @@ fn date_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError>
         None => {
             let d = check(value)?;
             Ok((d.clone(), d))
+        }
+    }
+}
+
+/// A TM range `HHMMSS[.F]`, `A-B`, `-B` or `A-` (PS3.4 §C.2.2.2.5); a single
+/// value matches the times it prefixes (`10` is 10:00:00 to 10:59:59.999999).
+fn time_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    let check = |t: &str| -> Result<Option<String>, ApiError> {
+        if t.is_empty() {
+            return Ok(None);
+        }
+        if t.len() <= 13 && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            Ok(Some(t.to_owned()))
+        } else {
+            Err(ApiError::BadRequest(format!(
+                "StudyTime {value:?} is not a time (HHMMSS) or a range (HHMMSS-HHMMSS)"
+            )))
+        }
+    };
+    match value.split_once('-') {
+        Some((a, b)) => Ok((check(a)?, check(b)?)),
+        None => {
+            let t = check(value)?;
+            Ok((t.clone(), t))
         }
     }
 }
@@ -637,11 +665,19 @@ pub(crate) async fn search_studies(
         Some(v) => date_range(v)?,
         None => (None, None),
     };
+    let (time_from, time_to) = match m.get("00080030") {
+        Some(v) => time_range(v)?,
+        None => (None, None),
+    };
     let query = StudyQuery {
         patient_id: m.get("00100020").cloned(),
         patient_name: m.get("00100010").cloned(),
         accession_number: m.get("00080050").cloned(),
         study_description: m.get("00081030").cloned(),
+        study_id: m.get("00200010").cloned(),
+        referring_physician: m.get("00080090").cloned(),
+        study_time_from: time_from,
+        study_time_to: time_to,
         study_date_from: from,
         study_date_to: to,
         modality: m.get("00080061").or_else(|| m.get("00080060")).cloned(),
@@ -710,6 +746,7 @@ pub(crate) async fn search_series(
     let query = SeriesQuery {
         modality: m.get("00080060").cloned(),
         series_instance_uids: m.get("0020000E").map(|v| uid_list(v)).unwrap_or_default(),
+        description: m.get("0008103E").cloned(),
         series_number: m
             .get("00200011")
             .map(|v| {
