@@ -710,3 +710,59 @@ async fn study_and_series_keys_match_as_table_10_6_1_5_requires() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// Cross-study searches `GET /series` and `GET /instances` (PS3.18
+/// §10.6.1; before: 404), as dicomweb-client's `search_for_series()` and
+/// `search_for_instances()` without a study call them.
+#[tokio::test]
+async fn cross_study_series_and_instance_searches() {
+    let bytes = vec![read(CT), read(MR)];
+    let (app, id, secret) = app_with(&bytes).await;
+    let (ct, mr) = (uids(&bytes[0]), uids(&bytes[1]));
+    assert_ne!(ct.study, mr.study);
+    let r = client(&app, &id, &secret, &json!([{"op": "search_all"}])).await;
+    let mut series = vec![ct.series.clone(), mr.series.clone()];
+    series.sort();
+    let mut sops = vec![ct.sop.clone(), mr.sop.clone()];
+    sops.sort();
+    assert_eq!(r[0], json!({"series": series, "instances": sops}));
+    for (path, n) in [
+        (
+            format!("/dicom-web/series?StudyInstanceUID={}", ct.study),
+            1,
+        ),
+        (format!("/dicom-web/instances?SOPInstanceUID={}", mr.sop), 1),
+        ("/dicom-web/series?Modality=MR".to_owned(), 1),
+        ("/dicom-web/instances?limit=1".to_owned(), 1),
+    ] {
+        let res = app
+            .client
+            .get(app.url(&path))
+            .basic_auth(&id, Some(&secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let found: Vec<Value> = res.json().await.unwrap();
+        assert_eq!(found.len(), n, "{path}");
+    }
+    // Another key holder sees none of them.
+    let (other, other_secret) = app.api_key("other-pacs", Role::Integration).await;
+    let res = app
+        .client
+        .get(app.url("/dicom-web/instances"))
+        .basic_auth(&other, Some(&other_secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.json::<Vec<Value>>().await.unwrap().is_empty());
+    let res = app
+        .client
+        .get(app.url("/dicom-web/instances?PatientName=x"))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}

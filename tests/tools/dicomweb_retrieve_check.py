@@ -9,6 +9,7 @@ CALLS_JSON is a JSON list of calls; each is one of
   {"op": "bulk", "url": ..., "media_types": ...}
   {"op": "instance", "study": ..., "series": ..., "sop": ..., "media_types": ...}
   {"op": "search_instances", "study": ..., "limit": N}   (get_remaining: pages with offset)
+  {"op": "search_all"}   (cross-study series and instance searches)
   {"op": "pydicom_frames", "path": LOCAL_FILE}   (pydicom's own decoding, for reference)
   {"op": "pydicom_pixels", "path": LOCAL_FILE}   (all frames decoded, as one)
   {"op": "pydicom_encapsulated", "path": LOCAL_FILE}   (pydicom's frame split)
@@ -78,6 +79,13 @@ def run(client, call):
             study_instance_uid=call["study"], limit=call["limit"], get_remaining=True
         )
         return sorted(i["00080018"]["Value"][0] for i in found)
+    if op == "search_all":
+        series = client.search_for_series()
+        instances = client.search_for_instances()
+        return {
+            "series": sorted(x["0020000E"]["Value"][0] for x in series),
+            "instances": sorted(x["00080018"]["Value"][0] for x in instances),
+        }
     if op == "pydicom_file":
         import pydicom
 

@@ -737,11 +737,63 @@ pub(crate) async fn search_series(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let study = parse_study(&path.into_inner())?;
+    series_search(req, state, ctx, Some(study)).await
+}
+
+/// `GET /dicom-web/series`: the cross-study series search (PS3.18
+/// §10.6.1, Table 10.6.1-2), with the series keys and StudyInstanceUID.
+pub(crate) async fn search_all_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    series_search(req, state, ctx, None).await
+}
+
+/// The study a cross-study search names with a StudyInstanceUID key.
+fn study_key(q: &Qido) -> Result<Option<StudyInstanceUid>, ApiError> {
+    match q.matches.get("0020000D") {
+        Some(v) if uid_list(v).len() > 1 => Err(ApiError::BadRequest(
+            "a cross-study search takes one StudyInstanceUID".into(),
+        )),
+        Some(v) => parse_study(v.trim()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The patients of the studies `uids`, for the audit record.
+async fn patients_of(
+    state: &AppState,
+    uids: impl IntoIterator<Item = StudyInstanceUid>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let unique: BTreeSet<StudyInstanceUid> = uids.into_iter().collect();
+    let mut patients = BTreeSet::new();
+    for study in unique {
+        patients.extend(study_patients(state, &study).await?);
+    }
+    Ok(patients)
+}
+
+async fn series_search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    study: Option<StudyInstanceUid>,
+) -> Result<HttpResponse, ApiError> {
     if let Some(refusal) = negotiate::json_only(&req) {
         return Ok(refusal);
     }
     let q = parse_qido(&req)?;
-    check_keys(&q, SERIES_MATCH)?;
+    let study = match study {
+        Some(s) => {
+            check_keys(&q, SERIES_MATCH)?;
+            Some(s)
+        }
+        None => {
+            check_keys(&q, &[SERIES_MATCH, &["0020000D"]].concat())?;
+            study_key(&q)?
+        }
+    };
     let m = &q.matches;
     let query = SeriesQuery {
         modality: m.get("00080060").cloned(),
@@ -760,7 +812,7 @@ pub(crate) async fn search_series(
     };
     let mut series = state
         .repository
-        .search_series(&study, &query)
+        .search_series_in(study.as_ref(), &query)
         .await
         .map_err(internal)?;
     let more = cut(&mut series, q.limit);
@@ -782,13 +834,16 @@ pub(crate) async fn search_series(
             Value::Object(obj)
         })
         .collect();
-    let patients = study_patients(&state, &study).await?;
+    let patients = patients_of(&state, series.iter().map(|s| s.study_instance_uid.clone())).await?;
     audit_query(
         &state,
         &ctx,
         "qido-rs-series",
         patients,
-        vec![AuditEntity::new("study", study.to_string())],
+        study
+            .iter()
+            .map(|s| AuditEntity::new("study", s.to_string()))
+            .collect(),
     )
     .await?;
     Ok(with_warning(
@@ -830,18 +885,38 @@ fn instance_url(base: &str, i: &InstanceRecord) -> String {
     )
 }
 
+/// `GET /dicom-web/instances`: the cross-study instance search (PS3.18
+/// §10.6.1, Table 10.6.1-2), with the instance keys, SeriesInstanceUID and
+/// StudyInstanceUID.
+pub(crate) async fn search_all_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    search_instances_in(req, state, ctx, None, None).await
+}
+
 async fn search_instances_in(
     req: HttpRequest,
     state: web::Data<AppState>,
     ctx: AuditContext,
-    study: StudyInstanceUid,
+    study: Option<StudyInstanceUid>,
     series: Option<SeriesInstanceUid>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(refusal) = negotiate::json_only(&req) {
         return Ok(refusal);
     }
     let q = parse_qido(&req)?;
-    check_keys(&q, INSTANCE_MATCH)?;
+    let study = match study {
+        Some(s) => {
+            check_keys(&q, INSTANCE_MATCH)?;
+            Some(s)
+        }
+        None => {
+            check_keys(&q, &[INSTANCE_MATCH, &["0020000D"]].concat())?;
+            study_key(&q)?
+        }
+    };
     let m = &q.matches;
     let query = InstanceQuery {
         series_instance_uid: series
@@ -862,7 +937,7 @@ async fn search_instances_in(
     };
     let mut instances = state
         .repository
-        .search_instances(&study, &query)
+        .search_instances_in(study.as_ref(), &query)
         .await
         .map_err(internal)?;
     let more = cut(&mut instances, q.limit);
@@ -871,13 +946,20 @@ async fn search_instances_in(
         .iter()
         .map(|i| instance_result(i, &base, &q))
         .collect();
-    let patients = study_patients(&state, &study).await?;
+    let patients = patients_of(
+        &state,
+        instances.iter().map(|i| i.study_instance_uid.clone()),
+    )
+    .await?;
     audit_query(
         &state,
         &ctx,
         "qido-rs-instances",
         patients,
-        vec![AuditEntity::new("study", study.to_string())],
+        study
+            .iter()
+            .map(|s| AuditEntity::new("study", s.to_string()))
+            .collect(),
     )
     .await?;
     Ok(with_warning(
@@ -896,7 +978,7 @@ pub(crate) async fn search_study_instances(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let study = parse_study(&path.into_inner())?;
-    search_instances_in(req, state, ctx, study, None).await
+    search_instances_in(req, state, ctx, Some(study), None).await
 }
 
 /// `GET /dicom-web/studies/{study}/series/{series}/instances`.
@@ -909,5 +991,5 @@ pub(crate) async fn search_series_instances(
     let (study, series) = path.into_inner();
     let study = parse_study(&study)?;
     let series = parse_series(&series)?;
-    search_instances_in(req, state, ctx, study, Some(series)).await
+    search_instances_in(req, state, ctx, Some(study), Some(series)).await
 }

@@ -96,6 +96,12 @@ fn build_table() -> Vec<RouteSpec> {
         spec(Method::POST, "/dicom-web/studies/{study}", STORE, || {
             web::post().to(dicomweb::stow_study)
         }),
+        spec(Method::GET, "/dicom-web/series", READ_IMAGES, || {
+            web::get().to(dicomweb::search_all_series)
+        }),
+        spec(Method::GET, "/dicom-web/instances", READ_IMAGES, || {
+            web::get().to(dicomweb::search_all_instances)
+        }),
         spec(Method::GET, "/dicom-web/studies", READ_IMAGES, || {
             web::get().to(dicomweb::search_studies)
         }),

@@ -450,17 +450,20 @@ macro_rules! impl_imaging {
                     .collect()
             }
 
-            async fn search_series(
+            async fn search_series_in(
                 &self,
-                study: &fusion_schemas::StudyInstanceUid,
+                study: Option<&fusion_schemas::StudyInstanceUid>,
                 q: &crate::SeriesQuery,
             ) -> Result<Vec<crate::SeriesRecord>, StoreError> {
                 use $crate::sql::imaging::{push_in, push_match};
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM series se WHERE se.study_instance_uid = ",
+                    "SELECT {} FROM series se WHERE 1 = 1",
                     $crate::sql::imaging::SERIES_COLUMNS
                 ));
-                qb.push_bind(study.as_str().to_owned());
+                if let Some(study) = study {
+                    qb.push(" AND se.study_instance_uid = ")
+                        .push_bind(study.as_str().to_owned());
+                }
                 if let Some(v) = &q.modality {
                     push_match(&mut qb, "se.modality", v, "LIKE");
                 }
@@ -487,17 +490,20 @@ macro_rules! impl_imaging {
                     .collect()
             }
 
-            async fn search_instances(
+            async fn search_instances_in(
                 &self,
-                study: &fusion_schemas::StudyInstanceUid,
+                study: Option<&fusion_schemas::StudyInstanceUid>,
                 q: &crate::InstanceQuery,
             ) -> Result<Vec<crate::InstanceRecord>, StoreError> {
                 use $crate::sql::imaging::push_in;
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM instances WHERE study_instance_uid = ",
+                    "SELECT {} FROM instances WHERE 1 = 1",
                     $crate::sql::imaging::INSTANCE_COLUMNS
                 ));
-                qb.push_bind(study.as_str().to_owned());
+                if let Some(study) = study {
+                    qb.push(" AND study_instance_uid = ")
+                        .push_bind(study.as_str().to_owned());
+                }
                 if let Some(v) = &q.series_instance_uid {
                     qb.push(" AND series_instance_uid = ").push_bind(v.clone());
                 }
