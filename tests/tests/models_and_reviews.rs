@@ -225,6 +225,23 @@ async fn conformal_sets_show_and_reviews_export_as_labelled_reports() {
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
 
+    // A note linked after the review is not what the reviewer judged: it
+    // stays out of the exported text.
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .query(&[
+            ("accession_number", "ACC-EXPORT-1"),
+            ("patient_id", "PAT-EXPORT-1"),
+        ])
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body("ADDENDUM: Small apical pneumothorax on the lateral view.\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
     let repo = app.state.repository.as_ref();
     let export = fusion_api::reviews_export::collect(repo).await.unwrap();
     assert_eq!(export.rows.len(), 1);

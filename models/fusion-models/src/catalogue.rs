@@ -2,8 +2,8 @@
 //! about itself — identity, the labels it predicts with their calibration
 //! (temperature, split-conformal q̂, base rate, decision threshold) and, for a
 //! trained package, the figures measured on data it was not fitted on — read
-//! from the manifests alone (no weights are loaded, no file is hashed but the
-//! manifest). It is what `GET /models` returns and what the dashboard's model
+//! from the manifests, every listed file verified (size and SHA-256) as the
+//! pipeline does at load, no weights loaded. It is what `GET /models` returns and what the dashboard's model
 //! pages draw (reliability diagrams from [`crate::metrics::reliability_svg`]).
 //!
 //! "Calibrated" means a label has a split-conformal calibrator fitted on
@@ -73,9 +73,14 @@ pub struct PackageCard {
     pub description: String,
     /// SHA-256 of `manifest.toml` (64 hex digits), which pins every file.
     pub manifest_sha256: Option<String>,
-    /// Why the manifest could not be read, when it could not.
+    /// Why the package is unusable (manifest unreadable, or a file missing
+    /// or failing its size or SHA-256), when it is; details go to the log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The full reason behind `error` (file paths, hashes): for the
+    /// operator's log, never served.
+    #[serde(skip)]
+    pub detail: Option<String>,
     /// Its labels (empty for an encoder).
     pub labels: Vec<LabelCard>,
     /// How a trained package was made: data, map, settings, figures.
@@ -87,7 +92,7 @@ pub struct PackageCard {
 }
 
 impl PackageCard {
-    /// Whether its manifest was read.
+    /// Whether its manifest was read and its files verified.
     #[must_use]
     pub fn readable(&self) -> bool {
         self.error.is_none()
@@ -96,11 +101,11 @@ impl PackageCard {
 
 /// The packages under a models folder, and which observations none of them
 /// calibrates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Catalogue {
     /// Every package folder, sorted by name.
     pub packages: Vec<PackageCard>,
-    /// Observations without a calibrated label in any readable package: their
+    /// Observations without a calibrated label in any verified package: their
     /// probabilities rest on rules and priors, not on measured data.
     pub not_calibrated: Vec<Observation>,
 }
@@ -127,6 +132,7 @@ impl Catalogue {
             .filter(|o| {
                 !packages
                     .iter()
+                    .filter(|p| p.readable())
                     .flat_map(|p| &p.labels)
                     .any(|l| l.observation == *o && l.calibrated)
             })
@@ -158,13 +164,24 @@ fn card(dir: &Path) -> PackageCard {
                 architecture: None,
                 description: String::new(),
                 manifest_sha256: None,
-                error: Some(e.to_string()),
+                error: Some(
+                    "manifest unreadable: run `fusion models verify` on this package".to_owned(),
+                ),
+                detail: Some(e.to_string()),
                 labels: Vec::new(),
                 training: None,
                 model_card: None,
             };
         }
     };
+    // The files are verified as the pipeline verifies them at load: a
+    // package that fails is shown as failed, and calibrates nothing.
+    let detail = crate::package::verify(dir).err().map(|e| e.to_string());
+    let error = detail.as_ref().map(|_| {
+        "files fail verification (missing, wrong size or SHA-256): run `fusion models verify` \
+         on this package"
+            .to_owned()
+    });
     let training = manifest.training.clone();
     let labels = manifest
         .labels
@@ -204,7 +221,8 @@ fn card(dir: &Path) -> PackageCard {
         architecture: Some(manifest.architecture),
         description: manifest.description.clone(),
         manifest_sha256: Some(sha),
-        error: None,
+        error,
+        detail,
         labels,
         training,
         model_card,

@@ -3,7 +3,9 @@
 //! with `models/maps/reviews.toml`, so a site can retrain and re-measure the
 //! text heads on its own clinicians' decisions.
 //!
-//! One row per case whose prediction has a review and whose notes have text:
+//! One row per case whose prediction has a review and whose notes have text
+//! (only the notes that reviewed version read: not another patient's note it
+//! left out, nor one linked after the review):
 //! `report_id` (the case id), `split` (`train` or `validation`, fixed per
 //! case: validation when the first byte of SHA-256(case id) is below 52,
 //! about 20 %), the note sections `indication`, `comparison`, `findings`,
@@ -118,6 +120,34 @@ pub fn gold_of(decision: &serde_json::Value, call: Option<bool>) -> Option<bool>
     }
 }
 
+/// The notes the reviewed version read: its recorded inputs less those the
+/// text branch skipped (another patient's, no text). Notes linked to the
+/// case later, which the reviewer never judged, are not among them.
+fn notes_used(prediction: &PredictionRecord) -> Vec<Uuid> {
+    let p = &prediction.prediction;
+    let skipped: BTreeSet<&str> = p
+        .branches
+        .pointer("/text/skipped")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.get("id").and_then(serde_json::Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    p.inputs
+        .get("notes")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .filter(|id| !skipped.contains(id))
+                .filter_map(|id| Uuid::parse_str(id).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn column_of(kind: SectionKind) -> &'static str {
     match kind {
         SectionKind::Indication
@@ -202,14 +232,17 @@ async fn collect_case(
     };
     let mut texts: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut read = Vec::new();
-    for note_id in &case.note_ids {
-        let Some(note) = repo.note(*note_id).await? else {
+    for note_id in notes_used(&prediction) {
+        let Some(note) = repo.note(note_id).await? else {
             continue;
         };
         let Some(text) = note.note.text.as_deref() else {
             continue;
         };
-        read.push(*note_id);
+        read.push(note_id);
+        export
+            .patients
+            .extend(note.note.patient_id.as_ref().map(|p| p.as_str().to_owned()));
         for (column, body) in sections_of(text, &note.note.sections) {
             texts.entry(column).or_default().push(body);
         }

@@ -57,7 +57,8 @@ pub struct AppState {
     /// inference workers (`None` otherwise: routes only queue jobs).
     pub pipeline: Option<Arc<fusion_models::Pipeline>>,
     /// What the installed model packages state about themselves (read from
-    /// their manifests at start): `GET /models` and the model pages.
+    /// their manifests when the HTTP service starts; empty for the CLI's
+    /// commands): `GET /models` and the model pages.
     pub catalogue: Arc<fusion_models::catalogue::Catalogue>,
     /// Wakes this process's inference workers when a job is queued.
     pub jobs: Arc<tokio::sync::Notify>,
@@ -112,6 +113,9 @@ impl Application {
             addr: settings.bind,
             source,
         })?;
+        // What the packages state about themselves, for GET /models and the
+        // model pages (manifests and file hashes; no weights loaded).
+        state.catalogue = Arc::new(read_catalogue(settings));
         // Models load once, here, and only where workers run them.
         if settings.workers > 0 {
             state.pipeline = Some(crate::inference::load_pipeline(settings).await);
@@ -215,11 +219,21 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
             per_minute,
         ))),
         pipeline: None,
-        catalogue: Arc::new(fusion_models::catalogue::Catalogue::read(
-            &settings.models_dir,
-        )),
+        catalogue: Arc::default(),
         jobs: Arc::new(tokio::sync::Notify::new()),
     })
+}
+
+/// Reads the model catalogue, logging each unusable package's reason (file
+/// paths and hashes stay in the operator's log).
+fn read_catalogue(settings: &Settings) -> fusion_models::catalogue::Catalogue {
+    let catalogue = fusion_models::catalogue::Catalogue::read(&settings.models_dir);
+    for p in &catalogue.packages {
+        if let Some(detail) = &p.detail {
+            tracing::warn!(package = %p.name, error = %detail, "model package unusable");
+        }
+    }
+    catalogue
 }
 
 /// Echoes the request id `TracingLogger` assigned as `X-Request-Id`, so a

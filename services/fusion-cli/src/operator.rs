@@ -107,27 +107,68 @@ pub(crate) enum ExportCommand {
     /// `--map models/maps/reviews.toml`). Holds note text: audited as an
     /// export naming every case, note and patient.
     Reviews {
-        /// Write here (the file holds PHI: keep it inside the hospital).
+        /// Write here, readable by its owner only (`-`: standard output).
+        /// The file holds PHI: keep it inside the hospital.
         #[arg(long, short)]
         out: PathBuf,
+        /// Replace the file when it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
-/// `fusion export reviews`: collects, audits, then writes.
+/// Opens the export's file before anything is read or audited: owner-only
+/// (0600), not following a symbolic link at the final component, refusing
+/// an existing file unless `force`.
+fn open_export(path: &std::path::Path, force: bool) -> anyhow::Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{} exists: give --force to replace it", path.display())
+        } else {
+            anyhow::anyhow!("cannot write {}: {e}", path.display())
+        }
+    })?;
+    Ok(Box::new(std::io::BufWriter::new(file)))
+}
+
+/// `fusion export reviews`: opens the file, collects, audits, then writes.
 pub(crate) async fn export(settings: &Settings, cmd: ExportCommand) -> anyhow::Result<ExitCode> {
     let state = fusion_api::connect_storage(settings).await?;
     match cmd {
-        ExportCommand::Reviews { out } => {
+        ExportCommand::Reviews { out, force } => {
             let export = fusion_api::reviews_export::collect(state.repository.as_ref()).await?;
-            let agent = Operator::current().agent();
-            // Audited before anything leaves the database: no audit, no file.
-            state
+            let mut file = open_export(&out, force)?;
+            // Audited before anything leaves the database: no audit, no data.
+            let audited = state
                 .repository
-                .append_audit(&export.audit_record(agent))
-                .await?;
-            let mut body = Vec::new();
-            export.write_csv(&mut body)?;
-            std::fs::write(&out, body)?;
+                .append_audit(&export.audit_record(Operator::current().agent()))
+                .await;
+            if let Err(e) = audited {
+                if out.as_os_str() != "-" {
+                    let _ = std::fs::remove_file(&out);
+                }
+                return Err(e.into());
+            }
+            export
+                .write_csv(&mut file)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            file.flush()
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
             let validation = export
                 .rows
                 .iter()

@@ -679,6 +679,29 @@ async fn export_reviews_writes_the_labelled_header_and_is_audited() {
          pneumonia,atelectasis,pneumothorax,pleural_effusion,pleural_other,fracture,\
          support_devices\n"
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "PHI: owner only");
+    }
+    // An existing file is kept (and nothing audited) unless --force.
+    let export = |force: bool| {
+        let mut cmd = fusion(dir.path());
+        cmd.env("DATABASE_URL", &db.url)
+            .args(["export", "reviews", "--out", file.to_str().unwrap()]);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = export(false);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("exists: give --force"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(export(true).status.success());
     let mut owner = db.admin_of_app().await;
     let (n,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM audit_events WHERE subtype_code = 'reviews-export' \
@@ -687,5 +710,5 @@ async fn export_reviews_writes_the_labelled_header_and_is_audited() {
     .fetch_one(&mut owner)
     .await
     .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(n, 2, "the refused export is not audited");
 }

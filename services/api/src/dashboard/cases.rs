@@ -914,9 +914,16 @@ fn abstain_words(r: &AbstainReason) -> String {
 
 /// The SET column: the split-conformal prediction set at the calibrator's
 /// level (90 % for the shipped packages; Angelopoulos & Bates 2021, §1) and
-/// what it means, for the cell's text and its tooltip.
-fn set_words(label: &FusedLabel) -> (String, &'static str) {
+/// what it means, for the cell's text and its tooltip. `text_has_set`: the
+/// text branch alone had a set (the fused label has none when another
+/// contributing branch has no calibrator).
+fn set_words(label: &FusedLabel, text_has_set: bool) -> (String, &'static str) {
     match &label.prediction_set {
+        None if text_has_set => (
+            "not calibrated".to_owned(),
+            "The image model has no conformal calibrator, so the fused result has no set; \
+             the text branch's own set is in its column's detail",
+        ),
         None => (
             "not calibrated".to_owned(),
             "No conformal calibrator: no labelled data measured this observation's \
@@ -931,8 +938,9 @@ fn set_words(label: &FusedLabel) -> (String, &'static str) {
             match classes.len() {
                 0 => (
                     "∅ (neither)".to_owned(),
-                    "Empty set: neither answer is plausible at the calibrated level; this case \
-                     is unlike the calibration reports, so read the probability with care",
+                    "Empty set: the model is less sure here than on 90 % of its calibration \
+                     reports (the probability lies between q̂ and 1 − q̂; for rare findings q̂ \
+                     is small), so neither answer is certain enough: treat as uncertain",
                 ),
                 1 => (
                     format!("{{{}}}", classes[0]),
@@ -1089,10 +1097,10 @@ fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
             .and_then(|b| b.text.opinions.get(&key))
             .filter(|o| !o.opinion.is_vacuous())
             .map(|o| branch_cell(o, "text"));
-        let (prediction_set, set_meaning) = set_words(f);
-        let head = branches
-            .as_ref()
-            .and_then(|b| b.text.opinions.get(&key))
+        let text_opinion = branches.as_ref().and_then(|b| b.text.opinions.get(&key));
+        let (prediction_set, set_meaning) =
+            set_words(f, text_opinion.is_some_and(|o| o.prediction_set.is_some()));
+        let head = text_opinion
             .and_then(|o| o.head.as_ref())
             .map(|h| h.present);
         let call = crate::reviews_export::call_of(f, head)

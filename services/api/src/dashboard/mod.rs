@@ -109,11 +109,15 @@ struct NavItem {
 }
 
 /// The sections of the dashboard and who may see them.
-const SECTIONS: [(&str, &str, Permission); 4] = [
-    ("/worklist", "Worklist", Permission::ReadCases),
-    ("/models/view", "Models", Permission::ReadCases),
-    ("/audit", "Audit trail", Permission::ReadAudit),
-    ("/admin", "Administration", Permission::ManageIdentities),
+const SECTIONS: [(&str, &str, &[Permission]); 4] = [
+    ("/worklist", "Worklist", &[Permission::ReadCases]),
+    (
+        "/models/view",
+        "Models",
+        &[Permission::ReadCases, Permission::ReadAudit],
+    ),
+    ("/audit", "Audit trail", &[Permission::ReadAudit]),
+    ("/admin", "Administration", &[Permission::ManageIdentities]),
 ];
 
 impl Layout {
@@ -132,7 +136,7 @@ impl Layout {
             }),
             nav: SECTIONS
                 .iter()
-                .filter(|(_, _, p)| principal.can(*p))
+                .filter(|(_, _, ps)| ps.iter().any(|p| principal.can(*p)))
                 .map(|(href, label, _)| NavItem {
                     href,
                     label,

@@ -105,6 +105,7 @@ struct PackageView {
     error: Option<String>,
     training: Option<String>,
     labels: Vec<LabelRow>,
+    has_diagrams: bool,
 }
 
 fn package_view(p: &PackageCard) -> PackageView {
@@ -131,6 +132,7 @@ fn package_view(p: &PackageCard) -> PackageView {
         manifest_sha256: p.manifest_sha256.clone().unwrap_or_default(),
         error: p.error.clone(),
         training,
+        has_diagrams: p.labels.iter().any(|l| l.validation_reliability.is_some()),
         labels: p.labels.iter().map(label_row).collect(),
     }
 }
