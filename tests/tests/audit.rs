@@ -317,3 +317,142 @@ async fn the_documented_app_role_may_only_insert_audit_events() {
         .execute(&mut server)
         .await;
 }
+
+/// Rewrites the trail from `from_seq` on as a database owner who knows the
+/// (keyless) hash: each event's `prev_hash` and `hash` recomputed so the
+/// chain links again.
+async fn rechain_from(app: &TestApp, owner: &mut sqlx::PgConnection, from_seq: i64) {
+    let events = app.state.repository.audit_after(0, 10_000).await.unwrap();
+    let mut prev = events
+        .iter()
+        .find(|e| e.seq == from_seq - 1)
+        .map(|e| e.hash.clone())
+        .unwrap();
+    sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+        .execute(&mut *owner)
+        .await
+        .unwrap();
+    for e in events.iter().filter(|e| e.seq >= from_seq) {
+        let hash = fusion_store::audit::chain_hash(e.seq, e.recorded_at, &e.record, &prev).unwrap();
+        sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3")
+            .bind(&prev)
+            .bind(&hash)
+            .bind(e.seq)
+            .execute(&mut *owner)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    sqlx::query("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only")
+        .execute(&mut *owner)
+        .await
+        .unwrap();
+}
+
+/// Activity after a head was taken: a failed login and a new key.
+async fn more_activity(app: &TestApp, name: &str) {
+    assert_eq!(app.login(name, "wrong password!").await.status(), 401);
+    app.api_key(name, Role::Integration).await;
+}
+
+/// Issue #14, finding 5: deleting the newest events, or editing one and
+/// recomputing every later hash, leaves a chain that links, so a check of
+/// the chain alone says "intact" (shown first). A head kept outside the
+/// database (`expect_head`, `expect_seq`) finds both.
+#[tokio::test]
+async fn an_expected_head_finds_a_truncated_or_rewritten_tail() {
+    let app = spawn_app().await;
+    some_activity(&app).await;
+    let auditor = app.session_for("compliance", Role::Auditor).await;
+    let verify = |query: String| {
+        let app = &app;
+        let auditor = auditor.clone();
+        async move {
+            let res = app
+                .client
+                .get(app.url(&format!("/audit/verify{query}")))
+                .bearer_auth(auditor)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // The head as an auditor would publish it (the verify call itself then
+    // appends one more event).
+    let (_, report) = verify(String::new()).await;
+    assert!(report["first_break"].is_null(), "{report}");
+    let head = report["head"].as_str().unwrap().to_owned();
+    let seq = report["events"].as_i64().unwrap();
+    more_activity(&app, "later").await;
+    let anchored = format!("?expect_head={head}&expect_seq={seq}");
+    let (status, report) = verify(anchored.clone()).await;
+    assert_eq!(status, 200);
+    assert!(report["first_break"].is_null(), "{report}");
+    let (_, report) = verify(format!("?expect_head={head}")).await;
+    assert!(report["first_break"].is_null(), "{report}");
+    let (status, _) = verify("?expect_head=zz".to_owned()).await;
+    assert_eq!(status, 400);
+
+    // Rewrite: event 3 edited, every later hash recomputed.
+    let mut owner = app.pg().admin_of_app().await;
+    for sql in [
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+        "UPDATE audit_events SET agent = jsonb_set(agent, '{name}', '\"mallory\"') WHERE seq = 3",
+        "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only",
+    ] {
+        sqlx::query(sql).execute(&mut owner).await.unwrap();
+    }
+    rechain_from(&app, &mut owner, 3).await;
+    let plain = fusion_store::verify_chain(app.state.repository.as_ref())
+        .await
+        .unwrap();
+    assert!(plain.first_break.is_none(), "the chain alone cannot see it");
+    let (_, report) = verify(anchored.clone()).await;
+    assert_eq!(report["first_break"]["seq"], seq, "{report}");
+    assert!(
+        report["first_break"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("rewritten"),
+        "{report}"
+    );
+    let (_, report) = verify(format!("?expect_head={head}")).await;
+    assert!(!report["first_break"].is_null(), "{report}");
+
+    // Truncation, on a trail of its own: the newest events from one before
+    // the anchor on deleted.
+    let app = spawn_app().await;
+    some_activity(&app).await;
+    let report = fusion_store::verify_chain(app.state.repository.as_ref())
+        .await
+        .unwrap();
+    let (head, seq) = (report.head.unwrap(), report.events as i64);
+    more_activity(&app, "later").await;
+    let anchor = fusion_store::ChainAnchor {
+        hash: head,
+        seq: Some(seq),
+    };
+    let mut owner = app.pg().admin_of_app().await;
+    for sql in [
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only".to_owned(),
+        format!("DELETE FROM audit_events WHERE seq >= {}", seq - 1),
+        "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut owner)
+            .await
+            .unwrap();
+    }
+    let plain = fusion_store::verify_chain(app.state.repository.as_ref())
+        .await
+        .unwrap();
+    assert!(plain.first_break.is_none(), "the chain alone cannot see it");
+    let report = fusion_store::verify_chain_against(app.state.repository.as_ref(), Some(anchor))
+        .await
+        .unwrap();
+    let b = report.first_break.unwrap();
+    assert_eq!(b.seq, seq);
+    assert!(b.problem.contains("truncated"), "{}", b.problem);
+}

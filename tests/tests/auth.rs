@@ -445,3 +445,109 @@ async fn a_cookie_session_needs_the_csrf_token_to_change_state() {
         .unwrap();
     assert_eq!(res.status(), 204);
 }
+
+/// Issue #14, finding 2: 40 wrong passwords at once from 40 addresses (so
+/// the per-address throttle does not apply), and the right one 20 ms later
+/// from a 41st. The lock must hold: the right password is refused, at most
+/// `FUSION_LOCKOUT_FAILURES` passwords are checked against the account's hash
+/// for the one lock, every attempt is audited and the lock is an audit event
+/// of its own. Before the fix the lock was read, argon2 ran, then the failure
+/// was counted: 30 to 40 passwords were checked per lock and the right one
+/// was accepted in 2 of 3 runs.
+#[tokio::test]
+async fn the_lockout_holds_under_a_concurrent_burst_of_guesses() {
+    let app = spawn_app().await;
+    let password = app.add_user("dr.foreman", Role::Clinician).await;
+    // Loopback is 127.0.0.0/8 on Linux: each client speaks from its own
+    // address.
+    let client_at = |i: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, i]))
+            .build()
+            .unwrap()
+    };
+    let login = |client: reqwest::Client, password: String| {
+        let url = app.url("/auth/login");
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({ "username": "dr.foreman", "password": password }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let wrong: Vec<_> = (0..40u8)
+        .map(|i| tokio::spawn(login(client_at(10 + i), format!("guess-{i}-0123456789"))))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let right = login(client_at(60), password.clone()).await;
+    let mut statuses = Vec::new();
+    for w in wrong {
+        statuses.push(w.await.unwrap());
+    }
+
+    let events = app
+        .state
+        .repository
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap();
+    let logins: Vec<_> = events
+        .iter()
+        .filter(|e| e.record.subtype == "login")
+        .collect();
+    let reason = |r: &str| {
+        logins
+            .iter()
+            .filter(|e| e.record.outcome_desc.as_deref() == Some(r))
+            .count()
+    };
+    let successes = logins
+        .iter()
+        .filter(|e| e.record.outcome == AuditOutcome::Success)
+        .count();
+    // Checked against the account's own hash: the wrong ones that were
+    // admitted, the right one if it was admitted (accepted, or refused
+    // because the lock came while it was checked).
+    let checked = reason("wrong password")
+        + successes
+        + reason("account locked while the password was checked");
+    let locks = events
+        .iter()
+        .filter(|e| e.record.subtype == "account-lock")
+        .count();
+    println!(
+        "burst: right password answered {right}; {checked} passwords checked against the \
+         account's hash, {locks} lock event(s); {} of 41 attempts audited \
+         (wrong {}, locked {}, throttled {})",
+        logins.len(),
+        reason("wrong password"),
+        reason("account locked"),
+        reason("throttled"),
+    );
+    assert_eq!(
+        right, 401,
+        "the right password was accepted during the burst"
+    );
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(locks, 1, "the lock is one audit event");
+    assert!(
+        checked <= app.settings.lockout_failures as usize,
+        "{checked} passwords checked for one lock"
+    );
+    assert_eq!(logins.len(), 41, "every attempt is audited");
+    let user = app
+        .state
+        .repository
+        .user_by_name("dr.foreman")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.locked_until.is_some_and(|t| t > chrono::Utc::now()));
+    // Still locked after the burst: the right password is refused without
+    // being checked.
+    assert_eq!(login(client_at(61), password).await, 401);
+}

@@ -733,3 +733,318 @@ async fn a_nul_inside_a_text_value_is_indexed_without_it() {
         .unwrap();
     assert_eq!(meta[0]["00080018"]["Value"][0], sop.as_str());
 }
+
+/// `file` with some text attributes replaced (the SOP Instance UID kept
+/// unless replaced too), written as a Part 10 file.
+fn rewritten(file: &str, changes: &[(dicom_core::Tag, dicom_core::VR, &str)]) -> Vec<u8> {
+    use dicom_core::{DataElement, PrimitiveValue};
+    let source = read(file);
+    let mut obj = dicom_object::from_reader(std::io::Cursor::new(&source[128..])).unwrap();
+    for (tag, vr, value) in changes {
+        obj.put(DataElement::new(*tag, *vr, PrimitiveValue::from(*value)));
+    }
+    let mut bytes = Vec::new();
+    obj.write_all(&mut bytes).unwrap();
+    bytes
+}
+
+/// Issue #14, finding 6: an instance refused as a 0111 conflict (its SOP
+/// Instance UID stored with other bytes) named another study, series and
+/// patient. Before the fix its study and series rows were committed anyway:
+/// QIDO listed a study with no instances, and the refused patient was
+/// searchable. Nothing of it may stay.
+#[tokio::test]
+async fn a_refused_instance_leaves_no_study_series_or_patient() {
+    use dicom_core::VR;
+    use dicom_dictionary_std::tags;
+    let app = spawn_app().await;
+    let pacs = Client::new(&app, "pacs").await;
+    let ct = read(CT);
+    let (status, _) = pacs
+        .stow(&app, "/dicom-web/studies", &[("application/dicom", &ct)])
+        .await;
+    assert_eq!(status, 200);
+    let conflicting = rewritten(
+        CT,
+        &[
+            (
+                tags::STUDY_INSTANCE_UID,
+                VR::UI,
+                "1.2.826.0.1.3680043.8.498.14006",
+            ),
+            (
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                "1.2.826.0.1.3680043.8.498.14006.1",
+            ),
+            (tags::PATIENT_ID, VR::LO, "REFUSED-0111"),
+            (tags::PATIENT_NAME, VR::PN, "Refused^Patient"),
+            (tags::ACCESSION_NUMBER, VR::SH, "ACC-REFUSED"),
+        ],
+    );
+    // With a valid instance of its own beside it in the same request.
+    let mr = read(MR);
+    let (status, body) = pacs
+        .stow(
+            &app,
+            "/dicom-web/studies",
+            &[
+                ("application/dicom", &conflicting),
+                ("application/dicom", &mr),
+            ],
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(failure_reasons(&body), [0x0111]);
+    let clinician = app.session_for("dr.house", Role::Clinician).await;
+    let (_, all) = qido(&app, &clinician, "").await;
+    // A phantom study has no instance to take its Study Instance UID from.
+    let mut listed: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["0020000D"]["Value"][0].as_str().unwrap_or("").to_owned())
+        .collect();
+    listed.sort();
+    let mut expected = vec![
+        fusion_imaging::index_attributes(&fusion_imaging::parse(&ct).unwrap())
+            .study_instance_uid
+            .to_string(),
+        fusion_imaging::index_attributes(&fusion_imaging::parse(&mr).unwrap())
+            .study_instance_uid
+            .to_string(),
+    ];
+    expected.sort();
+    expected.dedup();
+    let empty = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["00201208"]["Value"][0].as_i64().unwrap_or(0) == 0)
+        .count();
+    println!(
+        "after a refused 0111 instance QIDO lists {} studies ({} of them without instances), {} expected",
+        listed.len(),
+        empty,
+        expected.len()
+    );
+    assert_eq!(listed, expected, "{all:#}");
+    for study in all.as_array().unwrap() {
+        assert!(
+            study["00201208"]["Value"][0].as_i64().unwrap() > 0,
+            "{study:#}"
+        );
+    }
+    for query in [
+        "?PatientID=REFUSED-0111",
+        "?PatientName=Refused*",
+        "?AccessionNumber=ACC-REFUSED",
+        "?StudyInstanceUID=1.2.826.0.1.3680043.8.498.14006",
+    ] {
+        let (status, found) = qido(&app, &clinician, query).await;
+        assert_eq!(status, 200);
+        assert_eq!(found.as_array().unwrap().len(), 0, "{query}: {found:#}");
+    }
+    let (status, series) = qido(&app, &clinician, "/1.2.826.0.1.3680043.8.498.14006/series").await;
+    assert!(
+        status == 404 || series.as_array().is_some_and(|s| s.is_empty()),
+        "{status} {series:#}"
+    );
+    let mut db = app.pg().admin_of_app().await;
+    let (studies, series): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM studies), (SELECT COUNT(*) FROM series)")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(studies as usize, expected.len());
+    assert_eq!(series, 2);
+}
+
+/// Issue #14, finding 7: integration client B tries to add one instance to
+/// the study client A sent (same Study Instance UID, its own patient), then
+/// asks QIDO-RS and `POST /cases` about it. Before the fix the instance was
+/// stored, QIDO showed B the study with A's Patient Name and A's instance
+/// count, and `POST /cases` with A's Study Instance UID returned A's
+/// accession number and case status and let B queue predictions. B must
+/// read back only what it sent, on every route.
+#[tokio::test]
+async fn an_integration_client_reads_nothing_of_another_senders_study() {
+    use dicom_core::VR;
+    use dicom_dictionary_std::tags;
+    let app = spawn_app_with(|s| s.workers = 0).await;
+    let a = Client::new(&app, "pacs-a").await;
+    let b = Client::new(&app, "pacs-b").await;
+    let ct = read(CT);
+    let ct_attrs = fusion_imaging::index_attributes(&fusion_imaging::parse(&ct).unwrap());
+    let study = ct_attrs.study_instance_uid.to_string();
+    let a_name = ct_attrs.patient_name.clone().unwrap();
+    let accession = ct_attrs.accession_number.clone().map(|a| a.to_string());
+    let (status, _) = a
+        .stow(&app, "/dicom-web/studies", &[("application/dicom", &ct)])
+        .await;
+    assert_eq!(status, 200);
+    let injected_uid = "1.2.826.0.1.3680043.8.498.14007.1.1";
+    let injected = rewritten(
+        CT,
+        &[
+            (tags::SOP_INSTANCE_UID, VR::UI, injected_uid),
+            (
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                "1.2.826.0.1.3680043.8.498.14007.1",
+            ),
+            (tags::PATIENT_ID, VR::LO, "B-ONLY-1"),
+            (tags::PATIENT_NAME, VR::PN, "Sender^Bee"),
+        ],
+    );
+    // STOW-RS into A's study: refused, 0124 (Refused: Not Authorized).
+    let (status, body) = b
+        .stow(
+            &app,
+            "/dicom-web/studies",
+            &[("application/dicom", &injected)],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(failure_reasons(&body), [0x0124]);
+    let seen: Value = b
+        .get(&app, "/dicom-web/studies")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, serde_json::json!([]));
+    assert_eq!(
+        b.get(&app, &format!("/dicom-web/studies/{study}/metadata"))
+            .await
+            .status(),
+        404
+    );
+
+    // POST /cases with A's study or A's accession number: unknown to B,
+    // nothing of A's case in the answer; no prediction may be queued.
+    let open = |body: Value| {
+        b.req(&app, reqwest::Method::POST, "/cases")
+            .json(&body)
+            .send()
+    };
+    let res = open(serde_json::json!({ "study_instance_uid": study }))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let text = res.text().await.unwrap();
+    if let Some(acc) = &accession {
+        assert!(!text.contains(acc.as_str()), "{text}");
+        let res = open(serde_json::json!({ "accession_number": acc }))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+    let clinician = app.session_for("dr.chase", Role::Clinician).await;
+    let cases: Value = app
+        .client
+        .get(app.url("/cases"))
+        .bearer_auth(&clinician)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cases = cases["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "{cases:#?}");
+    let case_id = cases[0]["id"].as_str().unwrap();
+    let res = b
+        .req(
+            &app,
+            reqwest::Method::POST,
+            &format!("/cases/{case_id}/predictions"),
+        )
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "B queued a prediction on A's case");
+    // A may.
+    let res = a
+        .req(&app, reqwest::Method::POST, "/cases")
+        .json(&serde_json::json!({ "study_instance_uid": study }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A study that already holds two senders' instances (stored before
+    // this check): each sees its own instances, patient and counts only.
+    let (status, _) = a
+        .stow(
+            &app,
+            "/dicom-web/studies",
+            &[("application/dicom", &injected)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    sqlx::query("UPDATE instances SET submitted_by = $1 WHERE sop_instance_uid = $2")
+        .bind(&b.auth.0)
+        .bind(injected_uid)
+        .execute(&mut app.pg().admin_of_app().await)
+        .await
+        .unwrap();
+    let seen: Value = b
+        .get(&app, "/dicom-web/studies")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seen = seen.as_array().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["00201208"]["Value"][0], 1, "{seen:#?}");
+    assert_eq!(seen[0]["00201206"]["Value"][0], 1);
+    assert_eq!(seen[0]["00100010"]["Value"][0]["Alphabetic"], "Sender^Bee");
+    let text = serde_json::to_string(&seen).unwrap();
+    assert!(
+        !text.contains(&a_name),
+        "A's patient name reached B: {text}"
+    );
+    for query in [
+        format!("?PatientName={}", a_name.replace('^', "%5E")),
+        format!("?PatientID={}", ct_attrs.patient_id.clone().unwrap()),
+    ] {
+        let found: Value = b
+            .get(&app, &format!("/dicom-web/studies{query}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(found.as_array().unwrap().len(), 0, "{query}: {found:#}");
+    }
+    let series: Value = b
+        .get(&app, &format!("/dicom-web/studies/{study}/series"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let series = series.as_array().unwrap();
+    assert_eq!(series.len(), 1, "{series:#?}");
+    assert_eq!(series[0]["00201209"]["Value"][0], 1);
+    assert!(!serde_json::to_string(series).unwrap().contains(&a_name));
+    let seen_a: Value = a
+        .get(&app, "/dicom-web/studies")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen_a[0]["00201208"]["Value"][0], 1);
+    assert_eq!(
+        seen_a[0]["00100010"]["Value"][0]["Alphabetic"],
+        a_name.as_str()
+    );
+    // The mixed case may not be opened by either through POST /cases.
+    let res = a
+        .req(&app, reqwest::Method::POST, "/cases")
+        .json(&serde_json::json!({ "study_instance_uid": study }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

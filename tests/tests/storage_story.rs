@@ -125,6 +125,16 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         b"first instance"
     );
 
+    // Both sides of the conflict are referenced rows (the collector keeps
+    // them); bytes no row names are not.
+    let loose = blobs.put(Bytes::from_static(b"loose")).await.unwrap();
+    let referenced = repo
+        .referenced_blobs(&[key.clone(), other.clone(), loose.clone()])
+        .await
+        .unwrap();
+    assert!(referenced.contains(&key) && referenced.contains(&other));
+    assert!(!referenced.contains(&loose));
+
     // A second series of another modality extends ModalitiesInStudy.
     let key2 = blobs.put(Bytes::from_static(b"second")).await.unwrap();
     let mut second = instance("1.2.3", "1.2.3.2", "1.2.3.2.1", "MR", &key2);
@@ -185,6 +195,18 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         ..AuditFilter::default()
     };
     assert_eq!(repo.audit_events(&by_agent).await.unwrap().len(), 1);
+
+    // Another submitter may not add to this study.
+    let mut foreign = instance("1.2.3", "1.2.3.9", "1.2.3.9.1", "CT", &loose);
+    foreign.submitted_by = Some("fk_intruder".into());
+    assert_eq!(
+        repo.put_instance(&foreign, &stow_audit()).await.unwrap(),
+        PutOutcome::ForeignStudy
+    );
+    // The study was stored without a case: the start-up sweep finds it.
+    let orphans = repo.studies_without_case().await.unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0].study_instance_uid.as_str(), "1.2.3");
 
     qido_story(repo.as_ref(), &blobs).await;
     identity_story(repo.as_ref()).await;
@@ -403,25 +425,104 @@ async fn identity_story(repo: &dyn Repository) {
         max_failures: 3,
         lock_for: chrono::Duration::minutes(15),
     };
-    for _ in 0..2 {
-        let locked = repo
-            .record_failed_login(Some(id), &policy, &identity_audit("login"))
+    let lock_audit = identity_audit("account-lock");
+    let gate = |now| repo.begin_login("dr.grey", &policy, now, &lock_audit);
+    assert_eq!(
+        repo.begin_login("nobody", &policy, chrono::Utc::now(), &lock_audit)
             .await
-            .unwrap();
-        assert!(locked.is_none());
+            .unwrap(),
+        fusion_store::LoginGate::Unknown
+    );
+    // Every attempt is counted before its password is checked: three in
+    // flight at once are admitted, the fourth locks the account without
+    // any of them having failed yet.
+    for n in 1..=3 {
+        match gate(chrono::Utc::now()).await.unwrap() {
+            fusion_store::LoginGate::Admitted(u) => assert_eq!(u.failed_logins, n),
+            other => panic!("attempt {n}: {other:?}"),
+        }
     }
-    let locked = repo
-        .record_failed_login(Some(id), &policy, &identity_audit("login"))
-        .await
-        .unwrap();
-    assert!(locked.is_some());
+    match gate(chrono::Utc::now()).await.unwrap() {
+        fusion_store::LoginGate::Locked { locked_now, .. } => assert!(locked_now),
+        other => panic!("fourth attempt: {other:?}"),
+    }
+    match gate(chrono::Utc::now()).await.unwrap() {
+        fusion_store::LoginGate::Locked { locked_now, .. } => assert!(!locked_now),
+        other => panic!("fifth attempt: {other:?}"),
+    }
+    // A failure recorded while locked changes nothing.
     assert!(
-        repo.user_by_name("dr.grey")
+        repo.record_failed_login(Some(id), &policy, &identity_audit("login"), &lock_audit)
             .await
             .unwrap()
+            .is_none()
+    );
+    // A success while locked starts no session and lifts nothing.
+    let now = chrono::Utc::now();
+    let early = SessionRecord {
+        token_hash: "c".repeat(64),
+        user_id: id,
+        csrf_token_hash: "d".repeat(64),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        revoked_at: None,
+    };
+    assert!(
+        !repo
+            .start_session(&early, &identity_audit("login"))
+            .await
             .unwrap()
-            .locked_until
+    );
+    assert!(repo.session(&early.token_hash).await.unwrap().is_none());
+    // An administrator's password reset lifts the lock and the count.
+    let reset = UserChange {
+        disabled: None,
+        password_hash: Some("$argon2id$placeholder-2".into()),
+    };
+    assert!(
+        repo.update_user("dr.grey", &reset, &identity_audit("user-password"))
+            .await
+            .unwrap()
+    );
+    // Three admitted attempts that then fail: the failure that finds the
+    // count at the limit locks the account, and the lock is audited.
+    for n in 1..=3 {
+        match gate(chrono::Utc::now()).await.unwrap() {
+            fusion_store::LoginGate::Admitted(u) => assert_eq!(u.failed_logins, n),
+            other => panic!("attempt {n} after the reset: {other:?}"),
+        }
+    }
+    assert!(
+        repo.record_failed_login(Some(id), &policy, &identity_audit("login"), &lock_audit)
+            .await
+            .unwrap()
             .is_some()
+    );
+    assert!(
+        repo.record_failed_login(Some(id), &policy, &identity_audit("login"), &lock_audit)
+            .await
+            .unwrap()
+            .is_none(),
+        "one lock, not one per failure"
+    );
+    let locks: Vec<_> = repo
+        .audit_events(&fusion_store::AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.subtype == "account-lock")
+        .collect();
+    assert_eq!(locks.len(), 2);
+    assert!(
+        locks
+            .iter()
+            .all(|e| e.record.entities == [fusion_store::AuditEntity::new("user", id.to_string())])
+    );
+    assert!(
+        repo.update_user("dr.grey", &reset, &identity_audit("user-password"))
+            .await
+            .unwrap()
     );
 
     // Sessions.
@@ -435,9 +536,11 @@ async fn identity_story(repo: &dyn Repository) {
         expires_at: now + chrono::Duration::hours(1),
         revoked_at: None,
     };
-    repo.start_session(&session, &identity_audit("login"))
-        .await
-        .unwrap();
+    assert!(
+        repo.start_session(&session, &identity_audit("login"))
+            .await
+            .unwrap()
+    );
     let stored = repo.session(&session.token_hash).await.unwrap().unwrap();
     assert_eq!(stored.user_id, id);
     assert!(stored.revoked_at.is_none());

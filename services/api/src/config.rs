@@ -97,6 +97,18 @@ pub struct Settings {
     /// In-process inference workers (`FUSION_WORKERS`); 0 leaves inference
     /// to `fusion worker` processes. Default 1.
     pub workers: usize,
+    /// How often the service publishes the audit chain head to its log, as
+    /// one `audit chain head` line with the newest event's sequence number
+    /// and hash, minutes (`FUSION_AUDIT_HEAD_MINUTES`); also once at start.
+    /// Shipped off the host, these lines are the heads
+    /// `fusion audit verify --expect-head` checks against. 0 turns it off.
+    /// Default 60.
+    pub audit_head_minutes: u64,
+    /// Blobs that no row refers to are removed by `fusion blobs gc` (and at
+    /// start) once older than this, minutes (`FUSION_BLOB_GC_GRACE_MINUTES`),
+    /// so a blob written for an instance still being indexed is never
+    /// taken. Default 1440 (a day).
+    pub blob_gc_grace_minutes: u64,
     /// Password for the `admin` user created on first start
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
@@ -153,6 +165,8 @@ impl Settings {
             .set_default("stow_max_bytes", 4_u64 << 30)?
             .set_default("models_dir", "models/packages")?
             .set_default("workers", 1)?
+            .set_default("audit_head_minutes", 60)?
+            .set_default("blob_gc_grace_minutes", 1440)?
             .set_default("migrate_on_start", true)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));

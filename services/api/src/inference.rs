@@ -101,12 +101,18 @@ pub async fn enqueue(
     Ok(queued)
 }
 
-/// After STOW-RS (or `fusion ingest`) stored new instances of a study:
-/// links the study to its case (by accession number, else by study; created
-/// when missing) and queues a prediction. A failure is logged, not raised:
-/// the instances are stored, and the next instance, note or explicit
-/// request links it again.
-pub async fn link_study(state: &AppState, key: &crate::ingest::StudyKey, submitter: &Submitter) {
+/// After STOW-RS (or `fusion ingest`) stored instances of a study: links the
+/// study to its case (by accession number, else by study; created when
+/// missing) and queues a prediction when `new_instances` were stored or the
+/// link is new (a study re-sent as duplicates only, whose first link was
+/// lost). A failure is logged, not raised: the instances are stored, and the
+/// next instance, note, re-send or start links it again.
+pub async fn link_study(
+    state: &AppState,
+    key: &crate::ingest::StudyKey,
+    new_instances: bool,
+    submitter: &Submitter,
+) {
     let patient_ids: Vec<String> = key.patient.iter().map(|p| p.as_str().to_owned()).collect();
     let template = AuditRecord {
         event_type: AuditEventType::PatientRecord,
@@ -125,6 +131,7 @@ pub async fn link_study(state: &AppState, key: &crate::ingest::StudyKey, submitt
         &key.study,
         key.accession.as_ref(),
         key.patient.as_ref(),
+        new_instances,
         &template,
     )
     .await;
@@ -135,6 +142,7 @@ async fn link_study_and_enqueue(
     study: &StudyInstanceUid,
     accession: Option<&AccessionNumber>,
     patient: Option<&PatientId>,
+    new_instances: bool,
     template: &AuditRecord,
 ) {
     let linked = state
@@ -148,6 +156,10 @@ async fn link_study_and_enqueue(
             return;
         }
     };
+    if !new_instances && link.change == fusion_store::LinkChange::Unchanged {
+        // Duplicates of a study already linked: nothing new to predict.
+        return;
+    }
     match enqueue(state, link.case_id, None).await {
         Ok(q) => {
             tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "study linked; prediction queued")

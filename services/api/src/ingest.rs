@@ -74,19 +74,87 @@ pub struct StudyKey {
     pub patient: Option<PatientId>,
 }
 
-/// After a request (or an import) stored new instances: links each distinct
-/// study to its case and queues one prediction per case
+/// A study a request (or an import) touched, and whether it stored new
+/// instances of it or only duplicates of stored ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchedStudy {
+    /// The study and what links it to its case.
+    pub key: StudyKey,
+    /// At least one instance of it was newly stored.
+    pub new_instances: bool,
+}
+
+impl From<&StoredInstance> for TouchedStudy {
+    fn from(i: &StoredInstance) -> Self {
+        Self {
+            key: i.study_key.clone(),
+            new_instances: i.newly_stored,
+        }
+    }
+}
+
+/// After a request (or an import) stored instances: links each distinct
+/// study it touched to its case and queues a prediction
 /// ([`crate::inference::link_study`]), once per study rather than once per
-/// instance. Failures are logged; the instances stay stored.
+/// instance. A study touched by duplicates only is linked too (a re-send
+/// after a crash between storing and linking is how it reaches its case,
+/// issue #14 finding 3), but queues a prediction only when that link is new.
+/// Failures are logged; the instances stay stored.
 pub async fn link_studies(
     state: &AppState,
-    keys: impl IntoIterator<Item = StudyKey>,
+    touched: impl IntoIterator<Item = TouchedStudy>,
     submitter: &Submitter,
 ) {
-    let distinct: std::collections::BTreeSet<StudyKey> = keys.into_iter().collect();
-    for key in distinct {
-        crate::inference::link_study(state, &key, submitter).await;
+    let mut distinct: std::collections::BTreeMap<StudyKey, bool> = Default::default();
+    for t in touched {
+        *distinct.entry(t.key).or_default() |= t.new_instances;
     }
+    for (key, new_instances) in distinct {
+        crate::inference::link_study(state, &key, new_instances, submitter).await;
+    }
+}
+
+/// At start: links every committed study that no case names (its instances
+/// were stored but the process stopped before it linked them) and queues
+/// its prediction. Returns how many studies it linked.
+///
+/// # Errors
+///
+/// [`fusion_store::StoreError`] when the studies cannot be listed.
+pub async fn link_orphan_studies(state: &AppState) -> Result<usize, fusion_store::StoreError> {
+    let orphans = state.repository.studies_without_case().await?;
+    let submitter = Submitter {
+        agent: AuditAgent {
+            kind: "system".into(),
+            id: String::new(),
+            name: "start-up sweep".into(),
+            role: None,
+            address: None,
+            requestor: false,
+        },
+        id: "system".into(),
+        request_id: None,
+        purpose_of_use: None,
+    };
+    let n = orphans.len();
+    if n > 0 {
+        tracing::warn!(studies = n, "linking studies stored without a case");
+    }
+    link_studies(
+        state,
+        orphans.into_iter().map(|o| TouchedStudy {
+            key: StudyKey {
+                study: o.study_instance_uid,
+                accession: o.accession_number,
+                patient: o.patient_id,
+            },
+            // Queues a prediction only where the link is new.
+            new_instances: false,
+        }),
+        &submitter,
+    )
+    .await;
+    Ok(n)
 }
 
 /// A refused instance.
@@ -230,6 +298,12 @@ pub async fn store_instance(
             ..stored
         }),
         Ok(PutOutcome::Duplicate) => InstanceOutcome::Duplicate(stored),
+        Ok(PutOutcome::ForeignStudy) => InstanceOutcome::Failed(FailedInstance {
+            sop_class: Some(stored.sop_class),
+            sop_instance: Some(stored.sop_instance),
+            reason: FailureReason::NotAuthorized,
+            detail: "the study holds another sender's instances".into(),
+        }),
         Ok(PutOutcome::Conflict { .. }) => InstanceOutcome::Failed(FailedInstance {
             sop_class: Some(stored.sop_class),
             sop_instance: Some(stored.sop_instance),

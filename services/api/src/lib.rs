@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod audit_export;
 pub mod auth;
+pub mod blob_gc;
 pub mod config;
 pub mod dashboard;
 pub mod index_writer;

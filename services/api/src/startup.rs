@@ -128,7 +128,7 @@ impl Application {
                 // Outside authentication, so its refusals carry them too.
                 .wrap(crate::dashboard::security_headers())
                 .wrap(from_fn(request_id_header))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RouteRootSpan>::new())
                 .app_data(data.clone())
                 .app_data(crate::error::json_config())
                 .app_data(crate::error::query_config())
@@ -144,6 +144,34 @@ impl Application {
         if let Some(pipeline) = &state.pipeline {
             crate::inference::spawn_workers(&state, pipeline, settings.workers);
         }
+        // The audit chain head, published outside the database (issue #14,
+        // finding 5): a log line at start and on a schedule.
+        if settings.audit_head_minutes > 0 {
+            let publisher = state.clone();
+            let every = std::time::Duration::from_secs(settings.audit_head_minutes * 60);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    publish_audit_head(&publisher).await;
+                }
+            });
+        }
+        // Studies stored before a crash but never linked reach their cases
+        // (issue #14, finding 3); in the background, so start is not held up.
+        let sweep = state.clone();
+        let grace = chrono::Duration::minutes(
+            i64::try_from(settings.blob_gc_grace_minutes).unwrap_or(i64::MAX / 60_000),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = crate::ingest::link_orphan_studies(&sweep).await {
+                tracing::error!(error = %e, "cannot sweep studies without a case");
+            }
+            // Then blobs no row refers to (issue #14, finding 8).
+            if let Err(e) = crate::blob_gc::collect_blobs(&sweep, grace).await {
+                tracing::error!(error = %e, "blob collection failed");
+            }
+        });
         Ok(Self {
             addr,
             server,
@@ -222,6 +250,23 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
         catalogue: Arc::default(),
         jobs: Arc::new(tokio::sync::Notify::new()),
     })
+}
+
+/// Logs the audit chain head (`audit chain head`, with `seq` and `hash`)
+/// at info level under the target `fusion::audit_head`, for shipping to a
+/// log store the database's owner cannot rewrite; those lines are the
+/// heads `fusion audit verify --expect-head HASH --expect-seq N` checks.
+pub async fn publish_audit_head(state: &AppState) {
+    match state.repository.audit_head().await {
+        Ok(Some(head)) => tracing::info!(
+            target: "fusion::audit_head",
+            seq = head.seq.unwrap_or_default(),
+            hash = %head.hash,
+            "audit chain head"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+    }
 }
 
 /// Reads the model catalogue, logging each unusable package's reason (file

@@ -3,7 +3,10 @@
 //! (OpenTelemetry specification, "OTLP Exporter Configuration").
 //!
 //! Logs never carry PHI: handlers log identifiers of our own (request id,
-//! case id), never patient names, note text or secrets.
+//! case id), never patient names, note text or secrets. The request span
+//! ([`RouteRootSpan`]) records the route pattern, never the path or query a
+//! client sent (`/notes?patient_id=…`, QIDO `?PatientName=…`), and a
+//! contained panic is one log line ([`install_panic_hook`]).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -41,6 +44,70 @@ impl Drop for TelemetryGuard {
             let _ = provider.shutdown_with_timeout(std::time::Duration::from_secs(2));
         }
     }
+}
+
+/// The root span of every HTTP request: method, route pattern
+/// (`/dicom-web/studies/{study}`), request id, status, as
+/// `tracing-actix-web`'s default but without `http.target`, the path and
+/// query as sent, which carry Patient IDs, names and accession numbers
+/// (issue #14, finding 4), and without the client's user agent.
+pub struct RouteRootSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RouteRootSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use actix_web::HttpMessage as _;
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "default".to_owned());
+        let method = request.method().as_str().to_owned();
+        let request_id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// Replaces the default panic hook, which prints the message and, with
+/// `RUST_BACKTRACE` set, a backtrace of dozens of lines to stderr for every
+/// panic, even one a worker contains (a codec panicking on a malformed
+/// instance is answered as that instance's failure): each panic becomes one
+/// `error` event with its location and message, the message cut at 200
+/// characters (issue #14, finding 8).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let message: String = message.chars().take(200).collect();
+        tracing::error!(%location, panic = %message, "a thread panicked");
+    }));
 }
 
 /// Installs the global subscriber: an env filter, a JSON or pretty formatter
@@ -97,5 +164,6 @@ pub fn init(settings: &Settings) -> Result<TelemetryGuard, TelemetryError> {
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
+    install_panic_hook();
     Ok(TelemetryGuard { provider })
 }

@@ -60,9 +60,12 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
             Ok(bytes) => match store_instance(&state, bytes.into(), None, &submitter).await {
                 InstanceOutcome::Stored(i) => {
                     stored += 1;
-                    studies.push(i.study_key);
+                    studies.push(fusion_api::ingest::TouchedStudy::from(&i));
                 }
-                InstanceOutcome::Duplicate(_) => duplicate += 1,
+                InstanceOutcome::Duplicate(i) => {
+                    duplicate += 1;
+                    studies.push(fusion_api::ingest::TouchedStudy::from(&i));
+                }
                 InstanceOutcome::Failed(f) => failed
                     .entry(format!("{:#06X} {}", f.reason.code(), f.detail))
                     .or_default()
@@ -72,7 +75,7 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
         bar.inc(1);
     }
     bar.finish_and_clear();
-    // Each new study is linked to its case, and its prediction queued, once.
+    // Each study, duplicates included, is linked to its case once.
     fusion_api::ingest::link_studies(&state, studies, &submitter).await;
     let n_failed: usize = failed.values().map(Vec::len).sum();
     println!(

@@ -58,6 +58,9 @@ enum Command {
     /// Verify or export the audit trail.
     #[command(subcommand)]
     Audit(operator::AuditCommand),
+    /// Blob store upkeep.
+    #[command(subcommand)]
+    Blobs(operator::BlobsCommand),
     /// Export the clinicians' reviews as labelled reports (audited).
     #[command(subcommand)]
     Export(operator::ExportCommand),
@@ -166,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => operator::user(&settings, cmd).await,
         Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
         Command::Audit(cmd) => operator::audit(&settings, cmd).await,
+        Command::Blobs(cmd) => operator::blobs(&settings, cmd).await,
         Command::Export(cmd) => operator::export(&settings, cmd).await,
         Command::Ingest { folder } => ingest::run(&settings, &folder).await,
         Command::Worker { workers } => worker::run(&settings, workers).await,

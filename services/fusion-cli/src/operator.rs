@@ -76,7 +76,19 @@ pub(crate) enum KeyFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Walk the hash chain; exit 1 and name the first broken event if any.
-    Verify,
+    /// With `--expect-head`, the chain must also still hold that event (a
+    /// head printed earlier and kept outside the database): a truncated or
+    /// rewritten trail that still links is then reported as broken.
+    Verify {
+        /// An event hash kept outside the database (64 hex digits), e.g. the
+        /// head an earlier `fusion audit verify` printed or the service
+        /// published ("audit chain head" log line).
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
+        /// That event's sequence number.
+        #[arg(long, value_name = "N", requires = "expect_head")]
+        expect_seq: Option<i64>,
+    },
     /// Export events as a FHIR R4 Bundle, NDJSON, CSV or JSON.
     Export {
         /// fhir, ndjson, csv or json.
@@ -344,14 +356,31 @@ fn operator_record(subtype: &str, event_type: AuditEventType, action: AuditActio
 pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     let state = fusion_api::connect_storage(settings).await?;
     match cmd {
-        AuditCommand::Verify => {
-            let report = fusion_store::verify_chain(state.repository.as_ref()).await?;
+        AuditCommand::Verify {
+            expect_head,
+            expect_seq,
+        } => {
+            let anchor = match expect_head {
+                Some(hash) => {
+                    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        anyhow::bail!("--expect-head must be 64 hexadecimal digits");
+                    }
+                    Some(fusion_store::ChainAnchor {
+                        hash,
+                        seq: expect_seq,
+                    })
+                }
+                None => None,
+            };
+            let report =
+                fusion_store::verify_chain_against(state.repository.as_ref(), anchor).await?;
             match report.first_break {
                 None => {
                     println!(
-                        "fusion: audit chain intact: {} events, head {}",
+                        "fusion: audit chain intact: {} events, head {} (seq {})",
                         report.events,
-                        report.head.as_deref().unwrap_or("(empty)")
+                        report.head.as_deref().unwrap_or("(empty)"),
+                        report.events
                     );
                     state
                         .repository
@@ -422,5 +451,38 @@ mod tests {
     fn shell_quote_survives_quotes() {
         assert_eq!(shell_quote("fk_abc-_9"), "'fk_abc-_9'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlobsCommand {
+    /// Remove blobs that no instance or recorded conflict refers to and
+    /// that were last written longer ago than the grace period, and staged
+    /// files as old (the service also does this at each start).
+    Gc {
+        /// Grace period, minutes [default: FUSION_BLOB_GC_GRACE_MINUTES, 1440]
+        #[arg(long, value_name = "MINUTES")]
+        grace_minutes: Option<u64>,
+    },
+}
+
+pub(crate) async fn blobs(settings: &Settings, cmd: BlobsCommand) -> anyhow::Result<ExitCode> {
+    let state = fusion_api::connect_storage(settings).await?;
+    match cmd {
+        BlobsCommand::Gc { grace_minutes } => {
+            let minutes = grace_minutes.unwrap_or(settings.blob_gc_grace_minutes);
+            let grace = chrono::Duration::minutes(i64::try_from(minutes)?);
+            let report = fusion_api::blob_gc::collect_blobs(&state, grace).await?;
+            println!(
+                "fusion: blobs gc: {} blobs older than {minutes} min checked, {} removed \
+                 ({} bytes), {} staged files removed ({} bytes)",
+                report.examined,
+                report.removed,
+                report.removed_bytes,
+                report.staged_removed,
+                report.staged_bytes
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -155,11 +155,23 @@ fn train_then_evaluate_an_invented_site() {
         );
     }
     assert!(out_dir.join("heads.safetensors").is_file());
+    let card = std::fs::read_to_string(out_dir.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("## Figures on the `validation` split"));
+    // Before and after: the same split without the package (rules only, base
+    // rate 0.5), so every trained label has both.
     assert!(
-        std::fs::read_to_string(out_dir.join("MODEL_CARD.md"))
-            .unwrap()
-            .contains("## Figures on the `validation` split")
+        card.contains("## Before and after, on the `validation` split"),
+        "{card}"
     );
+    let parsed = fusion_models::ModelPackage::read_manifest(&out_dir).unwrap();
+    for label in &parsed.training.as_ref().unwrap().labels {
+        let (before, after) = (label.before.unwrap(), label.validation.unwrap());
+        assert_eq!((before.n, before.positives), (after.n, after.positives));
+        assert!(
+            before.coverage.is_none(),
+            "rules alone have no conformal set"
+        );
+    }
 
     // The service's path, with the new package beside its encoder.
     let plots = root.path().join("plots");

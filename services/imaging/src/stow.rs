@@ -265,6 +265,9 @@ pub enum FailureReason {
     /// 0111, Duplicate SOP Instance (PS3.7 §C.4.2): the SOP Instance UID is
     /// already stored with other bytes (DESIGN.md "Storage").
     DuplicateSopInstance,
+    /// 0124, Refused: Not Authorized (PS3.4 Table B.2-1): the instance
+    /// names a study another sender stored.
+    NotAuthorized,
 }
 
 impl FailureReason {
@@ -278,6 +281,7 @@ impl FailureReason {
             Self::ProcessingFailure => 0x0110,
             Self::SopClassNotSupported => 0x0122,
             Self::DuplicateSopInstance => 0x0111,
+            Self::NotAuthorized => 0x0124,
         }
     }
 }

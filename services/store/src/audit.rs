@@ -339,6 +339,21 @@ pub struct ChainReport {
     pub first_break: Option<ChainBreak>,
 }
 
+/// A chain head kept outside the database: the hash of an event (and its
+/// sequence number, when known) as `fusion audit verify` or the published
+/// head printed it earlier. The hash chain alone cannot show that the newest
+/// events were deleted, or that an event was edited and every later hash
+/// recomputed (plain SHA-256 has no key): both leave a chain that links.
+/// An anchor can: that event must still be in the chain with that hash
+/// (issue #14, finding 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainAnchor {
+    /// The event's hash, 64 lower-case hex digits.
+    pub hash: String,
+    /// Its sequence number, when known.
+    pub seq: Option<i64>,
+}
+
 /// Incremental chain verification, fed events in sequence order.
 #[derive(Debug)]
 pub struct ChainVerifier {
@@ -346,6 +361,8 @@ pub struct ChainVerifier {
     prev_hash: String,
     events: u64,
     first_break: Option<ChainBreak>,
+    anchor: Option<ChainAnchor>,
+    anchor_found: bool,
 }
 
 impl Default for ChainVerifier {
@@ -355,11 +372,26 @@ impl Default for ChainVerifier {
             prev_hash: GENESIS_HASH.to_owned(),
             events: 0,
             first_break: None,
+            anchor: None,
+            anchor_found: false,
         }
     }
 }
 
 impl ChainVerifier {
+    /// A verifier that also requires `anchor` to be in the chain: an event
+    /// with its hash (at its sequence number, when given). Without it,
+    /// [`ChainVerifier::finish`] reports a break.
+    pub fn with_anchor(anchor: ChainAnchor) -> Self {
+        Self {
+            anchor: Some(ChainAnchor {
+                hash: anchor.hash.trim().to_ascii_lowercase(),
+                seq: anchor.seq,
+            }),
+            ..Self::default()
+        }
+    }
+
     /// Checks the next event: its sequence number follows, its `prev_hash`
     /// is the previous event's hash, and its `hash` recomputes.
     pub fn push(&mut self, event: &StoredAuditEvent) {
@@ -391,16 +423,50 @@ impl ChainVerifier {
                 });
             }
         }
+        if let Some(anchor) = &self.anchor {
+            match anchor.seq {
+                Some(seq) if seq == event.seq => {
+                    if event.hash == anchor.hash {
+                        self.anchor_found = true;
+                    } else if self.first_break.is_none() {
+                        self.first_break = Some(ChainBreak {
+                            seq,
+                            problem: "the event's hash is not the expected head: \
+                                      the trail was rewritten"
+                                .to_owned(),
+                        });
+                    }
+                }
+                Some(_) => {}
+                None => self.anchor_found |= event.hash == anchor.hash,
+            }
+        }
         self.expected_seq = event.seq + 1;
         self.prev_hash = event.hash.clone();
     }
 
-    /// The report so far.
+    /// The report so far. With an anchor that never appeared, the break is
+    /// at the anchor's sequence number (else after the last event read).
     pub fn finish(self) -> ChainReport {
+        let mut first_break = self.first_break;
+        if let Some(anchor) = &self.anchor
+            && !self.anchor_found
+            && first_break.is_none()
+        {
+            first_break = Some(ChainBreak {
+                seq: anchor.seq.unwrap_or(self.expected_seq),
+                problem: format!(
+                    "the expected head {} is not in the chain (it ends at event {}): \
+                     the trail was truncated or rewritten",
+                    anchor.hash,
+                    self.expected_seq - 1
+                ),
+            });
+        }
         ChainReport {
             events: self.events,
             head: (self.events > 0).then_some(self.prev_hash),
-            first_break: self.first_break,
+            first_break,
         }
     }
 }

@@ -207,6 +207,20 @@ impl BlobStore {
         let key = BlobKey::of(&bytes);
         let path = key.object_path();
         if self.inner.head(&path).await.is_ok() {
+            // Written again now: the collector's grace period counts from
+            // here, so an old unreferenced blob about to be indexed again is
+            // not taken from under it (local folder; object stores keep
+            // their own time, see README "Blob collection").
+            if let Some(root) = &self.local_root {
+                let file = root.join(path.as_ref());
+                let _ = tokio::task::spawn_blocking(move || {
+                    std::fs::File::options()
+                        .append(true)
+                        .open(file)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                })
+                .await;
+            }
             return Ok(key);
         }
         let opts = PutOptions {
@@ -243,6 +257,87 @@ impl BlobStore {
             return Err(BlobError::Corrupt(key.clone()));
         }
         Ok(bytes)
+    }
+
+    /// Blobs last written before `cutoff`, with their sizes in bytes, for
+    /// the collector. Objects whose names are not blob keys are left out.
+    /// Each item is [`BlobError::Store`] when the listing fails.
+    pub fn list_older_than(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> futures::stream::BoxStream<'_, Result<(BlobKey, u64), BlobError>> {
+        use futures::{StreamExt, TryStreamExt};
+        self.inner
+            .list(Some(&ObjectPath::from("sha256")))
+            .map_err(BlobError::from)
+            .try_filter_map(move |meta| async move {
+                if meta.last_modified >= cutoff {
+                    return Ok(None);
+                }
+                let key = meta
+                    .location
+                    .filename()
+                    .and_then(|name| BlobKey::parse(name).ok())
+                    .filter(|key| key.object_path() == meta.location);
+                Ok(key.map(|k| (k, meta.size)))
+            })
+            .boxed()
+    }
+
+    /// Removes a blob; one already gone is no error.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::Store`] when the backend fails.
+    pub async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        match self.inner.delete(&key.object_path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Local folder only: removes staged files (`<key>#<n>`, written by a
+    /// `put` that never reached its rename because the process died) last
+    /// modified before `cutoff`. Returns how many files and bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::CreateFolder`] with the I/O error when the folder cannot
+    /// be walked.
+    pub fn remove_staged(&self, cutoff: std::time::SystemTime) -> Result<(u64, u64), BlobError> {
+        let Some(root) = &self.local_root else {
+            return Ok((0, 0));
+        };
+        let io = |source| BlobError::CreateFolder {
+            path: root.clone(),
+            source,
+        };
+        let (mut files, mut bytes) = (0, 0);
+        let top = root.join("sha256");
+        let Ok(dirs) = std::fs::read_dir(&top) else {
+            return Ok((0, 0));
+        };
+        for dir in dirs {
+            let dir = dir.map_err(io)?;
+            if !dir.file_type().map_err(io)?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(dir.path()).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                let name = entry.file_name();
+                let staged = name
+                    .to_str()
+                    .and_then(|n| n.split_once('#'))
+                    .is_some_and(|(key, _)| BlobKey::parse(key).is_ok());
+                let meta = entry.metadata().map_err(io)?;
+                if staged && meta.is_file() && meta.modified().map_err(io)? < cutoff {
+                    std::fs::remove_file(entry.path()).map_err(io)?;
+                    files += 1;
+                    bytes += meta.len();
+                }
+            }
+        }
+        Ok((files, bytes))
     }
 
     /// Whether a blob exists.

@@ -25,6 +25,27 @@ pub struct UserRecord {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
+/// What counting a login attempt came to, before any password is checked
+/// ([`crate::IdentityRepository::begin_login`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginGate {
+    /// No user of that name.
+    Unknown,
+    /// The account is disabled: refused, not counted.
+    Disabled(UserRecord),
+    /// The account is locked: refused without checking the password.
+    /// `locked_now` when this attempt set the lock (it was one too many).
+    Locked {
+        /// The account as it is after the attempt.
+        user: UserRecord,
+        /// Whether this attempt set the lock.
+        locked_now: bool,
+    },
+    /// Counted (`user.failed_logins` includes it): the password may be
+    /// checked.
+    Admitted(UserRecord),
+}
+
 /// A user to create.
 #[derive(Debug, Clone)]
 pub struct NewUser {

@@ -18,7 +18,7 @@ mod sql;
 
 pub use audit::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
-    ChainReport, StoredAuditEvent,
+    ChainAnchor, ChainReport, StoredAuditEvent,
 };
 pub use blob::{BlobError, BlobKey, BlobStore};
 pub use cases::{
@@ -27,7 +27,7 @@ pub use cases::{
     NewReview, PredictionBrief, PredictionRecord, PredictionStatus, ReviewRecord,
 };
 pub use error::StoreError;
-pub use identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
+pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
 pub use records::{
     DecodeStatus, InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery,
@@ -36,6 +36,7 @@ pub use records::{
 pub use repository::{
     AuditRepository, Backend, CaseRepository, DatabaseUrl, IdentityRepository, ImagingRepository,
     LockoutPolicy, NotesRepository, PoolOptions, Repository, RepositoryCore, connect, verify_chain,
+    verify_chain_against,
 };
 
 /// The repository traits, for `use fusion_store::prelude::*`.

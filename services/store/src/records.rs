@@ -119,6 +119,10 @@ pub enum PutOutcome {
         /// The blob key of the instance already stored.
         stored: BlobKey,
     },
+    /// The instance names a study that holds another submitter's instances:
+    /// refused, nothing indexed (an integration client may add only to its
+    /// own studies; issue #14, finding 7).
+    ForeignStudy,
 }
 
 /// An indexed instance.

@@ -13,12 +13,14 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::audit::{AuditFilter, AuditRecord, ChainReport, ChainVerifier, StoredAuditEvent};
+use crate::audit::{
+    AuditFilter, AuditRecord, ChainAnchor, ChainReport, ChainVerifier, StoredAuditEvent,
+};
 use crate::cases::{
     CaseFilter, CaseKey, CaseLink, CaseRecord, CaseStatus, CaseSummary, Enqueued, JobRecord,
     JobState, NewPrediction, NewReview, PredictionRecord, ReviewRecord,
 };
-use crate::identity::{ApiKeyRecord, NewUser, SessionRecord, UserChange, UserRecord};
+use crate::identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
 use crate::notes::{NewNote, NoteFilter, NoteRecord, NoteSummary};
 use crate::records::{
     InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery, SeriesRecord, StudyQuery,
@@ -222,6 +224,26 @@ pub trait ImagingRepository: Send + Sync {
     /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
     async fn study(&self, uid: &StudyInstanceUid) -> Result<Option<StudyRecord>, StoreError>;
 
+    /// Which of `keys` a row still refers to (an instance's bytes, or either
+    /// side of a recorded conflict): the blobs the collector must keep.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn referenced_blobs(
+        &self,
+        keys: &[crate::BlobKey],
+    ) -> Result<std::collections::HashSet<crate::BlobKey>, StoreError>;
+
+    /// Studies with stored instances that no case names, by study or by
+    /// accession number: stored before a crash, never linked (issue #14,
+    /// finding 3). For the start-up sweep.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn studies_without_case(&self) -> Result<Vec<StudyRecord>, StoreError>;
+
     /// The instances of a study, ordered by series then instance number.
     ///
     /// # Errors
@@ -348,9 +370,34 @@ pub trait IdentityRepository: Send + Sync {
         audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
 
-    /// Counts a failed login against `user_id` (when the name exists), locks
-    /// the account per `policy`, and appends the failure's audit event.
-    /// Returns the lock's end when this failure locked the account.
+    /// Counts a login attempt for `username` before any password is checked,
+    /// in one statement (`UPDATE … RETURNING`), so that concurrent attempts
+    /// cannot all read the same count (issue #14, finding 2). The count is
+    /// of attempts since the last success or lock, so an attempt still being
+    /// verified counts as a failure until it succeeds. An enabled, unlocked
+    /// account with fewer than `policy.max_failures` counted attempts admits
+    /// the attempt; one that has reached it is locked by this attempt (the
+    /// lock starts at `now`, `lock_audit` is appended in the same
+    /// transaction, naming the account among its entities) and refuses it; a locked or disabled account refuses
+    /// without counting.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn begin_login(
+        &self,
+        username: &str,
+        policy: &LockoutPolicy,
+        now: DateTime<Utc>,
+        lock_audit: &AuditRecord,
+    ) -> Result<LoginGate, StoreError>;
+
+    /// After an admitted attempt failed its password check: locks the
+    /// account when its counted attempts have reached `policy.max_failures`
+    /// (appending `lock_audit`, naming the account, with the lock), and appends the failure's
+    /// `audit`. With `user_id` `None` (unknown user, refused before
+    /// checking, throttled) it only appends `audit`. Returns the lock's end
+    /// when this failure locked the account.
     ///
     /// # Errors
     ///
@@ -360,10 +407,13 @@ pub trait IdentityRepository: Send + Sync {
         user_id: Option<Uuid>,
         policy: &LockoutPolicy,
         audit: &AuditRecord,
+        lock_audit: &AuditRecord,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Stores a new session after a successful login and clears the
-    /// failure count.
+    /// Stores a new session after a successful password check and clears
+    /// the attempt count, only if the account is still enabled and not
+    /// locked at `session.created_at`: a lock set while the password was
+    /// being checked stands. `Ok(false)` (nothing written) when it is not.
     ///
     /// # Errors
     ///
@@ -372,7 +422,7 @@ pub trait IdentityRepository: Send + Sync {
         &self,
         session: &SessionRecord,
         audit: &AuditRecord,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// A session by token hash.
     ///
@@ -671,6 +721,14 @@ pub trait AuditRepository: Send + Sync {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<StoredAuditEvent>, StoreError>;
+
+    /// The newest event's sequence number and hash (the chain head), if
+    /// any, for publishing outside the database.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn audit_head(&self) -> Result<Option<ChainAnchor>, StoreError>;
 }
 
 /// Walks the whole audit chain in pages of 1,000 and reports the first break.
@@ -679,7 +737,24 @@ pub trait AuditRepository: Send + Sync {
 ///
 /// [`StoreError`] when the trail cannot be read.
 pub async fn verify_chain(repo: &dyn Repository) -> Result<ChainReport, StoreError> {
-    let mut verifier = ChainVerifier::default();
+    verify_chain_against(repo, None).await
+}
+
+/// As [`verify_chain`], and the chain must also hold `anchor`, a head kept
+/// outside the database ([`ChainAnchor`]): a truncated or rewritten trail
+/// that still links is then reported as broken.
+///
+/// # Errors
+///
+/// [`StoreError`] when the trail cannot be read.
+pub async fn verify_chain_against(
+    repo: &dyn Repository,
+    anchor: Option<ChainAnchor>,
+) -> Result<ChainReport, StoreError> {
+    let mut verifier = match anchor {
+        Some(a) => ChainVerifier::with_anchor(a),
+        None => ChainVerifier::default(),
+    };
     let mut after = 0;
     loop {
         let page = repo.audit_after(after, 1000).await?;

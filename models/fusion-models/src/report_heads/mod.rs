@@ -88,6 +88,11 @@ pub struct TrainingLabel {
     /// The reliability diagram behind the validation ECE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_reliability: Option<crate::metrics::Reliability>,
+    /// The same validation split through the service *without* this package
+    /// (the labeller's rules and the encoder's zero-shot evidence; decision =
+    /// the labeller): the "before" of the model card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<HeadFigures>,
 }
 
 /// A base rate for an observation the heads do not predict.

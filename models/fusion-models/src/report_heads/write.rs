@@ -267,6 +267,34 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
         }
         s.push('\n');
     }
+    if t.labels.iter().any(|l| l.before.is_some()) {
+        let _ = writeln!(
+            s,
+            "## Before and after, on the `{}` split\n\n\
+             Before: the service without this package (the mention labeller's rules decide; \
+             the fused probability comes from rule-based evidence and the encoder's zero-shot \
+             prompts, uncalibrated, base rate 0.5). After: with it.\n\n\
+             | observation | F1 before | F1 after | AUROC before | AUROC after | ECE before | ECE after |\n\
+             | --- | --- | --- | --- | --- | --- | --- |",
+            t.validation_split.as_deref().unwrap_or("validation"),
+        );
+        for l in &t.labels {
+            if let (Some(b), Some(a)) = (&l.before, &l.validation) {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.3} | {:.3} | {} | {} | {:.3} | {:.3} |",
+                    l.observation.display_name(),
+                    b.f1,
+                    a.f1,
+                    fmt_opt(b.auroc),
+                    fmt_opt(a.auroc),
+                    b.ece,
+                    a.ece
+                );
+            }
+        }
+        s.push('\n');
+    }
     s.push_str("## Out-of-bag figures on the training split\n\n");
     s.push_str(header);
     for l in &t.labels {

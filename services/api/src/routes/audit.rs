@@ -127,6 +127,20 @@ pub(crate) async fn verify_audited(
     state: &AppState,
     ctx: &AuditContext,
 ) -> Result<fusion_store::ChainReport, fusion_store::StoreError> {
+    verify_audited_against(state, ctx, None).await
+}
+
+/// As [`verify_audited`], and the chain must hold `anchor` (a head kept
+/// outside the database).
+///
+/// # Errors
+///
+/// A storage failure while recording or reading.
+pub(crate) async fn verify_audited_against(
+    state: &AppState,
+    ctx: &AuditContext,
+    anchor: Option<fusion_store::ChainAnchor>,
+) -> Result<fusion_store::ChainReport, fusion_store::StoreError> {
     let record = ctx.record(
         AuditEventType::AuditLogUsed,
         "audit-verify",
@@ -135,14 +149,47 @@ pub(crate) async fn verify_audited(
         vec![],
     );
     state.repository.append_audit(&record).await?;
-    fusion_store::verify_chain(state.repository.as_ref()).await
+    fusion_store::verify_chain_against(state.repository.as_ref(), anchor).await
 }
 
+/// Query of `GET /audit/verify`: an optional head kept outside the
+/// database that the chain must still hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyQuery {
+    /// `expect_head`: an event hash, 64 hex digits.
+    expect_head: Option<String>,
+    /// `expect_seq`: that event's sequence number.
+    expect_seq: Option<i64>,
+}
+
+/// `GET /audit/verify[?expect_head=HASH[&expect_seq=N]]`: the chain report;
+/// with an expected head, a trail truncated or rewritten before it is
+/// reported as broken.
 pub(crate) async fn verify(
     state: web::Data<AppState>,
     ctx: AuditContext,
+    query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let report = verify_audited(&state, &ctx)
+    let VerifyQuery {
+        expect_head,
+        expect_seq,
+    } = query.into_inner();
+    let anchor = match (expect_head, expect_seq) {
+        (Some(hash), seq) => {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::BadRequest(
+                    "expect_head must be 64 hexadecimal digits".into(),
+                ));
+            }
+            Some(fusion_store::ChainAnchor { hash, seq })
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::BadRequest("expect_seq needs expect_head".into()));
+        }
+        (None, None) => None,
+    };
+    let report = verify_audited_against(&state, &ctx, anchor)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().json(report))

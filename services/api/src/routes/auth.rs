@@ -15,7 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use fusion_schemas::ErrorBody;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, SessionRecord,
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, LoginGate,
+    SessionRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -80,127 +81,178 @@ pub(crate) enum LoginOutcome {
 }
 
 /// Checks a user name and password, throttling per client address and
-/// locking after repeated failures; starts a session on success. Audits the
-/// attempt either way.
+/// locking after repeated failures; starts a session on success. Audits every
+/// attempt, throttled and locked ones included, and the lock itself.
+///
+/// The attempt is counted in the database before the password is checked
+/// ([`fusion_store::IdentityRepository::begin_login`]), a locked account is
+/// refused without checking it, and a success starts a session only if no
+/// lock was set meanwhile: under a burst of concurrent guesses at most
+/// `FUSION_LOCKOUT_FAILURES` passwords are checked per lock (issue #14,
+/// finding 2; OWASP ASVS 4.0 V2.2.1).
 pub(crate) async fn attempt_login(
     req: &HttpRequest,
     state: &AppState,
     username: &str,
     password: &str,
 ) -> Result<LoginOutcome, ApiError> {
+    let address = client_address(req);
+    let rid = request_id(req);
+    let failure = |reason: &str| AuditRecord {
+        event_type: AuditEventType::UserAuthentication,
+        subtype: "login".into(),
+        action: AuditAction::Execute,
+        outcome: AuditOutcome::SeriousFailure,
+        outcome_desc: Some(reason.into()),
+        agent: AuditAgent {
+            kind: "anonymous".into(),
+            id: String::new(),
+            name: username.chars().take(128).collect(),
+            role: None,
+            address: address.clone(),
+            requestor: true,
+        },
+        entities: vec![],
+        patient_ids: vec![],
+        purpose_of_use: None,
+        request_id: rid.clone(),
+    };
+    // The store names the locked account among the entities.
+    let lock_event = || AuditRecord {
+        event_type: AuditEventType::SecurityAlert,
+        subtype: "account-lock".into(),
+        action: AuditAction::Update,
+        outcome: AuditOutcome::Success,
+        outcome_desc: Some("account locked after repeated failed logins".into()),
+        agent: AuditAgent {
+            kind: "system".into(),
+            id: String::new(),
+            name: "lockout policy".into(),
+            role: None,
+            address: address.clone(),
+            requestor: false,
+        },
+        entities: vec![],
+        patient_ids: vec![],
+        purpose_of_use: None,
+        request_id: rid.clone(),
+    };
+    let policy = &state.auth.lockout;
+    let refuse = |reason: &'static str| async move {
+        state
+            .repository
+            .record_failed_login(None, policy, &failure(reason), &lock_event())
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))
+    };
     if let Some(ip) = client_ip(req)
         && state.login_limiter.check_key(&ip).is_err()
     {
+        refuse("throttled").await?;
         return Ok(LoginOutcome::Throttled);
     }
-    let user = state
+    let now = Utc::now();
+    // Count the attempt (or find the account locked) before any password is
+    // checked.
+    let gate = state
         .repository
-        .user_by_name(username)
+        .begin_login(username, policy, now, &lock_event())
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let now = Utc::now();
-    let usable = user
+    let (admitted, refusal) = match gate {
+        LoginGate::Admitted(user) => (Some(user), None),
+        LoginGate::Unknown => (None, Some("unknown user name")),
+        LoginGate::Disabled(_) => (None, Some("user disabled")),
+        LoginGate::Locked { locked_now, .. } => {
+            if locked_now {
+                tracing::warn!("account locked after repeated failed logins");
+            }
+            (None, Some("account locked"))
+        }
+    };
+    // Verify even when the attempt is refused, against a decoy (never the
+    // account's hash), so the answer takes the same time either way.
+    let phc = admitted
         .as_ref()
-        .filter(|u| !u.disabled && u.locked_until.is_none_or(|t| t <= now));
-    // Verify even when the user is unknown or unusable, against a decoy, so
-    // the answer takes the same time either way.
-    let phc = usable
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| secrets::decoy_hash().to_owned());
     let candidate = password.to_owned();
     let verified = web::block(move || secrets::verify_password(&candidate, &phc))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let address = client_address(req);
-    let rid = request_id(req);
-    match usable {
-        Some(user) if verified => {
-            let token = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
-            let csrf = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
-            let session = SessionRecord {
-                token_hash: secrets::token_hash(&token),
-                user_id: user.id,
-                csrf_token_hash: secrets::token_hash(&csrf),
-                created_at: now,
-                last_seen_at: now,
-                expires_at: now + state.auth.session_ttl,
-                revoked_at: None,
-            };
-            let record = AuditRecord {
-                event_type: AuditEventType::UserAuthentication,
-                subtype: "login".into(),
-                action: AuditAction::Execute,
-                outcome: AuditOutcome::Success,
-                outcome_desc: None,
-                agent: AuditAgent {
-                    kind: "user".into(),
-                    id: user.id.to_string(),
-                    name: user.username.clone(),
-                    role: Some(user.role.as_str().into()),
-                    address,
-                    requestor: true,
-                },
-                entities: vec![AuditEntity::new("user", user.id.to_string())],
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: rid,
-            };
-            state
-                .repository
-                .start_session(&session, &record)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            tracing::info!(user = %user.id, "login");
-            Ok(LoginOutcome::Success(NewSession {
-                token,
-                csrf,
-                expires_at: session.expires_at,
-                username: user.username.clone(),
-                role: user.role,
-            }))
-        }
-        _ => {
-            let reason = match (&user, usable) {
-                (None, _) => "unknown user name",
-                (Some(u), _) if u.disabled => "user disabled",
-                (Some(_), None) => "account locked",
-                _ => "wrong password",
-            };
-            let record = AuditRecord {
-                event_type: AuditEventType::UserAuthentication,
-                subtype: "login".into(),
-                action: AuditAction::Execute,
-                outcome: AuditOutcome::SeriousFailure,
-                outcome_desc: Some(reason.into()),
-                agent: AuditAgent {
-                    kind: "anonymous".into(),
-                    id: String::new(),
-                    name: username.chars().take(128).collect(),
-                    role: None,
-                    address,
-                    requestor: true,
-                },
-                entities: vec![],
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: rid,
-            };
-            let counted = if reason == "wrong password" {
-                user.as_ref().map(|u| u.id)
-            } else {
-                None
-            };
+    let user = match (admitted, refusal) {
+        (Some(user), _) if verified => user,
+        (Some(user), _) => {
             let locked = state
                 .repository
-                .record_failed_login(counted, &state.auth.lockout, &record)
+                .record_failed_login(
+                    Some(user.id),
+                    policy,
+                    &failure("wrong password"),
+                    &lock_event(),
+                )
                 .await
                 .map_err(|e| ApiError::Internal(e.into()))?;
             if locked.is_some() {
                 tracing::warn!("account locked after repeated failed logins");
             }
-            Ok(LoginOutcome::Refused)
+            return Ok(LoginOutcome::Refused);
         }
+        (None, reason) => {
+            refuse(reason.unwrap_or("refused")).await?;
+            return Ok(LoginOutcome::Refused);
+        }
+    };
+    let token = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
+    let csrf = secrets::random_token().map_err(|e| ApiError::Internal(e.into()))?;
+    let now = Utc::now();
+    let session = SessionRecord {
+        token_hash: secrets::token_hash(&token),
+        user_id: user.id,
+        csrf_token_hash: secrets::token_hash(&csrf),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + state.auth.session_ttl,
+        revoked_at: None,
+    };
+    let record = AuditRecord {
+        event_type: AuditEventType::UserAuthentication,
+        subtype: "login".into(),
+        action: AuditAction::Execute,
+        outcome: AuditOutcome::Success,
+        outcome_desc: None,
+        agent: AuditAgent {
+            kind: "user".into(),
+            id: user.id.to_string(),
+            name: user.username.clone(),
+            role: Some(user.role.as_str().into()),
+            address: address.clone(),
+            requestor: true,
+        },
+        entities: vec![AuditEntity::new("user", user.id.to_string())],
+        patient_ids: vec![],
+        purpose_of_use: None,
+        request_id: rid.clone(),
+    };
+    let started = state
+        .repository
+        .start_session(&session, &record)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if !started {
+        // The right password, but the account was locked (or disabled)
+        // while it was being checked: the lock stands.
+        refuse("account locked while the password was checked").await?;
+        return Ok(LoginOutcome::Refused);
     }
+    tracing::info!(user = %user.id, "login");
+    Ok(LoginOutcome::Success(NewSession {
+        token,
+        csrf,
+        expires_at: session.expires_at,
+        username: user.username.clone(),
+        role: user.role,
+    }))
 }
 
 /// The cookies a new session sets: the session token (`fusion_session`,

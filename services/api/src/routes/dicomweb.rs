@@ -261,16 +261,14 @@ async fn stow_into(
     };
     let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
     let (mut stored, mut refused) = (0usize, 0usize);
-    let mut new_studies = Vec::new();
+    let mut touched = Vec::new();
     // Instances are stored concurrently (their blob fsyncs and transactions
     // overlap) while the body is still being read; answers keep the order of
     // the parts.
     let mut in_flight = futures::stream::FuturesOrdered::new();
     let mut record = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
         InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
-            if i.newly_stored {
-                new_studies.push(i.study_key.clone());
-            }
+            touched.push(crate::ingest::TouchedStudy::from(&i));
             let url = format!(
                 "{base}/studies/{}/series/{}/instances/{}",
                 i.study, i.series, i.sop_instance
@@ -342,9 +340,9 @@ async fn stow_into(
         record(outcome, &mut response);
     }
     tracing::info!(stored, refused, "STOW-RS done");
-    // Each study of the request is linked to its case and its prediction
-    // queued once, after its instances are stored.
-    crate::ingest::link_studies(&state, new_studies, &submitter).await;
+    // Each study the request touched, duplicates included, is linked to its
+    // case and its prediction queued once, after its instances are stored.
+    crate::ingest::link_studies(&state, touched, &submitter).await;
     if stored == 0 && refused == 0 {
         return Ok(problem(
             StatusCode::BAD_REQUEST,

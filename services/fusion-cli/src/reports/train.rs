@@ -165,6 +165,7 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
                     out_of_bag: head.oob,
                     validation: None,
                     validation_reliability: None,
+                    before: None,
                 });
                 heads.push((*o, head));
             }
@@ -305,9 +306,65 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
                 Some(fusion_models::metrics::Reliability::of(&f.reliability));
         }
     }
+    // 5. "Before": the same split through the service without this package.
+    match baseline_pipeline(packages_dir, &args.out) {
+        Ok((dir, baseline)) => {
+            let before = super::eval::evaluate(
+                &validation,
+                v_refused,
+                &map,
+                &baseline,
+                (&data, &sha),
+                Some(&args.validation_split),
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            for label in &mut draft.training.labels {
+                if let Some(f) = before
+                    .observations
+                    .iter()
+                    .find(|f| f.observation == label.observation)
+                {
+                    label.before = Some(fusion_models::report_heads::HeadFigures {
+                        n: f.n,
+                        positives: f.support,
+                        auroc: f.auroc,
+                        average_precision: f.average_precision,
+                        ece: f.ece,
+                        brier: f.brier,
+                        precision: f.decision.precision,
+                        recall: f.decision.recall,
+                        f1: f.decision.f1,
+                        coverage: f.coverage,
+                    });
+                }
+            }
+        }
+        Err(e) => eprintln!("fusion: no before figures: {e}"),
+    }
     draft.training.validation_split = Some(args.validation_split.clone());
     draft.training.validation_reports = Some(validation.len());
     write_package(&args.out, &draft).map_err(anyhow::Error::msg)?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline of the packages beside `out` but without it: a private
+/// temporary folder of symbolic links to every other package folder.
+/// Returns the folder (the caller removes it) and the pipeline.
+fn baseline_pipeline(packages_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, Pipeline)> {
+    let dir = std::env::temp_dir().join(format!("fusion-train-before-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let own = out.file_name();
+    for entry in std::fs::read_dir(packages_dir)? {
+        let path = entry?.path();
+        if path.is_dir() && path.file_name() != own && path.join("manifest.toml").is_file() {
+            let target = std::fs::canonicalize(&path)?;
+            if let Some(name) = path.file_name() {
+                std::os::unix::fs::symlink(target, dir.join(name))?;
+            }
+        }
+    }
+    let pipeline = Pipeline::load(&dir);
+    Ok((dir, pipeline))
 }

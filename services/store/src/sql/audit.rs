@@ -181,6 +181,18 @@ macro_rules! impl_audit {
                         .await?;
                 rows.into_iter().map($crate::sql::audit::audit_from_parts).collect()
             }
+
+            async fn audit_head(&self) -> Result<Option<crate::ChainAnchor>, StoreError> {
+                let row: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                )
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(seq, hash)| crate::ChainAnchor {
+                    hash,
+                    seq: Some(seq),
+                }))
+            }
         }
     };
 }

@@ -218,39 +218,103 @@ macro_rules! impl_identity {
                 Ok(true)
             }
 
+            async fn begin_login(
+                &self,
+                username: &str,
+                policy: &crate::LockoutPolicy,
+                now: chrono::DateTime<chrono::Utc>,
+                lock_audit: &crate::AuditRecord,
+            ) -> Result<crate::LoginGate, StoreError> {
+                use chrono::SubsecRound;
+                // Both databases keep microseconds: the lock's end reads back
+                // equal to what was written, which tells this attempt's lock
+                // from an older one.
+                let until = (now + policy.lock_for).trunc_subsecs(6);
+                let mut tx = self.pool.begin_with($begin).await?;
+                // One statement counts the attempt, or locks the account when
+                // the attempts since the last success have reached the limit;
+                // the SET expressions all read the row as it was, and
+                // concurrent attempts queue on the row lock.
+                let sql = format!(
+                    "UPDATE users SET \
+                     failed_logins = CASE WHEN disabled OR locked_until > $1 THEN failed_logins \
+                       WHEN failed_logins >= $2 THEN 0 ELSE failed_logins + 1 END, \
+                     locked_until = CASE WHEN disabled OR locked_until > $1 THEN locked_until \
+                       WHEN failed_logins >= $2 THEN $3 ELSE locked_until END, \
+                     updated_at = $1 \
+                     WHERE username = $4 RETURNING {}",
+                    $crate::sql::identity::USER_COLUMNS
+                );
+                let row: Option<$crate::sql::identity::UserTuple> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(now)
+                        .bind(policy.max_failures)
+                        .bind(until)
+                        .bind(username)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(row) = row else {
+                    return Ok(crate::LoginGate::Unknown);
+                };
+                let user = $crate::sql::identity::user_from_parts(row)?;
+                let gate = if user.disabled {
+                    crate::LoginGate::Disabled(user)
+                } else if user.locked_until.is_some_and(|t| t > now) {
+                    let locked_now = user.locked_until == Some(until) && user.failed_logins == 0;
+                    if locked_now {
+                        let mut lock_audit = lock_audit.clone();
+                        lock_audit
+                            .entities
+                            .push(crate::AuditEntity::new("user", user.id.to_string()));
+                        Self::append_audit_in(&mut tx, &lock_audit).await?;
+                    }
+                    crate::LoginGate::Locked { user, locked_now }
+                } else {
+                    crate::LoginGate::Admitted(user)
+                };
+                tx.commit().await?;
+                Ok(gate)
+            }
+
             async fn record_failed_login(
                 &self,
                 user_id: Option<uuid::Uuid>,
                 policy: &crate::LockoutPolicy,
                 audit: &crate::AuditRecord,
+                lock_audit: &crate::AuditRecord,
             ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+                use chrono::SubsecRound;
                 let now = chrono::Utc::now();
+                let until = (now + policy.lock_for).trunc_subsecs(6);
                 let mut tx = self.pool.begin_with($begin).await?;
+                Self::append_audit_in(&mut tx, audit).await?;
                 let mut locked_until = None;
                 if let Some(id) = user_id {
-                    let row: Option<(i32,)> = sqlx::query_as(
-                        "UPDATE users SET failed_logins = failed_logins + 1, updated_at = $1 \
-                         WHERE id = $2 RETURNING failed_logins",
+                    // The attempt was counted before its password was checked:
+                    // lock once the counted attempts have reached the limit,
+                    // unless a lock is already in force.
+                    let locked = sqlx::query(
+                        "UPDATE users SET locked_until = $1, failed_logins = 0, updated_at = $2 \
+                         WHERE id = $3 AND failed_logins >= $4 AND NOT disabled \
+                         AND (locked_until IS NULL OR locked_until <= $2)",
                     )
+                    .bind(until)
                     .bind(now)
                     .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some((failures,)) = row
-                        && failures >= policy.max_failures
-                    {
-                        let until = now + policy.lock_for;
-                        sqlx::query(
-                            "UPDATE users SET locked_until = $1, failed_logins = 0 WHERE id = $2",
-                        )
-                        .bind(until)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    .bind(policy.max_failures)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    if locked {
+                        let mut lock_audit = lock_audit.clone();
+                        lock_audit
+                            .entities
+                            .push(crate::AuditEntity::new("user", id.to_string()));
+                        Self::append_audit_in(&mut tx, &lock_audit).await?;
                         locked_until = Some(until);
                     }
                 }
-                Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(locked_until)
             }
@@ -259,14 +323,25 @@ macro_rules! impl_identity {
                 &self,
                 session: &crate::SessionRecord,
                 audit: &crate::AuditRecord,
-            ) -> Result<(), StoreError> {
+            ) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query(
-                    "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1",
+                // A lock set (or a disable) while the password was being
+                // checked stands: the success clears nothing and starts no
+                // session.
+                let usable = sqlx::query(
+                    "UPDATE users SET failed_logins = 0, locked_until = NULL \
+                     WHERE id = $1 AND NOT disabled \
+                     AND (locked_until IS NULL OR locked_until <= $2)",
                 )
                 .bind(session.user_id)
+                .bind(session.created_at)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    > 0;
+                if !usable {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO sessions (token_hash, user_id, csrf_token_hash, created_at, \
                      last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -281,7 +356,7 @@ macro_rules! impl_identity {
                 .await?;
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn session(

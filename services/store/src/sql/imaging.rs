@@ -152,6 +152,119 @@ pub(crate) fn push_in<DB: sqlx::Database>(
     list.push_unseparated(")");
 }
 
+/// The study-level columns of a search restricted to one submitter: counts
+/// and the attributes shown come from that submitter's instances only; the
+/// caller binds the submitter three times, in order, after each of the
+/// three pieces but the last (issue #14, finding 7).
+pub(crate) const OWN_STUDY_COLUMNS: [&str; 4] = [
+    "SELECT s.study_instance_uid, s.patient_id, s.patient_name, \
+     s.accession_number, s.study_date, s.description, s.modalities, \
+     (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = s.study_instance_uid \
+       AND i.submitted_by = ",
+    "), (SELECT COUNT(DISTINCT i.series_instance_uid) FROM instances i \
+       WHERE i.study_instance_uid = s.study_instance_uid AND i.submitted_by = ",
+    "), COALESCE((SELECT i.attributes FROM instances i WHERE i.study_instance_uid = s.study_instance_uid \
+       AND i.submitted_by = ",
+    " ORDER BY i.received_at, i.sop_instance_uid LIMIT 1), '{}') FROM studies s WHERE 1 = 1",
+];
+
+/// As [`OWN_STUDY_COLUMNS`], for series: two binds of the submitter.
+pub(crate) const OWN_SERIES_COLUMNS: [&str; 3] = [
+    "SELECT se.series_instance_uid, se.study_instance_uid, se.modality, se.series_number, \
+     (SELECT COUNT(*) FROM instances i WHERE i.series_instance_uid = se.series_instance_uid \
+       AND i.submitted_by = ",
+    "), COALESCE((SELECT i.attributes FROM instances i WHERE i.series_instance_uid = se.series_instance_uid \
+       AND i.submitted_by = ",
+    " ORDER BY i.received_at, i.sop_instance_uid LIMIT 1), '{}') FROM series se WHERE 1 = 1",
+];
+
+/// The first value of `tag` in DICOM JSON (PS3.18 F.2), as text: a Person
+/// Name's Alphabetic group, else the string.
+fn json_text(attributes: &serde_json::Value, tag: &str) -> Option<String> {
+    let v = attributes.get(tag)?.get("Value")?.get(0)?;
+    v.get("Alphabetic")
+        .and_then(|a| a.as_str())
+        .or_else(|| v.as_str())
+        .map(str::to_owned)
+}
+
+/// Replaces the study-level values a study row took from whichever
+/// instance came first by those of the submitter's own first instance
+/// (`record.attributes`, from [`OWN_STUDY_COLUMNS`]) and `modalities`, so
+/// that a submitter reads back only what it sent.
+pub(crate) fn own_view(record: &mut StudyRecord, modalities: Vec<String>) {
+    let a = &record.attributes;
+    record.patient_id = json_text(a, "00100020").and_then(|p| PatientId::parse(&p).ok());
+    record.patient_name = json_text(a, "00100010");
+    record.accession_number =
+        json_text(a, "00080050").and_then(|p| AccessionNumber::parse(&p).ok());
+    record.study_date = json_text(a, "00080020");
+    record.description = json_text(a, "00081030");
+    record.modalities = modalities;
+}
+
+/// DICOM wildcard matching (PS3.4 §C.2.2.2.4: `*` any run, `?` one
+/// character), optionally case-insensitive.
+fn wildcard(pattern: &str, value: &str, fold: bool) -> bool {
+    let norm = |s: &str| -> Vec<char> {
+        if fold {
+            s.to_lowercase().chars().collect()
+        } else {
+            s.chars().collect()
+        }
+    };
+    let (p, v) = (norm(pattern), norm(value));
+    // Classic two-pointer glob match with backtracking to the last `*`.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < v.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == v[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
+/// Whether a study in its submitter's own view ([`own_view`]) still meets
+/// the match keys of `q`: the SQL matched the study row, whose values may
+/// come from another sender's instance.
+pub(crate) fn own_view_matches(record: &StudyRecord, q: &crate::StudyQuery) -> bool {
+    let text = |key: &Option<String>, value: Option<&str>, fold: bool| match key {
+        None => true,
+        Some(k) => value.is_some_and(|v| wildcard(k, v, fold)),
+    };
+    let date = record.study_date.as_deref();
+    text(
+        &q.patient_id,
+        record.patient_id.as_ref().map(|p| p.as_str()),
+        false,
+    ) && text(&q.patient_name, record.patient_name.as_deref(), true)
+        && text(
+            &q.accession_number,
+            record.accession_number.as_ref().map(|a| a.as_str()),
+            false,
+        )
+        && q.study_date_from
+            .as_deref()
+            .is_none_or(|f| date.is_some_and(|d| d >= f))
+        && q.study_date_to
+            .as_deref()
+            .is_none_or(|t| date.is_some_and(|d| d <= t))
+        && q.modality
+            .as_deref()
+            .is_none_or(|m| record.modalities.iter().any(|x| wildcard(m, x, false)))
+}
+
 pub(crate) fn study_from_parts(t: StudyTuple) -> Result<StudyRecord, StoreError> {
     Ok(StudyRecord {
         study_instance_uid: StudyInstanceUid::parse(&t.0)
@@ -195,6 +308,13 @@ macro_rules! impl_imaging {
                 audit: &crate::AuditRecord,
             ) -> Result<crate::PutOutcome, StoreError> {
                 let now = chrono::Utc::now();
+                // Nothing of a refused or duplicate instance may stay: its
+                // study and series rows (a new study, or values filled into
+                // an old one) are undone back to here when its SOP Instance
+                // UID turns out to be stored already (issue #14, finding 6).
+                sqlx::query("SAVEPOINT put_instance")
+                    .execute(&mut **tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO studies (study_instance_uid, patient_id, patient_name, \
                      accession_number, study_date, description, created_at, updated_at, \
@@ -228,6 +348,33 @@ macro_rules! impl_imaging {
                     .bind(new.study_instance_uid.as_str())
                     .execute(&mut **tx)
                     .await?;
+                // A submitter adds only to a study of its own (or a new one):
+                // checked under the study's lock, so two senders cannot both
+                // pass for one new study.
+                if let Some(me) = new.submitted_by.as_deref() {
+                    let foreign: Option<(i32,)> = sqlx::query_as(
+                        "SELECT 1 FROM instances WHERE study_instance_uid = $1 \
+                         AND (submitted_by IS NULL OR submitted_by <> $2) LIMIT 1",
+                    )
+                    .bind(new.study_instance_uid.as_str())
+                    .bind(me)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if foreign.is_some() {
+                        sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
+                            .execute(&mut **tx)
+                            .await?;
+                        sqlx::query("RELEASE SAVEPOINT put_instance")
+                            .execute(&mut **tx)
+                            .await?;
+                        let mut audit = audit.clone();
+                        audit.outcome = crate::AuditOutcome::MinorFailure;
+                        audit.outcome_desc =
+                            Some("the study holds another sender's instances; refused".to_owned());
+                        Self::append_audit_in(tx, &audit).await?;
+                        return Ok(crate::PutOutcome::ForeignStudy);
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO series (series_instance_uid, study_instance_uid, modality, \
                      body_part, series_number, created_at, description) \
@@ -275,8 +422,17 @@ macro_rules! impl_imaging {
                         .bind(now)
                         .execute(&mut **tx)
                         .await?;
+                    sqlx::query("RELEASE SAVEPOINT put_instance")
+                        .execute(&mut **tx)
+                        .await?;
                     crate::PutOutcome::Stored
                 } else {
+                    sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT put_instance")
+                        .execute(&mut **tx)
+                        .await?;
                     let (stored,): (String,) = sqlx::query_as(
                         "SELECT blob_key FROM instances WHERE sop_instance_uid = $1",
                     )
@@ -372,6 +528,53 @@ macro_rules! impl_imaging {
                 row.map($crate::sql::imaging::study_from_parts).transpose()
             }
 
+            async fn referenced_blobs(
+                &self,
+                keys: &[crate::BlobKey],
+            ) -> Result<std::collections::HashSet<crate::BlobKey>, StoreError> {
+                let mut found = std::collections::HashSet::new();
+                for chunk in keys.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT blob_key FROM instances WHERE blob_key IN (",
+                    );
+                    let push_list = |qb: &mut sqlx::QueryBuilder<$db>| {
+                        let mut list = qb.separated(", ");
+                        for k in chunk {
+                            list.push_bind(k.as_str().to_owned());
+                        }
+                        list.push_unseparated(")");
+                    };
+                    push_list(&mut qb);
+                    qb.push(" UNION SELECT stored_blob_key FROM instance_conflicts WHERE stored_blob_key IN (");
+                    push_list(&mut qb);
+                    qb.push(" UNION SELECT rejected_blob_key FROM instance_conflicts WHERE rejected_blob_key IN (");
+                    push_list(&mut qb);
+                    let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    for (k,) in rows {
+                        found.insert(
+                            crate::BlobKey::parse(&k).map_err($crate::sql::imaging::corrupt("blob_key"))?,
+                        );
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn studies_without_case(&self) -> Result<Vec<crate::StudyRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM studies s \
+                     WHERE EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = s.study_instance_uid) \
+                     AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.study_instance_uid = s.study_instance_uid \
+                       OR (s.accession_number IS NOT NULL AND c.accession_number = s.accession_number)) \
+                     ORDER BY s.created_at, s.study_instance_uid",
+                    $crate::sql::imaging::STUDY_COLUMNS
+                );
+                let rows: Vec<$crate::sql::imaging::StudyTuple> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map($crate::sql::imaging::study_from_parts).collect()
+            }
+
             async fn study_instances(
                 &self,
                 uid: &fusion_schemas::StudyInstanceUid,
@@ -393,10 +596,19 @@ macro_rules! impl_imaging {
                 q: &crate::StudyQuery,
             ) -> Result<Vec<crate::StudyRecord>, StoreError> {
                 use $crate::sql::imaging::{push_in, push_match};
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM studies s WHERE 1 = 1",
-                    $crate::sql::imaging::STUDY_COLUMNS
-                ));
+                let mut qb = match &q.submitted_by {
+                    None => sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM studies s WHERE 1 = 1",
+                        $crate::sql::imaging::STUDY_COLUMNS
+                    )),
+                    Some(own) => {
+                        let [a, b, c, d] = $crate::sql::imaging::OWN_STUDY_COLUMNS;
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(a);
+                        qb.push_bind(own.clone()).push(b).push_bind(own.clone()).push(c);
+                        qb.push_bind(own.clone()).push(d);
+                        qb
+                    }
+                };
                 if let Some(v) = &q.patient_id {
                     push_match(&mut qb, "s.patient_id", v, "LIKE");
                 }
@@ -445,9 +657,28 @@ macro_rules! impl_imaging {
                     .push_bind(q.offset);
                 let rows: Vec<$crate::sql::imaging::StudyTuple> =
                     qb.build_query_as().fetch_all(&self.pool).await?;
-                rows.into_iter()
+                let mut records = rows
+                    .into_iter()
                     .map($crate::sql::imaging::study_from_parts)
-                    .collect()
+                    .collect::<Result<Vec<_>, _>>()?;
+                if let Some(own) = &q.submitted_by {
+                    for record in &mut records {
+                        let modalities: Vec<String> = sqlx::query_scalar(
+                            "SELECT DISTINCT se.modality FROM series se \
+                             WHERE se.study_instance_uid = $1 AND se.modality IS NOT NULL \
+                             AND EXISTS (SELECT 1 FROM instances i \
+                               WHERE i.series_instance_uid = se.series_instance_uid AND i.submitted_by = $2) \
+                             ORDER BY se.modality",
+                        )
+                        .bind(record.study_instance_uid.as_str())
+                        .bind(own.as_str())
+                        .fetch_all(&self.pool)
+                        .await?;
+                        $crate::sql::imaging::own_view(record, modalities);
+                    }
+                    records.retain(|r| $crate::sql::imaging::own_view_matches(r, q));
+                }
+                Ok(records)
             }
 
             async fn search_series_in(
@@ -456,10 +687,18 @@ macro_rules! impl_imaging {
                 q: &crate::SeriesQuery,
             ) -> Result<Vec<crate::SeriesRecord>, StoreError> {
                 use $crate::sql::imaging::{push_in, push_match};
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM series se WHERE 1 = 1",
-                    $crate::sql::imaging::SERIES_COLUMNS
-                ));
+                let mut qb = match &q.submitted_by {
+                    None => sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM series se WHERE 1 = 1",
+                        $crate::sql::imaging::SERIES_COLUMNS
+                    )),
+                    Some(own) => {
+                        let [a, b, c] = $crate::sql::imaging::OWN_SERIES_COLUMNS;
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(a);
+                        qb.push_bind(own.clone()).push(b).push_bind(own.clone()).push(c);
+                        qb
+                    }
+                };
                 if let Some(study) = study {
                     qb.push(" AND se.study_instance_uid = ")
                         .push_bind(study.as_str().to_owned());
