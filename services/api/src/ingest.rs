@@ -259,6 +259,10 @@ pub async fn store_instance(
         accession_number: attrs.accession_number,
         study_date: attrs.study_date,
         study_description: attrs.study_description,
+        study_time: attrs.study_time,
+        study_id: attrs.study_id,
+        referring_physician: attrs.referring_physician,
+        series_description: attrs.series_description,
         modality: attrs.modality,
         body_part: attrs.body_part,
         series_number: attrs.series_number,
@@ -337,6 +341,10 @@ fn without_nul(attrs: &mut fusion_imaging::IndexAttributes) {
         &mut attrs.modality,
         &mut attrs.body_part,
         &mut attrs.study_date,
+        &mut attrs.study_time,
+        &mut attrs.study_id,
+        &mut attrs.referring_physician,
+        &mut attrs.series_description,
     ]
     .into_iter()
     .flatten()

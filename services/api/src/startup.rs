@@ -124,6 +124,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::auth::authenticate))
+                .wrap(from_fn(routes::head_as_get))
                 // Outside authentication, so its refusals carry them too.
                 .wrap(crate::dashboard::security_headers())
                 .wrap(from_fn(request_id_header))

@@ -64,6 +64,14 @@ pub struct IndexAttributes {
     pub study_date: Option<String>,
     /// Study Description (0008,1030).
     pub study_description: Option<String>,
+    /// Study Time (0008,0030), TM as sent.
+    pub study_time: Option<String>,
+    /// Study ID (0020,0010).
+    pub study_id: Option<String>,
+    /// Referring Physician's Name (0008,0090), PN text (`^`-separated).
+    pub referring_physician: Option<String>,
+    /// Series Description (0008,103E).
+    pub series_description: Option<String>,
     /// Modality (0008,0060).
     pub modality: Option<String>,
     /// Body Part Examined (0018,0015).
@@ -146,6 +154,14 @@ pub fn index_attributes(instance: &DicomInstance) -> IndexAttributes {
             .and_then(|s| AccessionNumber::parse(&s).ok()),
         study_date: text(tags::STUDY_DATE),
         study_description: attr_text(&attributes, "00081030"),
+        study_time: text(tags::STUDY_TIME),
+        study_id: attr_text(&attributes, "00200010"),
+        referring_physician: attributes
+            .get("00080090")
+            .and_then(|a| a.get("Value"))
+            .and_then(|v| v.get(0))
+            .and_then(person_name_text),
+        series_description: attr_text(&attributes, "0008103E"),
         modality: text(tags::MODALITY),
         body_part: text(tags::BODY_PART_EXAMINED),
         series_number: int(tags::SERIES_NUMBER),

@@ -15,12 +15,15 @@
 //! - [`index`]: [`DicomInstance`] → [`IndexAttributes`] and DICOM JSON (PS3.18 §F.2).
 //! - [`pixels`]: a parsed object → [`PixelArray`] `[frames, rows, columns, samples]`.
 //! - [`render`]: [`PixelArray`] → 8-bit grey or RGB frame, PNG, or f32 modality values.
+//! - [`frames`]: frames as stored or decoded, media types of transfer
+//!   syntaxes, transcoding to Explicit VR Little Endian (PS3.18 §8.7.3, §10.4).
 //! - [`stow`]: STOW-RS multipart reading and the response body (PS3.18 §10.5).
 
 #![forbid(unsafe_code)]
 
 mod bounds;
 mod charset;
+pub mod frames;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -34,6 +37,10 @@ pub mod stow;
 pub use bounds::{
     ELEMENT_COST, INDEX_VALUE_COST, ITEM_COST, MAX_INFLATE_RATIO, MAX_SEQUENCE_DEPTH,
     PARSE_MEMORY_ALLOWANCE, PARSE_MEMORY_FACTOR, STRING_VALUE_COST,
+};
+pub use frames::{
+    EXPLICIT_VR_LITTLE_ENDIAN, FrameError, NativeFrames, frame_media_type, is_native,
+    native_frames, stored_frames, transcode_to_explicit_le,
 };
 pub use index::{IndexAttributes, IndexError, index_attributes, metadata_json, qido_json};
 pub use parse::{DicomInstance, ParseError, parse, read};

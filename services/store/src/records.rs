@@ -68,6 +68,14 @@ pub struct NewInstance {
     pub study_date: Option<String>,
     /// Study Description (0008,1030).
     pub study_description: Option<String>,
+    /// Study Time (0008,0030), TM as sent.
+    pub study_time: Option<String>,
+    /// Study ID (0020,0010).
+    pub study_id: Option<String>,
+    /// Referring Physician's Name (0008,0090), PN text.
+    pub referring_physician: Option<String>,
+    /// Series Description (0008,103E).
+    pub series_description: Option<String>,
     /// Modality (0008,0060) of the series.
     pub modality: Option<String>,
     /// Body Part Examined (0018,0015) of the series.
@@ -187,6 +195,18 @@ pub struct StudyQuery {
     pub patient_name: Option<String>,
     /// Accession Number (0008,0050): single value, wildcards allowed.
     pub accession_number: Option<String>,
+    /// Study Description (0008,1030): single value, `*` and `?` wildcards
+    /// allowed (PS3.4 §C.2.2.2.4).
+    pub study_description: Option<String>,
+    /// Study ID (0020,0010): single value, wildcards allowed.
+    pub study_id: Option<String>,
+    /// Referring Physician's Name (0008,0090): wildcards, case-insensitive.
+    pub referring_physician: Option<String>,
+    /// Study Time (0008,0030) range, inclusive, `HHMMSS` prefixes compared
+    /// as text (PS3.4 §C.2.2.2.5).
+    pub study_time_from: Option<String>,
+    /// Upper end of the Study Time range.
+    pub study_time_to: Option<String>,
     /// Study Date (0008,0020) range, inclusive, `YYYYMMDD` each end.
     pub study_date_from: Option<String>,
     /// Upper end of the Study Date range.
@@ -211,6 +231,8 @@ pub struct SeriesQuery {
     pub modality: Option<String>,
     /// Series Instance UID (0020,000E): list of UID matching.
     pub series_instance_uids: Vec<String>,
+    /// Series Description (0008,103E): single value, wildcards allowed.
+    pub description: Option<String>,
     /// Series Number (0020,0011).
     pub series_number: Option<i32>,
     /// Only series holding an instance stored by this submitter.

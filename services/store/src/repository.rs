@@ -270,6 +270,20 @@ pub trait ImagingRepository: Send + Sync {
         &self,
         study: &StudyInstanceUid,
         query: &SeriesQuery,
+    ) -> Result<Vec<SeriesRecord>, StoreError> {
+        self.search_series_in(Some(study), query).await
+    }
+
+    /// QIDO-RS series search within a study, or across all studies when
+    /// `study` is `None` (PS3.18 §10.6.1: `GET /series`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn search_series_in(
+        &self,
+        study: Option<&StudyInstanceUid>,
+        query: &SeriesQuery,
     ) -> Result<Vec<SeriesRecord>, StoreError>;
 
     /// QIDO-RS instance search within a study (and a series, if given).
@@ -280,6 +294,20 @@ pub trait ImagingRepository: Send + Sync {
     async fn search_instances(
         &self,
         study: &StudyInstanceUid,
+        query: &InstanceQuery,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.search_instances_in(Some(study), query).await
+    }
+
+    /// QIDO-RS instance search within a study, or across all studies when
+    /// `study` is `None` (PS3.18 §10.6.1: `GET /instances`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn search_instances_in(
+        &self,
+        study: Option<&StudyInstanceUid>,
         query: &InstanceQuery,
     ) -> Result<Vec<InstanceRecord>, StoreError>;
 

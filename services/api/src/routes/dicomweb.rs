@@ -5,17 +5,30 @@
 //! part by part; each instance is stored or refused on its own (see
 //! [`crate::ingest`]). Integration clients may read back only what they sent;
 //! other instances answer 404 to them, as if absent.
+//!
+//! WADO-RS lives in submodules: [`wado`] (instances and metadata),
+//! [`frames`] (Retrieve Frames and bulk data), [`rendered`], with the
+//! content negotiation and multipart bodies of [`negotiate`].
+
+mod frames;
+mod negotiate;
+mod rendered;
+mod wado;
+
+pub(crate) use frames::{bulk_data, frames};
+pub(crate) use rendered::{frame_rendered, instance_rendered};
+pub(crate) use wado::{metadata, retrieve};
 
 use std::collections::{BTreeSet, HashMap};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use fusion_imaging::{RenderOptions, StowLimits, StowReader, StowResponse, Window};
+use fusion_imaging::{StowLimits, StowReader, StowResponse};
 use fusion_schemas::{ErrorBody, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, DecodeStatus, InstanceQuery, InstanceRecord,
-    SeriesQuery, StudyQuery,
+    AuditAction, AuditEntity, AuditEventType, InstanceQuery, InstanceRecord, SeriesQuery,
+    StudyQuery,
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
@@ -29,9 +42,12 @@ use crate::{ApiError, AppState};
 /// committed by [`crate::index_writer`].
 const STOW_CONCURRENCY: usize = 16;
 
-/// Default and largest `limit` of a QIDO-RS search.
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
+/// The most results one QIDO-RS response carries (PS3.18 §8.3.4.4): a
+/// search without `limit` returns every match up to this many, and a
+/// larger `limit` is lowered to it. When a limit cuts the result, the
+/// response carries `Warning: 299 {host}: "There are additional results
+/// that can be requested"` and the rest is reached with `offset`.
+pub const MAX_RESULTS: i64 = 10_000;
 
 fn base_url(req: &HttpRequest) -> String {
     let ci = req.connection_info();
@@ -395,11 +411,16 @@ fn tag_of(key: &str) -> Option<String> {
 /// A parsed QIDO-RS query string.
 struct Qido {
     matches: HashMap<String, String>,
+    /// Results asked for: `limit`, or [`MAX_RESULTS`], at most [`MAX_RESULTS`].
     limit: i64,
     offset: i64,
     include_all: bool,
     include: BTreeSet<String>,
+    /// `includefield` values that name no attribute (answered with a
+    /// Warning).
     ignored: Vec<String>,
+    /// Query keys that name no attribute (answered with 400).
+    unknown_keys: Vec<String>,
 }
 
 fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
@@ -407,11 +428,12 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     let mut q = Qido {
         matches: HashMap::new(),
-        limit: DEFAULT_LIMIT,
+        limit: MAX_RESULTS,
         offset: 0,
         include_all: false,
         include: BTreeSet::new(),
         ignored: Vec::new(),
+        unknown_keys: Vec::new(),
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -419,7 +441,7 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
                 q.limit = value
                     .parse::<i64>()
                     .map_err(|_| ApiError::BadRequest("limit must be a whole number".into()))?
-                    .clamp(1, MAX_LIMIT);
+                    .clamp(1, MAX_RESULTS);
             }
             "offset" => {
                 q.offset = value
@@ -439,16 +461,65 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
                 }
             }
             "fuzzymatching" => {}
+            // Universal matching (PS3.4 §C.2.2.2.3): `*` alone, like an
+            // empty value, matches every value, empty and absent included.
             other => match tag_of(other) {
-                Some(tag) if !value.is_empty() => {
+                Some(tag) if !value.is_empty() && value != "*" => {
                     q.matches.insert(tag, value);
                 }
                 Some(_) => {}
-                None => q.ignored.push(other.to_owned()),
+                None => q.unknown_keys.push(other.to_owned()),
             },
         }
     }
     Ok(q)
+}
+
+/// Match keys of the study search (PS3.18 Table 10.6.1-5): PatientID,
+/// PatientName, AccessionNumber, StudyDescription, StudyDate, StudyTime,
+/// StudyID, ReferringPhysicianName, ModalitiesInStudy (and Modality),
+/// StudyInstanceUID.
+const STUDY_MATCH: &[&str] = &[
+    "00100020", "00100010", "00080050", "00081030", "00080020", "00080030", "00200010", "00080090",
+    "00080061", "00080060", "0020000D",
+];
+/// Match keys of the series search (Table 10.6.1-6 less the performed
+/// procedure step keys): Modality, SeriesInstanceUID, SeriesNumber,
+/// SeriesDescription.
+const SERIES_MATCH: &[&str] = &["00080060", "0020000E", "00200011", "0008103E"];
+/// Match keys of the instance search: SeriesInstanceUID, SOPInstanceUID,
+/// SOPClassUID, InstanceNumber.
+const INSTANCE_MATCH: &[&str] = &["0020000E", "00080018", "00080016", "00200013"];
+
+/// 400 for a match key this search does not apply (PS3.18 §8.3.4: an
+/// unsupported key is never silently ignored, which would return every
+/// record as if it matched).
+fn check_keys(q: &Qido, supported: &[&str]) -> Result<(), ApiError> {
+    let mut unsupported: Vec<String> = q
+        .matches
+        .keys()
+        .filter(|t| !supported.contains(&t.as_str()))
+        .map(|t| {
+            KEYWORDS
+                .iter()
+                .find(|(_, tag)| tag == t)
+                .map_or_else(|| t.clone(), |(k, _)| (*k).to_owned())
+        })
+        .chain(q.unknown_keys.iter().cloned())
+        .collect();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    unsupported.sort();
+    let names: Vec<&str> = supported
+        .iter()
+        .filter_map(|t| KEYWORDS.iter().find(|(_, tag)| tag == t).map(|(k, _)| *k))
+        .collect();
+    Err(ApiError::BadRequest(format!(
+        "matching on {} is not supported by this search; supported keys: {}",
+        unsupported.join(", "),
+        names.join(", ")
+    )))
 }
 
 fn uid_list(value: &str) -> Vec<String> {
@@ -483,6 +554,30 @@ fn date_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError>
     }
 }
 
+/// A TM range `HHMMSS[.F]`, `A-B`, `-B` or `A-` (PS3.4 §C.2.2.2.5); a single
+/// value matches the times it prefixes (`10` is 10:00:00 to 10:59:59.999999).
+fn time_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    let check = |t: &str| -> Result<Option<String>, ApiError> {
+        if t.is_empty() {
+            return Ok(None);
+        }
+        if t.len() <= 13 && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            Ok(Some(t.to_owned()))
+        } else {
+            Err(ApiError::BadRequest(format!(
+                "StudyTime {value:?} is not a time (HHMMSS) or a range (HHMMSS-HHMMSS)"
+            )))
+        }
+    };
+    match value.split_once('-') {
+        Some((a, b)) => Ok((check(a)?, check(b)?)),
+        None => {
+            let t = check(value)?;
+            Ok((t.clone(), t))
+        }
+    }
+}
+
 fn select(attributes: &Value, defaults: &[&str], q: &Qido) -> Map<String, Value> {
     let mut out = Map::new();
     if let Value::Object(all) = attributes {
@@ -495,16 +590,39 @@ fn select(attributes: &Value, defaults: &[&str], q: &Qido) -> Map<String, Value>
     out
 }
 
-fn with_warning(mut res: HttpResponse, q: &Qido) -> HttpResponse {
-    if !q.ignored.is_empty()
-        && let Ok(v) = header::HeaderValue::from_str(&format!(
-            "299 fusion \"The fields {} are not supported and were ignored\"",
+/// The Warning headers of a QIDO-RS response (PS3.18 §8.3.4.4 and
+/// §6.7.1.2.2.1): unsupported keys that were ignored, and "There are
+/// additional results that can be requested" when `more` (the limit cut the
+/// result).
+fn with_warning(mut res: HttpResponse, q: &Qido, more: bool, req: &HttpRequest) -> HttpResponse {
+    let agent = req.connection_info().host().to_owned();
+    let mut warnings = Vec::new();
+    if !q.ignored.is_empty() {
+        warnings.push(format!(
+            "299 {agent} \"The fields {} are not supported and were ignored\"",
             q.ignored.join(", ")
-        ))
-    {
-        res.headers_mut().insert(header::WARNING, v);
+        ));
+    }
+    if more {
+        warnings.push(format!(
+            "299 {agent}: \"There are additional results that can be requested\""
+        ));
+    }
+    for w in warnings {
+        if let Ok(v) = header::HeaderValue::from_str(&w) {
+            res.headers_mut().append(header::WARNING, v);
+        }
     }
     res
+}
+
+/// Whether a page fetched with `limit + 1` rows holds more than `limit`;
+/// drops the extra row.
+fn cut<T>(rows: &mut Vec<T>, limit: i64) -> bool {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    more
 }
 
 async fn audit_query(
@@ -535,29 +653,43 @@ pub(crate) async fn search_studies(
     state: web::Data<AppState>,
     ctx: AuditContext,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(refusal) = negotiate::json_only(&req) {
+        return Ok(refusal);
+    }
     let q = parse_qido(&req)?;
+    check_keys(&q, STUDY_MATCH)?;
     let m = &q.matches;
     let (from, to) = match m.get("00080020") {
         Some(v) => date_range(v)?,
+        None => (None, None),
+    };
+    let (time_from, time_to) = match m.get("00080030") {
+        Some(v) => time_range(v)?,
         None => (None, None),
     };
     let query = StudyQuery {
         patient_id: m.get("00100020").cloned(),
         patient_name: m.get("00100010").cloned(),
         accession_number: m.get("00080050").cloned(),
+        study_description: m.get("00081030").cloned(),
+        study_id: m.get("00200010").cloned(),
+        referring_physician: m.get("00080090").cloned(),
+        study_time_from: time_from,
+        study_time_to: time_to,
         study_date_from: from,
         study_date_to: to,
         modality: m.get("00080061").or_else(|| m.get("00080060")).cloned(),
         study_instance_uids: m.get("0020000D").map(|v| uid_list(v)).unwrap_or_default(),
         submitted_by: own_only(&ctx),
-        limit: q.limit,
+        limit: q.limit + 1,
         offset: q.offset,
     };
-    let studies = state
+    let mut studies = state
         .repository
         .search_studies(&query)
         .await
         .map_err(internal)?;
+    let more = cut(&mut studies, q.limit);
     let base = base_url(&req);
     let mut patients = BTreeSet::new();
     let results: Vec<Value> = studies
@@ -590,6 +722,8 @@ pub(crate) async fn search_studies(
     Ok(with_warning(
         dicom_json(StatusCode::OK, &Value::Array(results)),
         &q,
+        more,
+        &req,
     ))
 }
 
@@ -601,11 +735,68 @@ pub(crate) async fn search_series(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let study = parse_study(&path.into_inner())?;
+    series_search(req, state, ctx, Some(study)).await
+}
+
+/// `GET /dicom-web/series`: the cross-study series search (PS3.18
+/// §10.6.1, Table 10.6.1-2), with the series keys and StudyInstanceUID.
+pub(crate) async fn search_all_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    series_search(req, state, ctx, None).await
+}
+
+/// The study a cross-study search names with a StudyInstanceUID key.
+fn study_key(q: &Qido) -> Result<Option<StudyInstanceUid>, ApiError> {
+    match q.matches.get("0020000D") {
+        Some(v) if uid_list(v).len() > 1 => Err(ApiError::BadRequest(
+            "a cross-study search takes one StudyInstanceUID".into(),
+        )),
+        Some(v) => parse_study(v.trim()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The patients of the studies `uids`, for the audit record.
+async fn patients_of(
+    state: &AppState,
+    uids: impl IntoIterator<Item = StudyInstanceUid>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let unique: BTreeSet<StudyInstanceUid> = uids.into_iter().collect();
+    let mut patients = BTreeSet::new();
+    for study in unique {
+        patients.extend(study_patients(state, &study).await?);
+    }
+    Ok(patients)
+}
+
+async fn series_search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    study: Option<StudyInstanceUid>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(refusal) = negotiate::json_only(&req) {
+        return Ok(refusal);
+    }
     let q = parse_qido(&req)?;
+    let study = match study {
+        Some(s) => {
+            check_keys(&q, SERIES_MATCH)?;
+            Some(s)
+        }
+        None => {
+            check_keys(&q, &[SERIES_MATCH, &["0020000D"]].concat())?;
+            study_key(&q)?
+        }
+    };
     let m = &q.matches;
     let query = SeriesQuery {
         modality: m.get("00080060").cloned(),
         series_instance_uids: m.get("0020000E").map(|v| uid_list(v)).unwrap_or_default(),
+        description: m.get("0008103E").cloned(),
         series_number: m
             .get("00200011")
             .map(|v| {
@@ -614,14 +805,15 @@ pub(crate) async fn search_series(
             })
             .transpose()?,
         submitted_by: own_only(&ctx),
-        limit: q.limit,
+        limit: q.limit + 1,
         offset: q.offset,
     };
-    let series = state
+    let mut series = state
         .repository
-        .search_series(&study, &query)
+        .search_series_in(study.as_ref(), &query)
         .await
         .map_err(internal)?;
+    let more = cut(&mut series, q.limit);
     let base = base_url(&req);
     let results: Vec<Value> = series
         .iter()
@@ -640,18 +832,23 @@ pub(crate) async fn search_series(
             Value::Object(obj)
         })
         .collect();
-    let patients = study_patients(&state, &study).await?;
+    let patients = patients_of(&state, series.iter().map(|s| s.study_instance_uid.clone())).await?;
     audit_query(
         &state,
         &ctx,
         "qido-rs-series",
         patients,
-        vec![AuditEntity::new("study", study.to_string())],
+        study
+            .iter()
+            .map(|s| AuditEntity::new("study", s.to_string()))
+            .collect(),
     )
     .await?;
     Ok(with_warning(
         dicom_json(StatusCode::OK, &Value::Array(results)),
         &q,
+        more,
+        &req,
     ))
 }
 
@@ -686,14 +883,38 @@ fn instance_url(base: &str, i: &InstanceRecord) -> String {
     )
 }
 
+/// `GET /dicom-web/instances`: the cross-study instance search (PS3.18
+/// §10.6.1, Table 10.6.1-2), with the instance keys, SeriesInstanceUID and
+/// StudyInstanceUID.
+pub(crate) async fn search_all_instances(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+) -> Result<HttpResponse, ApiError> {
+    search_instances_in(req, state, ctx, None, None).await
+}
+
 async fn search_instances_in(
     req: HttpRequest,
     state: web::Data<AppState>,
     ctx: AuditContext,
-    study: StudyInstanceUid,
+    study: Option<StudyInstanceUid>,
     series: Option<SeriesInstanceUid>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(refusal) = negotiate::json_only(&req) {
+        return Ok(refusal);
+    }
     let q = parse_qido(&req)?;
+    let study = match study {
+        Some(s) => {
+            check_keys(&q, INSTANCE_MATCH)?;
+            Some(s)
+        }
+        None => {
+            check_keys(&q, &[INSTANCE_MATCH, &["0020000D"]].concat())?;
+            study_key(&q)?
+        }
+    };
     let m = &q.matches;
     let query = InstanceQuery {
         series_instance_uid: series
@@ -709,31 +930,41 @@ async fn search_instances_in(
             })
             .transpose()?,
         submitted_by: own_only(&ctx),
-        limit: q.limit,
+        limit: q.limit + 1,
         offset: q.offset,
     };
-    let instances = state
+    let mut instances = state
         .repository
-        .search_instances(&study, &query)
+        .search_instances_in(study.as_ref(), &query)
         .await
         .map_err(internal)?;
+    let more = cut(&mut instances, q.limit);
     let base = base_url(&req);
     let results: Vec<Value> = instances
         .iter()
         .map(|i| instance_result(i, &base, &q))
         .collect();
-    let patients = study_patients(&state, &study).await?;
+    let patients = patients_of(
+        &state,
+        instances.iter().map(|i| i.study_instance_uid.clone()),
+    )
+    .await?;
     audit_query(
         &state,
         &ctx,
         "qido-rs-instances",
         patients,
-        vec![AuditEntity::new("study", study.to_string())],
+        study
+            .iter()
+            .map(|s| AuditEntity::new("study", s.to_string()))
+            .collect(),
     )
     .await?;
     Ok(with_warning(
         dicom_json(StatusCode::OK, &Value::Array(results)),
         &q,
+        more,
+        &req,
     ))
 }
 
@@ -745,7 +976,7 @@ pub(crate) async fn search_study_instances(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let study = parse_study(&path.into_inner())?;
-    search_instances_in(req, state, ctx, study, None).await
+    search_instances_in(req, state, ctx, Some(study), None).await
 }
 
 /// `GET /dicom-web/studies/{study}/series/{series}/instances`.
@@ -758,388 +989,5 @@ pub(crate) async fn search_series_instances(
     let (study, series) = path.into_inner();
     let study = parse_study(&study)?;
     let series = parse_series(&series)?;
-    search_instances_in(req, state, ctx, study, Some(series)).await
-}
-
-// ------------------------------------------------------------------ WADO-RS
-
-/// The instances a retrieve covers, after the caller's restriction; 404 when
-/// none.
-async fn scope(
-    state: &AppState,
-    ctx: &AuditContext,
-    study: &StudyInstanceUid,
-    series: Option<&SeriesInstanceUid>,
-    instance: Option<&SopInstanceUid>,
-) -> Result<Vec<InstanceRecord>, ApiError> {
-    let query = InstanceQuery {
-        series_instance_uid: series.map(|s| s.to_string()),
-        sop_instance_uids: instance.map(|i| vec![i.to_string()]).unwrap_or_default(),
-        submitted_by: own_only(ctx),
-        limit: i64::MAX,
-        ..InstanceQuery::default()
-    };
-    let found = state
-        .repository
-        .search_instances(study, &query)
-        .await
-        .map_err(internal)?;
-    if found.is_empty() {
-        return Err(ApiError::NotFound(
-            "no such study, series or instance".to_owned(),
-        ));
-    }
-    Ok(found)
-}
-
-async fn audit_retrieve(
-    state: &AppState,
-    ctx: &AuditContext,
-    event_type: AuditEventType,
-    subtype: &str,
-    instances: &[InstanceRecord],
-) -> Result<(), ApiError> {
-    let Some(first) = instances.first() else {
-        return Ok(());
-    };
-    let patients = study_patients(state, &first.study_instance_uid).await?;
-    let mut entities = vec![AuditEntity::new(
-        "study",
-        first.study_instance_uid.to_string(),
-    )];
-    if instances.len() == 1 {
-        entities.push(AuditEntity::new(
-            "instance",
-            first.sop_instance_uid.to_string(),
-        ));
-    }
-    let record = ctx.record(
-        event_type,
-        subtype,
-        AuditAction::Read,
-        entities,
-        patients.into_iter().collect(),
-    );
-    state
-        .repository
-        .append_audit(&record)
-        .await
-        .map_err(internal)?;
-    Ok(())
-}
-
-/// Whether the Accept header allows `multipart/related; type="application/dicom"`.
-fn accepts_dicom_multipart(req: &HttpRequest) -> bool {
-    let Some(accept) = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return true;
-    };
-    accept.split(',').any(|range| {
-        let r = range.trim().to_ascii_lowercase();
-        r.starts_with("*/*")
-            || r.starts_with("multipart/*")
-            || (r.starts_with("multipart/related")
-                && (!r.contains("type=") || r.contains("application/dicom"))
-                && !r.contains("application/dicom+"))
-    })
-}
-
-/// WADO-RS retrieve of a study, series or instance (the path says which):
-/// `GET /dicom-web/studies/{study}[/series/{series}[/instances/{instance}]]`.
-pub(crate) async fn retrieve(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    named: Scope,
-) -> Result<HttpResponse, ApiError> {
-    let Scope {
-        study,
-        series,
-        instance,
-    } = named;
-    if !accepts_dicom_multipart(&req) {
-        return Ok(problem(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            "instances are sent as multipart/related; type=\"application/dicom\"",
-        ));
-    }
-    let instances = scope(&state, &ctx, &study, series.as_ref(), instance.as_ref()).await?;
-    audit_retrieve(
-        &state,
-        &ctx,
-        AuditEventType::DicomInstancesTransferred,
-        "wado-rs",
-        &instances,
-    )
-    .await?;
-    let boundary = format!(
-        "fusion-{}",
-        hex::encode(crate::auth::secrets::random_bytes::<12>().map_err(internal)?)
-    );
-    let blobs = state.blobs.clone();
-    let closing = Bytes::from(format!("--{boundary}--\r\n"));
-    let part_boundary = boundary.clone();
-    // Stream the parts: a large study never sits in memory whole.
-    let parts = futures::stream::iter(instances).then(move |i| {
-        let blobs = blobs.clone();
-        let boundary = part_boundary.clone();
-        async move {
-            let bytes = blobs
-                .get(&i.blob_key)
-                .await
-                .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
-            let head = format!(
-                "--{boundary}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
-                i.transfer_syntax_uid,
-                bytes.len()
-            );
-            let mut part = Vec::with_capacity(head.len() + bytes.len() + 2);
-            part.extend_from_slice(head.as_bytes());
-            part.extend_from_slice(&bytes);
-            part.extend_from_slice(b"\r\n");
-            Ok::<Bytes, actix_web::Error>(Bytes::from(part))
-        }
-    });
-    let body = parts.chain(futures::stream::once(async move { Ok(closing) }));
-    Ok(HttpResponse::Ok()
-        .content_type(format!(
-            "multipart/related; type=\"application/dicom\"; boundary={boundary}"
-        ))
-        .streaming(body))
-}
-
-/// WADO-RS metadata of a study, series or instance:
-/// `GET …/metadata` at each level, DICOM JSON with BulkDataURIs.
-pub(crate) async fn metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    named: Scope,
-) -> Result<HttpResponse, ApiError> {
-    let Scope {
-        study,
-        series,
-        instance,
-    } = named;
-    let instances = scope(&state, &ctx, &study, series.as_ref(), instance.as_ref()).await?;
-    audit_retrieve(
-        &state,
-        &ctx,
-        AuditEventType::DicomInstancesAccessed,
-        "wado-rs-metadata",
-        &instances,
-    )
-    .await?;
-    let base = base_url(&req);
-    let mut out = Vec::with_capacity(instances.len());
-    for i in instances {
-        let bytes = state.blobs.get(&i.blob_key).await.map_err(internal)?;
-        let bulk = format!("{}/bulk", instance_url(&base, &i));
-        let json = web::block(move || {
-            let object = fusion_imaging::read(&bytes)?;
-            fusion_imaging::metadata_json(&object, &bulk).map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
-        out.push(json);
-    }
-    Ok(dicom_json(StatusCode::OK, &Value::Array(out)))
-}
-
-/// `?window=center,width[,function]` (PS3.18 §8.3.5.1.2; only the linear
-/// function is supported).
-fn parse_window(req: &HttpRequest) -> Result<Option<Window>, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let Some((_, value)) = pairs.into_iter().find(|(k, _)| k == "window") else {
-        return Ok(None);
-    };
-    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
-    let bad = || ApiError::BadRequest("window is center,width[,linear] with numbers".into());
-    if parts.len() < 2 || parts.len() > 3 {
-        return Err(bad());
-    }
-    if parts.len() == 3 && !parts[2].eq_ignore_ascii_case("linear") {
-        return Err(ApiError::BadRequest(
-            "only the linear window function is supported".into(),
-        ));
-    }
-    let center: f64 = parts[0].parse().map_err(|_| bad())?;
-    let width: f64 = parts[1].parse().map_err(|_| bad())?;
-    if !center.is_finite() || !width.is_finite() || width < 1.0 {
-        return Err(bad());
-    }
-    Ok(Some(Window { center, width }))
-}
-
-async fn rendered(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    study: StudyInstanceUid,
-    series: SeriesInstanceUid,
-    instance: SopInstanceUid,
-    frame: u32,
-) -> Result<HttpResponse, ApiError> {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("*/*");
-    if !(accept.contains("image/png") || accept.contains("*/*") || accept.contains("image/*")) {
-        return Ok(problem(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            "rendered images are sent as image/png",
-        ));
-    }
-    let window = parse_window(&req)?;
-    let instances = scope(&state, &ctx, &study, Some(&series), Some(&instance)).await?;
-    let Some(record) = instances.into_iter().next() else {
-        return Err(ApiError::NotFound("no such instance".into()));
-    };
-    if record.decode_status == DecodeStatus::Failed {
-        return Ok(problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_renderable",
-            format!(
-                "the pixel data cannot be decoded: {}",
-                record.decode_reason.as_deref().unwrap_or("unknown reason")
-            ),
-        ));
-    }
-    audit_retrieve(
-        &state,
-        &ctx,
-        AuditEventType::DicomInstancesAccessed,
-        "wado-rs-rendered",
-        std::slice::from_ref(&record),
-    )
-    .await?;
-    let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
-    let png = web::block(move || {
-        let object = fusion_imaging::read(&bytes)?;
-        let pixels = fusion_imaging::decode_pixels(&object)?;
-        let frame =
-            fusion_imaging::render_frame(&object, &pixels, &RenderOptions { frame, window })?;
-        Ok::<_, anyhow::Error>(frame.to_png()?)
-    })
-    .await
-    .map_err(internal)?;
-    match png {
-        Ok(png) => Ok(HttpResponse::Ok().content_type("image/png").body(png)),
-        Err(e) => Ok(problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_renderable",
-            format!("cannot render this frame: {e}"),
-        )),
-    }
-}
-
-/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered`.
-pub(crate) async fn instance_rendered(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series, instance) = path.into_inner();
-    rendered(
-        req,
-        state,
-        ctx,
-        parse_study(&study)?,
-        parse_series(&series)?,
-        parse_sop(&instance)?,
-        1,
-    )
-    .await
-}
-
-/// `GET /dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered`.
-pub(crate) async fn frame_rendered(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series, instance, frame) = path.into_inner();
-    let frame: u32 =
-        frame.parse().ok().filter(|f| *f >= 1).ok_or_else(|| {
-            ApiError::BadRequest("a frame number is a whole number from 1".into())
-        })?;
-    rendered(
-        req,
-        state,
-        ctx,
-        parse_study(&study)?,
-        parse_series(&series)?,
-        parse_sop(&instance)?,
-        frame,
-    )
-    .await
-}
-
-/// `GET …/instances/{instance}/bulk/{tag}`: the value of a top-level bulk
-/// data element named in the metadata's BulkDataURI, as
-/// `multipart/related; type="application/octet-stream"`.
-pub(crate) async fn bulk_data(
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    path: web::Path<(String, String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (study, series, instance, tag) = path.into_inner();
-    let (study, series, instance) = (
-        parse_study(&study)?,
-        parse_series(&series)?,
-        parse_sop(&instance)?,
-    );
-    let tag_value = u32::from_str_radix(&tag, 16)
-        .ok()
-        .filter(|_| tag.len() == 8)
-        .ok_or_else(|| ApiError::BadRequest("a bulk data tag is 8 hex digits".into()))?;
-    let instances = scope(&state, &ctx, &study, Some(&series), Some(&instance)).await?;
-    let Some(record) = instances.into_iter().next() else {
-        return Err(ApiError::NotFound("no such instance".into()));
-    };
-    audit_retrieve(
-        &state,
-        &ctx,
-        AuditEventType::DicomInstancesTransferred,
-        "wado-rs-bulkdata",
-        std::slice::from_ref(&record),
-    )
-    .await?;
-    let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
-    let value = web::block(move || -> Result<Option<Vec<u8>>, anyhow::Error> {
-        let object = fusion_imaging::read(&bytes)?;
-        let tag = dicom_core::Tag((tag_value >> 16) as u16, (tag_value & 0xFFFF) as u16);
-        Ok(object
-            .element_opt(tag)?
-            .and_then(|e| e.to_bytes().ok().map(|b| b.into_owned())))
-    })
-    .await
-    .map_err(internal)?
-    .map_err(internal)?;
-    let Some(value) = value else {
-        return Err(ApiError::NotFound("no such bulk data element".into()));
-    };
-    let boundary = "fusion-bulk";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        value.len()
-    )
-    .into_bytes();
-    body.extend_from_slice(&value);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    Ok(HttpResponse::Ok()
-        .content_type(format!(
-            "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
-        ))
-        .body(body))
+    search_instances_in(req, state, ctx, Some(study), Some(series)).await
 }

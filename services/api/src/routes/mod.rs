@@ -96,6 +96,12 @@ fn build_table() -> Vec<RouteSpec> {
         spec(Method::POST, "/dicom-web/studies/{study}", STORE, || {
             web::post().to(dicomweb::stow_study)
         }),
+        spec(Method::GET, "/dicom-web/series", READ_IMAGES, || {
+            web::get().to(dicomweb::search_all_series)
+        }),
+        spec(Method::GET, "/dicom-web/instances", READ_IMAGES, || {
+            web::get().to(dicomweb::search_all_instances)
+        }),
         spec(Method::GET, "/dicom-web/studies", READ_IMAGES, || {
             web::get().to(dicomweb::search_studies)
         }),
@@ -167,7 +173,13 @@ fn build_table() -> Vec<RouteSpec> {
         ),
         spec(
             Method::GET,
-            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}",
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            READ_IMAGES,
+            || web::get().to(dicomweb::frames),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{path:.*}",
             READ_IMAGES,
             || web::get().to(dicomweb::bulk_data),
         ),
@@ -296,6 +308,21 @@ pub fn lookup(method: &Method, pattern: &str) -> Option<&'static RouteSpec> {
     table()
         .iter()
         .find(|s| s.method == *method && s.path == pattern)
+}
+
+/// HEAD on every GET resource (RFC 9110 §9.3.2; PS3.18 §8.2 lists HEAD
+/// for every retrieve and search resource): the request is routed as GET,
+/// and the HTTP/1 codec, which remembers the method the client sent, sends
+/// the status and headers (Content-Type, Content-Length) without the body.
+/// Access is checked and audited as for GET.
+pub(crate) async fn head_as_get(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }
 
 /// Registers every route of the table, grouping methods by path.

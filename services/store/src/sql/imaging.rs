@@ -175,7 +175,7 @@ pub(crate) const OWN_SERIES_COLUMNS: [&str; 3] = [
        AND i.submitted_by = ",
     "), COALESCE((SELECT i.attributes FROM instances i WHERE i.series_instance_uid = se.series_instance_uid \
        AND i.submitted_by = ",
-    " ORDER BY i.received_at, i.sop_instance_uid LIMIT 1), '{}') FROM series se WHERE se.study_instance_uid = ",
+    " ORDER BY i.received_at, i.sop_instance_uid LIMIT 1), '{}') FROM series se WHERE 1 = 1",
 ];
 
 /// The first value of `tag` in DICOM JSON (PS3.18 F.2), as text: a Person
@@ -317,9 +317,13 @@ macro_rules! impl_imaging {
                     .await?;
                 sqlx::query(
                     "INSERT INTO studies (study_instance_uid, patient_id, patient_name, \
-                     accession_number, study_date, description, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                     accession_number, study_date, description, created_at, updated_at, \
+                     study_time, study_id, referring_physician) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
                      ON CONFLICT (study_instance_uid) DO UPDATE SET \
+                     study_time = COALESCE(studies.study_time, excluded.study_time), \
+                     study_id = COALESCE(studies.study_id, excluded.study_id), \
+                     referring_physician = COALESCE(studies.referring_physician, excluded.referring_physician), \
                      patient_id = COALESCE(studies.patient_id, excluded.patient_id), \
                      patient_name = COALESCE(studies.patient_name, excluded.patient_name), \
                      accession_number = COALESCE(studies.accession_number, excluded.accession_number), \
@@ -333,6 +337,9 @@ macro_rules! impl_imaging {
                 .bind(new.study_date.as_deref())
                 .bind(new.study_description.as_deref())
                 .bind(now)
+                .bind(new.study_time.as_deref())
+                .bind(new.study_id.as_deref())
+                .bind(new.referring_physician.as_deref())
                 .execute(&mut **tx)
                 .await?;
                 // Serialise writers of one study so the modalities refresh
@@ -370,7 +377,8 @@ macro_rules! impl_imaging {
                 }
                 sqlx::query(
                     "INSERT INTO series (series_instance_uid, study_instance_uid, modality, \
-                     body_part, series_number, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     body_part, series_number, created_at, description) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (series_instance_uid) DO NOTHING",
                 )
                 .bind(new.series_instance_uid.as_str())
@@ -379,6 +387,7 @@ macro_rules! impl_imaging {
                 .bind(new.body_part.as_deref())
                 .bind(new.series_number)
                 .bind(now)
+                .bind(new.series_description.as_deref())
                 .execute(&mut **tx)
                 .await?;
                 let inserted: Option<(String,)> = sqlx::query_as(
@@ -609,6 +618,22 @@ macro_rules! impl_imaging {
                 if let Some(v) = &q.accession_number {
                     push_match(&mut qb, "s.accession_number", v, "LIKE");
                 }
+                if let Some(v) = &q.study_description {
+                    push_match(&mut qb, "s.description", v, "LIKE");
+                }
+                if let Some(v) = &q.study_id {
+                    push_match(&mut qb, "s.study_id", v, "LIKE");
+                }
+                if let Some(v) = &q.referring_physician {
+                    push_match(&mut qb, "s.referring_physician", v, $ilike);
+                }
+                if let Some(v) = &q.study_time_from {
+                    qb.push(" AND s.study_time >= ").push_bind(v.clone());
+                }
+                if let Some(v) = &q.study_time_to {
+                    // An upper bound HHMM covers every second of that minute.
+                    qb.push(" AND s.study_time <= ").push_bind(format!("{v}~"));
+                }
                 if let Some(v) = &q.study_date_from {
                     qb.push(" AND s.study_date >= ").push_bind(v.clone());
                 }
@@ -656,15 +681,15 @@ macro_rules! impl_imaging {
                 Ok(records)
             }
 
-            async fn search_series(
+            async fn search_series_in(
                 &self,
-                study: &fusion_schemas::StudyInstanceUid,
+                study: Option<&fusion_schemas::StudyInstanceUid>,
                 q: &crate::SeriesQuery,
             ) -> Result<Vec<crate::SeriesRecord>, StoreError> {
                 use $crate::sql::imaging::{push_in, push_match};
                 let mut qb = match &q.submitted_by {
                     None => sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {} FROM series se WHERE se.study_instance_uid = ",
+                        "SELECT {} FROM series se WHERE 1 = 1",
                         $crate::sql::imaging::SERIES_COLUMNS
                     )),
                     Some(own) => {
@@ -674,13 +699,19 @@ macro_rules! impl_imaging {
                         qb
                     }
                 };
-                qb.push_bind(study.as_str().to_owned());
+                if let Some(study) = study {
+                    qb.push(" AND se.study_instance_uid = ")
+                        .push_bind(study.as_str().to_owned());
+                }
                 if let Some(v) = &q.modality {
                     push_match(&mut qb, "se.modality", v, "LIKE");
                 }
                 push_in(&mut qb, "se.series_instance_uid", &q.series_instance_uids);
                 if let Some(n) = q.series_number {
                     qb.push(" AND se.series_number = ").push_bind(n);
+                }
+                if let Some(v) = &q.description {
+                    push_match(&mut qb, "se.description", v, "LIKE");
                 }
                 if let Some(v) = &q.submitted_by {
                     qb.push(" AND EXISTS (SELECT 1 FROM instances o WHERE o.series_instance_uid = se.series_instance_uid AND o.submitted_by = ")
@@ -698,17 +729,20 @@ macro_rules! impl_imaging {
                     .collect()
             }
 
-            async fn search_instances(
+            async fn search_instances_in(
                 &self,
-                study: &fusion_schemas::StudyInstanceUid,
+                study: Option<&fusion_schemas::StudyInstanceUid>,
                 q: &crate::InstanceQuery,
             ) -> Result<Vec<crate::InstanceRecord>, StoreError> {
                 use $crate::sql::imaging::push_in;
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM instances WHERE study_instance_uid = ",
+                    "SELECT {} FROM instances WHERE 1 = 1",
                     $crate::sql::imaging::INSTANCE_COLUMNS
                 ));
-                qb.push_bind(study.as_str().to_owned());
+                if let Some(study) = study {
+                    qb.push(" AND study_instance_uid = ")
+                        .push_bind(study.as_str().to_owned());
+                }
                 if let Some(v) = &q.series_instance_uid {
                     qb.push(" AND series_instance_uid = ").push_bind(v.clone());
                 }
