@@ -551,3 +551,46 @@ async fn the_lockout_holds_under_a_concurrent_burst_of_guesses() {
     // being checked.
     assert_eq!(login(client_at(61), password).await, 401);
 }
+
+/// A NUL (which PostgreSQL text refuses) in a login name or a search key is
+/// a refused attempt or a 400, never a 500; the login attempt is audited.
+#[tokio::test]
+async fn control_characters_in_names_and_search_keys_are_refused_not_500() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(app.url("/auth/login"))
+        .json(&serde_json::json!({"username": "victim\u{0}", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let events = app
+        .state
+        .repository
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.record.subtype == "login"
+            && e.record.outcome == AuditOutcome::SeriousFailure
+            && e.record.agent.name == "victim\u{FFFD}"),
+        "the attempt is audited with the NUL replaced"
+    );
+    let token = app.session_for("dr.nul", Role::Clinician).await;
+    let res = app
+        .client
+        .get(app.url("/dicom-web/studies?PatientID=X%00Y"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("control character")
+    );
+}

@@ -27,6 +27,8 @@ const BOUNDARY: &str = "fusion-phi-boundary-0123456789";
 const PATIENT_ID: &str = "PHIZQ7731";
 const PATIENT_NAME: &str = "Zqxjvwmp^Kestrel";
 const ACCESSION: &str = "ACCZQ9913";
+/// A study date in ISO form, which QIDO-RS refuses with a 400 quoting it.
+const STUDY_DATE: &str = "1931-07-04";
 const NOTE: &str = "FINDINGS: Plumbagoish opacity in the left lower lobe. IMPRESSION: Pneumonia.";
 /// The RLE file whose segment is shorter than its frame: dicom-rs panics
 /// decoding it (contained; kept as a fuzz regression input).
@@ -133,6 +135,17 @@ async fn scenario() -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // A malformed value the 400 body quotes back (a study date is PHI):
+    // the body has it, the log must not.
+    let res = app
+        .client
+        .get(app.url(&format!("/dicom-web/studies?StudyDate={STUDY_DATE}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains(STUDY_DATE));
     vec![password, secret, token]
 }
 
@@ -142,6 +155,7 @@ fn phi_lines(log: &str, secrets: &[String]) -> Vec<String> {
         "zqxjvwmp".into(),
         "kestrel".into(),
         ACCESSION.to_lowercase(),
+        STUDY_DATE.into(),
         "plumbagoish".into(),
         "wrong-zqxj-pass".into(),
     ];

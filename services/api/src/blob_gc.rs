@@ -25,7 +25,17 @@ pub enum GcError {
     /// The database failed to say which blobs rows refer to.
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    /// The grace period is below [`MIN_GRACE_MINUTES`]: a blob written by a
+    /// STOW-RS request still waiting for its index commit could be removed
+    /// under it, and the instance acknowledged without its bytes.
+    #[error("a grace period of {0} minutes is too short: at least {MIN_GRACE_MINUTES} minutes")]
+    GraceTooShort(i64),
 }
+
+/// The shortest grace period the collector accepts, minutes: well above the
+/// longest STOW-RS request (the body limit over a slow link) and a database
+/// held up by a lock.
+pub const MIN_GRACE_MINUTES: i64 = 60;
 
 /// What a collection did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -52,6 +62,9 @@ pub struct GcReport {
 /// [`GcError`] naming the failing side; what was removed before stays
 /// removed.
 pub async fn collect_blobs(state: &AppState, grace: chrono::Duration) -> Result<GcReport, GcError> {
+    if grace < chrono::Duration::minutes(MIN_GRACE_MINUTES) {
+        return Err(GcError::GraceTooShort(grace.num_minutes()));
+    }
     let cutoff = Utc::now() - grace;
     let mut report = GcReport::default();
     let mut pages = state.blobs.list_older_than(cutoff).try_chunks(500);

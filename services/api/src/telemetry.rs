@@ -79,11 +79,23 @@ impl tracing_actix_web::RootSpanBuilder for RouteRootSpan {
         )
     }
 
+    /// Records the status, never the error's message: a 400's message may
+    /// quote what the client sent (a malformed StudyDate, a Patient ID), and
+    /// the client already has it in the body. A 5xx is logged once, by
+    /// status and route, its cause having been logged where it happened.
     fn on_request_end<B: actix_web::body::MessageBody>(
         span: tracing::Span,
         outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
     ) {
-        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let status = match outcome {
+            Ok(res) => res.response().status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
+        span.record("http.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            span.in_scope(|| tracing::error!(status = status.as_u16(), "request failed"));
+        }
     }
 }
 

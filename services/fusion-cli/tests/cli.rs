@@ -726,14 +726,28 @@ async fn audit_verify_expect_head_and_blobs_gc() {
         "{text}"
     );
 
-    // An orphaned blob (no row refers to it), older than a zero grace.
+    // An orphaned blob (no row refers to it), two hours old.
     let folder = dir.path().join("blobs/sha256/ab");
     std::fs::create_dir_all(&folder).unwrap();
     let orphan = folder.join(format!("ab{}", "0".repeat(62)));
     std::fs::write(&orphan, b"orphaned bytes").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::File::options()
+        .append(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    // A grace period shorter than an hour is refused: it could remove the
+    // bytes of a STOW-RS request still waiting for its index commit.
     let out = with_db()
         .args(["blobs", "gc", "--grace-minutes", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too short: at least 60 minutes"));
+    assert!(orphan.exists());
+    let out = with_db()
+        .args(["blobs", "gc", "--grace-minutes", "60"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -96,6 +96,14 @@ pub(crate) async fn attempt_login(
     username: &str,
     password: &str,
 ) -> Result<LoginOutcome, ApiError> {
+    // A control character (a NUL, which PostgreSQL text refuses) cannot be
+    // in a user name: replaced, the name matches no user and the attempt is
+    // refused, throttled and audited like any unknown name.
+    let cleaned: String = username
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    let username = cleaned.as_str();
     let address = client_address(req);
     let rid = request_id(req);
     let failure = |reason: &str| AuditRecord {

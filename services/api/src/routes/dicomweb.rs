@@ -426,6 +426,18 @@ struct Qido {
 fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    // No DICOM string VR allows a control character but the text VRs'
+    // formatting ones (PS3.5 §6.2), and none is searchable: a NUL would
+    // reach the database as text, which PostgreSQL refuses.
+    if let Some((key, _)) = pairs
+        .iter()
+        .find(|(k, v)| k.chars().chain(v.chars()).any(|c| c.is_control()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "search key {:?} holds a control character",
+            key.chars().filter(|c| !c.is_control()).collect::<String>()
+        )));
+    }
     let mut q = Qido {
         matches: HashMap::new(),
         limit: MAX_RESULTS,
