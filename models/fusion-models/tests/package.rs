@@ -66,7 +66,12 @@ fn validate(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<
         match key.as_str() {
             "$ref" => validate(root, resolve(root, rule.as_str().unwrap()), v, at, errors),
             "type" => {
-                if !type_matches(rule.as_str().unwrap(), v) {
+                // A type, or a list of types (JSON Schema §6.1.1).
+                let ok = match rule.as_array() {
+                    Some(types) => types.iter().any(|t| type_matches(t.as_str().unwrap(), v)),
+                    None => type_matches(rule.as_str().unwrap(), v),
+                };
+                if !ok {
                     push(errors, at, format!("not of type {rule}"));
                 }
             }
