@@ -17,6 +17,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::package::{Architecture, Modality, ModelPackage, Observation};
+use crate::pipeline::{PackageRef, PackageStatus};
 use crate::report_heads::{HeadFigures, Training};
 
 /// One label of a package, as its manifest states it.
@@ -116,6 +117,47 @@ impl Catalogue {
     /// its `error`.
     #[must_use]
     pub fn read(root: &Path) -> Self {
+        Self::read_with(root, &|dir| {
+            crate::package::verify(dir).err().map(|e| {
+                (
+                    "files fail verification (missing, wrong size or SHA-256): run `fusion \
+                     models verify` on this package"
+                        .to_owned(),
+                    e.to_string(),
+                )
+            })
+        })
+    }
+
+    /// As [`Catalogue::read`], taking each package's state from the
+    /// pipeline that loaded (and so verified) them, instead of hashing every
+    /// file again: a failed package and one ignored because another of its
+    /// modality is in use are both shown as not in use. A folder the
+    /// pipeline does not name is verified here.
+    #[must_use]
+    pub fn read_loaded(root: &Path, loaded: &[PackageRef]) -> Self {
+        Self::read_with(root, &|dir| {
+            let name = ModelPackage::read_manifest(dir).map(|m| m.name).ok();
+            match loaded.iter().find(|p| Some(&p.name) == name.as_ref()) {
+                Some(p) => match p.status {
+                    PackageStatus::Loaded => None,
+                    PackageStatus::Failed => Some((
+                        "failed to load: run `fusion models verify` on this package".to_owned(),
+                        p.reason.clone().unwrap_or_default(),
+                    )),
+                    PackageStatus::Ignored => Some((
+                        "ignored: another package of this modality is in use".to_owned(),
+                        p.reason.clone().unwrap_or_default(),
+                    )),
+                },
+                None => crate::package::verify(dir)
+                    .err()
+                    .map(|e| ("files fail verification".to_owned(), e.to_string())),
+            }
+        })
+    }
+
+    fn read_with(root: &Path, check: &dyn Fn(&Path) -> Option<(String, String)>) -> Self {
         let mut dirs: Vec<_> = std::fs::read_dir(root)
             .map(|entries| {
                 entries
@@ -126,7 +168,7 @@ impl Catalogue {
             })
             .unwrap_or_default();
         dirs.sort();
-        let packages: Vec<PackageCard> = dirs.iter().map(|d| card(d)).collect();
+        let packages: Vec<PackageCard> = dirs.iter().map(|d| card(d, check)).collect();
         let not_calibrated = Observation::ALL
             .into_iter()
             .filter(|o| {
@@ -150,7 +192,9 @@ impl Catalogue {
     }
 }
 
-fn card(dir: &Path) -> PackageCard {
+/// One folder's card; `check` says why its files are not in use, if they
+/// are not (shown, and full detail for the log).
+fn card(dir: &Path, check: &dyn Fn(&Path) -> Option<(String, String)>) -> PackageCard {
     let folder = dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -174,14 +218,9 @@ fn card(dir: &Path) -> PackageCard {
             };
         }
     };
-    // The files are verified as the pipeline verifies them at load: a
-    // package that fails is shown as failed, and calibrates nothing.
-    let detail = crate::package::verify(dir).err().map(|e| e.to_string());
-    let error = detail.as_ref().map(|_| {
-        "files fail verification (missing, wrong size or SHA-256): run `fusion models verify` \
-         on this package"
-            .to_owned()
-    });
+    // A package whose files fail (or that the pipeline does not use) is
+    // shown as not in use, and calibrates nothing.
+    let (error, detail) = check(dir).unzip();
     let training = manifest.training.clone();
     let labels = manifest
         .labels
@@ -262,6 +301,27 @@ mod tests {
                 .not_calibrated
                 .contains(&Observation::Cardiomegaly)
         );
+    }
+
+    #[test]
+    fn the_pipelines_verdicts_replace_hashing() {
+        let heads = |status| PackageRef {
+            name: "openi-report-heads".to_owned(),
+            version: "1.0.0".to_owned(),
+            modality: "text".to_owned(),
+            manifest_sha256: None,
+            status,
+            reason: Some("another text package is in use".to_owned()),
+        };
+        let root = crate::package::default_packages_dir();
+        let ignored = Catalogue::read_loaded(&root, &[heads(PackageStatus::Ignored)]);
+        let card = ignored.package("openi-report-heads").unwrap();
+        assert!(!card.readable());
+        assert!(card.error.as_deref().unwrap().starts_with("ignored"));
+        assert!(ignored.not_calibrated.contains(&Observation::Cardiomegaly));
+        let loaded = Catalogue::read_loaded(&root, &[heads(PackageStatus::Loaded)]);
+        assert!(loaded.package("openi-report-heads").unwrap().readable());
+        assert!(!loaded.not_calibrated.contains(&Observation::Cardiomegaly));
     }
 
     #[test]

@@ -113,13 +113,14 @@ impl Application {
             addr: settings.bind,
             source,
         })?;
-        // What the packages state about themselves, for GET /models and the
-        // model pages (manifests and file hashes; no weights loaded).
-        state.catalogue = Arc::new(read_catalogue(settings));
         // Models load once, here, and only where workers run them.
         if settings.workers > 0 {
             state.pipeline = Some(crate::inference::load_pipeline(settings).await);
         }
+        // What the packages state about themselves, for GET /models and the
+        // model pages: with the pipeline's verdicts where it loaded them,
+        // else by hashing their files (no weights loaded).
+        state.catalogue = Arc::new(read_catalogue(settings, state.pipeline.as_deref()));
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -271,8 +272,15 @@ pub async fn publish_audit_head(state: &AppState) {
 
 /// Reads the model catalogue, logging each unusable package's reason (file
 /// paths and hashes stay in the operator's log).
-fn read_catalogue(settings: &Settings) -> fusion_models::catalogue::Catalogue {
-    let catalogue = fusion_models::catalogue::Catalogue::read(&settings.models_dir);
+fn read_catalogue(
+    settings: &Settings,
+    pipeline: Option<&fusion_models::Pipeline>,
+) -> fusion_models::catalogue::Catalogue {
+    use fusion_models::catalogue::Catalogue;
+    let catalogue = match pipeline {
+        Some(p) => Catalogue::read_loaded(&settings.models_dir, &p.packages()),
+        None => Catalogue::read(&settings.models_dir),
+    };
     for p in &catalogue.packages {
         if let Some(detail) = &p.detail {
             tracing::warn!(package = %p.name, error = %detail, "model package unusable");
