@@ -9,8 +9,19 @@
 //! calls itself experimental and panics on a malformed `\X\` escape. Notes
 //! live in exactly those escapes, so a hundred lines we test beat either.
 //!
-//! Segments may end in CR (the standard), LF or CRLF; MLLP framing bytes
-//! (VT … FS CR) around the message are ignored.
+//! Segments end in a carriage return (§2.5: "the segment terminator is
+//! always a carriage return", hex 0D). Real feeds also send CRLF (Windows
+//! interface engines) or bare LF (files that passed through Unix tools), and
+//! report text often carries bare line feeds inside OBX-5, where the
+//! standard would have `\X0A\` or `\.br\` (§2.7.3, §2.7.6). So, as
+//! [`segment_lines`] says in full: a CR always ends a segment (a LF right
+//! after it belongs to that terminator); a LF ends one only when what
+//! follows it starts a segment (a segment ID and the field separator), and
+//! is otherwise a line break inside the field it sits in, kept as text. The
+//! `hl7` and `hl7apy` packages on PyPI split CR-terminated messages the same
+//! way (tests/tests/hl7_line_feeds.rs checks it); both refuse CRLF and
+//! LF-terminated messages, which we accept. MLLP framing bytes (VT … FS CR)
+//! around the message are ignored.
 
 use super::error::IntakeError;
 
@@ -94,8 +105,7 @@ pub(crate) fn parse(text: &str) -> Result<Message<'_>, IntakeError> {
     };
 
     let mut segments = Vec::new();
-    for (i, line) in text
-        .split(['\r', '\n'])
+    for (i, line) in segment_lines(text, field)
         .filter(|l| !l.trim().is_empty())
         .enumerate()
     {
@@ -129,6 +139,65 @@ pub(crate) fn parse(text: &str) -> Result<Message<'_>, IntakeError> {
     Ok(Message {
         delimiters,
         segments,
+    })
+}
+
+/// Splits a message into its segments (HL7 v2.5.1 §2.5), each without its
+/// terminator:
+///
+/// - a CR (hex 0D) always ends a segment, and a LF straight after it is part
+///   of the same terminator (CRLF);
+/// - a LF (hex 0A) elsewhere ends a segment only when the text after it starts
+///   like one: three characters, the first an upper-case letter and the others
+///   upper-case letters or digits, then the field separator (`PID|`, `OBX|`,
+///   `ZDS|`). Otherwise it is a line break inside the current field, and stays
+///   in the segment's text as a LF (HL7 would escape it as `\X0A\`, §2.7.3).
+///
+/// So `OBX|1|TX|||FINDINGS:␊No effusion.||||||F␍` is one segment whose OBX-5
+/// holds a line break, in a CR- as in a LF-terminated message. A report line
+/// that itself begins with a segment ID and an unescaped field separator
+/// would start a segment; a conforming sender escapes that `|` as `\F\`.
+/// Blank segments are left to the caller to skip.
+pub(crate) fn segment_lines(text: &str, field: char) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let starts_segment = move |at: usize| -> bool {
+        let rest = &text[at..];
+        let mut chars = rest.chars();
+        let id: Vec<char> = chars.by_ref().take(3).collect();
+        id.len() == 3
+            && id[0].is_ascii_uppercase()
+            && id[1..]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && chars.next() == Some(field)
+    };
+    let mut start = 0;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let at = i;
+            match bytes[at] {
+                b'\r' => {
+                    i += 1;
+                    if bytes.get(i) == Some(&b'\n') {
+                        i += 1;
+                    }
+                }
+                b'\n' if starts_segment(at + 1) => i += 1,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            }
+            let segment = &text[start..at];
+            start = i;
+            return Some(segment);
+        }
+        (start < bytes.len()).then(|| {
+            let segment = &text[start..];
+            start = bytes.len();
+            segment
+        })
     })
 }
 
@@ -270,6 +339,43 @@ mod tests {
             let names: Vec<_> = msg.segments.iter().map(|s| s.name).collect();
             assert_eq!(names, ["MSH", "PID", "OBX"]);
         }
+    }
+
+    /// A report with line feeds inside OBX-5, as feeds send it, in each of
+    /// the three segment terminators.
+    #[test]
+    fn a_line_feed_inside_a_field_is_text_not_a_segment() {
+        for end in ["\r", "\r\n", "\n"] {
+            let text = format!(
+                "MSH|^~\\&|RIS|GEN{end}PID|1||TP-1{end}\
+OBX|1|TX|18782-3^Rad^LN||FINDINGS:\nNo focal consolidation.\n\nIMPRESSION: normal||||||F{end}\
+OBX|2|TX|||first line\npid|lower case is text\nZDS|1.2.3{end}"
+            );
+            let msg = parse(&text).unwrap();
+            let names: Vec<_> = msg.segments.iter().map(|s| s.name).collect();
+            assert_eq!(names, ["MSH", "PID", "OBX", "OBX", "ZDS"], "{end:?}");
+            assert_eq!(
+                msg.segments[2].field(5),
+                "FINDINGS:\nNo focal consolidation.\n\nIMPRESSION: normal"
+            );
+            assert_eq!(msg.segments[2].field(11), "F");
+            assert_eq!(msg.segments[3].field(5), "first line\npid");
+            assert_eq!(msg.segments[3].field(6), "lower case is text");
+            assert_eq!(msg.segments[4].field(1), "1.2.3");
+        }
+    }
+
+    #[test]
+    fn segment_lines_keep_every_byte_but_the_terminators() {
+        let split = |t: &'static str| segment_lines(t, '|').collect::<Vec<_>>();
+        assert_eq!(split("A|1\rB|2"), ["A|1", "B|2"]);
+        assert_eq!(split("AB1|x\r\nAB2|y\r\n"), ["AB1|x", "AB2|y"]);
+        assert_eq!(split("OBX|a\nb\rNTE|c"), ["OBX|a\nb", "NTE|c"]);
+        assert_eq!(split("OBX|a\nNTE|c\nNTE no"), ["OBX|a", "NTE|c\nNTE no"]);
+        assert_eq!(split("OBX|a\n\rNTE|c"), ["OBX|a\n", "NTE|c"]);
+        assert_eq!(split("OBX|é\nÉTÉ|x"), ["OBX|é\nÉTÉ|x"]);
+        assert_eq!(split("A|1\r\r\rB|2"), ["A|1", "", "", "B|2"]);
+        assert_eq!(split(""), Vec::<&str>::new());
     }
 
     #[test]

@@ -443,6 +443,29 @@ OBX|1|TX|||Discharged home. No evidence of infection.||||||F\n";
         );
     }
 
+    /// HL7 v2.5.1 §2.5: CR ends a segment; a bare LF inside OBX-5, as
+    /// feeds send report lines, is a line of the text (issue #15, item 13).
+    #[test]
+    fn line_feeds_inside_obx5_are_lines_of_the_text() {
+        for end in ["\r", "\r\n", "\n"] {
+            let msg = [
+                "MSH|^~\\&|RIS|GEN|FUSION|GEN|20240410091500||ORU^R01|M-1|P|2.5.1",
+                "PID|1||TP-4101^^^GEN^MR",
+                "OBR|1|PL-1|ACC-4101",
+                "OBX|1|TX|18782-3^Radiology Study observation^LN||FINDINGS:\nNo effusion.\n||||||F",
+                "NTE|1||Compared with\nprior film.",
+            ]
+            .join(end);
+            let note = decode(&msg).unwrap();
+            assert_eq!(
+                note.text.as_deref(),
+                Some("FINDINGS:\nNo effusion.\n\nCompared with\nprior film."),
+                "{end:?}"
+            );
+            assert_eq!(note.accession_number.unwrap().as_str(), "ACC-4101");
+        }
+    }
+
     #[test]
     fn no_text_reasons() {
         let pdf = "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1||P1\rOBR|1||A1\rOBX|1|ED|11526-1^Pathology study^LN||^application^pdf^Base64^JVBERi0=||||||F\r";
