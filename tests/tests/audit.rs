@@ -96,7 +96,7 @@ async fn the_fhir_export_validates_lists_every_step_and_ends_with_the_chain_head
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["url"].as_str().unwrap().ends_with("audit-hash"))
+        .find(|x| x["url"] == fusion_api::audit_export::EXT_AUDIT_HASH)
         .unwrap();
     assert_eq!(hash_ext["valueString"], head.as_str());
 }

@@ -8,12 +8,41 @@
 //! `Parameters` resource, in CSV as a final `# chain_head=…` line. Each
 //! AuditEvent carries its sequence number, hash and previous hash as
 //! extensions.
+//!
+//! The Bundle keeps the FHIR R4 invariants (Bundle, §2.36): bdl-1, no
+//! `total` on a `collection` (it is for `searchset` and `history` only);
+//! bdl-7, a `fullUrl` unique in the Bundle (a `urn:uuid:` derived from the
+//! event's chain hash); bdl-8, no version-specific `fullUrl`. The tests run
+//! Medplum's validator, which evaluates the invariants, on every export
+//! format (tests/tests/fhir_invariants.rs).
+//!
+//! Our own extensions and code system are named under an OID of our own:
+//! [`OID_ROOT`], a UUID-derived OID of the `2.25` arc (ITU-T X.667 |
+//! ISO/IEC 9834-8 §6.3), unique without registration and on nobody's
+//! domain, as `urn:oid:` URIs (RFC 3001), which FHIR R4 accepts for
+//! `Extension.url` (§2.13.0.1, an absolute URI) and for a `Coding.system`
+//! without a URL (Terminologies, §4.2.1.0.1 "urn:oid:").
 
 use fusion_store::{AuditRecord, StoredAuditEvent};
 use serde_json::{Value, json};
 
-/// Base of our extension and code-system URLs.
-const BASE: &str = "https://fusion.example.org/fhir";
+/// The OID under which the service names its FHIR extensions (`.1.n`) and
+/// code systems (`.2.n`): `2.25.` and the integer of the UUID
+/// d0f64a0d-4303-4956-99d6-f7ae32a28ddd (ITU-T X.667 §6.3).
+pub const OID_ROOT: &str = "2.25.277758230099478320835405654623537761757";
+
+/// Extension `audit-seq` (valueInteger): the event's position in the hash
+/// chain, from 1.
+pub const EXT_AUDIT_SEQ: &str = "urn:oid:2.25.277758230099478320835405654623537761757.1.1";
+/// Extension `audit-hash` (valueString): the event's SHA-256 chain hash, hex.
+pub const EXT_AUDIT_HASH: &str = "urn:oid:2.25.277758230099478320835405654623537761757.1.2";
+/// Extension `audit-prev-hash` (valueString): the previous event's hash.
+pub const EXT_AUDIT_PREV_HASH: &str = "urn:oid:2.25.277758230099478320835405654623537761757.1.3";
+/// Extension `request-id` (valueString): the HTTP request's `X-Request-Id`.
+pub const EXT_REQUEST_ID: &str = "urn:oid:2.25.277758230099478320835405654623537761757.1.4";
+/// Code system of `AuditEvent.subtype`: the service's operation names
+/// (`stow-rs`, `note-create`, `login`, …; compliance/audit-events.md).
+pub const CS_AUDIT_SUBTYPE: &str = "urn:oid:2.25.277758230099478320835405654623537761757.2.1";
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,15 +168,12 @@ pub fn to_fhir(event: &StoredAuditEvent) -> Value {
         .collect();
     entities.extend(r.entities.iter().map(|e| entity(&e.kind, &e.id, r)));
     let mut extension = vec![
-        json!({ "url": format!("{BASE}/StructureDefinition/audit-seq"), "valueInteger": event.seq }),
-        json!({ "url": format!("{BASE}/StructureDefinition/audit-hash"), "valueString": event.hash }),
-        json!({ "url": format!("{BASE}/StructureDefinition/audit-prev-hash"), "valueString": event.prev_hash }),
+        json!({ "url": EXT_AUDIT_SEQ, "valueInteger": event.seq }),
+        json!({ "url": EXT_AUDIT_HASH, "valueString": event.hash }),
+        json!({ "url": EXT_AUDIT_PREV_HASH, "valueString": event.prev_hash }),
     ];
     if let Some(rid) = &r.request_id {
-        extension.push(json!({
-            "url": format!("{BASE}/StructureDefinition/request-id"),
-            "valueString": rid,
-        }));
+        extension.push(json!({ "url": EXT_REQUEST_ID, "valueString": rid }));
     }
     let mut resource = json!({
         "resourceType": "AuditEvent",
@@ -158,7 +184,7 @@ pub fn to_fhir(event: &StoredAuditEvent) -> Value {
             r.event_type.code(),
             Some(r.event_type.display()),
         ),
-        "subtype": [coding(&format!("{BASE}/CodeSystem/audit-subtype"), &r.subtype, None)],
+        "subtype": [coding(CS_AUDIT_SUBTYPE, &r.subtype, None)],
         "action": r.action.code(),
         "recorded": event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "outcome": r.outcome.code(),
@@ -220,7 +246,7 @@ pub fn render(
                 "identifier": { "system": "urn:fusion:audit-chain-head", "value": head },
                 "type": "collection",
                 "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "total": events.len(),
+                // No `total`: bdl-1 allows it on a searchset or history only.
                 "entry": entries,
             }))?)
         }
@@ -336,6 +362,30 @@ fn uuid_for(e: &StoredAuditEvent) -> uuid::Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_urls_are_under_our_oid() {
+        for url in [
+            EXT_AUDIT_SEQ,
+            EXT_AUDIT_HASH,
+            EXT_AUDIT_PREV_HASH,
+            EXT_REQUEST_ID,
+            CS_AUDIT_SUBTYPE,
+        ] {
+            let oid = url.strip_prefix("urn:oid:").unwrap();
+            let arcs = oid.strip_prefix(OID_ROOT).unwrap();
+            assert!(arcs.starts_with(".1.") || arcs.starts_with(".2."), "{url}");
+            // RFC 3001: digits and dots, no leading zero in an arc.
+            assert!(oid.split('.').all(|a| !a.is_empty()
+                && a.bytes().all(|b| b.is_ascii_digit())
+                && (a == "0" || !a.starts_with('0'))));
+        }
+        let uuid: u128 = OID_ROOT["2.25.".len()..].parse().unwrap();
+        assert_eq!(
+            uuid::Uuid::from_u128(uuid).to_string(),
+            "d0f64a0d-4303-4956-99d6-f7ae32a28ddd"
+        );
+    }
 
     #[test]
     fn csv_cells_that_spreadsheets_would_run_are_quoted() {
