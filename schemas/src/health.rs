@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The state of one dependency checked by `/readyz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckStatus {
     /// `true` when the dependency answered within the probe's timeout.
     pub ok: bool,
@@ -15,7 +15,7 @@ pub struct CheckStatus {
 }
 
 /// Body of `/readyz`: 200 when every check passes, 503 otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `"ready"` or `"unavailable"`.
     pub status: String,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// JSON error body: a stable machine-readable `code`, a sentence for people,
 /// and the request id to quote to support. A 500 carries only the code
 /// `internal` and the request id: no internals, PHI or secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable error code, e.g. `bad_request`, `not_found`, `internal`.
     pub code: String,

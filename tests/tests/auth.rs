@@ -49,13 +49,15 @@ async fn every_route_but_health_and_login_requires_authentication() {
         .filter(|r| r.access == Access::Public)
         .map(|r| r.path)
         .collect();
-    // The probes, the JSON login, and for browsers the HTML login form and
-    // the dashboard's static CSS/JS (no data) — nothing else.
+    // The probes, the API's OpenAPI description, the JSON login, and for
+    // browsers the HTML login form and the dashboard's static CSS/JS (no
+    // data) — nothing else.
     assert_eq!(
         public,
         [
             "/healthz",
             "/readyz",
+            "/openapi.json",
             "/auth/login",
             "/static/{file}",
             "/login",

@@ -15,6 +15,7 @@ pub mod inference;
 pub mod ingest;
 
 mod error;
+pub mod openapi;
 pub mod reviews_export;
 pub mod routes;
 mod startup;

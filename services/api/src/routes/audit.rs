@@ -13,15 +13,27 @@ use crate::auth::AuditContext;
 use crate::{ApiError, AppState};
 
 /// Query of `GET /audit/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
+    /// Events recorded at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<DateTime<Utc>>,
+    /// Events recorded before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<DateTime<Utc>>,
+    /// Events naming this Patient ID.
     patient: Option<String>,
+    /// Events by this user or key (name or id).
     agent: Option<String>,
+    /// FHIR AuditEvent action: `C`, `R`, `U`, `D` or `E`.
     action: Option<String>,
+    /// FHIR AuditEvent outcome: `0`, `4`, `8` or `12`.
     outcome: Option<String>,
+    /// At most this many events.
     limit: Option<i64>,
+    /// `json`, `fhir` (a Bundle of AuditEvent), `ndjson` or `csv`; else the
+    /// `Accept` header decides.
     format: Option<String>,
 }
 
@@ -154,7 +166,8 @@ pub(crate) async fn verify_audited_against(
 
 /// Query of `GET /audit/verify`: an optional head kept outside the
 /// database that the chain must still hold.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyQuery {
     /// `expect_head`: an event hash, 64 hex digits.

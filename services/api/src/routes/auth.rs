@@ -27,14 +27,14 @@ use crate::auth::{
 use crate::{ApiError, AppState};
 
 /// Body of `POST /auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginRequest {
     username: String,
     password: String,
 }
 
 /// Answer to a successful login.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct LoginResponse {
     /// Opaque session token: `Authorization: Bearer <token>`.
     token: String,

@@ -266,12 +266,16 @@ impl From<ReviewRecord> for ReviewView {
 // ------------------------------------------------------------------ POST /cases
 
 /// Body of `POST /cases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OpenCase {
+    /// The study (DICOM UI, PS3.5 §9); this or `accession_number`.
     study_instance_uid: Option<String>,
+    /// The accession number (DICOM SH); this or `study_instance_uid`.
     accession_number: Option<String>,
+    /// Notes to join to the case, by id (UUID; at most 100).
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     note_ids: Vec<Uuid>,
 }
 
@@ -397,11 +401,15 @@ pub(crate) async fn open(
 // ------------------------------------------------------------------ GET /cases
 
 /// Query of `GET /cases`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    /// Case status.
     pub(crate) status: Option<String>,
+    /// Patient ID.
     pub(crate) patient_id: Option<String>,
+    /// Accession number.
     pub(crate) accession_number: Option<String>,
     /// `YYYYMMDD` or `YYYY-MM-DD`.
     pub(crate) study_date_from: Option<String>,
@@ -411,7 +419,9 @@ pub(crate) struct ListQuery {
     pub(crate) sort: Option<String>,
     /// `asc` or `desc` (default: newest first, statuses A→Z).
     pub(crate) order: Option<String>,
+    /// At most this many cases.
     pub(crate) limit: Option<i64>,
+    /// Skip this many.
     pub(crate) offset: Option<i64>,
 }
 
@@ -751,7 +761,7 @@ pub(crate) async fn read_prediction(
 // ------------------------------------------------------------------ reviews
 
 /// A reviewer's decision on one observation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Decision {
     /// The prediction stands.
@@ -763,7 +773,7 @@ pub(crate) enum Decision {
 }
 
 /// The value a reviewer amends an observation to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum AmendedValue {
     Present,
@@ -771,7 +781,7 @@ pub(crate) enum AmendedValue {
     Uncertain,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecisionBody {
     decision: Decision,
@@ -780,10 +790,13 @@ pub(crate) struct DecisionBody {
 }
 
 /// Body of `POST /predictions/{id}/reviews`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReviewBody {
+    /// A decision per observation, keyed by its snake_case name
+    /// (`pleural_effusion`).
     decisions: BTreeMap<String, DecisionBody>,
+    /// The reviewer's comment.
     comment: Option<String>,
 }
 

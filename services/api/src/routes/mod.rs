@@ -10,6 +10,7 @@ pub(crate) mod dicomweb;
 pub(crate) mod health;
 pub(crate) mod models;
 pub(crate) mod notes;
+pub(crate) mod openapi;
 
 use actix_web::http::Method;
 use actix_web::{Route, web};
@@ -73,6 +74,10 @@ fn build_table() -> Vec<RouteSpec> {
         }),
         spec(Method::GET, "/readyz", Public, || {
             web::get().to(health::readyz)
+        }),
+        // The API's own description (OpenAPI 3.1): no data in it.
+        spec(Method::GET, "/openapi.json", Public, || {
+            web::get().to(openapi::document)
         }),
         spec(Method::POST, "/auth/login", Public, || {
             web::post().to(auth::login)

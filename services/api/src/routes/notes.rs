@@ -151,12 +151,18 @@ fn internal(e: impl Into<anyhow::Error>) -> NotesError {
 
 /// Query of `POST /notes`: the metadata of a `text/plain` note. With FHIR
 /// or HL7 v2 they fill only what the message leaves empty.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SubmitQuery {
+    /// Patient ID (DICOM LO).
     patient_id: Option<String>,
+    /// Accession number (DICOM SH).
     accession_number: Option<String>,
+    /// Study Instance UID of the study the note reports on.
     study_instance_uid: Option<String>,
+    /// The note's type, free text or a code.
     note_type: Option<String>,
+    /// When the note was written (RFC 3339).
     authored_at: Option<String>,
 }
 
@@ -611,11 +617,16 @@ pub(crate) async fn read(
 }
 
 /// Query of `GET /notes`: at least one of the identifiers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Patient ID.
     patient_id: Option<String>,
+    /// Accession number.
     accession_number: Option<String>,
+    /// Study Instance UID.
     study_instance_uid: Option<String>,
+    /// At most this many notes.
     limit: Option<i64>,
 }
 
