@@ -98,10 +98,8 @@ fn urls(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(map) => {
             for (k, x) in map {
-                if matches!(k.as_str(), "url" | "system") {
-                    if let Some(s) = x.as_str() {
-                        out.push(s.to_owned());
-                    }
+                if let (true, Some(s)) = (matches!(k.as_str(), "url" | "system"), x.as_str()) {
+                    out.push(s.to_owned());
                 }
                 urls(x, out);
             }
@@ -129,8 +127,11 @@ async fn the_audit_bundle_and_ndjson_keep_the_fhir_r4_invariants() {
     assert!(ok, "Medplum refused the export:\n{out}");
     assert_eq!(out.trim(), format!("valid {} resources", 1 + lines));
     // fhir.resources too.
-    let (ok, out) = run_tool_async("validate_fhir.py", &["bundle", bundle_file.to_str().unwrap()])
-        .await;
+    let (ok, out) = run_tool_async(
+        "validate_fhir.py",
+        &["bundle", bundle_file.to_str().unwrap()],
+    )
+    .await;
     assert!(ok, "{out}");
 
     let bundle: Value = serde_json::from_str(&bundle_text).unwrap();

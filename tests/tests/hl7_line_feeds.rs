@@ -120,7 +120,8 @@ async fn a_line_feed_inside_a_field_is_text_in_every_segment_terminator() {
         for parser in ["hl7", "hl7apy"] {
             assert!(
                 split[parser].get("error").is_some()
-                    || split[parser]["segments"] != serde_json::json!(["MSH", "PID", "OBR", "OBX", "OBX"]),
+                    || split[parser]["segments"]
+                        != serde_json::json!(["MSH", "PID", "OBR", "OBX", "OBX"]),
                 "{end:?}: {split}"
             );
         }

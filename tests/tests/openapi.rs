@@ -80,7 +80,9 @@ async fn the_served_document_is_the_checked_in_one_and_covers_every_route() {
         .collect();
     assert_eq!(
         params,
-        ["from", "to", "patient", "agent", "action", "outcome", "limit", "format"]
+        [
+            "from", "to", "patient", "agent", "action", "outcome", "limit", "format"
+        ]
     );
 
     // An independent validator.

@@ -67,10 +67,14 @@ pub(crate) struct Op {
     body: Option<utoipa::openapi::request_body::RequestBody>,
     /// Success answers: status, description, media types (empty: no body),
     /// schema.
-    answers: Vec<(u16, &'static str, Vec<&'static str>, Option<RefOr<Schema>>)>,
+    answers: Vec<Answer>,
     /// Error answers: status and the error codes it carries, described.
     errors: Vec<(u16, &'static str)>,
 }
+
+/// A success answer: status, description, media types (none: no body), and
+/// the schema of its body when typed.
+type Answer = (u16, &'static str, Vec<&'static str>, Option<RefOr<Schema>>);
 
 impl Op {
     fn new(method: Method, path: &'static str, tag: &'static str, summary: &'static str) -> Self {
@@ -139,7 +143,12 @@ impl Op {
             RequestBodyBuilder::new()
                 .description(Some(description))
                 .required(Some(Required::True))
-                .content(JSON, ContentBuilder::new().schema(Some(schema_ref::<T>())).build())
+                .content(
+                    JSON,
+                    ContentBuilder::new()
+                        .schema(Some(schema_ref::<T>()))
+                        .build(),
+                )
                 .build(),
         );
         self
@@ -151,7 +160,12 @@ impl Op {
             .description(Some(description))
             .required(Some(Required::True));
         for m in media_types {
-            body = body.content(*m, ContentBuilder::new().schema(Some(binary_or_text(m))).build());
+            body = body.content(
+                *m,
+                ContentBuilder::new()
+                    .schema(Some(binary_or_text(m)))
+                    .build(),
+            );
         }
         self.body = Some(body.build());
         self
@@ -170,7 +184,11 @@ impl Op {
     }
 
     /// A JSON success answer of schema `T`.
-    pub(crate) fn answers_json<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
+    pub(crate) fn answers_json<T: ToSchema>(
+        mut self,
+        status: u16,
+        description: &'static str,
+    ) -> Self {
         self.answers
             .push((status, description, vec![JSON], Some(schema_ref::<T>())));
         self
@@ -337,11 +355,15 @@ fn operation(op: Op, spec: Option<&RouteSpec>) -> utoipa::openapi::path::Operati
             ));
             // One extension only: utoipa keeps extensions in a HashMap, whose
             // order would change the document from run to run.
-            let ext = ExtensionsBuilder::new().add("x-fusion-roles", serde_json::json!(roles(perms)));
+            let ext =
+                ExtensionsBuilder::new().add("x-fusion-roles", serde_json::json!(roles(perms)));
             b = b.extensions(Some(ext.build()));
         }
     }
-    errors.push((500, "`internal`: an opaque service failure; quote the X-Request-Id"));
+    errors.push((
+        500,
+        "`internal`: an opaque service failure; quote the X-Request-Id",
+    ));
     errors.sort_by_key(|(s, _)| *s);
     errors.dedup_by_key(|(s, _)| *s);
     for (status, codes) in errors {
@@ -434,12 +456,21 @@ pub fn document() -> OpenApi {
     let tags = [
         ("health", "Liveness and readiness probes"),
         ("auth", "Logins, sessions and who one is"),
-        ("dicomweb", "DICOMweb, DICOM PS3.18: STOW-RS, QIDO-RS, WADO-RS"),
+        (
+            "dicomweb",
+            "DICOMweb, DICOM PS3.18: STOW-RS, QIDO-RS, WADO-RS",
+        ),
         ("notes", "Clinical notes: text, FHIR R4, HL7 v2"),
         ("cases", "Cases, predictions and reviews"),
         ("models", "The installed model packages"),
-        ("audit", "The audit trail: export (FHIR R4 AuditEvent) and verification"),
-        ("dashboard", "The clinician dashboard's server-rendered pages"),
+        (
+            "audit",
+            "The audit trail: export (FHIR R4 AuditEvent) and verification",
+        ),
+        (
+            "dashboard",
+            "The clinician dashboard's server-rendered pages",
+        ),
         ("api", "This description"),
     ]
     .map(|(name, text)| TagBuilder::new().name(name).description(Some(text)).build());
@@ -519,7 +550,10 @@ mod tests {
     fn templates_drop_actix_regexes() {
         assert_eq!(template("/a/{path:.*}"), "/a/{path}");
         assert_eq!(template("/a/{id}/b"), "/a/{id}/b");
-        assert_eq!(operation_id(&Method::GET, "/cases/{id}/view"), "get_cases_id_view");
+        assert_eq!(
+            operation_id(&Method::GET, "/cases/{id}/view"),
+            "get_cases_id_view"
+        );
     }
 
     /// The drift test of issue #15 item 15: every route has an operation
@@ -534,7 +568,8 @@ mod tests {
     /// `FUSION_WRITE_OPENAPI=1 cargo test … openapi` rewrites it.
     #[test]
     fn the_checked_in_document_is_the_generated_one() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/openapi.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/openapi.json");
         let generated = document_json().unwrap();
         if std::env::var_os("FUSION_WRITE_OPENAPI").is_some() {
             std::fs::write(&path, &generated).unwrap();

@@ -121,19 +121,42 @@ fn pages() -> Vec<Op> {
             .answers(303, "No session: to `/login?next=…`", &[])
     };
     vec![
-        Op::get("/static/{file}", "dashboard", "The dashboard's CSS and scripts")
-            .query("v", "Cache-busting version; an asset asked with its current version is cached for a year", false)
-            .answers(200, "The file", &["text/css", "text/javascript"])
-            .error(404, "`not_found`"),
+        Op::get(
+            "/static/{file}",
+            "dashboard",
+            "The dashboard's CSS and scripts",
+        )
+        .query(
+            "v",
+            "Cache-busting version; an asset asked with its current version is cached for a year",
+            false,
+        )
+        .answers(200, "The file", &["text/css", "text/javascript"])
+        .error(404, "`not_found`"),
         Op::get("/login", "dashboard", "The sign-in form")
             .query("next", "A local path to return to after signing in", false)
-            .query("signed_out", "Set after signing out: the page says so", false)
+            .query(
+                "signed_out",
+                "Set after signing out: the page says so",
+                false,
+            )
             .answers(200, "The form", HTML),
         Op::post("/login", "dashboard", "Sign in from the form")
-            .body(&["application/x-www-form-urlencoded"], "`username`, `password`, `next`")
-            .answers(303, "Signed in: to `next` or `/`, with the session and CSRF cookies", &[])
+            .body(
+                &["application/x-www-form-urlencoded"],
+                "`username`, `password`, `next`",
+            )
+            .answers(
+                303,
+                "Signed in: to `next` or `/`, with the session and CSRF cookies",
+                &[],
+            )
             .answers(401, "The form again, with the error", HTML)
-            .answers(403, "The post did not come from our page (login CSRF)", HTML)
+            .answers(
+                403,
+                "The post did not come from our page (login CSRF)",
+                HTML,
+            )
             .answers(429, "Too many attempts", HTML),
         Op::post("/logout", "dashboard", "Sign out from the dashboard")
             .body(&["application/x-www-form-urlencoded"], "`csrf_token`")
@@ -148,12 +171,26 @@ fn pages() -> Vec<Op> {
             .query("sort", "`study_date`, `updated` or `status`", false)
             .query("order", "`asc` or `desc`", false)
             .query("page", "1-based page", false),
-        page("/cases/{id}/view", "A case: images, notes, predictions, and the review form")
-            .query("version", "The prediction version to show (default the latest)", false)
-            .error(404, "`not_found`"),
+        page(
+            "/cases/{id}/view",
+            "A case: images, notes, predictions, and the review form",
+        )
+        .query(
+            "version",
+            "The prediction version to show (default the latest)",
+            false,
+        )
+        .error(404, "`not_found`"),
         Op::post("/cases/{id}/review", "dashboard", "Submit the review form")
-            .body(&["application/x-www-form-urlencoded"], "A decision per observation, a comment, `csrf_token`")
-            .answers(303, "Back to the case, with `reviewed` or `review_error`", &[])
+            .body(
+                &["application/x-www-form-urlencoded"],
+                "A decision per observation, a comment, `csrf_token`",
+            )
+            .answers(
+                303,
+                "Back to the case, with `reviewed` or `review_error`",
+                &[],
+            )
             .error(404, "`not_found`"),
         page("/audit", "The audit trail, filtered")
             .query("patient", "Patient ID", false)
@@ -165,7 +202,10 @@ fn pages() -> Vec<Op> {
             .query("page", "1-based page", false),
         page("/audit/integrity", "The hash chain's verification"),
         page("/admin", "Users and API keys"),
-        page("/models/view", "The installed model packages and their measured figures"),
+        page(
+            "/models/view",
+            "The installed model packages and their measured figures",
+        ),
         page("/models/{name}/view", "One model package").error(404, "`not_found`"),
     ]
 }
