@@ -170,11 +170,12 @@ async fn every_decodable_catalogue_file_round_trips() {
             let got = parse_multipart(&ct, &res.bytes().await.unwrap());
             assert_eq!(got.len(), 1, "{file}");
             assert!(got[0] == *sent, "{file}: WADO-RS bytes differ");
-            // /rendered gives a PNG of the image's size.
+            // /rendered gives a PNG of the image's size when asked.
             let res = app
                 .client
                 .get(app.url(&format!("/dicom-web{path}/rendered")))
                 .bearer_auth(&viewer)
+                .header("Accept", "image/png")
                 .send()
                 .await
                 .unwrap();
@@ -571,12 +572,22 @@ async fn rendered_images_follow_windows_inversion_and_frames() {
     assert_eq!(status, 200);
     let (status, _) = png(format!("{}/frames/3/rendered", url(1))).await;
     assert_eq!(status, 422);
-    // JPEG is not offered.
+    // JPEG, the standard's default, is offered; GIF is not.
     let res = app
         .client
         .get(format!("{}/rendered", url(0)))
         .bearer_auth(&viewer)
         .header("Accept", "image/jpeg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    let res = app
+        .client
+        .get(format!("{}/rendered", url(0)))
+        .bearer_auth(&viewer)
+        .header("Accept", "image/gif")
         .send()
         .await
         .unwrap();

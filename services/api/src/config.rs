@@ -109,6 +109,17 @@ pub struct Settings {
     /// so a blob written for an instance still being indexed is never
     /// taken. Default 1440 (a day).
     pub blob_gc_grace_minutes: u64,
+    /// The URL clients reach the service at, e.g.
+    /// `https://pacs.example.org/fusion` (`FUSION_PUBLIC_BASE_URL`): every
+    /// RetrieveURL and BulkDataURI the service hands out starts with it
+    /// (see [`crate::public_url`]). Unset: taken from each request.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-Proto`, `-Host`, `-Port`,
+    /// `-Prefix` and `Forwarded` headers are believed, as IP addresses or
+    /// CIDR blocks separated by commas (`FUSION_TRUSTED_PROXIES`). Default
+    /// none: those headers are ignored.
+    pub trusted_proxies: String,
     /// Password for the `admin` user created on first start
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
@@ -167,7 +178,8 @@ impl Settings {
             .set_default("workers", 1)?
             .set_default("audit_head_minutes", 60)?
             .set_default("blob_gc_grace_minutes", 1440)?
-            .set_default("migrate_on_start", true)?;
+            .set_default("migrate_on_start", true)?
+            .set_default("trusted_proxies", "")?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod index_writer;
 pub mod inference;
 pub mod ingest;
+pub mod public_url;
 
 mod error;
 pub mod reviews_export;

@@ -51,6 +51,8 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// Largest STOW-RS body, bytes.
     pub stow_max_bytes: u64,
+    /// How the service names itself in the links it hands out.
+    pub public_url: crate::public_url::PublicUrl,
     /// Per-client-address throttle of login attempts (this process).
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// The model pipeline, loaded once at start when this process runs
@@ -244,6 +246,10 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
             },
         },
         stow_max_bytes: settings.stow_max_bytes,
+        public_url: crate::public_url::PublicUrl::new(
+            settings.public_base_url.as_deref(),
+            &settings.trusted_proxies,
+        )?,
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),

@@ -119,6 +119,12 @@ fn build_table() -> Vec<RouteSpec> {
         ),
         spec(
             Method::GET,
+            "/dicom-web/studies/{study}/rendered",
+            READ_IMAGES,
+            || web::get().to(dicomweb::study_rendered),
+        ),
+        spec(
+            Method::GET,
             "/dicom-web/studies/{study}/series",
             READ_IMAGES,
             || web::get().to(dicomweb::search_series),
@@ -140,6 +146,12 @@ fn build_table() -> Vec<RouteSpec> {
             "/dicom-web/studies/{study}/series/{series}/metadata",
             READ_IMAGES,
             || web::get().to(dicomweb::metadata),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/rendered",
+            READ_IMAGES,
+            || web::get().to(dicomweb::series_rendered),
         ),
         spec(
             Method::GET,

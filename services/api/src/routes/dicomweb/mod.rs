@@ -21,7 +21,7 @@ pub(crate) use qido::{
     search_all_instances, search_all_series, search_series, search_series_instances,
     search_studies, search_study_instances,
 };
-pub(crate) use rendered::{frame_rendered, instance_rendered};
+pub(crate) use rendered::{frame_rendered, instance_rendered, series_rendered, study_rendered};
 pub(crate) use stow::{stow, stow_study};
 pub(crate) use wado::{metadata, retrieve};
 
@@ -36,10 +36,12 @@ use serde_json::Value;
 use crate::auth::{AuditContext, Permission};
 use crate::{ApiError, AppState};
 
-
-fn base_url(req: &HttpRequest) -> String {
-    let ci = req.connection_info();
-    format!("{}://{}/dicom-web", ci.scheme(), ci.host())
+/// The base of every DICOMweb URL the service hands out (RetrieveURL,
+/// BulkDataURI): the public origin ([`crate::public_url`]: the configured
+/// base URL, a trusted proxy's forwarded headers, or the request's Host)
+/// followed by `/dicom-web`.
+fn base_url(req: &HttpRequest, state: &AppState) -> String {
+    format!("{}/dicom-web", state.public_url.origin(req))
 }
 
 fn dicom_json(status: StatusCode, body: &Value) -> HttpResponse {
@@ -117,11 +119,9 @@ async fn study_patients(
         .collect())
 }
 
-
 fn instance_url(base: &str, i: &InstanceRecord) -> String {
     format!(
         "{base}/studies/{}/series/{}/instances/{}",
         i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid
     )
 }
-

@@ -20,7 +20,6 @@ use super::{
 use crate::auth::AuditContext;
 use crate::{ApiError, AppState};
 
-
 /// The most results one QIDO-RS response carries (PS3.18 §8.3.4.4): a
 /// search without `limit` returns every match up to this many, and a
 /// larger `limit` is lowered to it. When a limit cuts the result, the
@@ -60,6 +59,17 @@ const STUDY_TAGS: &[&str] = &[
     "00080005", "00080020", "00080030", "00080050", "00080090", "00081030", "00100010", "00100020",
     "00100030", "00100040", "0020000D", "00200010",
 ];
+/// The Patient and Study attributes a study result may carry (PS3.18
+/// §10.6.3.3, Table 10.6.3-3, from the Patient and General Study modules of
+/// PS3.3 §C.7.1.1 and §C.7.2.1, and the Timezone Offset From UTC of the SOP
+/// Common module that the standard lists at every level), as far as the
+/// index holds them; `includefield=all` returns these plus the computed
+/// ModalitiesInStudy, NumberOfStudyRelatedSeries, NumberOfStudyRelatedInstances
+/// and RetrieveURL.
+const STUDY_LEVEL: &[&str] = &[
+    "00080005", "00080020", "00080030", "00080050", "00080056", "00080090", "00080201", "00081030",
+    "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010",
+];
 /// Default series result attributes (PS3.18 Table 10.6.3-4).
 const SERIES_TAGS: &[&str] = &[
     "00080005", "00080060", "0008103E", "0020000D", "0020000E", "00200011", "00180015",
@@ -78,6 +88,19 @@ fn tag_of(key: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, t)| (*t).to_owned())
+}
+
+/// An `includefield` value: a tag or any keyword of the PS3.6 data
+/// dictionary (PS3.18 §8.3.4.3).
+fn include_tag_of(field: &str) -> Option<String> {
+    use dicom_core::dictionary::{DataDictionary as _, DataDictionaryEntry as _};
+    tag_of(field).or_else(|| {
+        let tag = dicom_dictionary_std::StandardDataDictionary
+            .by_name(field)?
+            .tag_range()
+            .inner();
+        Some(format!("{:04X}{:04X}", tag.group(), tag.element()))
+    })
 }
 
 /// A parsed QIDO-RS query string.
@@ -137,7 +160,7 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
                 for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                     if field == "all" {
                         q.include_all = true;
-                    } else if let Some(tag) = tag_of(field) {
+                    } else if let Some(tag) = include_tag_of(field) {
                         q.include.insert(tag);
                     } else {
                         q.ignored.push(field.to_owned());
@@ -262,11 +285,23 @@ fn time_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError>
     }
 }
 
-fn select(attributes: &Value, defaults: &[&str], q: &Qido) -> Map<String, Value> {
+/// The attributes of one result: the level's defaults, and what
+/// `includefield` names (`all`: every stored attribute); with `level`, only
+/// attributes of that level (PS3.18 §10.6.3.3: a study result carries the
+/// Patient and Study attributes, never an instance's).
+fn select(
+    attributes: &Value,
+    defaults: &[&str],
+    level: Option<&[&str]>,
+    q: &Qido,
+) -> Map<String, Value> {
     let mut out = Map::new();
     if let Value::Object(all) = attributes {
         for (tag, value) in all {
-            if q.include_all || defaults.contains(&tag.as_str()) || q.include.contains(tag) {
+            let at_level = level.is_none_or(|l| l.contains(&tag.as_str()));
+            if defaults.contains(&tag.as_str())
+                || (at_level && (q.include_all || q.include.contains(tag)))
+            {
                 out.insert(tag.clone(), value.clone());
             }
         }
@@ -340,8 +375,18 @@ pub(crate) async fn search_studies(
     if let Some(refusal) = negotiate::json_only(&req) {
         return Ok(refusal);
     }
-    let q = parse_qido(&req)?;
+    let mut q = parse_qido(&req)?;
     check_keys(&q, STUDY_MATCH)?;
+    // An instance or series attribute named at study level is not
+    // returned (PS3.18 §10.6.3.3): say so in the Warning header.
+    let computed = ["00080061", "00081190", "00201206", "00201208"];
+    let elsewhere: Vec<String> = q
+        .include
+        .iter()
+        .filter(|t| !STUDY_LEVEL.contains(&t.as_str()) && !computed.contains(&t.as_str()))
+        .cloned()
+        .collect();
+    q.ignored.extend(elsewhere);
     let m = &q.matches;
     let (from, to) = match m.get("00080020") {
         Some(v) => date_range(v)?,
@@ -374,7 +419,7 @@ pub(crate) async fn search_studies(
         .await
         .map_err(internal)?;
     let more = cut(&mut studies, q.limit);
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let mut patients = BTreeSet::new();
     let results: Vec<Value> = studies
         .iter()
@@ -382,7 +427,7 @@ pub(crate) async fn search_studies(
             if let Some(p) = &s.patient_id {
                 patients.insert(p.to_string());
             }
-            let mut obj = select(&s.attributes, STUDY_TAGS, &q);
+            let mut obj = select(&s.attributes, STUDY_TAGS, Some(STUDY_LEVEL), &q);
             obj.insert(
                 "00080061".into(),
                 json!({ "vr": "CS", "Value": s.modalities }),
@@ -498,11 +543,11 @@ async fn series_search(
         .await
         .map_err(internal)?;
     let more = cut(&mut series, q.limit);
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let results: Vec<Value> = series
         .iter()
         .map(|s| {
-            let mut obj = select(&s.attributes, SERIES_TAGS, &q);
+            let mut obj = select(&s.attributes, SERIES_TAGS, None, &q);
             obj.insert(
                 "00081190".into(),
                 json!({ "vr": "UR", "Value": [format!(
@@ -537,14 +582,13 @@ async fn series_search(
 }
 
 fn instance_result(i: &InstanceRecord, base: &str, q: &Qido) -> Value {
-    let mut obj = select(&i.attributes, INSTANCE_TAGS, q);
+    let mut obj = select(&i.attributes, INSTANCE_TAGS, None, q);
     obj.insert(
         "00081190".into(),
         json!({ "vr": "UR", "Value": [instance_url(base, i)] }),
     );
     Value::Object(obj)
 }
-
 
 /// `GET /dicom-web/instances`: the cross-study instance search (PS3.18
 /// §10.6.1, Table 10.6.1-2), with the instance keys, SeriesInstanceUID and
@@ -602,7 +646,7 @@ async fn search_instances_in(
         .await
         .map_err(internal)?;
     let more = cut(&mut instances, q.limit);
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let results: Vec<Value> = instances
         .iter()
         .map(|i| instance_result(i, &base, &q))
@@ -654,4 +698,3 @@ pub(crate) async fn search_series_instances(
     let series = parse_series(&series)?;
     search_instances_in(req, state, ctx, Some(study), Some(series)).await
 }
-

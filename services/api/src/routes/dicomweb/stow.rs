@@ -10,11 +10,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use fusion_imaging::{StowLimits, StowReader, StowResponse};
 use fusion_schemas::StudyInstanceUid;
+use fusion_store::AuditOutcome;
 use futures::{SinkExt, StreamExt};
 
 use super::{base_url, dicom_json, parse_study, problem};
 use crate::auth::AuditContext;
-use crate::ingest::{InstanceOutcome, Submitter, store_instance};
+use crate::ingest::{FailedInstance, InstanceOutcome, Submitter, audit_refusal, store_instance};
 use crate::{ApiError, AppState};
 
 /// Instances of one STOW-RS request in flight at once: parsed on blocking
@@ -158,7 +159,7 @@ async fn stow_into(
             ));
         }
     };
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let submitter = Submitter {
         agent: ctx.principal.agent(ctx.address.clone()),
         id: ctx.principal.id.clone(),
@@ -210,15 +211,17 @@ async fn stow_into(
                 while let Some(outcome) = in_flight.next().await {
                     record(outcome, &mut response);
                 }
-                record(
-                    InstanceOutcome::Failed(crate::ingest::FailedInstance {
-                        sop_class: None,
-                        sop_instance: None,
-                        reason,
-                        detail: e.to_string(),
-                    }),
-                    &mut response,
-                );
+                let failed = FailedInstance::unidentified(reason, e.to_string());
+                audit_refusal(
+                    &state,
+                    &submitter,
+                    &failed,
+                    None,
+                    Vec::new(),
+                    AuditOutcome::MinorFailure,
+                )
+                .await;
+                record(InstanceOutcome::Failed(failed), &mut response);
                 break;
             }
         };
@@ -227,12 +230,20 @@ async fn stow_into(
         let submitter = submitter.clone();
         in_flight.push_back(async move {
             if !part.is_application_dicom() {
-                return InstanceOutcome::Failed(crate::ingest::FailedInstance {
-                    sop_class: None,
-                    sop_instance: None,
-                    reason: fusion_imaging::FailureReason::CannotUnderstand,
-                    detail: "the part is not application/dicom".into(),
-                });
+                let failed = FailedInstance::unidentified(
+                    fusion_imaging::FailureReason::CannotUnderstand,
+                    "the part is not application/dicom",
+                );
+                audit_refusal(
+                    &state,
+                    &submitter,
+                    &failed,
+                    None,
+                    Vec::new(),
+                    AuditOutcome::MinorFailure,
+                )
+                .await;
+                return InstanceOutcome::Failed(failed);
             }
             store_instance(&state, part.data, study.as_ref(), &submitter).await
         });
@@ -259,4 +270,3 @@ async fn stow_into(
     let status = StatusCode::from_u16(response.http_status()).unwrap_or(StatusCode::OK);
     Ok(dicom_json(status, &response.to_json()))
 }
-
