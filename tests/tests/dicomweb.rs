@@ -477,16 +477,21 @@ async fn qido_matches_as_ps3_4_prescribes() {
     assert_eq!((status, r), (200, serde_json::json!([])));
     let (status, _) = qido(&app, &viewer, "?StudyDate=yesterday").await;
     assert_eq!(status, 400);
-    // includefield adds attributes beyond the defaults.
+    // includefield adds study attributes beyond the defaults; an
+    // instance attribute (Rows) is not one (issue #15 item 7).
     let (_, r) = qido(
         &app,
         &viewer,
-        &format!("?StudyInstanceUID={}&includefield=00280010", study(CT)),
+        &format!(
+            "?StudyInstanceUID={}&includefield=00080201&includefield=00280010",
+            study(CT)
+        ),
     )
     .await;
-    assert!(r[0].get("00280010").is_some(), "{r}");
+    assert!(r[0].get("00080201").is_some(), "{r}");
+    assert!(r[0].get("00280010").is_none(), "{r}");
     let (_, r) = qido(&app, &viewer, &format!("?StudyInstanceUID={}", study(CT))).await;
-    assert!(r[0].get("00280010").is_none());
+    assert!(r[0].get("00080201").is_none());
 
     // Series and instances of a study.
     let res = app
