@@ -535,6 +535,21 @@ async fn rendered_jpeg_png_viewport_series_study_and_segmented_palette() {
     );
     assert_eq!(r[9], json!({"error": "HTTP 406"}));
 
+    // The accept query parameter (PS3.18 §8.3.3.1) stands for the header,
+    // as a browser's <img> needs.
+    let res = app
+        .client
+        .get(app.url(&format!(
+            "/dicom-web/studies/{}/series/{}/instances/{}/rendered?accept=image%2Fpng",
+            ct.study, ct.series, ct.sop
+        )))
+        .basic_auth(&key.0, Some(&key.1))
+        .header("Accept", "image/jpeg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/png");
+
     // Bad parameters are refused, not ignored.
     for query in [
         "viewport=0,10",

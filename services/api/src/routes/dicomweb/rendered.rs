@@ -4,8 +4,10 @@
 //!
 //! Media types (PS3.18 §8.7.4, Table 8.7.4-1): `image/jpeg`, the
 //! standard's default, when the Accept header names it, a wildcard, or
-//! nothing; `image/png` when asked for. Other rendered types (`image/gif`,
-//! `image/jp2`, video, PDF, text) answer 406 with those available.
+//! nothing; `image/png` when asked for. The `accept` query parameter
+//! (§8.3.3.1) replaces the header when given (`?accept=image/png` in an
+//! `<img src>`). Other rendered types (`image/gif`, `image/jp2`, video, PDF,
+//! text) answer 406 with those available.
 //!
 //! Parameters: `window=center,width[,linear]` (§8.3.5.1.2),
 //! `viewport=vw,vh[,sx,sy,sw,sh]` (§8.3.5.1.3, see
@@ -78,6 +80,18 @@ struct Params {
     quality: u8,
 }
 
+/// The media ranges asked for: the `accept` query parameter when given
+/// (PS3.18 §8.3.3.1, for a browser's `<img>`, which cannot set the
+/// header), else the Accept header.
+fn ranges(req: &HttpRequest) -> Vec<MediaRange> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    match pairs.iter().find(|(k, _)| k == "accept") {
+        Some((_, value)) => negotiate::parse_accept(value),
+        None => negotiate::accept_ranges(req),
+    }
+}
+
 /// `window=center,width[,function]` (PS3.18 §8.3.5.1.2; only the linear
 /// function is supported).
 fn parse_window(value: &str) -> Result<Window, ApiError> {
@@ -125,6 +139,7 @@ fn parse_params(req: &HttpRequest) -> Result<Params, ApiError> {
                     })?;
             }
             "annotation" | "iccprofile" if value.eq_ignore_ascii_case("no") => {}
+            "accept" => {}
             other => {
                 return Err(ApiError::BadRequest(format!(
                     "rendered resources take window, viewport and quality; {other:?} is not supported"
@@ -200,7 +215,7 @@ async fn rendered(
     instance: SopInstanceUid,
     frame: u32,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(format) = single_format(&negotiate::accept_ranges(&req)) else {
+    let Some(format) = single_format(&ranges(&req)) else {
         return Ok(not_acceptable(true));
     };
     let params = parse_params(&req)?;
@@ -332,7 +347,7 @@ async fn many_rendered(
     study: StudyInstanceUid,
     series: Option<SeriesInstanceUid>,
 ) -> Result<HttpResponse, ApiError> {
-    let ranges = negotiate::accept_ranges(&req);
+    let ranges = ranges(&req);
     let multipart = multipart_format(&ranges);
     let single = single_format(&ranges);
     if multipart.is_none() && single.is_none() {
