@@ -577,7 +577,7 @@ async fn rendered_images_follow_windows_inversion_and_frames() {
     assert_eq!(status, 200);
     let (status, _) = png(format!("{}/frames/3/rendered", url(1))).await;
     assert_eq!(status, 422);
-    // JPEG, the standard's default, is offered; GIF is not.
+    // JPEG, the standard's default, is offered; JPEG 2000 is not.
     let res = app
         .client
         .get(format!("{}/rendered", url(0)))
@@ -592,7 +592,7 @@ async fn rendered_images_follow_windows_inversion_and_frames() {
         .client
         .get(format!("{}/rendered", url(0)))
         .bearer_auth(&viewer)
-        .header("Accept", "image/gif")
+        .header("Accept", "image/jp2")
         .send()
         .await
         .unwrap();

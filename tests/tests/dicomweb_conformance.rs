@@ -443,8 +443,8 @@ fn parts_of(body: &[u8]) -> Vec<Vec<u8>> {
 /// Rendered resources (PS3.18 §10.4.1.1.3, §8.3.5.1). Before: PNG only
 /// (`Accept: image/jpeg` 406), no series or study resource (404), no
 /// viewport or quality, a segmented palette 422. After, through
-/// dicomweb-client: JPEG by default and PNG on request, equal to each other
-/// within JPEG's error; `viewport` scales keeping the aspect ratio and
+/// dicomweb-client: JPEG by default, PNG and GIF on request (the first two
+/// equal within JPEG's error), `image/jp2` 406; `viewport` scales keeping the aspect ratio and
 /// `quality` trades size; a series of two instances is a multipart of two
 /// JPEGs, and so is its study; a single-image Accept on it is 406; a
 /// segmented palette renders exactly as pydicom expands and applies it.
@@ -497,6 +497,7 @@ async fn rendered_jpeg_png_viewport_series_study_and_segmented_palette() {
             {"op": "rendered", "level": "instance", "study": pal_study, "series": pal_series,
              "sop": pal_sop, "media_types": ["image/png"]},
             instance(&ct, json!(["image/gif"]), Value::Null),
+            instance(&ct, json!(["image/jp2"]), Value::Null),
         ]),
         &json!({}),
     )
@@ -533,7 +534,11 @@ async fn rendered_jpeg_png_viewport_series_study_and_segmented_palette() {
         json!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&rgb))),
         reference[0]["sha256"]
     );
-    assert_eq!(r[9], json!({"error": "HTTP 406"}));
+    // GIF (required by PS3.18 Table 8.7.4-1): 128 × 128, 256 grey levels.
+    let gif = body(&r[9]);
+    assert_eq!(&gif[..6], b"GIF89a");
+    assert_eq!((gif[6], gif[7], gif[8], gif[9]), (128, 0, 128, 0));
+    assert_eq!(r[10], json!({"error": "HTTP 406"}));
 
     // The accept query parameter (PS3.18 §8.3.3.1) stands for the header,
     // as a browser's <img> needs.

@@ -47,9 +47,20 @@ pub enum RenderError {
     /// PNG encoding failed.
     #[error("cannot encode PNG")]
     Png(#[source] png::EncodingError),
-    /// JPEG encoding failed (a side over 65,535 pixels, or the encoder).
+    /// JPEG encoding failed.
     #[error("cannot encode JPEG")]
     Jpeg(#[source] jpeg_encoder::EncodingError),
+    /// GIF encoding failed.
+    #[error("cannot encode GIF")]
+    Gif(#[source] gif::EncodingError),
+    /// JPEG and GIF hold at most 65,535 pixels a side.
+    #[error("a {columns} × {rows} image is too large for JPEG or GIF (65,535 a side)")]
+    TooLargeToEncode {
+        /// Columns, pixels.
+        columns: u32,
+        /// Rows, pixels.
+        rows: u32,
+    },
 }
 
 /// A VOI window in modality units (PS3.3 §C.11.2.1.2).
@@ -113,18 +124,10 @@ impl RenderedFrame {
     ///
     /// # Errors
     ///
-    /// [`RenderError::Jpeg`] for a side over 65,535 pixels or an encoder
-    /// failure.
+    /// [`RenderError::TooLargeToEncode`] for a side over 65,535 pixels,
+    /// [`RenderError::Jpeg`] when the encoder fails.
     pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, RenderError> {
-        let side = |v: u32| {
-            u16::try_from(v).map_err(|_| {
-                RenderError::Jpeg(jpeg_encoder::EncodingError::BadImageData {
-                    length: self.data.len(),
-                    required: 0,
-                })
-            })
-        };
-        let (w, h) = (side(self.columns)?, side(self.rows)?);
+        let (w, h) = self.sides()?;
         let mut out = Vec::new();
         let color = if self.channels == 3 {
             jpeg_encoder::ColorType::Rgb
@@ -135,6 +138,44 @@ impl RenderedFrame {
             .encode(&self.data, w, h, color)
             .map_err(RenderError::Jpeg)?;
         Ok(out)
+    }
+
+    /// Encodes the frame as GIF89a, one image: greyscale exactly, as 256
+    /// grey levels; RGB exactly when it holds at most 256 colours, else
+    /// quantised to 256 (NeuQuant, the `gif` crate's `from_rgb_speed` at
+    /// speed 10). PS3.18 Table 8.7.4-1 requires `image/gif` for
+    /// single-frame images.
+    ///
+    /// # Errors
+    ///
+    /// [`RenderError::TooLargeToEncode`] for a side over 65,535 pixels,
+    /// [`RenderError::Gif`] when the encoder fails.
+    pub fn to_gif(&self) -> Result<Vec<u8>, RenderError> {
+        let (w, h) = self.sides()?;
+        let frame = if self.channels == 3 {
+            gif::Frame::from_rgb_speed(w, h, &self.data, 10)
+        } else {
+            let grey: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
+            gif::Frame::from_palette_pixels(w, h, self.data.clone(), grey, None)
+        };
+        let mut out = Vec::new();
+        {
+            let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).map_err(RenderError::Gif)?;
+            encoder.write_frame(&frame).map_err(RenderError::Gif)?;
+        }
+        Ok(out)
+    }
+
+    /// Columns and rows as the 16-bit sizes of JPEG and GIF headers.
+    fn sides(&self) -> Result<(u16, u16), RenderError> {
+        let too_large = || RenderError::TooLargeToEncode {
+            columns: self.columns,
+            rows: self.rows,
+        };
+        Ok((
+            u16::try_from(self.columns).map_err(|_| too_large())?,
+            u16::try_from(self.rows).map_err(|_| too_large())?,
+        ))
     }
 }
 

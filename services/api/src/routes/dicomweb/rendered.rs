@@ -4,10 +4,11 @@
 //!
 //! Media types (PS3.18 §8.7.4, Table 8.7.4-1): `image/jpeg`, the
 //! standard's default, when the Accept header names it, a wildcard, or
-//! nothing; `image/png` when asked for. The `accept` query parameter
+//! nothing; `image/png` and `image/gif` (one image, the frame asked for)
+//! when asked for. The `accept` query parameter
 //! (§8.3.3.1) replaces the header when given (`?accept=image/png` in an
-//! `<img src>`). Other rendered types (`image/gif`, `image/jp2`, video, PDF,
-//! text) answer 406 with those available.
+//! `<img src>`). Other rendered types (`image/jp2`, animated GIF, video,
+//! PDF, text) answer 406 with those available.
 //!
 //! Parameters: `window=center,width[,linear]` (§8.3.5.1.2),
 //! `viewport=vw,vh[,sx,sy,sw,sh]` (§8.3.5.1.3, see
@@ -17,7 +18,7 @@
 //! does any other parameter, so nothing is silently ignored.
 //!
 //! A series or study (`…/series/{series}/rendered`, `…/studies/{study}/rendered`)
-//! answers `multipart/related; type="image/jpeg"` (or `"image/png"`), one
+//! answers `multipart/related; type="image/jpeg"` (or PNG, GIF), one
 //! part per instance with pixel data, its first frame, in the order of the
 //! index (series, then instance number), under a random boundary; instances
 //! without pixel data (SR, presentation states) or that do not decode are
@@ -52,6 +53,7 @@ pub const DEFAULT_QUALITY: u8 = 90;
 enum Format {
     Jpeg,
     Png,
+    Gif,
 }
 
 impl Format {
@@ -59,6 +61,7 @@ impl Format {
         match self {
             Self::Jpeg => "image/jpeg",
             Self::Png => "image/png",
+            Self::Gif => "image/gif",
         }
     }
 
@@ -67,6 +70,7 @@ impl Format {
         match media_type {
             "image/jpeg" | "image/*" | "*/*" | "*" => Some(Self::Jpeg),
             "image/png" => Some(Self::Png),
+            "image/gif" => Some(Self::Gif),
             _ => None,
         }
     }
@@ -152,14 +156,15 @@ fn parse_params(req: &HttpRequest) -> Result<Params, ApiError> {
 
 fn not_acceptable(single: bool) -> HttpResponse {
     let available: &[&str] = if single {
-        &["image/jpeg", "image/png"]
+        &["image/jpeg", "image/png", "image/gif"]
     } else {
         &[
             "multipart/related; type=\"image/jpeg\"",
             "multipart/related; type=\"image/png\"",
+            "multipart/related; type=\"image/gif\"",
         ]
     };
-    negotiate::not_acceptable("rendered images are sent as JPEG or PNG", available)
+    negotiate::not_acceptable("rendered images are sent as JPEG, PNG or GIF", available)
 }
 
 /// The format of a single rendered image from the Accept ranges, best
@@ -191,6 +196,7 @@ fn render(bytes: &[u8], frame: u32, params: &Params, format: Format) -> anyhow::
     Ok(match format {
         Format::Jpeg => image.to_jpeg(params.quality)?,
         Format::Png => image.to_png()?,
+        Format::Gif => image.to_gif()?,
     })
 }
 
@@ -256,7 +262,7 @@ async fn rendered(
 /// # Errors
 ///
 /// 400 for a malformed UID or parameter, 404 when the instance is not
-/// visible to the caller, 406 for a media type other than JPEG or PNG, 422
+/// visible to the caller, 406 for a media type other than JPEG, PNG or GIF, 422
 /// when its pixel data does not decode.
 pub(crate) async fn instance_rendered(
     req: HttpRequest,
