@@ -13,6 +13,8 @@ pub mod dashboard;
 pub mod index_writer;
 pub mod inference;
 pub mod ingest;
+pub mod metrics;
+pub mod monitoring;
 
 mod error;
 pub mod reviews_export;
