@@ -19,7 +19,7 @@ use fusion_models::{FusedLabel, Opinion};
 use fusion_schemas::{AccessionNumber, Role};
 use fusion_store::{
     AuditAction, AuditAgent, AuditEventType, AuditFilter, AuditOutcome, AuditRecord, CaseKey,
-    NewPrediction, PredictionStatus,
+    InputFeatures, NewModelInput, NewPrediction, PredictionStatus,
 };
 use fusion_tests::dicom::{multipart, read, stow_content_type};
 use fusion_tests::{TestApp, spawn_app_with};
@@ -174,6 +174,8 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
         s.monitoring_window_reviews = 50;
         s.monitoring_coverage_margin = 0.10;
         s.monitoring_coverage_min_reviews = 10;
+        s.monitoring_drift_reference = 6;
+        s.monitoring_drift_window = 6;
     })
     .await;
     let clinician = app.session_for("dr.monitor", Role::Clinician).await;
@@ -181,6 +183,7 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
     let present = [BinaryClass::Present];
     let both = [BinaryClass::Present, BinaryClass::Absent];
 
+    let mut first_case = Uuid::nil();
     for n in 0..10 {
         let mut labels = vec![("pleural_effusion", label(0.9, &["text"], &present, false))];
         if n < 2 {
@@ -189,6 +192,17 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
             labels.push(("cardiomegaly", label(0.55, &["image", "text"], &both, true)));
         }
         let p = predicted(&app, n, &labels).await;
+        if n == 0 {
+            first_case = app
+                .state
+                .repository
+                .prediction(p)
+                .await
+                .unwrap()
+                .unwrap()
+                .prediction
+                .case_id;
+        }
         let mut decisions = json!({"pleural_effusion": {"decision": "accept"}});
         if n < 2 {
             let value = if n == 0 { "present" } else { "absent" };
@@ -199,12 +213,19 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
         assert_eq!(report["alerts"], json!([]), "quiet while reviews agree");
     }
     for k in 1..=4 {
-        let p = predicted(&app, 10 + k, &[(
-            "pleural_effusion",
-            label(0.9, &["text"], &present, false),
-        )])
+        let p = predicted(
+            &app,
+            10 + k,
+            &[("pleural_effusion", label(0.9, &["text"], &present, false))],
+        )
         .await;
-        review(&app, &clinician, p, json!({"pleural_effusion": {"decision": "reject"}})).await;
+        review(
+            &app,
+            &clinician,
+            p,
+            json!({"pleural_effusion": {"decision": "reject"}}),
+        )
+        .await;
         let report = monitoring(&app, &auditor).await;
         let alerts = report["alerts"].as_array().unwrap();
         let events = alert_events(&app, "model-coverage-alert").await;
@@ -272,7 +293,10 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
         .await
         .unwrap();
     assert!(page.contains("pleural_effusion (text) with invented-text@1.0.0"));
-    assert!(page.matches("<svg").count() >= 3, "coverage chart and reliability diagrams");
+    assert!(
+        page.matches("<svg").count() >= 3,
+        "coverage chart and reliability diagrams"
+    );
     // The gauges carry the same numbers.
     let metrics = app
         .client
@@ -287,11 +311,42 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
     let line = metrics
         .lines()
         .find(|l| {
-            l.starts_with("fusion_model_coverage{") && l.contains("observation=\"pleural_effusion\"")
+            l.starts_with("fusion_model_coverage{")
+                && l.contains("observation=\"pleural_effusion\"")
         })
         .unwrap_or_else(|| panic!("{metrics}"));
     let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!((value - 10.0 / 14.0).abs() < 1e-9, "{line}");
+    // Input drift on the page too: twelve invented jobs of an image
+    // package, the last six from a new detector (DX, another vendor).
+    for n in 0..12 {
+        let (modality, vendor, p) = if n >= 6 && n % 2 == 0 {
+            ("DX", "Other Imaging", 0.62)
+        } else {
+            ("CR", "Invented Medical", 0.18)
+        };
+        let input = NewModelInput {
+            id: Uuid::now_v7(),
+            case_id: first_case,
+            prediction_id: None,
+            image_package: Some("invented-image@2.0.0".to_owned()),
+            text_package: None,
+            features: InputFeatures {
+                modality: Some(modality.to_owned()),
+                body_part: Some("CHEST".to_owned()),
+                view_position: Some("PA".to_owned()),
+                age_band: Some("40-64".to_owned()),
+                photometric_interpretation: Some("MONOCHROME2".to_owned()),
+                manufacturer: Some(vendor.to_owned()),
+            },
+            scores: json!({"image": {"pneumonia": p}, "text": {}}),
+        };
+        app.state
+            .repository
+            .record_model_input(&input)
+            .await
+            .unwrap();
+    }
     // In a browser: the page passes the accessibility checks; its
     // screenshot is the README's.
     let password = app.add_user("qa.page", Role::Auditor).await;
@@ -314,19 +369,23 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
     assert_eq!(res.status(), 403);
 }
 
-/// `file` as a new study: fresh Study, Series and SOP Instance UIDs.
+/// `file` as a new study: fresh Study, Series and SOP Instance UIDs, its
+/// own accession number and Patient ID.
 fn new_study(file: &str, n: usize) -> Vec<u8> {
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
     let source = read(file);
     let mut obj = dicom_object::from_reader(std::io::Cursor::new(&source[128..])).unwrap();
     let root = format!("1.2.826.0.1.3680043.8.498.18{n:04}");
-    for (tag, value) in [
-        (tags::STUDY_INSTANCE_UID, format!("{root}.1")),
-        (tags::SERIES_INSTANCE_UID, format!("{root}.1.1")),
-        (tags::SOP_INSTANCE_UID, format!("{root}.1.1.1")),
+    for (tag, vr, value) in [
+        (tags::STUDY_INSTANCE_UID, VR::UI, format!("{root}.1")),
+        (tags::SERIES_INSTANCE_UID, VR::UI, format!("{root}.1.1")),
+        (tags::SOP_INSTANCE_UID, VR::UI, format!("{root}.1.1.1")),
+        // A case per study: cases are keyed by accession number.
+        (tags::ACCESSION_NUMBER, VR::SH, format!("DRIFT{n:04}")),
+        (tags::PATIENT_ID, VR::LO, format!("DRIFT-PT-{n:04}")),
     ] {
-        obj.put(DataElement::new(tag, VR::UI, PrimitiveValue::from(value)));
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
     }
     obj.update_meta(|m| m.media_storage_sop_instance_uid = format!("{root}.1.1.1"));
     let mut bytes = Vec::new();
@@ -352,11 +411,20 @@ async fn stow(app: &TestApp, pacs: &(String, String), bytes: &[u8]) {
 async fn inputs_recorded(app: &TestApp, n: usize) {
     let start = Instant::now();
     loop {
-        let have = app.state.repository.model_inputs(10_000).await.unwrap().len();
+        let have = app
+            .state
+            .repository
+            .model_inputs(10_000)
+            .await
+            .unwrap()
+            .len();
         if have >= n {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "{have} of {n} recorded");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{have} of {n} recorded"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -505,7 +573,10 @@ async fn prometheus_scrapes_the_stow_counter_and_the_latency_histogram() {
     let _server = Server(
         std::process::Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -535,7 +606,10 @@ async fn prometheus_scrapes_the_stow_counter_and_the_latency_histogram() {
          http_request_method=\"POST\",http_response_status_code=\"200\"}",
     )
     .await;
-    assert_eq!(histogram["data"]["result"][0]["value"][1], "2", "{histogram}");
+    assert_eq!(
+        histogram["data"]["result"][0]["value"][1], "2",
+        "{histogram}"
+    );
     let buckets = prometheus_query(
         &client,
         &base,

@@ -396,10 +396,8 @@ pub async fn process_job(
             .into_iter()
             .map(|(uid, bytes)| {
                 let (candidate, manufacturer) = read_candidate(uid, bytes);
-                let features = crate::monitoring::inputs::features(
-                    &candidate.attributes,
-                    manufacturer,
-                );
+                let features =
+                    crate::monitoring::inputs::features(&candidate.attributes, manufacturer);
                 let uid = candidate.sop_instance_uid.clone();
                 (candidate, (uid, features))
             })
@@ -474,7 +472,14 @@ pub async fn process_job(
         request_id: None,
     };
     let stored: PredictionRecord = state.repository.insert_prediction(&new, &audit).await?;
-    record_input(state, &output, case.id, Some(stored.prediction.id), &features).await;
+    record_input(
+        state,
+        &output,
+        case.id,
+        Some(stored.prediction.id),
+        &features,
+    )
+    .await;
     Ok(JobOutcome::Predicted {
         prediction_id: stored.prediction.id,
         version: stored.version,
@@ -586,7 +591,10 @@ fn read_candidate(
         .ok()
         .flatten()
         .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_owned());
+        .map(|s| {
+            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .to_owned()
+        });
     let pixels = fusion_imaging::decode_pixels(&object)
         .map_err(|e| e.to_string())
         .and_then(|px| fusion_imaging::modality_values(&object, &px, 1).map_err(|e| e.to_string()))

@@ -255,10 +255,8 @@ impl Metrics {
     /// Records the connection pool's use.
     pub fn record_pool(&self, pool: fusion_store::PoolUse) {
         let used = i64::from(pool.size.saturating_sub(pool.idle));
-        self.db_connections.record(
-            used,
-            &[KeyValue::new("db.client.connection.state", "used")],
-        );
+        self.db_connections
+            .record(used, &[KeyValue::new("db.client.connection.state", "used")]);
         self.db_connections.record(
             i64::from(pool.idle),
             &[KeyValue::new("db.client.connection.state", "idle")],
@@ -313,9 +311,14 @@ pub(crate) async fn record_request(
         let (status, route) = match &res {
             Ok(r) => (
                 r.status().as_u16(),
-                r.request().match_pattern().unwrap_or_else(|| "default".to_owned()),
+                r.request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "default".to_owned()),
             ),
-            Err(e) => (e.as_response_error().status_code().as_u16(), "default".to_owned()),
+            Err(e) => (
+                e.as_response_error().status_code().as_u16(),
+                "default".to_owned(),
+            ),
         };
         metrics.http_duration.record(
             started.elapsed().as_secs_f64(),

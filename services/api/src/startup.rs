@@ -184,7 +184,10 @@ impl Application {
             }
         });
         let metrics_addr = match settings.metrics_bind {
-            Some(bind) => Some(crate::routes::monitoring::serve_metrics(bind, data_for_metrics)?),
+            Some(bind) => Some(crate::routes::monitoring::serve_metrics(
+                bind,
+                data_for_metrics,
+            )?),
             None => None,
         };
         if settings.monitoring_interval_seconds > 0 {

@@ -37,8 +37,8 @@ pub use records::{
 };
 pub use repository::{
     AuditRepository, Backend, CaseRepository, DatabaseUrl, IdentityRepository, ImagingRepository,
-    LockoutPolicy, MonitoringRepository, NotesRepository, PoolOptions, Repository, RepositoryCore, connect, verify_chain,
-    verify_chain_against,
+    LockoutPolicy, MonitoringRepository, NotesRepository, PoolOptions, Repository, RepositoryCore,
+    connect, verify_chain, verify_chain_against,
 };
 
 /// The repository traits, for `use fusion_store::prelude::*`.

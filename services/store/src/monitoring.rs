@@ -4,9 +4,13 @@
 //! connection pool's use. No row here names a patient: features are
 //! banded header values, scores are probabilities.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::StoreError;
+use crate::cases::{PredictionRecord, ReviewRecord};
 
 /// The header attributes the applicability gate reads, as the monitoring
 /// keeps them: coded values only, the age banded. `None` when absent.
@@ -79,4 +83,43 @@ pub struct PoolUse {
     pub idle: u32,
     /// Most connections the pool opens.
     pub max: u32,
+}
+
+/// What the monitoring of the models reads and writes (issue #18).
+#[async_trait]
+pub trait MonitoringRepository: Send + Sync {
+    /// Records what one inference job's models read.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn record_model_input(&self, input: &NewModelInput) -> Result<(), StoreError>;
+
+    /// The newest `limit` recorded inputs, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn model_inputs(&self, limit: i64) -> Result<Vec<ModelInputRecord>, StoreError>;
+
+    /// The newest `limit` reviews with the prediction each judged, oldest
+    /// review first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn reviewed_predictions(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(ReviewRecord, PredictionRecord)>, StoreError>;
+
+    /// Inference jobs by state.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn queue_depth(&self) -> Result<QueueDepth, StoreError>;
+
+    /// The connection pool's use, now (no query).
+    fn pool_use(&self) -> PoolUse;
 }

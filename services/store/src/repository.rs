@@ -20,8 +20,8 @@ use crate::cases::{
     CaseFilter, CaseKey, CaseLink, CaseRecord, CaseStatus, CaseSummary, Enqueued, JobRecord,
     JobState, NewPrediction, NewReview, PredictionRecord, ReviewRecord,
 };
-use crate::monitoring::{ModelInputRecord, NewModelInput, PoolUse, QueueDepth};
 use crate::identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
+pub use crate::monitoring::MonitoringRepository;
 use crate::notes::{NewNote, NoteFilter, NoteRecord, NoteSummary};
 use crate::records::{
     InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery, SeriesRecord, StudyQuery,
@@ -693,46 +693,6 @@ pub trait CaseRepository: Send + Sync {
         &self,
         prediction_id: Uuid,
     ) -> Result<Vec<ReviewRecord>, StoreError>;
-}
-
-
-/// What the monitoring of the models reads and writes (issue #18).
-#[async_trait]
-pub trait MonitoringRepository: Send + Sync {
-    /// Records what one inference job's models read.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Query`].
-    async fn record_model_input(&self, input: &NewModelInput) -> Result<(), StoreError>;
-
-    /// The newest `limit` recorded inputs, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
-    async fn model_inputs(&self, limit: i64) -> Result<Vec<ModelInputRecord>, StoreError>;
-
-    /// The newest `limit` reviews with the prediction each judged, oldest
-    /// review first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
-    async fn reviewed_predictions(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(ReviewRecord, PredictionRecord)>, StoreError>;
-
-    /// Inference jobs by state.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Query`].
-    async fn queue_depth(&self) -> Result<QueueDepth, StoreError>;
-
-    /// The connection pool's use, now (no query).
-    fn pool_use(&self) -> PoolUse;
 }
 
 /// The audit trail: append-only, hash chained.

@@ -50,12 +50,7 @@ fn row(g: &GroupStats, margin: f64) -> Row {
         ece: opt(g.calibration.as_ref().map(|c| c.ece)),
         coverage: g.coverage.map_or_else(
             || "—".to_owned(),
-            |c| {
-                format!(
-                    "{:.3} of {:.2} ({}/{})",
-                    c.rate, c.nominal, c.covered, c.n
-                )
-            },
+            |c| format!("{:.3} of {:.2} ({}/{})", c.rate, c.nominal, c.covered, c.n),
         ),
         coverage_low: g.coverage.is_some_and(|c| c.rate < c.nominal - margin),
         abstention: format!("{:.3} ({})", g.abstention_rate, g.abstained),
@@ -73,13 +68,13 @@ fn escape(s: &str) -> String {
 /// Horizontal bars `(label, value, reference)` on a [0, `max`] scale, with
 /// each bar's reference value as a tick (nominal coverage, PSI threshold).
 fn bars_svg(title: &str, bars: &[(String, f64, f64)], max: f64, low_is_bad: bool) -> String {
-    let (left, width, row_h) = (230.0, 300.0, 18.0);
+    let (left, width, row_h) = (260.0, 300.0, 18.0);
     let height = 40.0 + row_h * bars.len() as f64 + 20.0;
     let x = |v: f64| left + (v / max).clamp(0.0, 1.0) * width;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="600" height="{height:.0}" viewBox="0 0 600 {height:.0}" font-family="sans-serif" font-size="11"><title>{t}</title><rect width="600" height="{height:.0}" fill="#fff"/><text x="10" y="18" font-size="12">{t}</text>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="630" height="{height:.0}" viewBox="0 0 630 {height:.0}" font-family="sans-serif" font-size="11"><title>{t}</title><rect width="630" height="{height:.0}" fill="#fff"/><text x="10" y="18" font-size="12">{t}</text>"##,
         t = escape(title)
     );
     for (i, (label, value, reference)) in bars.iter().enumerate() {
@@ -144,13 +139,24 @@ fn drift_view(p: &PackageDrift, threshold: f64) -> DriftView {
         max_psi: format!("{:.3}", p.max_psi),
         chart: (!bars.is_empty()).then(|| {
             bars_svg(
-                &format!("{}: PSI per feature (largest 12; tick = threshold)", p.package),
+                &format!(
+                    "{}: PSI per feature (largest 12; tick = threshold)",
+                    p.package
+                ),
                 &bars,
                 (max * 10.0).ceil() / 10.0,
                 false,
             )
         }),
     }
+}
+
+#[derive(Serialize)]
+struct Diagram {
+    /// Our own SVG.
+    svg: String,
+    /// The packages it measures.
+    package: String,
 }
 
 #[derive(Serialize)]
@@ -169,7 +175,7 @@ struct MonitoringPage {
     window: Vec<Row>,
     all_time: Vec<Row>,
     coverage_chart: Option<String>,
-    diagrams: Vec<String>,
+    diagrams: Vec<Diagram>,
     drift: Vec<DriftView>,
 }
 
@@ -199,22 +205,27 @@ pub(crate) fn monitoring_page(
         .iter()
         .filter_map(|g| {
             let c = g.calibration.as_ref()?;
-            Some(reliability_svg(
-                &format!(
-                    "{} ({}), {}: n {}, ECE {:.3}, Brier {:.3}",
-                    g.observation.display_name(),
-                    g.group.as_str(),
-                    g.package,
-                    c.n,
-                    c.ece,
-                    c.brier
+            Some(Diagram {
+                svg: reliability_svg(
+                    &format!(
+                        "{} ({}): n {}, ECE {:.3}, Brier {:.3}",
+                        g.observation.display_name(),
+                        g.group.as_str(),
+                        c.n,
+                        c.ece,
+                        c.brier
+                    ),
+                    &c.reliability,
                 ),
-                &c.reliability,
-            ))
+                package: g.package.clone(),
+            })
         })
         .collect();
     let page = MonitoringPage {
-        generated_at: report.generated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        generated_at: report
+            .generated_at
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
         settings: format!(
             "window: the last {} reviews within {} days; coverage alert below nominal − {:.2} \
              on ≥ {} sets; drift: newest {} jobs against the first {}, alert above PSI {:.2}",
@@ -264,7 +275,10 @@ pub(crate) fn monitoring_page(
             .collect(),
     };
     let layout = Layout::signed_in(req, principal, "Model monitoring", "/monitoring");
-    Ok(html(StatusCode::OK, render("monitoring.html", &layout, page)?))
+    Ok(html(
+        StatusCode::OK,
+        render("monitoring.html", &layout, page)?,
+    ))
 }
 
 #[cfg(test)]

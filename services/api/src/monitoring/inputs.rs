@@ -44,7 +44,9 @@ pub fn features(attributes: &GateAttributes, manufacturer: Option<String>) -> In
         view_position: upper(&attributes.view_position),
         age_band: attributes.patient_age.as_deref().and_then(age_band),
         photometric_interpretation: upper(&attributes.photometric_interpretation),
-        manufacturer: manufacturer.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()),
+        manufacturer: manufacturer
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty()),
     }
 }
 

@@ -264,7 +264,12 @@ pub async fn evaluate(state: &AppState) -> Result<MonitoringReport, StoreError> 
     })
 }
 
-fn record_gauges(state: &AppState, window: &ReviewFigures, drift: &[PackageDrift], alerts: &[Alert]) {
+fn record_gauges(
+    state: &AppState,
+    window: &ReviewFigures,
+    drift: &[PackageDrift],
+    alerts: &[Alert],
+) {
     let m = &state.metrics;
     for g in &window.groups {
         let attrs = [

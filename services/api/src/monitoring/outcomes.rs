@@ -121,8 +121,7 @@ pub fn reviewed_labels(
             continue;
         };
         for (key, decision) in decisions {
-            let Some(observation) = Observation::ALL.into_iter().find(|o| o.as_str() == key)
-            else {
+            let Some(observation) = Observation::ALL.into_iter().find(|o| o.as_str() == key) else {
                 continue;
             };
             let Some(fused) = prediction
@@ -221,10 +220,7 @@ pub fn summarise(labels: &[ReviewedLabel], default_nominal: f64) -> Vec<GroupSta
                 .iter()
                 .filter_map(|l| l.gold.map(|g| (l.probability, g)))
                 .collect();
-            let judged: Vec<bool> = ls
-                .iter()
-                .filter_map(|l| Some(l.call? == l.gold?))
-                .collect();
+            let judged: Vec<bool> = ls.iter().filter_map(|l| Some(l.call? == l.gold?)).collect();
             let nominal = ls
                 .iter()
                 .filter_map(|l| l.nominal)
@@ -238,9 +234,8 @@ pub fn summarise(labels: &[ReviewedLabel], default_nominal: f64) -> Vec<GroupSta
                 group,
                 n: ls.len(),
                 with_gold: pairs.len(),
-                agreement: (!judged.is_empty()).then(|| {
-                    judged.iter().filter(|a| **a).count() as f64 / judged.len() as f64
-                }),
+                agreement: (!judged.is_empty())
+                    .then(|| judged.iter().filter(|a| **a).count() as f64 / judged.len() as f64),
                 calibration: calibration(&pairs),
                 coverage: Coverage::of(ls.iter().filter_map(|l| l.covered), nominal),
                 abstained: abstained.len(),
