@@ -194,3 +194,60 @@ pub fn drift(inputs: &[ModelInputRecord], settings: DriftSettings) -> Vec<Packag
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fusion_store::{InputFeatures, NewModelInput};
+
+    fn job(modality: &str, p: f64) -> ModelInputRecord {
+        ModelInputRecord {
+            input: NewModelInput {
+                id: uuid::Uuid::now_v7(),
+                case_id: uuid::Uuid::nil(),
+                prediction_id: None,
+                image_package: Some("img@1".to_owned()),
+                text_package: Some("txt@1".to_owned()),
+                features: InputFeatures {
+                    modality: Some(modality.to_owned()),
+                    ..InputFeatures::default()
+                },
+                scores: serde_json::json!({"image": {"pneumonia": p}, "text": {}}),
+            },
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn collects_then_compares_the_first_jobs_with_the_newest() {
+        let settings = DriftSettings {
+            reference: 4,
+            window: 2,
+            threshold: 0.25,
+        };
+        let mut jobs: Vec<ModelInputRecord> = (0..5).map(|_| job("CR", 0.15)).collect();
+        let d = drift(&jobs, settings);
+        assert_eq!(
+            (d[0].package.as_str(), d[0].status),
+            ("img@1", "collecting")
+        );
+        assert_eq!((d[1].package.as_str(), d[1].branch), ("txt@1", "text"));
+        // Sixth job: reference = jobs 1–4 (CR, 0.1–0.2), window = jobs 5–6.
+        jobs.push(job("DX", 0.15));
+        let d = drift(&jobs, settings);
+        let image = &d[0];
+        assert_eq!(image.status, "drift");
+        let modality = image.features.iter().find(|f| f.feature == "modality");
+        // Reference CR 1; window CR ½, DX ½.
+        let expected = -0.5 * 0.5_f64.ln() + (0.5 - 1e-4) * (0.5_f64 / 1e-4).ln();
+        assert!((modality.map_or(0.0, |f| f.psi) - expected).abs() < 1e-12);
+        let score = image
+            .features
+            .iter()
+            .find(|f| f.feature == "score:image:pneumonia");
+        assert_eq!(score.map(|f| f.psi), Some(0.0), "same bin 0.1-0.2");
+        // The text branch gave no score: `none` throughout, stable.
+        assert_eq!(d[1].status, "stable");
+        assert_eq!(d[1].max_psi, 0.0);
+    }
+}
