@@ -120,6 +120,49 @@ pub struct Settings {
     /// CIDR blocks separated by commas (`FUSION_TRUSTED_PROXIES`). Default
     /// none: those headers are ignored.
     pub trusted_proxies: String,
+    /// Address of a separate listener serving only `GET /metrics`
+    /// (Prometheus text format) without authentication
+    /// (`FUSION_METRICS_BIND`), for a scraper on the internal network; bind
+    /// it where only the scraper reaches. Unset: no such listener, and
+    /// `GET /metrics` on the main listener needs an admin or auditor.
+    #[serde(default)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// How often the HTTP service evaluates the model monitor, raising its
+    /// alerts and updating its gauges, seconds
+    /// (`FUSION_MONITORING_INTERVAL_SECONDS`); 0 only on `GET /monitoring`.
+    /// Default 300.
+    pub monitoring_interval_seconds: u64,
+    /// Sliding window of the review figures: the newest this many reviews
+    /// (`FUSION_MONITORING_WINDOW_REVIEWS`). Default 200.
+    pub monitoring_window_reviews: usize,
+    /// … made within this many days (`FUSION_MONITORING_WINDOW_DAYS`).
+    /// Default 30.
+    pub monitoring_window_days: i64,
+    /// Most reviews read for the all-time figures
+    /// (`FUSION_MONITORING_HISTORY_REVIEWS`). Default 20000.
+    pub monitoring_history_reviews: usize,
+    /// Coverage alert when the window's conformal coverage of an
+    /// observation and group falls more than this below nominal
+    /// (`FUSION_MONITORING_COVERAGE_MARGIN`). Default 0.10.
+    pub monitoring_coverage_margin: f64,
+    /// … on at least this many reviewed sets
+    /// (`FUSION_MONITORING_COVERAGE_MIN_REVIEWS`). Default 30.
+    pub monitoring_coverage_min_reviews: usize,
+    /// Nominal coverage of a set whose package states no α
+    /// (`FUSION_MONITORING_DEFAULT_NOMINAL`). Default 0.9.
+    pub monitoring_default_nominal: f64,
+    /// Drift: a package's first this many jobs are its reference window
+    /// (`FUSION_MONITORING_DRIFT_REFERENCE`). Default 200.
+    pub monitoring_drift_reference: usize,
+    /// Drift: its newest this many jobs are compared with it
+    /// (`FUSION_MONITORING_DRIFT_WINDOW`). Default 200.
+    pub monitoring_drift_window: usize,
+    /// Drift alert when a feature's PSI exceeds this
+    /// (`FUSION_MONITORING_DRIFT_THRESHOLD`). Default 0.25.
+    pub monitoring_drift_threshold: f64,
+    /// Most recorded jobs read for drift
+    /// (`FUSION_MONITORING_DRIFT_HISTORY`). Default 20000.
+    pub monitoring_drift_history: usize,
     /// Password for the `admin` user created on first start
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
@@ -179,7 +222,18 @@ impl Settings {
             .set_default("audit_head_minutes", 60)?
             .set_default("blob_gc_grace_minutes", 1440)?
             .set_default("migrate_on_start", true)?
-            .set_default("trusted_proxies", "")?;
+            .set_default("trusted_proxies", "")?
+            .set_default("monitoring_interval_seconds", 300)?
+            .set_default("monitoring_window_reviews", 200)?
+            .set_default("monitoring_window_days", 30)?
+            .set_default("monitoring_history_reviews", 20_000)?
+            .set_default("monitoring_coverage_margin", 0.10)?
+            .set_default("monitoring_coverage_min_reviews", 30)?
+            .set_default("monitoring_default_nominal", 0.9)?
+            .set_default("monitoring_drift_reference", 200)?
+            .set_default("monitoring_drift_window", 200)?
+            .set_default("monitoring_drift_threshold", 0.25)?
+            .set_default("monitoring_drift_history", 20_000)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

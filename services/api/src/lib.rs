@@ -14,6 +14,8 @@ pub mod index_writer;
 pub mod inference;
 pub mod ingest;
 pub mod public_url;
+pub mod metrics;
+pub mod monitoring;
 
 mod error;
 pub mod reviews_export;

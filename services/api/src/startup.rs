@@ -29,6 +29,9 @@ pub enum StartupError {
     /// The blob store cannot be opened.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The metrics pipeline cannot be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,6 +69,10 @@ pub struct AppState {
     pub jobs: Arc<tokio::sync::Notify>,
     /// Group-commits the imaging index of stored instances.
     pub index_writer: crate::index_writer::IndexWriter,
+    /// Operational metrics (Prometheus and OTLP).
+    pub metrics: crate::metrics::Metrics,
+    /// The model monitor's settings and firing alerts.
+    pub monitor: Arc<crate::monitoring::Monitor>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -94,6 +101,7 @@ pub struct AuthSettings {
 /// A built, bound, not yet running application.
 pub struct Application {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     server: Server,
     state: AppState,
 }
@@ -124,9 +132,11 @@ impl Application {
         // else by hashing their files (no weights loaded).
         state.catalogue = Arc::new(read_catalogue(settings, state.pipeline.as_deref()));
         let data = web::Data::new(state.clone());
+        let data_for_metrics = data.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::auth::authenticate))
+                .wrap(from_fn(crate::metrics::record_request))
                 .wrap(from_fn(routes::head_as_get))
                 // Outside authentication, so its refusals carry them too.
                 .wrap(crate::dashboard::security_headers())
@@ -175,8 +185,20 @@ impl Application {
                 tracing::error!(error = %e, "blob collection failed");
             }
         });
+        let metrics_addr = match settings.metrics_bind {
+            Some(bind) => Some(crate::routes::monitoring::serve_metrics(
+                bind,
+                data_for_metrics,
+            )?),
+            None => None,
+        };
+        if settings.monitoring_interval_seconds > 0 {
+            let every = std::time::Duration::from_secs(settings.monitoring_interval_seconds);
+            tokio::spawn(crate::monitoring::run_periodically(state.clone(), every));
+        }
         Ok(Self {
             addr,
+            metrics_addr,
             server,
             state,
         })
@@ -190,6 +212,11 @@ impl Application {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's address, when `metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shared state (storage handles).
@@ -256,6 +283,10 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
         pipeline: None,
         catalogue: Arc::default(),
         jobs: Arc::new(tokio::sync::Notify::new()),
+        metrics: crate::metrics::Metrics::new(settings.otlp_endpoint.as_deref())?,
+        monitor: Arc::new(crate::monitoring::Monitor::new(
+            crate::monitoring::MonitorSettings::of(settings),
+        )),
     })
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod cases;
 pub(crate) mod dicomweb;
 pub(crate) mod health;
 pub(crate) mod models;
+pub mod monitoring;
 pub(crate) mod notes;
 
 use actix_web::http::Method;
@@ -59,6 +60,9 @@ const READ_IMAGES: Access = Any(&[P::ReadImages, P::ReadOwnSubmissions]);
 
 /// The model catalogue: clinicians and auditors.
 const MODELS: &[Permission] = &[P::ReadCases, P::ReadAudit];
+
+/// The model monitor and operational metrics: administrators and auditors.
+pub(crate) const MONITORING: &[Permission] = &[P::ManageModels, P::ReadAudit];
 
 /// Every route of the application.
 pub fn table() -> &'static [RouteSpec] {
@@ -245,6 +249,13 @@ fn build_table() -> Vec<RouteSpec> {
         }),
         spec(Method::GET, "/models/{name}/view", Page(MODELS), || {
             web::get().to(crate::dashboard::model_page)
+        }),
+        // The model monitor (issue #18): for administrators and auditors.
+        spec(Method::GET, "/monitoring", Page(MONITORING), || {
+            web::get().to(monitoring::report)
+        }),
+        spec(Method::GET, "/metrics", Any(MONITORING), || {
+            web::get().to(monitoring::metrics)
         }),
         spec(Method::GET, "/models", Any(MODELS), || {
             web::get().to(models::list)

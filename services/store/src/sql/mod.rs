@@ -12,6 +12,8 @@ mod identity;
 #[macro_use]
 mod imaging;
 #[macro_use]
+mod monitoring;
+#[macro_use]
 mod notes;
 
 use crate::StoreError;
@@ -151,6 +153,9 @@ impl_cases!(
     lock_case = "SELECT 1 FROM cases WHERE id = $1",
     skip_locked = "",
 );
+
+impl_monitoring!(PgRepository, sqlx::Postgres);
+impl_monitoring!(SqliteRepository, sqlx::Sqlite);
 
 /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
 pub(crate) fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {

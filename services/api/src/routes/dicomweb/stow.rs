@@ -101,6 +101,7 @@ async fn stow_into(
     let exceeded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let relay_exceeded = exceeded.clone();
     let max_total = limits.max_total_bytes;
+    let stow_bytes = state.metrics.stow_bytes.clone();
     actix_web::rt::spawn(async move {
         let mut total: u64 = 0;
         let mut discarded: u64 = 0;
@@ -130,6 +131,7 @@ async fn stow_into(
                 continue;
             }
             total += len;
+            stow_bytes.add(len, &[]);
             if tx.send(Ok(chunk)).await.is_err() {
                 break;
             }
@@ -173,7 +175,8 @@ async fn stow_into(
     // overlap) while the body is still being read; answers keep the order of
     // the parts.
     let mut in_flight = futures::stream::FuturesOrdered::new();
-    let mut record = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
+    let stow_instances = state.metrics.stow_instances.clone();
+    let mut record_outcome = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
         InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
             touched.push(crate::ingest::TouchedStudy::from(&i));
             let url = format!(
@@ -188,6 +191,15 @@ async fn stow_into(
             response.failed(f.sop_class.as_deref(), f.sop_instance.as_deref(), f.reason);
             refused += 1;
         }
+    };
+    let mut record = |outcome: InstanceOutcome, response: &mut StowResponse| {
+        let label = match &outcome {
+            InstanceOutcome::Stored(_) => "stored",
+            InstanceOutcome::Duplicate(_) => "duplicate",
+            InstanceOutcome::Failed(_) => "failed",
+        };
+        stow_instances.add(1, &[opentelemetry::KeyValue::new("outcome", label)]);
+        record_outcome(outcome, response);
     };
     loop {
         let part = match reader.next_part().await {
