@@ -458,7 +458,9 @@ struct ImageView {
     sop_instance_uid: String,
     modality: String,
     caption: String,
-    /// `/rendered` address without query (frame 1 for multi-frame).
+    /// `/rendered` address asking for lossless PNG (frame 1 for
+    /// multi-frame): the service's default rendering is JPEG, as PS3.18
+    /// §8.7.4 makes it, and a reviewer reads the image losslessly.
     src: String,
     /// For frame stepping: the instance's address, frames appended by the
     /// script as `/frames/{n}/rendered`.
@@ -504,9 +506,9 @@ fn image_view(i: &InstanceRecord, used: Option<&str>) -> ImageView {
     );
     let frames = i.frames.unwrap_or(1).max(1);
     let src = if frames > 1 {
-        format!("{base}/frames/1/rendered")
+        format!("{base}/frames/1/rendered?accept=image/png")
     } else {
-        format!("{base}/rendered")
+        format!("{base}/rendered?accept=image/png")
     };
     let number = dicom_string(&i.attributes, "00200013")
         .map(|n| format!("image {n}"))
