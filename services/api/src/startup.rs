@@ -29,6 +29,9 @@ pub enum StartupError {
     /// The blob store cannot be opened.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The outbox destinations are malformed.
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxSettingsError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -64,6 +67,10 @@ pub struct AppState {
     pub jobs: Arc<tokio::sync::Notify>,
     /// Group-commits the imaging index of stored instances.
     pub index_writer: crate::index_writer::IndexWriter,
+    /// Where results go (the outbox's destinations and retry policy).
+    pub outbox: Arc<crate::outbox::OutboxSettings>,
+    /// Wakes this process's outbox senders when deliveries are queued.
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -145,6 +152,8 @@ impl Application {
         if let Some(pipeline) = &state.pipeline {
             crate::inference::spawn_workers(&state, pipeline, settings.workers);
         }
+        // Results leave through the outbox (issue #17).
+        crate::outbox::spawn_senders(&state);
         // The audit chain head, published outside the database (issue #14,
         // finding 5): a log line at start and on a schedule.
         if settings.audit_head_minutes > 0 {
@@ -230,7 +239,10 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
     );
     let per_minute = std::num::NonZeroU32::new(settings.login_attempts_per_minute.max(1))
         .unwrap_or(std::num::NonZeroU32::MIN);
+    let outbox = Arc::new(crate::outbox::OutboxSettings::from_settings(settings)?);
     Ok(AppState {
+        outbox,
+        deliveries: Arc::new(tokio::sync::Notify::new()),
         index_writer: crate::index_writer::IndexWriter::start(repository.clone()),
         repository,
         blobs,

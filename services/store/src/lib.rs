@@ -12,6 +12,7 @@ mod cases;
 mod error;
 mod identity;
 mod notes;
+pub mod outbox;
 mod records;
 mod repository;
 mod sql;
@@ -29,6 +30,9 @@ pub use cases::{
 pub use error::StoreError;
 pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
+pub use outbox::{
+    DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, DeliveryTarget, OutboxRepository,
+};
 pub use records::{
     DecodeStatus, InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery,
     SeriesRecord, StudyQuery, StudyRecord, like_pattern,
@@ -45,4 +49,5 @@ pub mod prelude {
         AuditRepository, CaseRepository, IdentityRepository, ImagingRepository, NotesRepository,
         Repository, RepositoryCore,
     };
+    pub use crate::outbox::OutboxRepository;
 }

@@ -146,6 +146,7 @@ pub trait Repository:
     + AuditRepository
     + NotesRepository
     + CaseRepository
+    + crate::outbox::OutboxRepository
 {
 }
 
@@ -156,6 +157,7 @@ impl<T> Repository for T where
         + AuditRepository
         + NotesRepository
         + CaseRepository
+    + crate::outbox::OutboxRepository
 {
 }
 

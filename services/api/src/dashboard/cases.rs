@@ -1006,6 +1006,8 @@ struct VersionView {
     created_iso: String,
     status: String,
     current: bool,
+    /// Where its SR and FHIR deliveries stand (issue #17).
+    delivery: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -1252,6 +1254,13 @@ pub(crate) async fn case_view(
         Err(page) => return Ok(page),
     };
     let versions = state.repository.predictions_of_case(case.id).await?;
+    let deliveries = state
+        .repository
+        .deliveries(&fusion_store::DeliveryFilter {
+            case_id: Some(case.id),
+            ..Default::default()
+        })
+        .await?;
     let latest_version = versions.first().map(|p| p.version);
     // An unknown version number falls back to the latest, and says so.
     let wanted = query
@@ -1398,6 +1407,7 @@ pub(crate) async fn case_view(
                     "issued".to_owned()
                 },
                 current: Some(v.version) == shown.map(|s| s.version),
+                delivery: crate::outbox::describe(&deliveries, v.prediction.id),
             })
             .collect(),
         reviews: reviews.iter().map(|r| review_item(r, &names)).collect(),

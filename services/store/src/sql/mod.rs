@@ -13,6 +13,8 @@ mod identity;
 mod imaging;
 #[macro_use]
 mod notes;
+#[macro_use]
+pub(crate) mod outbox;
 
 use crate::StoreError;
 
@@ -149,6 +151,19 @@ impl_cases!(
     begin_write = "BEGIN IMMEDIATE",
     link_lock = "SELECT 1",
     lock_case = "SELECT 1 FROM cases WHERE id = $1",
+    skip_locked = "",
+);
+
+impl_outbox!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+);
+impl_outbox!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
     skip_locked = "",
 );
 
