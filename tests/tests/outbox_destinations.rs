@@ -51,7 +51,10 @@ impl Destination {
             {
                 break p;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "the destination did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the destination did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         Self {
@@ -137,9 +140,7 @@ async fn settled(
     let start = Instant::now();
     loop {
         let rows = deliveries(app).await;
-        if !rows.is_empty()
-            && rows.iter().all(|d| d.state != DeliveryState::Pending)
-            && also(&rows)
+        if !rows.is_empty() && rows.iter().all(|d| d.state != DeliveryState::Pending) && also(&rows)
         {
             return rows;
         }
@@ -177,14 +178,22 @@ async fn retry_failed(app: &TestApp) -> usize {
         request_id: None,
     };
     for d in &failed {
-        assert!(app.state.repository.retry_delivery(d.id, &audit).await.unwrap());
+        assert!(
+            app.state
+                .repository
+                .retry_delivery(d.id, &audit)
+                .await
+                .unwrap()
+        );
     }
     app.state.deliveries.notify_waiters();
     failed.len()
 }
 
 fn remote(rows: &[DeliveryRecord]) -> Vec<&DeliveryRecord> {
-    rows.iter().filter(|d| d.target != DeliveryTarget::Local).collect()
+    rows.iter()
+        .filter(|d| d.target != DeliveryTarget::Local)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,38 +227,73 @@ async fn a_misbehaving_destination_is_retried_or_failed_with_its_reason() {
         remote(r).len() == 2 && r.iter().any(|d| d.target == DeliveryTarget::Local)
     })
     .await;
-    let local = rows.iter().find(|d| d.target == DeliveryTarget::Local).unwrap();
-    assert_eq!(local.state, DeliveryState::Delivered, "the archive is not held up");
+    let local = rows
+        .iter()
+        .find(|d| d.target == DeliveryTarget::Local)
+        .unwrap();
+    assert_eq!(
+        local.state,
+        DeliveryState::Delivered,
+        "the archive is not held up"
+    );
     for d in remote(&rows) {
         assert_eq!(d.state, DeliveryState::Failed, "{d:#?}");
         assert_eq!(d.attempts, 1);
         assert_eq!(d.last_status, Some(409));
-        assert!(d.last_error.as_deref().unwrap().contains("conflict: this destination refuses"), "{d:#?}");
+        assert!(
+            d.last_error
+                .as_deref()
+                .unwrap()
+                .contains("conflict: this destination refuses"),
+            "{d:#?}"
+        );
     }
 
     // 500: retried with backoff, failed after the last attempt.
     dest.mode("500").await;
     assert_eq!(retry_failed(&app).await, 2);
     let rows = settled(&app, "500", |r| {
-        remote(r).iter().all(|d| d.last_status == Some(500) && d.attempts == 3)
+        remote(r)
+            .iter()
+            .all(|d| d.last_status == Some(500) && d.attempts == 3)
     })
     .await;
     for d in remote(&rows) {
         assert_eq!(d.state, DeliveryState::Failed);
-        assert!(d.last_error.as_deref().unwrap().starts_with("gave up after 3 attempts: HTTP 500"), "{d:#?}");
-        assert!(d.last_error.as_deref().unwrap().contains("internal error at the destination"));
+        assert!(
+            d.last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("gave up after 3 attempts: HTTP 500"),
+            "{d:#?}"
+        );
+        assert!(
+            d.last_error
+                .as_deref()
+                .unwrap()
+                .contains("internal error at the destination")
+        );
     }
 
     // Garbage with a 200: not an acknowledgement.
     dest.mode("garbage").await;
     retry_failed(&app).await;
     let rows = settled(&app, "garbage", |r| {
-        remote(r).iter().all(|d| d.attempts == 3 && d.last_error.as_deref().is_some_and(|e| e.contains("not a")))
+        remote(r).iter().all(|d| {
+            d.attempts == 3 && d.last_error.as_deref().is_some_and(|e| e.contains("not a"))
+        })
     })
     .await;
-    let dicomweb = rows.iter().find(|d| d.target == DeliveryTarget::Dicomweb).unwrap();
+    let dicomweb = rows
+        .iter()
+        .find(|d| d.target == DeliveryTarget::Dicomweb)
+        .unwrap();
     assert!(
-        dicomweb.last_error.as_deref().unwrap().contains("not a DICOM JSON STOW-RS response"),
+        dicomweb
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("not a DICOM JSON STOW-RS response"),
         "{dicomweb:#?}"
     );
 
@@ -273,24 +317,35 @@ async fn a_misbehaving_destination_is_retried_or_failed_with_its_reason() {
             .iter()
             .any(|d| d.target == DeliveryTarget::Dicomweb && d.state == DeliveryState::Pending);
         if second_local == 2 {
-            assert!(slow_pending || rows.iter().any(|d| d.last_error.as_deref().is_some_and(|e| e.contains("in time"))));
+            assert!(
+                slow_pending
+                    || rows.iter().any(|d| d
+                        .last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("in time")))
+            );
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(300), "the second case's SR waits: {rows:#?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the second case's SR waits: {rows:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let rows = settled(&app, "slow", |r| remote(r).len() == 4).await;
     assert!(
-        remote(&rows)
-            .iter()
-            .any(|d| d.last_error.as_deref() == Some("gave up after 3 attempts: the destination did not answer in time")),
+        remote(&rows).iter().any(|d| d.last_error.as_deref()
+            == Some("gave up after 3 attempts: the destination did not answer in time")),
         "{rows:#?}"
     );
 
     // A proper answer: everything failed goes out, each SR once.
     dest.mode("ok").await;
     retry_failed(&app).await;
-    let rows = settled(&app, "ok", |r| r.iter().all(|d| d.state == DeliveryState::Delivered)).await;
+    let rows = settled(&app, "ok", |r| {
+        r.iter().all(|d| d.state == DeliveryState::Delivered)
+    })
+    .await;
     let received = dest.received().await;
     let mut stored: Vec<String> = received["stow"]
         .as_array()
@@ -318,7 +373,11 @@ async fn a_misbehaving_destination_is_retried_or_failed_with_its_reason() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 
     // Every remote attempt is audited, the destination as participant.
@@ -336,13 +395,23 @@ async fn a_misbehaving_destination_is_retried_or_failed_with_its_reason() {
     // case's 3 slow + 1 ok.
     assert!(transfers.len() >= 11, "{}", transfers.len());
     for e in &transfers {
-        assert_eq!(e.record.event_type, AuditEventType::DicomInstancesTransferred);
+        assert_eq!(
+            e.record.event_type,
+            AuditEventType::DicomInstancesTransferred
+        );
         assert_eq!(e.record.agent.kind, "destination");
         assert_eq!(e.record.agent.address.as_deref(), Some(dest.url.as_str()));
     }
-    assert!(transfers.iter().any(|e| e.record.outcome == AuditOutcome::Success));
+    assert!(
+        transfers
+            .iter()
+            .any(|e| e.record.outcome == AuditOutcome::Success)
+    );
     assert!(transfers.iter().any(|e| {
         e.record.outcome == AuditOutcome::MinorFailure
-            && e.record.outcome_desc.as_deref().is_some_and(|d| d.contains("409"))
+            && e.record
+                .outcome_desc
+                .as_deref()
+                .is_some_and(|d| d.contains("409"))
     }));
 }

@@ -113,7 +113,9 @@ async fn stored_report(app: &TestApp, who: &Who, case_id: &str, reviewed: bool) 
     loop {
         let rows = get_json(app, &who.clinician, &format!("/cases/{case_id}/deliveries")).await;
         let found = rows["deliveries"].as_array().unwrap().iter().find(|d| {
-            d["target"] == "local" && d["state"] == "delivered" && d["review_id"].is_null() != reviewed
+            d["target"] == "local"
+                && d["state"] == "delivered"
+                && d["review_id"].is_null() != reviewed
         });
         if let Some(d) = found {
             return d["sop_instance_uid"].as_str().unwrap().to_owned();
@@ -214,7 +216,11 @@ fn third_party_checks(bytes: &[u8], name: &str) -> (Value, String) {
     let _ = std::fs::create_dir_all(&shots);
     let _ = std::fs::write(shots.join(format!("{name}.dsrdump.txt")), &dump);
     let _ = std::fs::write(shots.join(format!("{name}.dciodvfy.txt")), &report);
-    println!("{name}: {} bytes; dciodvfy: {} lines", bytes.len(), report.lines().count());
+    println!(
+        "{name}: {} bytes; dciodvfy: {} lines",
+        bytes.len(),
+        report.lines().count()
+    );
     (read, dump)
 }
 
@@ -238,13 +244,20 @@ fn assert_numbers_match(sr: &Value, prediction: &Value) {
         ] {
             let want = op[theirs].as_f64().unwrap();
             let have = got[ours].as_f64().unwrap();
-            assert!((want - have).abs() < 1e-6, "{label} {ours}: {have} vs {want}");
+            assert!(
+                (want - have).abs() < 1e-6,
+                "{label} {ours}: {have} vs {want}"
+            );
         }
         let conflict = fused["conflict"].as_f64().unwrap();
         assert!((got["conflict"].as_f64().unwrap() - conflict).abs() < 1e-6);
         let mut want_set: Vec<String> = fused["prediction_set"]
             .as_array()
-            .map(|a| a.iter().map(|c| c.as_str().unwrap().to_uppercase()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|c| c.as_str().unwrap().to_uppercase())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut have_set: Vec<String> = got["conformal_set"]
             .as_array()
@@ -255,7 +268,11 @@ fn assert_numbers_match(sr: &Value, prediction: &Value) {
         want_set.sort();
         have_set.sort();
         assert_eq!(have_set, want_set, "{label} conformal set");
-        let abstained = if fused["abstain"].is_null() { "No" } else { "Yes" };
+        let abstained = if fused["abstain"].is_null() {
+            "No"
+        } else {
+            "Yes"
+        };
         assert_eq!(got["abstention"], abstained, "{label}");
     }
 }
@@ -277,10 +294,8 @@ fn validate_fhir(bundle: &Value) {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "medplum: {text}");
-    let (ok, text) = fusion_tests::run_tool(
-        "validate_fhir.py",
-        &["report", file.to_str().unwrap()],
-    );
+    let (ok, text) =
+        fusion_tests::run_tool("validate_fhir.py", &["report", file.to_str().unwrap()]);
     assert!(ok, "fhir.resources: {text}");
 }
 
@@ -311,9 +326,16 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
     // come first).
     let unverified_uid = loop {
         let uid = stored_report(&app, &who, &case_id, false).await;
-        let rows = get_json(&app, &who.clinician, &format!("/cases/{case_id}/deliveries")).await;
+        let rows = get_json(
+            &app,
+            &who.clinician,
+            &format!("/cases/{case_id}/deliveries"),
+        )
+        .await;
         if rows["deliveries"].as_array().unwrap().iter().any(|d| {
-            d["prediction_id"] == prediction_id && d["target"] == "local" && d["state"] == "delivered"
+            d["prediction_id"] == prediction_id
+                && d["target"] == "local"
+                && d["state"] == "delivered"
         }) {
             break rows["deliveries"]
                 .as_array()
@@ -338,9 +360,15 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
     assert_eq!(sr["modality"], "SR");
     assert_eq!(sr["root"], "126000");
     assert_eq!(sr["study_instance_uid"], study);
-    assert_eq!(sr["patient_id"], cr.patient_id.as_ref().unwrap().to_string());
+    assert_eq!(
+        sr["patient_id"],
+        cr.patient_id.as_ref().unwrap().to_string()
+    );
     assert_eq!(sr["evidence"], json!([cr.sop_instance_uid.to_string()]));
-    assert_eq!(sr["image_library"], json!([cr.sop_instance_uid.to_string()]));
+    assert_eq!(
+        sr["image_library"],
+        json!([cr.sop_instance_uid.to_string()])
+    );
     assert!(sr["predecessor"].is_null() && sr["verifying_observer"].is_null());
     assert_numbers_match(&sr, &prediction);
     let pneumonia = &sr["observations"]["PNEUMONIA"];
@@ -353,7 +381,10 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
         "{pneumonia:#}"
     );
     let summary = sr["summary"].as_str().unwrap();
-    assert!(summary.contains("UNVERIFIED") && summary.contains("Pneumonia"), "{summary}");
+    assert!(
+        summary.contains("UNVERIFIED") && summary.contains("Pneumonia"),
+        "{summary}"
+    );
     assert!(dump.contains("UNVERIFIED"), "{dump}");
 
     // The FHIR Bundle of the case: preliminary, valid, the same numbers.
@@ -389,7 +420,10 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
     assert_eq!(sr["predecessor"], unverified_uid.as_str());
     assert_numbers_match(&sr, &prediction);
     assert_eq!(sr["observations"]["PNEUMONIA"]["review_decision"], "AMEND");
-    assert_eq!(sr["observations"]["PLEURALEFFUSION"]["review_decision"], "ACCEPT");
+    assert_eq!(
+        sr["observations"]["PLEURALEFFUSION"]["review_decision"],
+        "ACCEPT"
+    );
 
     let bundle = get_json(&app, &who.clinician, &format!("/cases/{case_id}/fhir")).await;
     validate_fhir(&bundle);
@@ -407,7 +441,10 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
         .as_f64()
         .unwrap();
     assert!((obs["resource"]["valueQuantity"]["value"].as_f64().unwrap() - p).abs() < 1e-6);
-    assert_eq!(obs["resource"]["interpretation"][0]["coding"][0]["code"], "NEG");
+    assert_eq!(
+        obs["resource"]["interpretation"][0]["coding"][0]["code"],
+        "NEG"
+    );
     assert_eq!(obs["resource"]["status"], "final");
 }
 

@@ -44,7 +44,11 @@ fn instant(t: DateTime<Utc>) -> String {
 }
 
 fn quantity(v: f64) -> Value {
-    let v = if v.is_finite() { (v * 1e6).round() / 1e6 } else { 0.0 };
+    let v = if v.is_finite() {
+        (v * 1e6).round() / 1e6
+    } else {
+        0.0
+    };
     json!({ "value": v, "unit": "1", "system": "http://unitsofmeasure.org", "code": "1" })
 }
 
@@ -204,7 +208,9 @@ fn bundle(p: &Parts, kind: &str) -> Value {
         };
         let id = rid(&format!("fhir-observation:{}:{label}", p.prediction_id));
         results.push(json!({ "reference": format!("urn:uuid:{id}") }));
-        entries.push(observation(p, o, fused, &id, status, &subject, &derived, &device_id));
+        entries.push(observation(
+            p, o, fused, &id, status, &subject, &derived, &device_id,
+        ));
     }
     let report_id = rid(&format!("fhir-report:{}", p.prediction_id));
     let mut report = json!({
@@ -233,7 +239,10 @@ fn bundle(p: &Parts, kind: &str) -> Value {
         .into_iter()
         .map(|resource| {
             let id = resource["id"].as_str().unwrap_or_default().to_owned();
-            let kind_name = resource["resourceType"].as_str().unwrap_or_default().to_owned();
+            let kind_name = resource["resourceType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let mut e = json!({ "fullUrl": format!("urn:uuid:{id}"), "resource": resource });
             if kind == "transaction" {
                 e["request"] = json!({ "method": "PUT", "url": format!("{kind_name}/{id}") });
@@ -294,10 +303,7 @@ fn observation(
     } else {
         "NEG"
     };
-    let decision = p
-        .review
-        .as_ref()
-        .and_then(|r| r.decisions.get(o.as_str()));
+    let decision = p.review.as_ref().and_then(|r| r.decisions.get(o.as_str()));
     if let Some((d, value)) = decision {
         call = match (d.as_str(), value.as_deref()) {
             ("amend", Some("present")) => "POS",
@@ -334,7 +340,10 @@ fn observation(
     }
     let mut notes = Vec::new();
     if let Some(reason) = &fused.abstain {
-        notes.push(format!("Withheld: {}", crate::sr::content::abstain_text(reason)));
+        notes.push(format!(
+            "Withheld: {}",
+            crate::sr::content::abstain_text(reason)
+        ));
     }
     if let Some((d, value)) = decision {
         notes.push(match value {

@@ -59,7 +59,9 @@ pub(crate) async fn run(settings: &Settings, cmd: OutboxCommand) -> anyhow::Resu
                     limit: Some(limit),
                 })
                 .await?;
-            println!("id\tcase\tprediction\treview\ttarget\tstate\tattempts\tstatus\tsop_instance_uid\tlast_error");
+            println!(
+                "id\tcase\tprediction\treview\ttarget\tstate\tattempts\tstatus\tsop_instance_uid\tlast_error"
+            );
             for d in rows {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",

@@ -97,7 +97,9 @@ fn serve(vars: &[(String, String)], port: u16) -> Served {
 async fn orthanc_srs(pacs: &Orthanc, study_uid: &str) -> Vec<(String, String, u64)> {
     let found = pacs
         .request(reqwest::Method::POST, "/tools/find")
-        .json(&json!({"Level": "Series", "Query": {"StudyInstanceUID": study_uid, "Modality": "SR"}}))
+        .json(
+            &json!({"Level": "Series", "Query": {"StudyInstanceUID": study_uid, "Modality": "SR"}}),
+        )
         .send()
         .await;
     let Ok(found) = found else {
@@ -114,11 +116,16 @@ async fn orthanc_srs(pacs: &Orthanc, study_uid: &str) -> Vec<(String, String, u6
             .clone();
         for i in instances {
             let id = i["ID"].as_str().unwrap();
-            let tags = pacs.get_json(&format!("/instances/{id}/simplified-tags")).await;
+            let tags = pacs
+                .get_json(&format!("/instances/{id}/simplified-tags"))
+                .await;
             let size = i["FileSize"].as_u64().unwrap_or_default();
             out.push((
                 tags["SOPInstanceUID"].as_str().unwrap().to_owned(),
-                tags["VerificationFlag"].as_str().unwrap_or_default().to_owned(),
+                tags["VerificationFlag"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 size,
             ));
         }
@@ -170,7 +177,11 @@ async fn srs_reach_the_pacs_once_through_an_outage_and_a_restart() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let settings = fusion_api::Settings::load_from(
         &fusion_api::config::Overrides::default(),
         env(&db, data.path(), "http://127.0.0.1:9"),
@@ -180,9 +191,10 @@ async fn srs_reach_the_pacs_once_through_an_outage_and_a_restart() {
     let operator = fusion_api::admin::Operator {
         name: "test-operator".into(),
     };
-    let key = fusion_api::admin::create_api_key(&state, &operator, "orthanc", Role::Integration, None)
-        .await
-        .unwrap();
+    let key =
+        fusion_api::admin::create_api_key(&state, &operator, "orthanc", Role::Integration, None)
+            .await
+            .unwrap();
     use secrecy::ExposeSecret;
     fusion_api::admin::add_user(
         &state,
@@ -276,9 +288,16 @@ async fn srs_reach_the_pacs_once_through_an_outage_and_a_restart() {
     assert!(res.status().is_success(), "{}", res.status());
     let start = Instant::now();
     loop {
-        let rows = get_json(&client, &format!("{base}/cases/{case_id}/deliveries"), &token).await;
+        let rows = get_json(
+            &client,
+            &format!("{base}/cases/{case_id}/deliveries"),
+            &token,
+        )
+        .await;
         let failing = rows["deliveries"].as_array().unwrap().iter().any(|d| {
-            d["target"] == "dicomweb" && d["state"] == "pending" && d["attempts"].as_i64() >= Some(1)
+            d["target"] == "dicomweb"
+                && d["state"] == "pending"
+                && d["attempts"].as_i64() >= Some(1)
                 && d["last_error"].is_string()
         });
         if failing {
@@ -302,7 +321,12 @@ async fn srs_reach_the_pacs_once_through_an_outage_and_a_restart() {
     assert_eq!(uids.len(), 3, "{srs:?}");
 
     // Every PACS delivery is delivered, and was acknowledged exactly once.
-    let rows = get_json(&client, &format!("{base}/cases/{case_id}/deliveries"), &token).await;
+    let rows = get_json(
+        &client,
+        &format!("{base}/cases/{case_id}/deliveries"),
+        &token,
+    )
+    .await;
     let dicomweb: Vec<&Value> = rows["deliveries"]
         .as_array()
         .unwrap()
@@ -323,7 +347,10 @@ async fn srs_reach_the_pacs_once_through_an_outage_and_a_restart() {
             .filter(|e| {
                 e.record.subtype == "stow-rs-out"
                     && e.record.outcome == AuditOutcome::Success
-                    && e.record.entities.iter().any(|x| x.kind == "delivery" && x.id == id)
+                    && e.record
+                        .entities
+                        .iter()
+                        .any(|x| x.kind == "delivery" && x.id == id)
             })
             .count();
         assert_eq!(acknowledged, 1, "delivery {id}");

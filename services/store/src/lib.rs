@@ -31,7 +31,8 @@ pub use error::StoreError;
 pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
 pub use outbox::{
-    DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, DeliveryTarget, OutboxRepository,
+    DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, DeliveryTarget,
+    OutboxRepository,
 };
 pub use records::{
     DecodeStatus, InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery,
@@ -45,9 +46,9 @@ pub use repository::{
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {
+    pub use crate::outbox::OutboxRepository;
     pub use crate::repository::{
         AuditRepository, CaseRepository, IdentityRepository, ImagingRepository, NotesRepository,
         Repository, RepositoryCore,
     };
-    pub use crate::outbox::OutboxRepository;
 }

@@ -195,8 +195,7 @@ pub trait OutboxRepository: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::Query`], [`StoreError::Corrupt`].
-    async fn deliveries(&self, filter: &DeliveryFilter)
-    -> Result<Vec<DeliveryRecord>, StoreError>;
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError>;
 
     /// Queues a failed delivery again (attempts back to 0, due now) and
     /// appends `audit`. `Ok(false)` when it does not exist or is not failed.

@@ -157,7 +157,7 @@ impl<T> Repository for T where
         + AuditRepository
         + NotesRepository
         + CaseRepository
-    + crate::outbox::OutboxRepository
+        + crate::outbox::OutboxRepository
 {
 }
 

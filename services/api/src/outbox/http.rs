@@ -146,7 +146,9 @@ pub async fn stow(client: &reqwest::Client, dest: &Destination, doc: &SrDocument
             .map_or_else(|| "unknown".to_owned(), |r| format!("{r:#06X}"));
         return Attempt::Refused {
             status: code,
-            error: format!("HTTP {status}: the destination refused the instance, failure reason {reason}"),
+            error: format!(
+                "HTTP {status}: the destination refused the instance, failure reason {reason}"
+            ),
         };
     }
     if listed("00081199")

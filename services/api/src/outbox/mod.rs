@@ -113,7 +113,9 @@ impl OutboxSettings {
     ///
     /// [`OutboxSettingsError`] naming a URL that is not an `http(s)` URL.
     pub fn from_settings(settings: &crate::Settings) -> Result<Self, OutboxSettingsError> {
-        let parse = |key: &str, raw: &Option<String>| -> Result<Option<url::Url>, OutboxSettingsError> {
+        let parse = |key: &str,
+                     raw: &Option<String>|
+         -> Result<Option<url::Url>, OutboxSettingsError> {
             match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
                 None => Ok(None),
                 Some(s) => {
@@ -271,7 +273,8 @@ pub async fn deliver(state: &AppState, client: &reqwest::Client, d: DeliveryReco
                         status,
                         error,
                         next_attempt_at: Utc::now()
-                            + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::minutes(5)),
+                            + chrono::Duration::from_std(wait)
+                                .unwrap_or(chrono::Duration::minutes(5)),
                     }
                 }
                 Attempt::Transient { status, error } => DeliveryOutcome::Failed {
@@ -286,7 +289,10 @@ pub async fn deliver(state: &AppState, client: &reqwest::Client, d: DeliveryReco
                 .record_delivery(d.id, &outcome, audit.as_ref())
                 .await
             {
-                Ok(_) => tracing::info!(outcome = outcome_name(&outcome), "delivery attempt recorded"),
+                Ok(_) => tracing::info!(
+                    outcome = outcome_name(&outcome),
+                    "delivery attempt recorded"
+                ),
                 Err(e) => tracing::error!(error = %e, "cannot record a delivery attempt"),
             }
         },

@@ -903,9 +903,7 @@ pub(crate) async fn create_review(
         decisions,
         comment,
         // Its VERIFIED SR and FHIR deliveries, in the same transaction (#17).
-        deliveries: state
-            .outbox
-            .for_review(case.study_instance_uid.is_some()),
+        deliveries: state.outbox.for_review(case.study_instance_uid.is_some()),
     };
     let audit = ctx.record(
         AuditEventType::PatientRecord,

@@ -108,7 +108,12 @@ fn measurement_group(input: &SrInput, o: Observation, fused: &FusedLabel) -> InM
         }
     }
     items.push(abstention(
-        fused.abstain.as_ref().map(abstain_text).into_iter().collect(),
+        fused
+            .abstain
+            .as_ref()
+            .map(abstain_text)
+            .into_iter()
+            .collect(),
     ));
     for (concept, report) in [
         (it::IMAGE_CONTRIBUTION, &branches.image),
@@ -133,7 +138,11 @@ fn measurement_group(input: &SrInput, o: Observation, fused: &FusedLabel) -> InM
                 items.push(it::text_item(
                     Rel::HasConceptMod,
                     it::ALGORITHM_VERSION,
-                    if version.is_empty() { "unknown" } else { version },
+                    if version.is_empty() {
+                        "unknown"
+                    } else {
+                        version
+                    },
                 ));
             }
         }

@@ -283,14 +283,21 @@ pub fn text_item(rel: Rel, concept: Code, value: &str) -> InMemDicomObject {
 /// A CODE item.
 pub fn coded_item(rel: Rel, concept: Code, value: Code) -> InMemDicomObject {
     let mut item = base(rel, "CODE", concept);
-    item.put(sequence(tags::CONCEPT_CODE_SEQUENCE, vec![code_item(value)]));
+    item.put(sequence(
+        tags::CONCEPT_CODE_SEQUENCE,
+        vec![code_item(value)],
+    ));
     item
 }
 
 /// A UIDREF item.
 pub fn uidref_item(rel: Rel, concept: Code, uid: &str) -> InMemDicomObject {
     let mut item = base(rel, "UIDREF", concept);
-    item.put(DataElement::new(tags::UID, VR::UI, PrimitiveValue::from(uid)));
+    item.put(DataElement::new(
+        tags::UID,
+        VR::UI,
+        PrimitiveValue::from(uid),
+    ));
     item
 }
 

@@ -96,7 +96,7 @@ pub async fn load(
         .image
         .status
         .contributed()
-        .then(|| output.branches.image.instance.as_deref())
+        .then_some(output.branches.image.instance.as_deref())
         .flatten()
         .and_then(|uid| evidence.iter().find(|e| e.sop_instance == uid).cloned());
     let source = records.first().ok_or(SrError::NoSource)?;
@@ -173,10 +173,11 @@ async fn identity_of(
         .get(&source.blob_key)
         .await
         .map_err(|_| SrError::NoSource)?;
-    let object = tokio::task::spawn_blocking(move || fusion_imaging::read(&bytes))
+    // Only whether it parsed matters here: the error is dropped in the task.
+    let object = tokio::task::spawn_blocking(move || fusion_imaging::read(&bytes).ok())
         .await
         .map_err(|_| SrError::NoSource)?
-        .map_err(|_| SrError::NoSource)?;
+        .ok_or(SrError::NoSource)?;
     let mut out = Vec::new();
     for (tag, vr, type2) in IDENTITY {
         let value = object

@@ -211,27 +211,50 @@ pub fn build(input: &SrInput) -> Result<SrDocument, SrError> {
     put(&mut obj, tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000");
     // SR Document Series (C.17.1) and General Equipment (C.7.5.1).
     put(&mut obj, tags::MODALITY, VR::CS, "SR");
-    put(&mut obj, tags::SERIES_INSTANCE_UID, VR::UI, &series_instance_uid);
-    put(&mut obj, tags::SERIES_NUMBER, VR::IS, &SERIES_NUMBER.to_string());
-    put(&mut obj, 
+    put(
+        &mut obj,
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        &series_instance_uid,
+    );
+    put(
+        &mut obj,
+        tags::SERIES_NUMBER,
+        VR::IS,
+        &SERIES_NUMBER.to_string(),
+    );
+    put(
+        &mut obj,
         tags::SERIES_DESCRIPTION,
         VR::LO,
         "AI results (fusion), not for primary diagnosis",
     );
     put(&mut obj, tags::MANUFACTURER, VR::LO, "fusion project");
-    put(&mut obj, 
+    put(
+        &mut obj,
         tags::MANUFACTURER_MODEL_NAME,
         VR::LO,
         "clinical multimodal fusion",
     );
-    put(&mut obj, tags::SOFTWARE_VERSIONS, VR::LO, env!("CARGO_PKG_VERSION"));
+    put(
+        &mut obj,
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        env!("CARGO_PKG_VERSION"),
+    );
     // SR Document General (C.17.2).
     let instance_number = input.version * 100 + i32::from(input.review.is_some());
-    put(&mut obj, tags::INSTANCE_NUMBER, VR::IS, &instance_number.to_string());
+    put(
+        &mut obj,
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        &instance_number.to_string(),
+    );
     put(&mut obj, tags::CONTENT_DATE, VR::DA, &date);
     put(&mut obj, tags::CONTENT_TIME, VR::TM, &time);
     put(&mut obj, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
-    put(&mut obj, 
+    put(
+        &mut obj,
         tags::VERIFICATION_FLAG,
         VR::CS,
         if input.review.is_some() {
@@ -244,12 +267,20 @@ pub fn build(input: &SrInput) -> Result<SrDocument, SrError> {
     for (tag, vr, value) in &input.identity {
         put(&mut obj, *tag, *vr, value);
     }
-    put(&mut obj, tags::STUDY_INSTANCE_UID, VR::UI, &input.study_instance_uid);
+    put(
+        &mut obj,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        &input.study_instance_uid,
+    );
     obj.put(sequence(
         tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
         Vec::new(),
     ));
-    obj.put(sequence(tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new()));
+    obj.put(sequence(
+        tags::PERFORMED_PROCEDURE_CODE_SEQUENCE,
+        Vec::new(),
+    ));
     if !input.evidence.is_empty() {
         obj.put(sequence(
             tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
@@ -272,10 +303,7 @@ pub fn build(input: &SrInput) -> Result<SrDocument, SrError> {
                 text(
                     tags::VERIFICATION_DATE_TIME,
                     VR::DT,
-                    &format!(
-                        "{}+0000",
-                        review.reviewed_at.format("%Y%m%d%H%M%S%.6f")
-                    ),
+                    &format!("{}+0000", review.reviewed_at.format("%Y%m%d%H%M%S%.6f")),
                 ),
             ])],
         ));
