@@ -1277,10 +1277,12 @@ pub(crate) async fn case_view(
         Some(uid) => state.repository.study(uid).await?,
         None => None,
     };
-    let instances = match &case.study_instance_uid {
+    let mut instances = match &case.study_instance_uid {
         Some(uid) => state.repository.study_instances(uid).await?,
         None => Vec::new(),
     };
+    // Our own SRs are results, listed with the versions, not images.
+    instances.retain(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid));
     let mut notes = Vec::new();
     for note_id in &case.note_ids {
         if let Some(n) = state.repository.note(*note_id).await? {
@@ -1391,7 +1393,8 @@ pub(crate) async fn case_view(
             .as_ref()
             .map(|s| s.modalities.join(", "))
             .unwrap_or_default(),
-        image_count: study.as_ref().map_or(0, |s| s.instance_count),
+        // The study's instances less our SRs.
+        image_count: i64::try_from(instances.len()).unwrap_or(i64::MAX),
         images,
         notes: notes.iter().map(note_view).collect(),
         versions: versions
