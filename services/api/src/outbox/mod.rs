@@ -410,6 +410,7 @@ async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
         }
     };
     let submitter = Submitter {
+        audit_subtype: "sr-store",
         agent: sr_writer_agent(),
         id: owner.unwrap_or_else(|| "fusion-sr".to_owned()),
         request_id: None,
