@@ -97,6 +97,23 @@ pub enum SectionKind {
     Other,
 }
 
+impl SectionKind {
+    /// Whether the section states why the study or visit was requested
+    /// rather than what was found: the indication (clinical history,
+    /// clinical question, reason for exam), the chief complaint and the
+    /// history of present illness. Mentions there never count towards a
+    /// label ([`Mention::counts`]).
+    #[must_use]
+    pub fn states_the_request(self) -> bool {
+        matches!(
+            self,
+            SectionKind::Indication
+                | SectionKind::ChiefComplaint
+                | SectionKind::HistoryOfPresentIllness
+        )
+    }
+}
+
 /// One section: an optional header and the body that follows it up to the
 /// next header (or the end of the text). Spans are byte offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,14 +208,17 @@ pub struct Mention {
 impl Mention {
     /// Whether the mention counts towards its note label: it is about the
     /// patient now (not family, historical or hypothetical) and lies outside
-    /// the indication, comparison and technique sections (an order such as
-    /// "r/o pneumonia" says nothing about the image).
+    /// the sections that state the request ([`SectionKind::states_the_request`]:
+    /// an order such as "r/o pneumonia" or a history of cough says nothing
+    /// about the image) and outside comparison and technique. So no label,
+    /// positive or other, is ever derived from an indication or history.
     #[must_use]
     pub fn counts(&self) -> bool {
-        let about_the_image = !matches!(
-            self.section,
-            SectionKind::Indication | SectionKind::Comparison | SectionKind::Technique
-        );
+        let about_the_image = !self.section.states_the_request()
+            && !matches!(
+                self.section,
+                SectionKind::Comparison | SectionKind::Technique
+            );
         about_the_image && !self.family && !self.historical && !self.hypothetical
     }
 }

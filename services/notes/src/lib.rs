@@ -25,6 +25,7 @@ pub mod sections;
 pub mod sentences;
 
 mod phrase;
+pub mod section_headers;
 mod span;
 mod token;
 

@@ -1,61 +1,17 @@
 //! Sectionizer for radiology reports and clinical notes: finds headers such
-//! as `FINDINGS:` or `History of Present Illness:` at line start and splits
-//! the text into canonical [`SectionKind`]s with byte spans.
+//! as `FINDINGS:`, `INDICATION/CLINICAL QUESTION:` or `History of Present
+//! Illness:` at line start and splits the text into canonical
+//! [`SectionKind`]s with byte spans. The spellings, with their sources, are
+//! the table in [`crate::section_headers`].
 
 use std::sync::LazyLock;
 
 use crate::Span;
 use crate::phrase::PhraseMatcher;
-use crate::token::tokenize;
+use crate::section_headers::HEADERS;
+use crate::token::{Token, tokenize};
 
 pub use fusion_schemas::note::{Section, SectionKind};
-
-/// Header spellings, matched case-insensitively on whole tokens.
-const HEADERS: &[(SectionKind, &str)] = &[
-    (
-        SectionKind::Indication,
-        "[clinical ]indication[s]|reason for (exam|examination|study|request|referral)|[clinical ]history|clinical (information|data|details)",
-    ),
-    (
-        SectionKind::Comparison,
-        "comparison[s]|comparison (study|exam|studies)|prior (study|studies)",
-    ),
-    (SectionKind::Technique, "technique|views|protocol"),
-    (SectionKind::Findings, "finding[s]"),
-    (
-        SectionKind::Impression,
-        "impression[s]|conclusion[s]|interpretation|opinion|summary",
-    ),
-    (
-        SectionKind::ChiefComplaint,
-        "chief complaint[s]|cc|presenting complaint",
-    ),
-    (
-        SectionKind::HistoryOfPresentIllness,
-        "hpi|history of [the ]present illness|present illness",
-    ),
-    (SectionKind::ReviewOfSystems, "ros|review of system[s]"),
-    (
-        SectionKind::PastHistory,
-        "pmh|psh|pmhx|past (medical|surgical) history|past history|past medical and surgical history|pmh/psh|medical history",
-    ),
-    (
-        SectionKind::Medications,
-        "medication[s]|meds|(current|home|admission|discharge) (medications|meds)|medications on admission",
-    ),
-    (SectionKind::Allergies, "allerg(y|ies)|drug allergies"),
-    (SectionKind::FamilyHistory, "family (history|hx)|fh|fhx"),
-    (SectionKind::SocialHistory, "social (history|hx)|sh|shx"),
-    (
-        SectionKind::Assessment,
-        "assessment|a/p|a & p|assessment (and|&|/) plan|impression (and|&|/) plan",
-    ),
-    (SectionKind::Plan, "plan|recommendation[s]"),
-    (
-        SectionKind::Other,
-        "addendum|exam|examination|procedure|physical exam[ination]|vital signs|hospital course|laboratory data|labs|wet read",
-    ),
-];
 
 static HEADER_MATCHER: LazyLock<PhraseMatcher<SectionKind>> = LazyLock::new(|| {
     let mut m = PhraseMatcher::new();
@@ -107,15 +63,38 @@ fn find_headers(text: &str) -> Vec<(SectionKind, Span)> {
     found
 }
 
+/// Words that join two header names into one header: "INDICATION/CLINICAL
+/// QUESTION:", "History and indication:", "FINDINGS & IMPRESSION:".
+const JOINERS: &[&str] = &["/", "and", "&", ",", "+", "-"];
+
+/// A header at the start of `line`: one known name, or several joined by
+/// [`JOINERS`], then a colon or the end of the line. A joined header takes
+/// the kind of its first name, except that one naming the request anywhere
+/// ([`SectionKind::states_the_request`]) is of that kind, so the reason for
+/// a study is never read as what the study showed.
 fn header_in_line(line: &str, base: usize) -> Option<(SectionKind, Span)> {
     let tokens = tokenize(line, base);
-    let (len, &kind) = HEADER_MATCHER.longest_at(&tokens, 0)?;
-    let first = tokens.first()?;
-    match tokens.get(len) {
-        Some(colon) if colon.norm == ":" => {
-            Some((kind, Span::new(first.span.start, colon.span.end)))
+    let (mut len, &first_kind) = HEADER_MATCHER.longest_at(&tokens, 0)?;
+    let mut kind = first_kind;
+    while let Some(joiner) = tokens.get(len)
+        && JOINERS.contains(&joiner.norm.as_str())
+        && let Some((more, &next)) = HEADER_MATCHER.longest_at(&tokens, len + 1)
+    {
+        if next.states_the_request() && !kind.states_the_request() {
+            kind = next;
         }
-        None => Some((kind, Span::new(first.span.start, tokens[len - 1].span.end))),
+        len += 1 + more;
+    }
+    let first = tokens.first()?;
+    header_end(&tokens, len).map(|end| (kind, Span::new(first.span.start, end)))
+}
+
+/// Where a header of `len` tokens ends: after its colon, or after its last
+/// word when nothing else is on the line; `None` when prose follows.
+fn header_end(tokens: &[Token], len: usize) -> Option<usize> {
+    match tokens.get(len) {
+        Some(colon) if colon.norm == ":" => Some(colon.span.end),
+        None => Some(tokens[len - 1].span.end),
         Some(_) => None,
     }
 }
@@ -164,6 +143,45 @@ mod tests {
                 SectionKind::Assessment,
                 SectionKind::Medications,
             ]
+        );
+    }
+
+    #[test]
+    fn joined_and_request_headers_are_indications() {
+        let text = "INDICATION/CLINICAL QUESTION: Cough. Pneumonia?\nFINDINGS: Clear lungs.\nIMPRESSION: Normal.";
+        let sections = sectionize(text);
+        assert_eq!(
+            kinds(text),
+            [
+                SectionKind::Indication,
+                SectionKind::Findings,
+                SectionKind::Impression
+            ]
+        );
+        assert_eq!(
+            sections[0].header.and_then(|h| h.slice(text)),
+            Some("INDICATION/CLINICAL QUESTION:")
+        );
+        for header in [
+            "CLINICAL QUESTION: fever",
+            "Reason for exam: fever",
+            "REASON FOR STUDY: fever",
+            "History: fever",
+            "HISTORY AND INDICATION: fever",
+            "Clinical information: fever",
+            "Exam reason: fever",
+            "COMPARISON/HISTORY: none; fever",
+            "Findings/indication: fever",
+        ] {
+            assert_eq!(kinds(header), [SectionKind::Indication], "{header}");
+        }
+        assert_eq!(
+            kinds("FINDINGS/IMPRESSION: Small effusion."),
+            [SectionKind::Findings]
+        );
+        assert_eq!(
+            kinds("Findings and plan to follow: none"),
+            [SectionKind::Preamble]
         );
     }
 

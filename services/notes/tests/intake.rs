@@ -214,3 +214,52 @@ mod intake {
         assert!(!err.to_string().contains("SECRET"), "{err}");
     }
 }
+
+/// The header variants of real chest radiograph reports (US
+/// Core's example uses "INDICATION/CLINICAL QUESTION:"): a request for
+/// "Pneumonia" in the indication never becomes a finding, through the whole
+/// path an EHR's DiagnosticReport takes (intake, sections, labels).
+mod indication_variants {
+    use fusion_notes::intake::{DecodeOptions, decode};
+    use fusion_notes::{NoteLabel, Observation, SectionKind, analyze};
+
+    #[test]
+    fn a_normal_report_with_a_joined_indication_header_is_normal() {
+        let path = format!(
+            "{}/tests/fixtures/intake/fhir_diagnosticreport_indication_variant.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(&path).unwrap();
+        let note = decode("application/fhir+json", &body, &DecodeOptions::default()).unwrap();
+        let text = note.text.unwrap();
+        let a = analyze(&text);
+        let indication = a
+            .sections
+            .iter()
+            .find(|s| s.kind == SectionKind::Indication)
+            .expect("the joined header is an indication section");
+        assert!(indication.body.slice(&text).unwrap().contains("Pneumonia"));
+        assert_eq!(a.labels[&Observation::Pneumonia], NoteLabel::NotMentioned);
+        assert_eq!(a.labels[&Observation::PleuralEffusion], NoteLabel::Negative);
+        assert_eq!(a.labels[&Observation::NoFinding], NoteLabel::Positive);
+    }
+
+    #[test]
+    fn history_and_complaint_sections_never_give_a_label() {
+        for text in [
+            "HISTORY: Pneumonia.\nFINDINGS: Lungs are clear.",
+            "CLINICAL QUESTION: effusion?\nIMPRESSION: Normal chest.",
+            "Reason for exam: pneumothorax\nFINDINGS: No acute process.",
+            "CC: cough, pneumonia\nHPI: treated for pneumonia last week.\nASSESSMENT: Improving.",
+        ] {
+            let a = analyze(text);
+            for o in [
+                Observation::Pneumonia,
+                Observation::PleuralEffusion,
+                Observation::Pneumothorax,
+            ] {
+                assert_eq!(a.labels[&o], NoteLabel::NotMentioned, "{o:?} in {text:?}");
+            }
+        }
+    }
+}

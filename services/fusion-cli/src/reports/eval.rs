@@ -25,6 +25,7 @@ use fusion_notes::labelled::LabelMap;
 use fusion_schemas::{NoteLabel, Observation};
 use serde::Serialize;
 
+use super::uncertainty::{EceConsistency, Interval, ece_consistency, f1_intervals};
 use super::{AnalysedReport, EIGHT};
 
 /// Arguments of `fusion eval reports`.
@@ -91,12 +92,16 @@ pub struct ObservationFigures {
     pub threshold: Option<f64>,
     /// The service's decision.
     pub decision: Scores,
+    /// 95 % bootstrap interval of the decision's F1 (resampling reports).
+    pub decision_f1_95: Option<Interval>,
     /// AUROC of the fused probability.
     pub auroc: Option<f64>,
     /// Average precision of the fused probability.
     pub average_precision: Option<f64>,
     /// ECE (15 bins) of the fused probability.
     pub ece: f64,
+    /// The ECE chance alone gives a calibrated model on these cases.
+    pub ece_chance: Option<EceConsistency>,
     /// Brier score of the fused probability.
     pub brier: f64,
     /// Fraction of reports whose fused conformal set holds the gold class
@@ -131,6 +136,8 @@ pub struct Averages {
     pub decision_micro_f1: f64,
     /// Macro AUROC of the fused probability (observations where defined).
     pub macro_auroc: f64,
+    /// 95 % bootstrap interval of the decision's macro-F1.
+    pub decision_macro_f1_95: Option<Interval>,
 }
 
 /// The whole evaluation.
@@ -160,6 +167,7 @@ pub struct EvalReport {
 
 /// Per-report outputs for one observation.
 struct Row {
+    report: usize,
     gold: bool,
     labeller: bool,
     mentioned: bool,
@@ -231,6 +239,7 @@ pub fn evaluate(
                 (s.contains(truth), s.len())
             });
             rows.entry(o).or_default().push(Row {
+                report: k,
                 gold,
                 labeller,
                 mentioned: label != NoteLabel::NotMentioned,
@@ -248,7 +257,7 @@ pub fn evaluate(
             );
         }
     }
-    let figures: Vec<ObservationFigures> = observations
+    let mut figures: Vec<ObservationFigures> = observations
         .iter()
         .filter_map(|&o| {
             let rows = rows.get(&o)?;
@@ -272,9 +281,11 @@ pub fn evaluate(
                 decided_by: by,
                 threshold,
                 decision: Scores::of(Confusion::of(rows.iter().map(|r| (r.decision, r.gold)))),
+                decision_f1_95: None,
                 auroc: auroc(&pairs),
                 average_precision: average_precision(&pairs),
                 ece: expected_calibration_error(&pairs, ECE_BINS).unwrap_or(f64::NAN),
+                ece_chance: ece_consistency(&pairs),
                 brier: brier_score(&pairs).unwrap_or(f64::NAN),
                 coverage: (sets.len() == rows.len() && !sets.is_empty())
                     .then(|| sets.iter().filter(|s| s.0).count() as f64 / sets.len() as f64),
@@ -312,8 +323,37 @@ pub fn evaluate(
             decision_macro_f1: chosen.iter().map(|f| f.decision.f1).sum::<f64>() / n,
             decision_micro_f1: pooled(&|f| f.decision.confusion),
             macro_auroc: aurocs.iter().sum::<f64>() / aurocs.len().max(1) as f64,
+            decision_macro_f1_95: None,
         }
     };
+    // Bootstrap intervals over reports: every observation's rows indexed by
+    // report, so one resample moves them all together.
+    let decisions = |o: Observation| {
+        let mut d = vec![None; reports.len()];
+        for r in rows.get(&o).into_iter().flatten() {
+            d[r.report] = Some((r.decision, r.gold));
+        }
+        d
+    };
+    let order: Vec<Observation> = figures.iter().map(|f| f.observation).collect();
+    let interval_of = |keep: &dyn Fn(Observation) -> bool| {
+        let chosen: Vec<_> = order
+            .iter()
+            .copied()
+            .filter(|&o| keep(o))
+            .map(decisions)
+            .collect();
+        f1_intervals(&chosen)
+    };
+    let mut all = average(&|_| true);
+    let mut eight = average(&|o| EIGHT.contains(&o));
+    eight.decision_macro_f1_95 = interval_of(&|o| EIGHT.contains(&o)).map(|(_, m)| m);
+    if let Some((per, m)) = interval_of(&|_| true) {
+        all.decision_macro_f1_95 = Some(m);
+        for (f, i) in figures.iter_mut().zip(per) {
+            f.decision_f1_95 = Some(i);
+        }
+    }
     EvalReport {
         data: data.0.to_owned(),
         data_sha256: data.1.to_owned(),
@@ -326,8 +366,8 @@ pub fn evaluate(
             .iter()
             .map(|p| format!("{}@{} ({:?})", p.name, p.version, p.status).to_lowercase())
             .collect(),
-        all: average(&|_| true),
-        eight: average(&|o| EIGHT.contains(&o)),
+        all,
+        eight,
         observations: figures,
     }
 }
@@ -402,17 +442,40 @@ impl std::fmt::Display for EvalReport {
             )?;
         }
         writeln!(f)?;
+        writeln!(
+            f,
+            "{:<26} | {:>5} {:>15} | {:>5} {:>9} {:>6}",
+            "how sure (95 %)", "F1", "interval", "ECE", "chance95", "p"
+        )?;
+        for o in &self.observations {
+            let (lo, hi) = o
+                .decision_f1_95
+                .map_or((f64::NAN, f64::NAN), |i| (i.low, i.high));
+            let (c95, p) = o
+                .ece_chance
+                .map_or((f64::NAN, f64::NAN), |c| (c.calibrated_p95, c.p_value));
+            writeln!(
+                f,
+                "{:<26} | {:5.3} [{lo:5.3}, {hi:5.3}] | {:5.3} {c95:9.3} {p:6.3}",
+                o.observation.display_name(),
+                o.decision.f1,
+                o.ece
+            )?;
+        }
+        writeln!(f)?;
         for (name, a) in [
             ("all mapped", &self.all),
             ("the eight findings", &self.eight),
         ] {
             writeln!(
                 f,
-                "{name} ({}): labeller macro-F1 {:.3} micro-F1 {:.3}; decision macro-F1 {:.3} micro-F1 {:.3}; macro AUROC {:.3}",
+                "{name} ({}): labeller macro-F1 {:.3} micro-F1 {:.3}; decision macro-F1 {:.3} [95 % {}] micro-F1 {:.3}; macro AUROC {:.3}",
                 a.observations,
                 a.labeller_macro_f1,
                 a.labeller_micro_f1,
                 a.decision_macro_f1,
+                a.decision_macro_f1_95
+                    .map_or_else(|| "—".to_owned(), |i| format!("{:.3}–{:.3}", i.low, i.high)),
                 a.decision_micro_f1,
                 a.macro_auroc
             )?;
@@ -422,7 +485,10 @@ impl std::fmt::Display for EvalReport {
             "\nlab: the mention labeller (uncertain counted as present); decision: what the service reports \
              (a trained head's p ≥ its threshold, else the labeller); AUROC … Brier: the fused probability; \
              cover: conformal coverage (nominal 0.90), set: mean set size; nm p / a: mean probability of \
-             reports that do not mention it / the prior."
+             reports that do not mention it / the prior. how sure: the decision's F1 with its 95 % \
+             bootstrap interval over reports; the ECE beside the 95th percentile a perfectly calibrated \
+             model reaches by chance on the same probabilities (chance95) and how often it reaches the \
+             observed ECE (p; small means more than chance)."
         )
     }
 }

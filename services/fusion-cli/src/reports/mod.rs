@@ -9,6 +9,7 @@
 pub mod eval;
 mod plots;
 pub mod train;
+pub mod uncertainty;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
