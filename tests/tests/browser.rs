@@ -868,6 +868,36 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
     assert_eq!(browser.text("#case-status").await, "Reviewed");
     browser.screenshot("13-case-reviewed").await;
 
+    // The review in the browser makes a VERIFIED SR in the study (issue
+    // #17), and the versions table says where the results went.
+    let start = std::time::Instant::now();
+    loop {
+        let rows: serde_json::Value = app
+            .client
+            .get(app.url(&format!("/cases/{case_id}/deliveries")))
+            .bearer_auth(&api_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let verified = rows["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["target"] == "local" && d["state"] == "delivered" && !d["review_id"].is_null()
+        });
+        if verified {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "no VERIFIED SR: {rows:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    browser.goto(&format!("/cases/{case_id}/view")).await;
+    let versions = browser.text("#versions").await;
+    assert!(
+        versions.contains("unverified: archive delivered; verified: archive delivered"),
+        "{versions}"
+    );
+
     // A form with no decision is refused with a clear message.
     browser.click("#submit-review").await;
     assert!(

@@ -100,6 +100,7 @@ async fn predicted(app: &TestApp, n: usize, labels: &[(&str, FusedLabel)]) -> Uu
         findings: Vec::new(),
         refer: false,
         job_id: None,
+        deliveries: vec![],
     };
     app.state
         .repository

@@ -167,6 +167,43 @@ pub struct Settings {
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
     pub admin_password: Option<SecretString>,
+    /// DICOMweb base URL of the PACS that receives each prediction's DICOM
+    /// SR by STOW-RS (`FUSION_SR_DESTINATION_URL`), e.g.
+    /// `http://pacs:8042/dicom-web`; the SR is POSTed to `<url>/studies`.
+    /// Unset (default): SRs are stored and served here only.
+    #[serde(default)]
+    pub sr_destination_url: Option<String>,
+    /// HTTP basic-auth user for the PACS (`FUSION_SR_DESTINATION_USER`).
+    #[serde(default)]
+    pub sr_destination_user: Option<String>,
+    /// Its password (`FUSION_SR_DESTINATION_PASSWORD`, a secret).
+    #[serde(default)]
+    pub sr_destination_password: Option<SecretString>,
+    /// Also send UNVERIFIED SRs, before a clinician's review
+    /// (`FUSION_SR_SEND_UNVERIFIED`). Default true; false sends the
+    /// VERIFIED SR of a review only.
+    pub sr_send_unverified: bool,
+    /// FHIR R4 base URL that receives each result as a `transaction`
+    /// Bundle (`FUSION_FHIR_ENDPOINT_URL`). Unset (default): nothing is
+    /// sent; `GET /cases/{id}/fhir` works either way.
+    #[serde(default)]
+    pub fhir_endpoint_url: Option<String>,
+    /// Bearer token for the FHIR endpoint (`FUSION_FHIR_ENDPOINT_TOKEN`, a
+    /// secret).
+    #[serde(default)]
+    pub fhir_endpoint_token: Option<SecretString>,
+    /// Attempts before a delivery is marked failed
+    /// (`FUSION_OUTBOX_MAX_ATTEMPTS`). Default 8.
+    pub outbox_max_attempts: i32,
+    /// Delay before the first retry, seconds, doubled per attempt up to
+    /// 300 (`FUSION_OUTBOX_BACKOFF_SECONDS`). Default 5.
+    pub outbox_backoff_seconds: u64,
+    /// Limit on one delivery request, seconds, body included
+    /// (`FUSION_OUTBOX_TIMEOUT_SECONDS`). Default 30.
+    pub outbox_timeout_seconds: u64,
+    /// Deliveries in flight at once in this process (`FUSION_OUTBOX_SENDERS`);
+    /// 0 leaves them to other processes. Default 4.
+    pub outbox_senders: usize,
 }
 
 /// Values given on the command line; they override everything else.
@@ -233,7 +270,12 @@ impl Settings {
             .set_default("monitoring_drift_reference", 200)?
             .set_default("monitoring_drift_window", 200)?
             .set_default("monitoring_drift_threshold", 0.25)?
-            .set_default("monitoring_drift_history", 20_000)?;
+            .set_default("monitoring_drift_history", 20_000)?
+            .set_default("sr_send_unverified", true)?
+            .set_default("outbox_max_attempts", 8)?
+            .set_default("outbox_backoff_seconds", 5)?
+            .set_default("outbox_timeout_seconds", 30)?
+            .set_default("outbox_senders", 4)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

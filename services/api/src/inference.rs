@@ -444,7 +444,11 @@ pub async fn process_job(
             JobOutcome::Lost
         });
     }
-    let new = new_prediction(&output, case.id, job.id, inputs)?;
+    let mut new = new_prediction(&output, case.id, job.id, inputs)?;
+    // Its SR and FHIR deliveries, queued in the same transaction (#17).
+    new.deliveries = state
+        .outbox
+        .for_prediction(case.study_instance_uid.is_some());
     let mut entities = vec![
         AuditEntity::new("case", case.id.to_string()),
         AuditEntity::new("prediction", new.id.to_string()),
@@ -480,6 +484,7 @@ pub async fn process_job(
         &features,
     )
     .await;
+    crate::outbox::wake(state);
     Ok(JobOutcome::Predicted {
         prediction_id: stored.prediction.id,
         version: stored.version,
@@ -505,6 +510,8 @@ async fn gather(
     };
     if let Some(study) = &case.study_instance_uid {
         let mut instances = state.repository.study_instances(study).await?;
+        // Our own reports in the study are results, not input.
+        instances.retain(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid));
         // Stable: keeps series and instance order within each group.
         instances.sort_by_key(|i| match i.decode_status {
             DecodeStatus::Ok => 0,
@@ -687,6 +694,7 @@ pub fn new_prediction(
         findings,
         refer,
         job_id: Some(job_id),
+        deliveries: Vec::new(),
     })
 }
 

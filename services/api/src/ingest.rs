@@ -28,6 +28,9 @@ pub struct Submitter {
     pub request_id: Option<String>,
     /// AuditEvent.purposeOfUse, when stated.
     pub purpose_of_use: Option<String>,
+    /// The subtype of the 110104 event of each stored instance: `stow-rs`
+    /// (STOW-RS, `fusion ingest`) or `sr-store` (our own SRs, issue #17).
+    pub audit_subtype: &'static str,
 }
 
 /// What happened to one instance.
@@ -124,6 +127,7 @@ pub async fn link_studies(
 pub async fn link_orphan_studies(state: &AppState) -> Result<usize, fusion_store::StoreError> {
     let orphans = state.repository.studies_without_case().await?;
     let submitter = Submitter {
+        audit_subtype: "stow-rs",
         agent: AuditAgent {
             kind: "system".into(),
             id: String::new(),
@@ -383,7 +387,7 @@ async fn store_unaudited(
     };
     let audit = AuditRecord {
         event_type: AuditEventType::DicomInstancesTransferred,
-        subtype: "stow-rs".into(),
+        subtype: submitter.audit_subtype.into(),
         action: AuditAction::Create,
         outcome: AuditOutcome::Success,
         outcome_desc: None,

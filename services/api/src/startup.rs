@@ -32,6 +32,9 @@ pub enum StartupError {
     /// The metrics pipeline cannot be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The outbox destinations are malformed.
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxSettingsError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -73,6 +76,10 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The model monitor's settings and firing alerts.
     pub monitor: Arc<crate::monitoring::Monitor>,
+    /// Where results go (the outbox's destinations and retry policy).
+    pub outbox: Arc<crate::outbox::OutboxSettings>,
+    /// Wakes this process's outbox senders when deliveries are queued.
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -157,6 +164,8 @@ impl Application {
         if let Some(pipeline) = &state.pipeline {
             crate::inference::spawn_workers(&state, pipeline, settings.workers);
         }
+        // Results leave through the outbox (issue #17).
+        crate::outbox::spawn_senders(&state);
         // The audit chain head, published outside the database (issue #14,
         // finding 5): a log line at start and on a schedule.
         if settings.audit_head_minutes > 0 {
@@ -259,7 +268,10 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
     );
     let per_minute = std::num::NonZeroU32::new(settings.login_attempts_per_minute.max(1))
         .unwrap_or(std::num::NonZeroU32::MIN);
+    let outbox = Arc::new(crate::outbox::OutboxSettings::from_settings(settings)?);
     Ok(AppState {
+        outbox,
+        deliveries: Arc::new(tokio::sync::Notify::new()),
         index_writer: crate::index_writer::IndexWriter::start(repository.clone()),
         repository,
         blobs,

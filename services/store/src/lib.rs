@@ -13,6 +13,7 @@ mod error;
 mod identity;
 mod monitoring;
 mod notes;
+pub mod outbox;
 mod records;
 mod repository;
 mod sql;
@@ -31,6 +32,10 @@ pub use error::StoreError;
 pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
 pub use monitoring::{InputFeatures, ModelInputRecord, NewModelInput, PoolUse, QueueDepth};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
+pub use outbox::{
+    DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, DeliveryTarget,
+    OutboxRepository,
+};
 pub use records::{
     DecodeStatus, InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery,
     SeriesRecord, StudyQuery, StudyRecord, like_pattern,
@@ -43,6 +48,7 @@ pub use repository::{
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {
+    pub use crate::outbox::OutboxRepository;
     pub use crate::repository::{
         AuditRepository, CaseRepository, IdentityRepository, ImagingRepository,
         MonitoringRepository, NotesRepository, Repository, RepositoryCore,

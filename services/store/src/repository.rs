@@ -148,6 +148,7 @@ pub trait Repository:
     + NotesRepository
     + CaseRepository
     + MonitoringRepository
+    + crate::outbox::OutboxRepository
 {
 }
 
@@ -159,6 +160,7 @@ impl<T> Repository for T where
         + NotesRepository
         + CaseRepository
         + MonitoringRepository
+        + crate::outbox::OutboxRepository
 {
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod health;
 pub(crate) mod models;
 pub mod monitoring;
 pub(crate) mod notes;
+pub(crate) mod results;
 
 use actix_web::http::Method;
 use actix_web::{Route, web};
@@ -285,6 +286,20 @@ fn build_table() -> Vec<RouteSpec> {
             "/cases/{id}/predictions",
             Any(&[P::ReadCases]),
             || web::get().to(cases::case_predictions),
+        ),
+        // Results as they leave (issue #17): the FHIR R4 Bundle of the
+        // latest version, and the outbox deliveries of the case.
+        spec(
+            Method::GET,
+            "/cases/{id}/fhir",
+            Any(&[P::ReadCases]),
+            || web::get().to(results::fhir),
+        ),
+        spec(
+            Method::GET,
+            "/cases/{id}/deliveries",
+            Any(&[P::ReadCases]),
+            || web::get().to(results::deliveries),
         ),
         spec(
             Method::GET,

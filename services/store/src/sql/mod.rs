@@ -15,6 +15,8 @@ mod imaging;
 mod monitoring;
 #[macro_use]
 mod notes;
+#[macro_use]
+pub(crate) mod outbox;
 
 use crate::StoreError;
 
@@ -156,6 +158,18 @@ impl_cases!(
 
 impl_monitoring!(PgRepository, sqlx::Postgres);
 impl_monitoring!(SqliteRepository, sqlx::Sqlite);
+impl_outbox!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+);
+impl_outbox!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
+    skip_locked = "",
+);
 
 /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
 pub(crate) fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {

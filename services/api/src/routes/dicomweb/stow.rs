@@ -163,6 +163,7 @@ async fn stow_into(
     };
     let base = base_url(&req, &state);
     let submitter = Submitter {
+        audit_subtype: "stow-rs",
         agent: ctx.principal.agent(ctx.address.clone()),
         id: ctx.principal.id.clone(),
         request_id: ctx.request_id.clone(),
