@@ -148,6 +148,24 @@ pub fn seeds(target: &str) -> Vec<Input> {
             ("ISO_IR 100".into(), with_prefix(&[0x81], b"J\xe9r\xf4me")),
             ("GB18030".into(), with_prefix(&[0x84], b"\xd6\xd0\xce\xc4")),
         ],
+        "rendered" => {
+            // 256 entries, 16-bit: discrete, linear, indirect (PS3.3 C.7.9.2).
+            let words: [u16; 11] = [0, 2, 0, 10, 1, 4, 50, 2, 2, 0, 0];
+            let lut: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            vec![
+                (
+                    "segmented, viewport 8,8".into(),
+                    with_prefix(&[1, 0, 0, 3], &with_prefix(b"8,8", &lut)),
+                ),
+                (
+                    "8-bit segmented, cropped flipped viewport, RGB".into(),
+                    with_prefix(
+                        &[0, 255, 3, 13],
+                        &with_prefix(b"4,4,12,2,-8,8", &[0, 2, 0, 9, 1, 3, 30]),
+                    ),
+                ),
+            ]
+        }
         "hl7v2" => note(".hl7"),
         "fhir" => note(".json"),
         "stow_multipart" => {

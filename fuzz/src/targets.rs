@@ -40,6 +40,12 @@ pub const TARGETS: &[Target] = &[
         memory_bound: rle_memory_bound,
     },
     Target {
+        name: "rendered",
+        about: "segmented palette expansion (PS3.3 C.7.9.2) and the rendered viewport (PS3.18 8.3.5.1.3)",
+        run: rendered,
+        memory_bound: rendered_memory_bound,
+    },
+    Target {
         name: "charset",
         about: "text decoding per Specific Character Set, ISO 2022 code extensions",
         run: charset,
@@ -96,6 +102,12 @@ fn jpeg_dct_memory_bound(len: usize) -> usize {
 /// bytes.
 fn rle_memory_bound(len: usize) -> usize {
     64 * 12 * len + MIB
+}
+
+/// A palette of at most 65,536 entries (two bytes each) and a viewport of
+/// at most 64 × 64 pixels over a 16 × 16 frame, beside the input.
+fn rendered_memory_bound(len: usize) -> usize {
+    8 * len + MIB
 }
 
 /// Text: the decoded copy, lines, fields and JSON values.
@@ -157,6 +169,53 @@ pub fn rle(data: &[u8]) {
         samples,
         bits,
     );
+}
+
+/// `[entries_hi, entries_lo, flags, viewport_len]`, the viewport
+/// parameter's text (`viewport_len` bytes), then segmented palette data
+/// (16-bit little endian words, or bytes when `flags & 1`): the data is
+/// expanded to at most `entries` entries, and the viewport, when it parses
+/// and is at most 64 pixels a side, applied to a 16 × 16 ramp.
+pub fn rendered(data: &[u8]) {
+    let [hi, lo, flags, viewport_len, rest @ ..] = data else {
+        return;
+    };
+    let entries = usize::from(u16::from_be_bytes([*hi, *lo])).max(1);
+    let (viewport, lut) = rest.split_at(usize::from(*viewport_len).min(rest.len()));
+    let eight_bit = flags & 1 == 1;
+    let words: Vec<u16> = if eight_bit {
+        lut.iter().map(|&b| u16::from(b)).collect()
+    } else {
+        lut.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    };
+    if let Ok(table) = fusion_imaging::palette::expand_segmented(&words, entries, eight_bit) {
+        assert!(table.len() <= entries, "the table stops at its entries");
+    }
+    if let Ok(v) = fusion_imaging::Viewport::parse(&String::from_utf8_lossy(viewport))
+        && v.width <= 64
+        && v.height <= 64
+    {
+        let frame = fusion_imaging::RenderedFrame {
+            rows: 16,
+            columns: 16,
+            channels: 1 + 2 * (flags >> 1 & 1),
+            data: (0..16 * 16 * usize::from(1 + 2 * (flags >> 1 & 1)))
+                .map(|i| (i % 256) as u8)
+                .collect(),
+        };
+        if let Ok(out) = v.apply(&frame) {
+            assert!(
+                out.columns <= v.width && out.rows <= v.height,
+                "fits the viewport"
+            );
+            assert_eq!(
+                out.data.len(),
+                (out.rows * out.columns) as usize * usize::from(out.channels)
+            );
+        }
+    }
 }
 
 /// The character set combinations of PS3.5 Annex H to K and the

@@ -152,6 +152,8 @@ pub struct TestApp {
     pub db: Db,
     pub settings: Settings,
     pub state: fusion_api::AppState,
+    /// The metrics-only listener, when `metrics_bind` was set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl TestApp {
@@ -338,6 +340,7 @@ async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
         .await
         .expect("application builds");
     let port = app.port();
+    let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -352,6 +355,7 @@ async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
         db,
         settings,
         state,
+        metrics_addr,
     }
 }
 

@@ -284,6 +284,36 @@ impl Orthanc {
         res.json().await.unwrap()
     }
 
+    /// Starts a stopped server again on the same folder, ports and
+    /// DICOMweb targets, its stored instances kept (a PACS back after an
+    /// outage).
+    pub async fn start_again(&mut self) {
+        let (http, dicom) = (self.http_port(), self.dicom_port());
+        let servers = self.config()["DicomWeb"]["Servers"].to_string();
+        let path = self.dir().to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(script())
+                .arg("start")
+                .arg(&path)
+                .env("ORTHANC_USER", USER)
+                .env("ORTHANC_PASSWORD", PASSWORD)
+                .env("ORTHANC_DICOMWEB_SERVERS", servers)
+                .env("ORTHANC_WATCH_PID", std::process::id().to_string())
+                .env("ORTHANC_HTTP_PORT", http.to_string())
+                .env("ORTHANC_DICOM_PORT", dicom.to_string())
+                .output()
+                .expect("run scripts/orthanc")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/orthanc start (again) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.stopped = false;
+    }
+
     /// Stops the server now (also done on drop); idempotent.
     pub fn stop(&mut self) {
         if self.stopped {

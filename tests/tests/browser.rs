@@ -747,7 +747,7 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
         src.starts_with(&format!(
             "/dicom-web/studies/{}/series/",
             attrs.study_instance_uid
-        )) && src.ends_with("/rendered"),
+        )) && src.ends_with("/rendered?accept=image/png"),
         "{src}"
     );
     assert!(loaded[0].as_u64().unwrap() > 100, "{loaded:?}");
@@ -868,6 +868,36 @@ async fn a_clinician_reviews_a_fused_case_in_the_browser() {
     assert_eq!(browser.text("#case-status").await, "Reviewed");
     browser.screenshot("13-case-reviewed").await;
 
+    // The review in the browser makes a VERIFIED SR in the study (issue
+    // #17), and the versions table says where the results went.
+    let start = std::time::Instant::now();
+    loop {
+        let rows: serde_json::Value = app
+            .client
+            .get(app.url(&format!("/cases/{case_id}/deliveries")))
+            .bearer_auth(&api_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let verified = rows["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["target"] == "local" && d["state"] == "delivered" && !d["review_id"].is_null()
+        });
+        if verified {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "no VERIFIED SR: {rows:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    browser.goto(&format!("/cases/{case_id}/view")).await;
+    let versions = browser.text("#versions").await;
+    assert!(
+        versions.contains("unverified: archive delivered; verified: archive delivered"),
+        "{versions}"
+    );
+
     // A form with no decision is refused with a clear message.
     browser.click("#submit-review").await;
     assert!(
@@ -970,7 +1000,7 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
     browser.goto(&format!("/cases/{ct_case}/view")).await;
     let (w, h, src) = loaded_image(&browser).await;
     assert_eq!((w, h), (128, 128));
-    assert!(src.ends_with("/rendered"), "{src}");
+    assert!(src.ends_with("/rendered?accept=image/png"), "{src}");
     browser
         .find("select.window-select option[value='-600,1500']")
         .await
@@ -985,7 +1015,10 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    assert!(src.ends_with("/rendered?window=-600%2C1500"), "{src}");
+    assert!(
+        src.ends_with("/rendered?accept=image/png&window=-600%2C1500"),
+        "{src}"
+    );
     // No note yet: the page says so, and no prediction is made up.
     assert!(
         browser
@@ -997,12 +1030,12 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
     // Ultrasound, 30 frames: frame stepping by button and by arrow key.
     browser.goto(&format!("/cases/{us_case}/view")).await;
     let (_, _, src) = loaded_image(&browser).await;
-    assert!(src.ends_with("/frames/1/rendered"), "{src}");
+    assert!(src.ends_with("/frames/1/rendered?accept=image/png"), "{src}");
     assert_eq!(browser.text(".frame-pos").await, "1 / 30");
     browser.find(".frame-next").await.click().await.unwrap();
     assert_eq!(browser.text(".frame-pos").await, "2 / 30");
     let (_, _, src) = loaded_image(&browser).await;
-    assert!(src.ends_with("/frames/2/rendered"), "{src}");
+    assert!(src.ends_with("/frames/2/rendered?accept=image/png"), "{src}");
     browser.find(".frame-prev").await.click().await.unwrap();
     browser.find(".frame-prev").await.click().await.unwrap();
     assert_eq!(browser.text(".frame-pos").await, "30 / 30", "wraps around");

@@ -676,6 +676,7 @@ fn prediction(case_id: Uuid, job_id: Option<Uuid>) -> NewPrediction {
         }],
         refer: false,
         job_id,
+        deliveries: vec![],
     }
 }
 
@@ -833,6 +834,7 @@ async fn store_story(repo: &dyn Repository) {
         reviewer: "u1".into(),
         decisions: json!({"pneumonia": {"decision": "accept"}}),
         comment: None,
+        deliveries: vec![],
     };
     let stored = repo
         .put_review(&review, &worker_audit("review-create", AuditAction::Create))

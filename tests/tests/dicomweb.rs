@@ -170,11 +170,12 @@ async fn every_decodable_catalogue_file_round_trips() {
             let got = parse_multipart(&ct, &res.bytes().await.unwrap());
             assert_eq!(got.len(), 1, "{file}");
             assert!(got[0] == *sent, "{file}: WADO-RS bytes differ");
-            // /rendered gives a PNG of the image's size.
+            // /rendered gives a PNG of the image's size when asked.
             let res = app
                 .client
                 .get(app.url(&format!("/dicom-web{path}/rendered")))
                 .bearer_auth(&viewer)
+                .header("Accept", "image/png")
                 .send()
                 .await
                 .unwrap();
@@ -476,16 +477,21 @@ async fn qido_matches_as_ps3_4_prescribes() {
     assert_eq!((status, r), (200, serde_json::json!([])));
     let (status, _) = qido(&app, &viewer, "?StudyDate=yesterday").await;
     assert_eq!(status, 400);
-    // includefield adds attributes beyond the defaults.
+    // includefield adds study attributes beyond the defaults; an
+    // instance attribute (Rows) is not one (issue #15 item 7).
     let (_, r) = qido(
         &app,
         &viewer,
-        &format!("?StudyInstanceUID={}&includefield=00280010", study(CT)),
+        &format!(
+            "?StudyInstanceUID={}&includefield=00080201&includefield=00280010",
+            study(CT)
+        ),
     )
     .await;
-    assert!(r[0].get("00280010").is_some(), "{r}");
+    assert!(r[0].get("00080201").is_some(), "{r}");
+    assert!(r[0].get("00280010").is_none(), "{r}");
     let (_, r) = qido(&app, &viewer, &format!("?StudyInstanceUID={}", study(CT))).await;
-    assert!(r[0].get("00280010").is_none());
+    assert!(r[0].get("00080201").is_none());
 
     // Series and instances of a study.
     let res = app
@@ -571,12 +577,22 @@ async fn rendered_images_follow_windows_inversion_and_frames() {
     assert_eq!(status, 200);
     let (status, _) = png(format!("{}/frames/3/rendered", url(1))).await;
     assert_eq!(status, 422);
-    // JPEG is not offered.
+    // JPEG, the standard's default, is offered; JPEG 2000 is not.
     let res = app
         .client
         .get(format!("{}/rendered", url(0)))
         .bearer_auth(&viewer)
         .header("Accept", "image/jpeg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    let res = app
+        .client
+        .get(format!("{}/rendered", url(0)))
+        .bearer_auth(&viewer)
+        .header("Accept", "image/jp2")
         .send()
         .await
         .unwrap();

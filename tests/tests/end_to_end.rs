@@ -1078,9 +1078,22 @@ async fn audit_trail(app: &TestApp, who: &Actors, story: &Story) {
     );
 
     // Step 2: each instance by the PACS's key, the CT twice (pushed, then
-    // re-sent beside the broken file); the broken one not at all.
-    let stow = with_subtype(&events, "stow-rs");
+    // re-sent beside the broken file); the broken one refused (outcome 4,
+    // issue #15 item 9).
+    let (stow, refused): (Vec<&Event>, Vec<&Event>) = with_subtype(&events, "stow-rs")
+        .into_iter()
+        .partition(|e| e.outcome == "0");
     assert_eq!(stow.len(), 4, "one per instance received: {stow:#?}");
+    assert_eq!(refused.len(), 1, "the broken file: {refused:#?}");
+    assert_eq!(
+        (
+            refused[0].type_code.as_str(),
+            refused[0].action.as_str(),
+            refused[0].outcome.as_str()
+        ),
+        ("110104", "C", "4")
+    );
+    assert!(refused[0].by_key(&who.pacs, "orthanc"), "{:#?}", refused[0]);
     for ((uid, patient), times) in story.sop_uids.iter().zip(&story.patients).zip([1, 2, 1]) {
         let these: Vec<&&Event> = stow.iter().filter(|e| e.names("instance", uid)).collect();
         assert_eq!(these.len(), times, "stow-rs events of {uid}: {stow:#?}");
@@ -1095,9 +1108,10 @@ async fn audit_trail(app: &TestApp, who: &Actors, story: &Story) {
     }
     if let Some(uid) = &story.broken_sop_uid {
         assert!(
-            !events.iter().any(|e| e.names("instance", uid)),
+            !stow.iter().any(|e| e.names("instance", uid)),
             "nothing of the broken instance was stored"
         );
+        assert!(refused[0].names("instance", uid), "{:#?}", refused[0]);
     }
 
     // Step 3: each note by the EHR's key.
@@ -1213,8 +1227,12 @@ async fn audit_trail(app: &TestApp, who: &Actors, story: &Story) {
     assert_eq!(last.agent_name, "compliance.e2e");
     assert!(last.names("audit_log", "audit_events"));
 
-    // Nobody failed to authenticate or was denied along the way.
-    let failures: Vec<&Event> = events.iter().filter(|e| e.outcome != "0").collect();
+    // Nobody failed to authenticate or was denied along the way; the one
+    // failure is the broken file's refusal (step 2).
+    let failures: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.outcome != "0" && e.subtype != "stow-rs")
+        .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 
     // A summary of the story's steps, in chain order (for the log).

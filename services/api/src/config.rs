@@ -109,10 +109,101 @@ pub struct Settings {
     /// so a blob written for an instance still being indexed is never
     /// taken. Default 1440 (a day).
     pub blob_gc_grace_minutes: u64,
+    /// The URL clients reach the service at, e.g.
+    /// `https://pacs.example.org/fusion` (`FUSION_PUBLIC_BASE_URL`): every
+    /// RetrieveURL and BulkDataURI the service hands out starts with it
+    /// (see [`crate::public_url`]). Unset: taken from each request.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-Proto`, `-Host`, `-Port`,
+    /// `-Prefix` and `Forwarded` headers are believed, as IP addresses or
+    /// CIDR blocks separated by commas (`FUSION_TRUSTED_PROXIES`). Default
+    /// none: those headers are ignored.
+    pub trusted_proxies: String,
+    /// Address of a separate listener serving only `GET /metrics`
+    /// (Prometheus text format) without authentication
+    /// (`FUSION_METRICS_BIND`), for a scraper on the internal network; bind
+    /// it where only the scraper reaches. Unset: no such listener, and
+    /// `GET /metrics` on the main listener needs an admin or auditor.
+    #[serde(default)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// How often the HTTP service evaluates the model monitor, raising its
+    /// alerts and updating its gauges, seconds
+    /// (`FUSION_MONITORING_INTERVAL_SECONDS`); 0 only on `GET /monitoring`.
+    /// Default 300.
+    pub monitoring_interval_seconds: u64,
+    /// Sliding window of the review figures: the newest this many reviews
+    /// (`FUSION_MONITORING_WINDOW_REVIEWS`). Default 200.
+    pub monitoring_window_reviews: usize,
+    /// … made within this many days (`FUSION_MONITORING_WINDOW_DAYS`).
+    /// Default 30.
+    pub monitoring_window_days: i64,
+    /// Most reviews read for the all-time figures
+    /// (`FUSION_MONITORING_HISTORY_REVIEWS`). Default 20000.
+    pub monitoring_history_reviews: usize,
+    /// Coverage alert when the window's conformal coverage of an
+    /// observation and group falls more than this below nominal
+    /// (`FUSION_MONITORING_COVERAGE_MARGIN`). Default 0.10.
+    pub monitoring_coverage_margin: f64,
+    /// … on at least this many reviewed sets
+    /// (`FUSION_MONITORING_COVERAGE_MIN_REVIEWS`). Default 30.
+    pub monitoring_coverage_min_reviews: usize,
+    /// Nominal coverage of a set whose package states no α
+    /// (`FUSION_MONITORING_DEFAULT_NOMINAL`). Default 0.9.
+    pub monitoring_default_nominal: f64,
+    /// Drift: a package's first this many jobs are its reference window
+    /// (`FUSION_MONITORING_DRIFT_REFERENCE`). Default 200.
+    pub monitoring_drift_reference: usize,
+    /// Drift: its newest this many jobs are compared with it
+    /// (`FUSION_MONITORING_DRIFT_WINDOW`). Default 200.
+    pub monitoring_drift_window: usize,
+    /// Drift alert when a feature's PSI exceeds this
+    /// (`FUSION_MONITORING_DRIFT_THRESHOLD`). Default 0.25.
+    pub monitoring_drift_threshold: f64,
+    /// Most recorded jobs read for drift
+    /// (`FUSION_MONITORING_DRIFT_HISTORY`). Default 20000.
+    pub monitoring_drift_history: usize,
     /// Password for the `admin` user created on first start
     /// (`FUSION_ADMIN_PASSWORD`); random and printed once when unset.
     #[serde(default)]
     pub admin_password: Option<SecretString>,
+    /// DICOMweb base URL of the PACS that receives each prediction's DICOM
+    /// SR by STOW-RS (`FUSION_SR_DESTINATION_URL`), e.g.
+    /// `http://pacs:8042/dicom-web`; the SR is POSTed to `<url>/studies`.
+    /// Unset (default): SRs are stored and served here only.
+    #[serde(default)]
+    pub sr_destination_url: Option<String>,
+    /// HTTP basic-auth user for the PACS (`FUSION_SR_DESTINATION_USER`).
+    #[serde(default)]
+    pub sr_destination_user: Option<String>,
+    /// Its password (`FUSION_SR_DESTINATION_PASSWORD`, a secret).
+    #[serde(default)]
+    pub sr_destination_password: Option<SecretString>,
+    /// Also send UNVERIFIED SRs, before a clinician's review
+    /// (`FUSION_SR_SEND_UNVERIFIED`). Default true; false sends the
+    /// VERIFIED SR of a review only.
+    pub sr_send_unverified: bool,
+    /// FHIR R4 base URL that receives each result as a `transaction`
+    /// Bundle (`FUSION_FHIR_ENDPOINT_URL`). Unset (default): nothing is
+    /// sent; `GET /cases/{id}/fhir` works either way.
+    #[serde(default)]
+    pub fhir_endpoint_url: Option<String>,
+    /// Bearer token for the FHIR endpoint (`FUSION_FHIR_ENDPOINT_TOKEN`, a
+    /// secret).
+    #[serde(default)]
+    pub fhir_endpoint_token: Option<SecretString>,
+    /// Attempts before a delivery is marked failed
+    /// (`FUSION_OUTBOX_MAX_ATTEMPTS`). Default 8.
+    pub outbox_max_attempts: i32,
+    /// Delay before the first retry, seconds, doubled per attempt up to
+    /// 300 (`FUSION_OUTBOX_BACKOFF_SECONDS`). Default 5.
+    pub outbox_backoff_seconds: u64,
+    /// Limit on one delivery request, seconds, body included
+    /// (`FUSION_OUTBOX_TIMEOUT_SECONDS`). Default 30.
+    pub outbox_timeout_seconds: u64,
+    /// Deliveries in flight at once in this process (`FUSION_OUTBOX_SENDERS`);
+    /// 0 leaves them to other processes. Default 4.
+    pub outbox_senders: usize,
 }
 
 /// Values given on the command line; they override everything else.
@@ -167,7 +258,24 @@ impl Settings {
             .set_default("workers", 1)?
             .set_default("audit_head_minutes", 60)?
             .set_default("blob_gc_grace_minutes", 1440)?
-            .set_default("migrate_on_start", true)?;
+            .set_default("migrate_on_start", true)?
+            .set_default("trusted_proxies", "")?
+            .set_default("monitoring_interval_seconds", 300)?
+            .set_default("monitoring_window_reviews", 200)?
+            .set_default("monitoring_window_days", 30)?
+            .set_default("monitoring_history_reviews", 20_000)?
+            .set_default("monitoring_coverage_margin", 0.10)?
+            .set_default("monitoring_coverage_min_reviews", 30)?
+            .set_default("monitoring_default_nominal", 0.9)?
+            .set_default("monitoring_drift_reference", 200)?
+            .set_default("monitoring_drift_window", 200)?
+            .set_default("monitoring_drift_threshold", 0.25)?
+            .set_default("monitoring_drift_history", 20_000)?
+            .set_default("sr_send_unverified", true)?
+            .set_default("outbox_max_attempts", 8)?
+            .set_default("outbox_backoff_seconds", 5)?
+            .set_default("outbox_timeout_seconds", 30)?
+            .set_default("outbox_senders", 4)?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

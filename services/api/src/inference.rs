@@ -262,6 +262,9 @@ pub fn spawn_workers(
 /// One worker: claims and runs jobs until the runtime stops.
 pub async fn run_worker(state: AppState, pipeline: Arc<Pipeline>, worker_id: String) {
     tracing::info!(worker = %worker_id, "inference worker started");
+    // Counted down when the task ends (the runtime stops or it panics).
+    state.metrics.workers.add(1, &[]);
+    let _running = WorkerGauge(state.metrics.clone());
     let stale = chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::minutes(10));
     let mut last_sweep: Option<Instant> = None;
     loop {
@@ -288,6 +291,15 @@ pub async fn run_worker(state: AppState, pipeline: Arc<Pipeline>, worker_id: Str
     }
 }
 
+/// Counts a worker out of `fusion.inference.workers` when dropped.
+struct WorkerGauge(crate::metrics::Metrics);
+
+impl Drop for WorkerGauge {
+    fn drop(&mut self) {
+        self.0.workers.add(-1, &[]);
+    }
+}
+
 /// Runs a claimed job and records its end (a failure is retried by the
 /// queue up to its attempt limit).
 pub async fn run_claimed(
@@ -300,7 +312,25 @@ pub async fn run_claimed(
     let _ = tracing::Instrument::instrument(
         async {
             let started = Instant::now();
-            match process_job(state, pipeline, worker_id, &job).await {
+            if let Some(claimed) = job.claimed_at {
+                let wait = (claimed - job.created_at).num_milliseconds().max(0) as f64 / 1e3;
+                state.metrics.queue_wait.record(wait, &[]);
+            }
+            let result = process_job(state, pipeline, worker_id, &job).await;
+            let outcome = match &result {
+                Ok(JobOutcome::Predicted { abstain: true, .. }) => "abstained",
+                Ok(JobOutcome::Predicted { .. }) => "predicted",
+                Ok(JobOutcome::NoModality) => "no_modality",
+                Ok(JobOutcome::Lost) => "lost",
+                Err(_) => "failed",
+            };
+            let attrs = [opentelemetry::KeyValue::new("outcome", outcome)];
+            state.metrics.jobs.add(1, &attrs);
+            state
+                .metrics
+                .job_duration
+                .record(started.elapsed().as_secs_f64(), &attrs);
+            match result {
                 Ok(outcome) => tracing::info!(
                     outcome = ?outcome,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -362,17 +392,24 @@ pub async fn process_job(
     let output = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let decode_started = Instant::now();
-        let images = images
+        let (images, features): (Vec<ImageCandidate>, Vec<_>) = images
             .into_iter()
-            .map(|(uid, bytes)| image_candidate(uid, bytes))
-            .collect();
+            .map(|(uid, bytes)| {
+                let (candidate, manufacturer) = read_candidate(uid, bytes);
+                let features =
+                    crate::monitoring::inputs::features(&candidate.attributes, manufacturer);
+                let uid = candidate.sop_instance_uid.clone();
+                (candidate, (uid, features))
+            })
+            .unzip();
         let decode_ms = decode_started.elapsed().as_secs_f64() * 1e3;
         let mut output = pipeline.predict(&CaseInput { images, notes });
         output.timings_ms.insert("decode".into(), decode_ms);
-        output
+        (output, features)
     })
     .await
     .map_err(|e| WorkerError::Task(e.to_string()))?;
+    let (output, features) = output;
     let patient_ids: Vec<String> = case
         .patient_id
         .iter()
@@ -398,13 +435,20 @@ pub async fn process_job(
             .repository
             .complete_job(job.id, Some(CaseStatus::NoModality), Some(&audit))
             .await?;
+        if ours {
+            record_input(state, &output, case.id, None, &features).await;
+        }
         return Ok(if ours {
             JobOutcome::NoModality
         } else {
             JobOutcome::Lost
         });
     }
-    let new = new_prediction(&output, case.id, job.id, inputs)?;
+    let mut new = new_prediction(&output, case.id, job.id, inputs)?;
+    // Its SR and FHIR deliveries, queued in the same transaction (#17).
+    new.deliveries = state
+        .outbox
+        .for_prediction(case.study_instance_uid.is_some());
     let mut entities = vec![
         AuditEntity::new("case", case.id.to_string()),
         AuditEntity::new("prediction", new.id.to_string()),
@@ -432,6 +476,15 @@ pub async fn process_job(
         request_id: None,
     };
     let stored: PredictionRecord = state.repository.insert_prediction(&new, &audit).await?;
+    record_input(
+        state,
+        &output,
+        case.id,
+        Some(stored.prediction.id),
+        &features,
+    )
+    .await;
+    crate::outbox::wake(state);
     Ok(JobOutcome::Predicted {
         prediction_id: stored.prediction.id,
         version: stored.version,
@@ -457,6 +510,8 @@ async fn gather(
     };
     if let Some(study) = &case.study_instance_uid {
         let mut instances = state.repository.study_instances(study).await?;
+        // Our own reports in the study are results, not input.
+        instances.retain(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid));
         // Stable: keeps series and instance order within each group.
         instances.sort_by_key(|i| match i.decode_status {
             DecodeStatus::Ok => 0,
@@ -516,18 +571,37 @@ async fn gather(
 /// applicability gate, and frame 1's modality-LUT values. An instance that
 /// cannot be read or decoded is still a candidate, with the reason.
 pub fn image_candidate(sop_instance_uid: String, bytes: Result<Bytes, String>) -> ImageCandidate {
+    read_candidate(sop_instance_uid, bytes).0
+}
+
+/// As [`image_candidate`], with the Manufacturer (0008,0070) for the drift
+/// monitor.
+fn read_candidate(
+    sop_instance_uid: String,
+    bytes: Result<Bytes, String>,
+) -> (ImageCandidate, Option<String>) {
     let object = bytes.and_then(|b| fusion_imaging::read(&b).map_err(|e| e.to_string()));
     let object = match object {
         Ok(o) => o,
         Err(reason) => {
-            return ImageCandidate {
+            let candidate = ImageCandidate {
                 sop_instance_uid,
                 attributes: GateAttributes::default(),
                 pixels: Err(reason),
             };
+            return (candidate, None);
         }
     };
     let attributes = gate_attributes(&object);
+    let manufacturer = object
+        .element_opt(dicom_core::Tag(0x0008, 0x0070))
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| {
+            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .to_owned()
+        });
     let pixels = fusion_imaging::decode_pixels(&object)
         .map_err(|e| e.to_string())
         .and_then(|px| fusion_imaging::modality_values(&object, &px, 1).map_err(|e| e.to_string()))
@@ -536,11 +610,12 @@ pub fn image_candidate(sop_instance_uid: String, bytes: Result<Bytes, String>) -
             columns: f.columns,
             values: f.values,
         });
-    ImageCandidate {
+    let candidate = ImageCandidate {
         sop_instance_uid,
         attributes,
         pixels,
-    }
+    };
+    (candidate, manufacturer)
 }
 
 /// The header attributes the applicability gate reads.
@@ -574,6 +649,21 @@ pub fn gate_attributes(object: &dicom_object::DefaultDicomObject) -> GateAttribu
     }
 }
 
+/// Records what the job's models read for the drift monitor; a failure is
+/// logged, not raised (the prediction is stored).
+async fn record_input(
+    state: &AppState,
+    output: &PredictionOutput,
+    case_id: Uuid,
+    prediction_id: Option<Uuid>,
+    features: &[(String, fusion_store::InputFeatures)],
+) {
+    let row = crate::monitoring::inputs::model_input(output, case_id, prediction_id, features);
+    if let Err(e) = state.repository.record_model_input(&row).await {
+        tracing::warn!(case = %case_id, error = %e, "cannot record the model inputs");
+    }
+}
+
 /// The prediction row for a pipeline output.
 ///
 /// # Errors
@@ -604,6 +694,7 @@ pub fn new_prediction(
         findings,
         refer,
         job_id: Some(job_id),
+        deliveries: Vec::new(),
     })
 }
 

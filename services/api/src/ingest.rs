@@ -28,6 +28,9 @@ pub struct Submitter {
     pub request_id: Option<String>,
     /// AuditEvent.purposeOfUse, when stated.
     pub purpose_of_use: Option<String>,
+    /// The subtype of the 110104 event of each stored instance: `stow-rs`
+    /// (STOW-RS, `fusion ingest`) or `sr-store` (our own SRs, issue #17).
+    pub audit_subtype: &'static str,
 }
 
 /// What happened to one instance.
@@ -124,6 +127,7 @@ pub async fn link_studies(
 pub async fn link_orphan_studies(state: &AppState) -> Result<usize, fusion_store::StoreError> {
     let orphans = state.repository.studies_without_case().await?;
     let submitter = Submitter {
+        audit_subtype: "stow-rs",
         agent: AuditAgent {
             kind: "system".into(),
             id: String::new(),
@@ -170,54 +174,156 @@ pub struct FailedInstance {
     pub detail: String,
 }
 
-fn failed(reason: FailureReason, detail: impl Into<String>) -> InstanceOutcome {
-    InstanceOutcome::Failed(FailedInstance {
-        sop_class: None,
-        sop_instance: None,
-        reason,
-        detail: detail.into(),
-    })
+impl FailedInstance {
+    /// A refusal of an instance whose UIDs are unknown.
+    pub fn unidentified(reason: FailureReason, detail: impl Into<String>) -> Self {
+        Self {
+            sop_class: None,
+            sop_instance: None,
+            reason,
+            detail: detail.into(),
+        }
+    }
 }
 
-/// Parses, validates, decodes, stores and indexes one instance.
+/// Audits a refused instance as a failed transfer (issue #15 item 9): a
+/// DICOM Instances Transferred event (DCM 110104, PS3.15 §A.5.3.5), subtype
+/// `stow-rs`, action C, outcome 4 (minor failure: the input was refused) or
+/// 12 (major failure: the service could not store it, Failure Reason A700
+/// or 0110), its outcome description the Failure Reason (PS3.18 Table
+/// I.2-2) in hexadecimal and the refusal in words (no value of the
+/// instance), its entities the study and instance when they could be read.
+/// `outcome` is [`AuditOutcome::MinorFailure`] for refused input and
+/// [`AuditOutcome::MajorFailure`] when the service failed. A failure to
+/// write the event is logged; the answer to the client stands.
+pub async fn audit_refusal(
+    state: &AppState,
+    submitter: &Submitter,
+    failed: &FailedInstance,
+    study: Option<&str>,
+    patient_ids: Vec<String>,
+    outcome: AuditOutcome,
+) {
+    let mut entities = Vec::new();
+    if let Some(study) = study {
+        entities.push(AuditEntity::new("study", study.to_owned()));
+    }
+    if let Some(instance) = &failed.sop_instance {
+        entities.push(AuditEntity::new("instance", instance.clone()));
+    }
+    let record = AuditRecord {
+        event_type: AuditEventType::DicomInstancesTransferred,
+        subtype: "stow-rs".into(),
+        action: AuditAction::Create,
+        outcome,
+        outcome_desc: Some(format!(
+            "refused with Failure Reason {:04X}: {}",
+            failed.reason.code(),
+            failed.detail
+        )),
+        agent: submitter.agent.clone(),
+        entities,
+        patient_ids,
+        purpose_of_use: submitter.purpose_of_use.clone(),
+        request_id: submitter.request_id.clone(),
+    };
+    if let Err(e) = state.repository.append_audit(&record).await {
+        tracing::error!(error = %e, "cannot audit a refused instance");
+    }
+}
+
+/// Parses, validates, decodes, stores and indexes one instance, and audits
+/// it: the store audits what it stores and the refusals it decides
+/// (conflict, another sender's study) in the same transaction; every other
+/// refusal is audited here by [`audit_refusal`].
 /// `expected_study` is the Study Instance UID of a `POST /studies/{uid}`;
 /// an instance of another study fails alone (A900: PS3.18 has no status of
 /// its own for this; A9xx is the "does not match" error class).
+///
+/// A refused instance's Failed SOP Sequence item carries its SOP Class and
+/// Instance UIDs whenever they can be read, from the data set or the file
+/// meta ([`fusion_imaging::sop_uids`]).
 pub async fn store_instance(
     state: &AppState,
     bytes: Bytes,
     expected_study: Option<&StudyInstanceUid>,
     submitter: &Submitter,
 ) -> InstanceOutcome {
+    let (outcome, audit) = store_unaudited(state, bytes, expected_study, submitter).await;
+    if let (InstanceOutcome::Failed(f), Some((study, patients))) = (&outcome, audit) {
+        // Out of Resources and Processing Failure are the service's own
+        // failures here (blob store, database, parser crash).
+        let outcome = match f.reason {
+            FailureReason::OutOfResources | FailureReason::ProcessingFailure => {
+                AuditOutcome::MajorFailure
+            }
+            _ => AuditOutcome::MinorFailure,
+        };
+        audit_refusal(state, submitter, f, study.as_deref(), patients, outcome).await;
+    }
+    outcome
+}
+
+/// A refusal [`store_instance`] still has to audit: the study and patients
+/// it names, when known.
+type Unaudited = Option<(Option<String>, Vec<String>)>;
+
+fn failed(reason: FailureReason, detail: impl Into<String>) -> (InstanceOutcome, Unaudited) {
+    (
+        InstanceOutcome::Failed(FailedInstance::unidentified(reason, detail)),
+        Some((None, Vec::new())),
+    )
+}
+
+/// [`store_instance`] less the audit of the refusals the store did not
+/// audit.
+async fn store_unaudited(
+    state: &AppState,
+    bytes: Bytes,
+    expected_study: Option<&StudyInstanceUid>,
+    submitter: &Submitter,
+) -> (InstanceOutcome, Unaudited) {
     let size = bytes.len();
     let parse_input = bytes.clone();
     let parsed = tokio::task::spawn_blocking(move || {
-        // Only the failure reason and message survive; keep the Err small.
-        let instance =
-            fusion_imaging::parse(&parse_input).map_err(|e| (e.failure_reason(), e.to_string()))?;
+        // Only the failure reason, message and readable UIDs survive; keep
+        // the Err small.
+        let instance = fusion_imaging::parse(&parse_input).map_err(|e| {
+            let (class, instance) = fusion_imaging::sop_uids(&parse_input);
+            FailedInstance {
+                sop_class: class,
+                sop_instance: instance,
+                reason: e.failure_reason(),
+                detail: e.to_string(),
+            }
+        })?;
         let attrs = fusion_imaging::index_attributes(&instance);
         let decode = match fusion_imaging::decode_pixels(instance.object()) {
             Ok(_) => (DecodeStatus::Ok, None),
             Err(PixelError::NoPixelData) => (DecodeStatus::Unknown, None),
             Err(e) => (DecodeStatus::Failed, Some(e.to_string())),
         };
-        Ok::<_, (FailureReason, String)>((attrs, decode))
+        Ok::<_, FailedInstance>((attrs, decode))
     })
     .await;
     let (attrs, (decode_status, decode_reason)) = match parsed {
         Ok(Ok(v)) => v,
-        Ok(Err((reason, detail))) => return failed(reason, detail),
+        Ok(Err(f)) => return (InstanceOutcome::Failed(f), Some((None, Vec::new()))),
         Err(_) => return failed(FailureReason::ProcessingFailure, "the parser failed"),
     };
+    let patient_ids: Vec<String> = attrs.patient_id.iter().map(|p| p.to_string()).collect();
     if let Some(expected) = expected_study
         && attrs.study_instance_uid != *expected
     {
-        return InstanceOutcome::Failed(FailedInstance {
-            sop_class: Some(attrs.sop_class_uid.clone()),
-            sop_instance: Some(attrs.sop_instance_uid.to_string()),
-            reason: FailureReason::DataSetDoesNotMatchSopClass,
-            detail: "the instance belongs to another study than the request URL names".into(),
-        });
+        return (
+            InstanceOutcome::Failed(FailedInstance {
+                sop_class: Some(attrs.sop_class_uid.clone()),
+                sop_instance: Some(attrs.sop_instance_uid.to_string()),
+                reason: FailureReason::DataSetDoesNotMatchSopClass,
+                detail: "the instance belongs to another study than the request URL names".into(),
+            }),
+            Some((Some(attrs.study_instance_uid.to_string()), patient_ids)),
+        );
     }
     let stored = StoredInstance {
         study_key: StudyKey {
@@ -237,15 +343,17 @@ pub async fn store_instance(
         Ok(k) => k,
         Err(e) => {
             tracing::error!(error = %e, "blob store refused an instance");
-            return InstanceOutcome::Failed(FailedInstance {
-                sop_class: Some(stored.sop_class),
-                sop_instance: Some(stored.sop_instance),
-                reason: FailureReason::OutOfResources,
-                detail: "the blob store is unavailable".into(),
-            });
+            return (
+                InstanceOutcome::Failed(FailedInstance {
+                    sop_class: Some(stored.sop_class),
+                    sop_instance: Some(stored.sop_instance),
+                    reason: FailureReason::OutOfResources,
+                    detail: "the blob store is unavailable".into(),
+                }),
+                Some((Some(stored.study), patient_ids)),
+            );
         }
     };
-    let patient_ids: Vec<String> = attrs.patient_id.iter().map(|p| p.to_string()).collect();
     let mut attrs = attrs;
     without_nul(&mut attrs);
     let new = NewInstance {
@@ -279,7 +387,7 @@ pub async fn store_instance(
     };
     let audit = AuditRecord {
         event_type: AuditEventType::DicomInstancesTransferred,
-        subtype: "stow-rs".into(),
+        subtype: submitter.audit_subtype.into(),
         action: AuditAction::Create,
         outcome: AuditOutcome::Success,
         outcome_desc: None,
@@ -288,36 +396,48 @@ pub async fn store_instance(
             AuditEntity::new("study", stored.study.clone()),
             AuditEntity::new("instance", stored.sop_instance.clone()),
         ],
-        patient_ids,
+        patient_ids: patient_ids.clone(),
         purpose_of_use: submitter.purpose_of_use.clone(),
         request_id: submitter.request_id.clone(),
     };
     match state.index_writer.put(new, audit).await {
-        Ok(PutOutcome::Stored) => InstanceOutcome::Stored(StoredInstance {
-            newly_stored: true,
-            ..stored
-        }),
-        Ok(PutOutcome::Duplicate) => InstanceOutcome::Duplicate(stored),
-        Ok(PutOutcome::ForeignStudy) => InstanceOutcome::Failed(FailedInstance {
-            sop_class: Some(stored.sop_class),
-            sop_instance: Some(stored.sop_instance),
-            reason: FailureReason::NotAuthorized,
-            detail: "the study holds another sender's instances".into(),
-        }),
-        Ok(PutOutcome::Conflict { .. }) => InstanceOutcome::Failed(FailedInstance {
-            sop_class: Some(stored.sop_class),
-            sop_instance: Some(stored.sop_instance),
-            reason: FailureReason::DuplicateSopInstance,
-            detail: "this SOP Instance UID is already stored with different bytes".into(),
-        }),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot index an instance");
+        Ok(PutOutcome::Stored) => (
+            InstanceOutcome::Stored(StoredInstance {
+                newly_stored: true,
+                ..stored
+            }),
+            None,
+        ),
+        Ok(PutOutcome::Duplicate) => (InstanceOutcome::Duplicate(stored), None),
+        Ok(PutOutcome::ForeignStudy) => (
             InstanceOutcome::Failed(FailedInstance {
                 sop_class: Some(stored.sop_class),
                 sop_instance: Some(stored.sop_instance),
-                reason: FailureReason::OutOfResources,
-                detail: "the database is unavailable".into(),
-            })
+                reason: FailureReason::NotAuthorized,
+                detail: "the study holds another sender's instances".into(),
+            }),
+            None,
+        ),
+        Ok(PutOutcome::Conflict { .. }) => (
+            InstanceOutcome::Failed(FailedInstance {
+                sop_class: Some(stored.sop_class),
+                sop_instance: Some(stored.sop_instance),
+                reason: FailureReason::DuplicateSopInstance,
+                detail: "this SOP Instance UID is already stored with different bytes".into(),
+            }),
+            None,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot index an instance");
+            (
+                InstanceOutcome::Failed(FailedInstance {
+                    sop_class: Some(stored.sop_class),
+                    sop_instance: Some(stored.sop_instance),
+                    reason: FailureReason::OutOfResources,
+                    detail: "the database is unavailable".into(),
+                }),
+                Some((Some(stored.study), patient_ids)),
+            )
         }
     }
 }

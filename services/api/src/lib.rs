@@ -10,9 +10,15 @@ pub mod auth;
 pub mod blob_gc;
 pub mod config;
 pub mod dashboard;
+pub mod fhir_report;
 pub mod index_writer;
 pub mod inference;
 pub mod ingest;
+pub mod public_url;
+pub mod metrics;
+pub mod monitoring;
+pub mod outbox;
+pub mod sr;
 
 mod error;
 pub mod openapi;

@@ -29,6 +29,12 @@ pub enum StartupError {
     /// The blob store cannot be opened.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The metrics pipeline cannot be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// The outbox destinations are malformed.
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxSettingsError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -51,6 +57,8 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// Largest STOW-RS body, bytes.
     pub stow_max_bytes: u64,
+    /// How the service names itself in the links it hands out.
+    pub public_url: crate::public_url::PublicUrl,
     /// Per-client-address throttle of login attempts (this process).
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// The model pipeline, loaded once at start when this process runs
@@ -64,6 +72,14 @@ pub struct AppState {
     pub jobs: Arc<tokio::sync::Notify>,
     /// Group-commits the imaging index of stored instances.
     pub index_writer: crate::index_writer::IndexWriter,
+    /// Operational metrics (Prometheus and OTLP).
+    pub metrics: crate::metrics::Metrics,
+    /// The model monitor's settings and firing alerts.
+    pub monitor: Arc<crate::monitoring::Monitor>,
+    /// Where results go (the outbox's destinations and retry policy).
+    pub outbox: Arc<crate::outbox::OutboxSettings>,
+    /// Wakes this process's outbox senders when deliveries are queued.
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -92,6 +108,7 @@ pub struct AuthSettings {
 /// A built, bound, not yet running application.
 pub struct Application {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     server: Server,
     state: AppState,
 }
@@ -122,9 +139,11 @@ impl Application {
         // else by hashing their files (no weights loaded).
         state.catalogue = Arc::new(read_catalogue(settings, state.pipeline.as_deref()));
         let data = web::Data::new(state.clone());
+        let data_for_metrics = data.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::auth::authenticate))
+                .wrap(from_fn(crate::metrics::record_request))
                 .wrap(from_fn(routes::head_as_get))
                 // Outside authentication, so its refusals carry them too.
                 .wrap(crate::dashboard::security_headers())
@@ -145,6 +164,8 @@ impl Application {
         if let Some(pipeline) = &state.pipeline {
             crate::inference::spawn_workers(&state, pipeline, settings.workers);
         }
+        // Results leave through the outbox (issue #17).
+        crate::outbox::spawn_senders(&state);
         // The audit chain head, published outside the database (issue #14,
         // finding 5): a log line at start and on a schedule.
         if settings.audit_head_minutes > 0 {
@@ -173,8 +194,20 @@ impl Application {
                 tracing::error!(error = %e, "blob collection failed");
             }
         });
+        let metrics_addr = match settings.metrics_bind {
+            Some(bind) => Some(crate::routes::monitoring::serve_metrics(
+                bind,
+                data_for_metrics,
+            )?),
+            None => None,
+        };
+        if settings.monitoring_interval_seconds > 0 {
+            let every = std::time::Duration::from_secs(settings.monitoring_interval_seconds);
+            tokio::spawn(crate::monitoring::run_periodically(state.clone(), every));
+        }
         Ok(Self {
             addr,
+            metrics_addr,
             server,
             state,
         })
@@ -188,6 +221,11 @@ impl Application {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's address, when `metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shared state (storage handles).
@@ -230,7 +268,10 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
     );
     let per_minute = std::num::NonZeroU32::new(settings.login_attempts_per_minute.max(1))
         .unwrap_or(std::num::NonZeroU32::MIN);
+    let outbox = Arc::new(crate::outbox::OutboxSettings::from_settings(settings)?);
     Ok(AppState {
+        outbox,
+        deliveries: Arc::new(tokio::sync::Notify::new()),
         index_writer: crate::index_writer::IndexWriter::start(repository.clone()),
         repository,
         blobs,
@@ -244,12 +285,20 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
             },
         },
         stow_max_bytes: settings.stow_max_bytes,
+        public_url: crate::public_url::PublicUrl::new(
+            settings.public_base_url.as_deref(),
+            &settings.trusted_proxies,
+        )?,
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),
         pipeline: None,
         catalogue: Arc::default(),
         jobs: Arc::new(tokio::sync::Notify::new()),
+        metrics: crate::metrics::Metrics::new(settings.otlp_endpoint.as_deref())?,
+        monitor: Arc::new(crate::monitoring::Monitor::new(
+            crate::monitoring::MonitorSettings::of(settings),
+        )),
     })
 }
 

@@ -26,6 +26,7 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
         .collect();
     let op = Operator::current();
     let submitter = Submitter {
+        audit_subtype: "stow-rs",
         agent: AuditAgent {
             kind: "operator".into(),
             id: op.name.clone(),

@@ -8,6 +8,7 @@ mod eval;
 mod ingest;
 mod models;
 mod operator;
+mod outbox;
 mod reports;
 mod worker;
 
@@ -61,6 +62,10 @@ enum Command {
     /// Blob store upkeep.
     #[command(subcommand)]
     Blobs(operator::BlobsCommand),
+    /// Results leaving the service (SR to the PACS, FHIR to the EHR): list
+    /// deliveries, queue failed ones again.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Export the clinicians' reviews as labelled reports (audited).
     #[command(subcommand)]
     Export(operator::ExportCommand),
@@ -170,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(cmd) => operator::apikey(&settings, cmd).await,
         Command::Audit(cmd) => operator::audit(&settings, cmd).await,
         Command::Blobs(cmd) => operator::blobs(&settings, cmd).await,
+        Command::Outbox(cmd) => outbox::run(&settings, cmd).await,
         Command::Export(cmd) => operator::export(&settings, cmd).await,
         Command::Ingest { folder } => ingest::run(&settings, &folder).await,
         Command::Worker { workers } => worker::run(&settings, workers).await,

@@ -370,6 +370,18 @@ impl<'a> Bounded<'a> {
         }
     }
 
+    /// Whether everything from the position on is NUL bytes: padding some
+    /// writers append after the data set (to an even length or a block
+    /// size). A top-level element never starts with a zero tag, group 0000
+    /// being the command group of PS3.7, never in a data set; the bytes
+    /// stay in the stored instance as sent.
+    fn only_padding_left(&self) -> bool {
+        let at = usize::try_from(self.inner.position()).unwrap_or(usize::MAX);
+        self.bytes
+            .get(at..)
+            .is_some_and(|rest| !rest.is_empty() && rest.iter().all(|&b| b == 0))
+    }
+
     fn push(&mut self, len: Length, pixel_data: bool) -> Result<(), DecodeError> {
         let end = len.get().map(|l| self.inner.position() + u64::from(l));
         self.open.push(Open { end, pixel_data });
@@ -386,6 +398,17 @@ impl<'a> StatefulDecode for Bounded<'a> {
 
     fn decode_header(&mut self) -> Result<DataElementHeader, DecodeError> {
         self.close_passed();
+        if self.open.is_empty() && self.only_padding_left() {
+            // Trailing padding after the last element (issue #15 item 9):
+            // end the data set as dicom-rs does at the end of its input.
+            return Err(DecodeError::DecodeElementHeader {
+                position: self.inner.position(),
+                source: dicom_encoding::decode::Error::ReadHeaderTag {
+                    backtrace: None,
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                },
+            });
+        }
         let header = self.inner.decode_header()?;
         if header.tag == Tag(0xFFFE, 0xE00D) {
             // An item delimiter where an element was expected closes the item.

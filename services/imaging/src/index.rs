@@ -250,6 +250,16 @@ impl<'a> Walker<'a> {
             let key = format!("{:04X}{:04X}", tag.group(), tag.element());
             let vr = elem.vr();
             let mut attr = Map::new();
+            if vr == VR::UN && dictionary_vr(tag) == Some(VR::UI) {
+                // A UID written as UN (PS3.5 §6.2.2): its bytes are the
+                // UID's text, padded with NUL; sent as the UI it is.
+                attr.insert("vr".into(), Json::String("UI".into()));
+                if let Some(uid) = crate::parse::uid_text(elem).filter(|u| !u.is_empty()) {
+                    attr.insert("Value".into(), json!([uid]));
+                }
+                out.insert(key, Json::Object(attr));
+                continue;
+            }
             attr.insert("vr".into(), Json::String(vr.to_string().to_owned()));
             match elem.value() {
                 Value::Sequence(seq) => {
@@ -400,6 +410,18 @@ fn attr_text(attributes: &Json, key: &str) -> Option<String> {
         .get(0)?
         .as_str()
         .map(str::to_owned)
+}
+
+/// The VR the standard data dictionary (PS3.6) gives `tag`, when exact.
+fn dictionary_vr(tag: Tag) -> Option<VR> {
+    use dicom_core::dictionary::{DataDictionary as _, DataDictionaryEntry as _, VirtualVr};
+    match dicom_dictionary_std::StandardDataDictionary
+        .by_tag(tag)?
+        .vr()
+    {
+        VirtualVr::Exact(vr) => Some(vr),
+        _ => None,
+    }
 }
 
 fn is_binary(vr: VR) -> bool {

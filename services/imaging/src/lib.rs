@@ -14,7 +14,9 @@
 //!   bounded at [`PARSE_MEMORY_FACTOR`] × the part (issue #14).
 //! - [`index`]: [`DicomInstance`] → [`IndexAttributes`] and DICOM JSON (PS3.18 §F.2).
 //! - [`pixels`]: a parsed object → [`PixelArray`] `[frames, rows, columns, samples]`.
-//! - [`render`]: [`PixelArray`] → 8-bit grey or RGB frame, PNG, or f32 modality values.
+//! - [`render`]: [`PixelArray`] → 8-bit grey or RGB frame, PNG or JPEG, or f32
+//!   modality values; [`palette`] expands segmented palettes (PS3.3 §C.7.9)
+//!   and [`viewport`] crops and scales for `viewport=` (PS3.18 §8.3.5.1.3).
 //! - [`frames`]: frames as stored or decoded, media types of transfer
 //!   syntaxes, transcoding to Explicit VR Little Endian (PS3.18 §8.7.3, §10.4).
 //! - [`stow`]: STOW-RS multipart reading and the response body (PS3.18 §10.5).
@@ -29,10 +31,12 @@ pub mod frames;
 pub mod fuzzing;
 pub mod index;
 mod jpeg_dct;
+pub mod palette;
 pub mod parse;
 pub mod pixels;
 pub mod render;
 pub mod stow;
+pub mod viewport;
 
 pub use bounds::{
     ELEMENT_COST, INDEX_VALUE_COST, ITEM_COST, MAX_INFLATE_RATIO, MAX_SEQUENCE_DEPTH,
@@ -43,7 +47,7 @@ pub use frames::{
     native_frames, stored_frames, transcode_to_explicit_le,
 };
 pub use index::{IndexAttributes, IndexError, index_attributes, metadata_json, qido_json};
-pub use parse::{DicomInstance, ParseError, parse, read};
+pub use parse::{DicomInstance, ParseError, parse, read, sop_uids};
 pub use pixels::{
     DECODE_ALLOWANCE, MAX_DECODE_RATIO, PixelArray, PixelError, RLE_MAX_RATIO, Samples,
     decode_pixels,
@@ -54,3 +58,4 @@ pub use render::{
 pub use stow::{
     FailureReason, StowError, StowLimits, StowPart, StowReader, StowResponse, WarningReason,
 };
+pub use viewport::{MAX_VIEWPORT, Viewport, ViewportError};

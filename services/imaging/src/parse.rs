@@ -255,6 +255,68 @@ pub fn read(bytes: &[u8]) -> Result<DefaultDicomObject, ParseError> {
     read_object(bytes).map(|(object, _)| object)
 }
 
+/// The SOP Class UID (0008,0016) and SOP Instance UID (0008,0018) of bytes
+/// that [`parse`] refused, where they can still be read, for the Failed
+/// SOP Sequence of a STOW-RS response (PS3.18 §10.5.3, Table 10.5.3-2:
+/// ReferencedSOPClassUID and ReferencedSOPInstanceUID): from the data set
+/// when it reads, otherwise from the File Meta Information's Media Storage
+/// SOP Class and Instance UIDs (0002,0002), (0002,0003) (PS3.10 §7.1).
+/// Each is `None` when absent or not a valid UID (PS3.5 §9.1), so that
+/// nothing but a UID is echoed back. Reading is bounded as in [`parse`].
+pub fn sop_uids(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let valid = |uid: String| {
+        SopInstanceUid::parse(&uid)
+            .ok()
+            .map(|u| u.as_str().to_owned())
+    };
+    if let Ok((object, _)) = read_object(bytes) {
+        let class = object.get(tags::SOP_CLASS_UID).and_then(uid_text);
+        let instance = object.get(tags::SOP_INSTANCE_UID).and_then(uid_text);
+        let meta = object.meta();
+        let class = class.and_then(valid).or_else(|| {
+            valid(
+                meta.media_storage_sop_class_uid()
+                    .trim_end_matches(['\0', ' '])
+                    .to_owned(),
+            )
+        });
+        let instance = instance.and_then(valid).or_else(|| {
+            valid(
+                meta.media_storage_sop_instance_uid()
+                    .trim_end_matches(['\0', ' '])
+                    .to_owned(),
+            )
+        });
+        return (class, instance);
+    }
+    let meta_at = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        128
+    } else if bytes.len() >= 4 && &bytes[0..4] == b"DICM" {
+        0
+    } else {
+        return (None, None);
+    };
+    let bytes = &bytes[meta_at..];
+    if bounds::check_file_meta(bytes).is_err() {
+        return (None, None);
+    }
+    match FileMetaTable::from_reader(bytes) {
+        Ok(meta) => (
+            valid(
+                meta.media_storage_sop_class_uid()
+                    .trim_end_matches(['\0', ' '])
+                    .to_owned(),
+            ),
+            valid(
+                meta.media_storage_sop_instance_uid()
+                    .trim_end_matches(['\0', ' '])
+                    .to_owned(),
+            ),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
 fn read_object(bytes: &[u8]) -> Result<(DefaultDicomObject, bool), ParseError> {
     if bytes.len() < 8 {
         return Err(ParseError::TooShort { len: bytes.len() });
@@ -284,18 +346,14 @@ fn read_with_meta(bytes: &[u8]) -> Result<DefaultDicomObject, ParseError> {
     // As dicom-rs' own file reader does: an empty Media Storage SOP Class or
     // Instance UID in the meta group is taken from the data set.
     if meta.media_storage_sop_class_uid().is_empty()
-        && let Some(uid) = dataset
-            .get(tags::SOP_CLASS_UID)
-            .and_then(|e| e.to_str().ok())
+        && let Some(uid) = dataset.get(tags::SOP_CLASS_UID).and_then(uid_text)
     {
-        meta.media_storage_sop_class_uid = uid.into_owned();
+        meta.media_storage_sop_class_uid = uid;
     }
     if meta.media_storage_sop_instance_uid().is_empty()
-        && let Some(uid) = dataset
-            .get(tags::SOP_INSTANCE_UID)
-            .and_then(|e| e.to_str().ok())
+        && let Some(uid) = dataset.get(tags::SOP_INSTANCE_UID).and_then(uid_text)
     {
-        meta.media_storage_sop_instance_uid = uid.into_owned();
+        meta.media_storage_sop_instance_uid = uid;
     }
     Ok(dataset.with_exact_meta(meta))
 }
@@ -352,15 +410,20 @@ fn read_without_meta(bytes: &[u8]) -> Result<DefaultDicomObject, ParseError> {
     let dataset = read_data_set(bytes, &ts)?;
     // with_meta fills both SOP UIDs in from the data set; check them first
     // so that their absence gets its own error.
-    required_uid(&dataset, tags::SOP_CLASS_UID, "SOPClassUID", "(0008,0016)")?;
-    required_uid(
+    let sop_class = required_uid(&dataset, tags::SOP_CLASS_UID, "SOPClassUID", "(0008,0016)")?;
+    let sop_instance = required_uid(
         &dataset,
         tags::SOP_INSTANCE_UID,
         "SOPInstanceUID",
         "(0008,0018)",
     )?;
     dataset
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(ts.uid()))
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(ts.uid())
+                .media_storage_sop_class_uid(sop_class)
+                .media_storage_sop_instance_uid(sop_instance),
+        )
         .map_err(ParseError::BuildMeta)
 }
 
@@ -421,15 +484,26 @@ fn required_uid(
         name,
         tag: tag_text,
     };
-    let value = object
-        .get(tag)
-        .and_then(|e| e.to_str().ok())
-        .ok_or_else(missing)?;
-    let value = value.trim_end_matches(['\0', ' ']);
+    let value = object.get(tag).and_then(uid_text).ok_or_else(missing)?;
     if value.is_empty() {
         return Err(missing());
     }
-    Ok(value.to_owned())
+    Ok(value)
+}
+
+/// The text of a UID element (VR UI, PS3.5 §9.1) without its trailing
+/// padding (NUL, PS3.5 §6.2, or the space some writers use). An element
+/// written as UN, as an implicit VR writer that did not know the tag, or a
+/// converter that lost the VR, leaves (PS3.5 §6.2.2), holds the same bytes:
+/// read as text too.
+pub(crate) fn uid_text(element: &dicom_object::mem::InMemElement) -> Option<String> {
+    let text = match (element.vr(), element.value()) {
+        (dicom_core::VR::UN, dicom_core::value::Value::Primitive(p)) => {
+            String::from_utf8(p.to_bytes().into_owned()).ok()?
+        }
+        _ => element.to_str().ok()?.into_owned(),
+    };
+    Some(text.trim_end_matches(['\0', ' ']).to_owned())
 }
 
 fn parse_uid<T>(

@@ -71,6 +71,18 @@ pub enum PixelError {
     /// The codec failed on the encoded pixel data.
     #[error("cannot decode the pixel data")]
     Decode(#[source] dicom_pixeldata::Error),
+    /// The transfer syntax's codec is not in this build: JPEG-LS
+    /// (1.2.840.10008.1.2.4.80/81) needs the `jpeg-ls` feature, which
+    /// builds CharLS with cmake and a C++ compiler. The instance is stored
+    /// and served as stored; only decoding (rendering, uncompressed frames,
+    /// transcoding, the image model) is refused.
+    #[error(
+        "{codec} decoding is not in this build: build the service with `--features fusion-imaging/jpeg-ls` (needs cmake and a C++ compiler)"
+    )]
+    CodecNotBuilt {
+        /// "JPEG-LS".
+        codec: &'static str,
+    },
     /// This crate's own JPEG DCT or 32-bit RLE decoder failed on a frame.
     #[error("cannot decode frame {frame}")]
     Frame {
@@ -315,6 +327,14 @@ pub fn decode_pixels(object: &DefaultDicomObject) -> Result<PixelArray, PixelErr
         })?;
     let planar = uint(obj, tags::PLANAR_CONFIGURATION) == Some(1);
     let ts = object.meta().transfer_syntax();
+    if !cfg!(feature = "jpeg-ls")
+        && matches!(
+            ts.trim_end_matches(['\0', ' ']),
+            "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81"
+        )
+    {
+        return Err(PixelError::CodecNotBuilt { codec: "JPEG-LS" });
+    }
 
     let geometry = Geometry {
         frames,

@@ -38,15 +38,29 @@ pub enum RenderError {
     /// A LUT (modality, VOI or palette) whose descriptor or data is unusable.
     #[error("the {0} is malformed")]
     BadLut(&'static str),
-    /// Segmented palette LUTs (PS3.3 §C.7.9.2) are not supported.
-    #[error("segmented palette color lookup tables are not supported")]
-    SegmentedPalette,
+    /// Segmented palette data (PS3.3 §C.7.9.2) that cannot be expanded.
+    #[error("the segmented palette color lookup table is malformed")]
+    SegmentedPalette(#[source] crate::palette::SegmentedError),
     /// Modality values were asked of a colour image.
     #[error("modality values exist for monochrome images only")]
     NotMonochrome,
     /// PNG encoding failed.
     #[error("cannot encode PNG")]
     Png(#[source] png::EncodingError),
+    /// JPEG encoding failed.
+    #[error("cannot encode JPEG")]
+    Jpeg(#[source] jpeg_encoder::EncodingError),
+    /// GIF encoding failed.
+    #[error("cannot encode GIF")]
+    Gif(#[source] gif::EncodingError),
+    /// JPEG and GIF hold at most 65,535 pixels a side.
+    #[error("a {columns} × {rows} image is too large for JPEG or GIF (65,535 a side)")]
+    TooLargeToEncode {
+        /// Columns, pixels.
+        columns: u32,
+        /// Rows, pixels.
+        rows: u32,
+    },
 }
 
 /// A VOI window in modality units (PS3.3 §C.11.2.1.2).
@@ -102,6 +116,66 @@ impl RenderedFrame {
             .map_err(RenderError::Png)?;
         writer.finish().map_err(RenderError::Png)?;
         Ok(out)
+    }
+
+    /// Encodes the frame as baseline JPEG (ISO/IEC 10918-1, JFIF), 8-bit
+    /// greyscale or YCbCr, at `quality` 1–100 (the `quality` parameter of
+    /// PS3.18 §8.3.5.1.4; values outside are clamped).
+    ///
+    /// # Errors
+    ///
+    /// [`RenderError::TooLargeToEncode`] for a side over 65,535 pixels,
+    /// [`RenderError::Jpeg`] when the encoder fails.
+    pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, RenderError> {
+        let (w, h) = self.sides()?;
+        let mut out = Vec::new();
+        let color = if self.channels == 3 {
+            jpeg_encoder::ColorType::Rgb
+        } else {
+            jpeg_encoder::ColorType::Luma
+        };
+        jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+            .encode(&self.data, w, h, color)
+            .map_err(RenderError::Jpeg)?;
+        Ok(out)
+    }
+
+    /// Encodes the frame as GIF89a, one image: greyscale exactly, as 256
+    /// grey levels; RGB exactly when it holds at most 256 colours, else
+    /// quantised to 256 (NeuQuant, the `gif` crate's `from_rgb_speed` at
+    /// speed 10). PS3.18 Table 8.7.4-1 requires `image/gif` for
+    /// single-frame images.
+    ///
+    /// # Errors
+    ///
+    /// [`RenderError::TooLargeToEncode`] for a side over 65,535 pixels,
+    /// [`RenderError::Gif`] when the encoder fails.
+    pub fn to_gif(&self) -> Result<Vec<u8>, RenderError> {
+        let (w, h) = self.sides()?;
+        let frame = if self.channels == 3 {
+            gif::Frame::from_rgb_speed(w, h, &self.data, 10)
+        } else {
+            let grey: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
+            gif::Frame::from_palette_pixels(w, h, self.data.clone(), grey, None)
+        };
+        let mut out = Vec::new();
+        {
+            let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).map_err(RenderError::Gif)?;
+            encoder.write_frame(&frame).map_err(RenderError::Gif)?;
+        }
+        Ok(out)
+    }
+
+    /// Columns and rows as the 16-bit sizes of JPEG and GIF headers.
+    fn sides(&self) -> Result<(u16, u16), RenderError> {
+        let too_large = || RenderError::TooLargeToEncode {
+            columns: self.columns,
+            rows: self.rows,
+        };
+        Ok((
+            u16::try_from(self.columns).map_err(|_| too_large())?,
+            u16::try_from(self.rows).map_err(|_| too_large())?,
+        ))
     }
 }
 
@@ -434,23 +508,43 @@ fn voi(
         .collect())
 }
 
+/// PALETTE COLOR (PS3.3 §C.7.6.3.1.5): each stored value through the
+/// red, green and blue tables, given whole (§C.7.6.3.1.6) or segmented
+/// (§C.7.9.2, expanded by [`crate::palette`]).
 fn palette(obj: &InMemDicomObject, stored: &[f64]) -> Result<Vec<u8>, RenderError> {
-    if obj
+    let segmented = obj
         .get(tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA)
-        .is_some()
-    {
-        return Err(RenderError::SegmentedPalette);
-    }
-    let channel = |desc: Tag, data: Tag| -> Result<Lut, RenderError> {
+        .is_some();
+    let channel = |desc: Tag, data: Tag, segmented_data: Tag| -> Result<Lut, RenderError> {
         let name = "Palette Color Lookup Table";
-        let (_, first, bits) = obj
+        let (entries, first, bits) = obj
             .get(desc)
             .and_then(descriptor)
             .ok_or(RenderError::BadLut(name))?;
-        let data = obj
-            .get(data)
-            .map(|e| lut_data(e, bits))
-            .ok_or(RenderError::BadLut(name))?;
+        let data = if segmented {
+            let Some(Value::Primitive(p)) = obj.get(segmented_data).map(InMemElement::value) else {
+                return Err(RenderError::BadLut(name));
+            };
+            // 8-bit tables hold an entry per byte (as pydicom reads them),
+            // 16-bit ones a little endian word per entry.
+            let raw = p.to_bytes();
+            let words: Vec<u16> = if bits <= 8 {
+                raw.iter().map(|&b| u16::from(b)).collect()
+            } else {
+                raw.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect()
+            };
+            crate::palette::expand_segmented(&words, entries, bits <= 8)
+                .map_err(RenderError::SegmentedPalette)?
+                .into_iter()
+                .map(u32::from)
+                .collect()
+        } else {
+            obj.get(data)
+                .map(|e| lut_data(e, bits))
+                .ok_or(RenderError::BadLut(name))?
+        };
         if data.is_empty() {
             return Err(RenderError::BadLut(name));
         }
@@ -460,14 +554,17 @@ fn palette(obj: &InMemDicomObject, stored: &[f64]) -> Result<Vec<u8>, RenderErro
         channel(
             tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
             tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         )?,
         channel(
             tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
             tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         )?,
         channel(
             tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
             tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         )?,
     ];
     Ok(stored

@@ -186,3 +186,29 @@ fn grey_png_round_trips_dimensions() {
     assert_eq!((info.width, info.height), (64, 64));
     assert_eq!(info.color_type, png::ColorType::Grayscale);
 }
+
+#[test]
+fn grey_gif_keeps_every_grey_level_and_colour_gif_its_size() {
+    let frame = render(
+        "pydicom-3.0.2/test_files/MR_small.dcm",
+        RenderOptions::default(),
+    );
+    let gif = frame.to_gif().unwrap();
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.read_info(std::io::Cursor::new(gif)).unwrap();
+    let image = decoder.read_next_frame().unwrap().unwrap();
+    assert_eq!((image.width, image.height), (64, 64));
+    // The palette is the 256 grey levels: each index is the grey value.
+    assert_eq!(image.buffer.as_ref(), frame.data.as_slice());
+    let colour = render(
+        "pydicom-3.0.2/test_files/examples_palette.dcm",
+        RenderOptions::default(),
+    );
+    let gif = colour.to_gif().unwrap();
+    let mut decoder = gif::DecodeOptions::new()
+        .read_info(std::io::Cursor::new(gif))
+        .unwrap();
+    let image = decoder.read_next_frame().unwrap().unwrap();
+    assert_eq!((image.width, image.height), (800, 350));
+}

@@ -287,6 +287,10 @@ pub struct NewPrediction {
     pub refer: bool,
     /// The job that produced it; marked done in the same transaction.
     pub job_id: Option<Uuid>,
+    /// Where its results go (the transactional outbox, issue #17): one
+    /// delivery per target, queued in the same transaction. Not stored
+    /// with the prediction; empty when read back.
+    pub deliveries: Vec<crate::outbox::DeliveryTarget>,
 }
 
 impl NewPrediction {
@@ -320,6 +324,10 @@ pub struct NewReview {
     pub decisions: serde_json::Value,
     /// Free-text comment.
     pub comment: Option<String>,
+    /// Where the reviewed (VERIFIED) results go, queued in the same
+    /// transaction (issue #17). Not stored with the review; empty when
+    /// read back.
+    pub deliveries: Vec<crate::outbox::DeliveryTarget>,
 }
 
 /// A stored review.

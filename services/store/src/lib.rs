@@ -11,7 +11,9 @@ mod blob;
 mod cases;
 mod error;
 mod identity;
+mod monitoring;
 mod notes;
+pub mod outbox;
 mod records;
 mod repository;
 mod sql;
@@ -28,21 +30,27 @@ pub use cases::{
 };
 pub use error::StoreError;
 pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
+pub use monitoring::{InputFeatures, ModelInputRecord, NewModelInput, PoolUse, QueueDepth};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
+pub use outbox::{
+    DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, DeliveryTarget,
+    OutboxRepository,
+};
 pub use records::{
     DecodeStatus, InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery,
     SeriesRecord, StudyQuery, StudyRecord, like_pattern,
 };
 pub use repository::{
     AuditRepository, Backend, CaseRepository, DatabaseUrl, IdentityRepository, ImagingRepository,
-    LockoutPolicy, NotesRepository, PoolOptions, Repository, RepositoryCore, connect, verify_chain,
-    verify_chain_against,
+    LockoutPolicy, MonitoringRepository, NotesRepository, PoolOptions, Repository, RepositoryCore,
+    connect, verify_chain, verify_chain_against,
 };
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {
+    pub use crate::outbox::OutboxRepository;
     pub use crate::repository::{
-        AuditRepository, CaseRepository, IdentityRepository, ImagingRepository, NotesRepository,
-        Repository, RepositoryCore,
+        AuditRepository, CaseRepository, IdentityRepository, ImagingRepository,
+        MonitoringRepository, NotesRepository, Repository, RepositoryCore,
     };
 }

@@ -21,6 +21,7 @@ use crate::cases::{
     JobState, NewPrediction, NewReview, PredictionRecord, ReviewRecord,
 };
 use crate::identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
+pub use crate::monitoring::MonitoringRepository;
 use crate::notes::{NewNote, NoteFilter, NoteRecord, NoteSummary};
 use crate::records::{
     InstanceQuery, InstanceRecord, NewInstance, PutOutcome, SeriesQuery, SeriesRecord, StudyQuery,
@@ -146,6 +147,8 @@ pub trait Repository:
     + AuditRepository
     + NotesRepository
     + CaseRepository
+    + MonitoringRepository
+    + crate::outbox::OutboxRepository
 {
 }
 
@@ -156,6 +159,8 @@ impl<T> Repository for T where
         + AuditRepository
         + NotesRepository
         + CaseRepository
+        + MonitoringRepository
+        + crate::outbox::OutboxRepository
 {
 }
 

@@ -458,7 +458,9 @@ struct ImageView {
     sop_instance_uid: String,
     modality: String,
     caption: String,
-    /// `/rendered` address without query (frame 1 for multi-frame).
+    /// `/rendered` address asking for lossless PNG (frame 1 for
+    /// multi-frame): the service's default rendering is JPEG, as PS3.18
+    /// §8.7.4 makes it, and a reviewer reads the image losslessly.
     src: String,
     /// For frame stepping: the instance's address, frames appended by the
     /// script as `/frames/{n}/rendered`.
@@ -504,9 +506,9 @@ fn image_view(i: &InstanceRecord, used: Option<&str>) -> ImageView {
     );
     let frames = i.frames.unwrap_or(1).max(1);
     let src = if frames > 1 {
-        format!("{base}/frames/1/rendered")
+        format!("{base}/frames/1/rendered?accept=image/png")
     } else {
-        format!("{base}/rendered")
+        format!("{base}/rendered?accept=image/png")
     };
     let number = dicom_string(&i.attributes, "00200013")
         .map(|n| format!("image {n}"))
@@ -1006,6 +1008,8 @@ struct VersionView {
     created_iso: String,
     status: String,
     current: bool,
+    /// Where its SR and FHIR deliveries stand (issue #17).
+    delivery: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -1252,6 +1256,13 @@ pub(crate) async fn case_view(
         Err(page) => return Ok(page),
     };
     let versions = state.repository.predictions_of_case(case.id).await?;
+    let deliveries = state
+        .repository
+        .deliveries(&fusion_store::DeliveryFilter {
+            case_id: Some(case.id),
+            ..Default::default()
+        })
+        .await?;
     let latest_version = versions.first().map(|p| p.version);
     // An unknown version number falls back to the latest, and says so.
     let wanted = query
@@ -1268,10 +1279,12 @@ pub(crate) async fn case_view(
         Some(uid) => state.repository.study(uid).await?,
         None => None,
     };
-    let instances = match &case.study_instance_uid {
+    let mut instances = match &case.study_instance_uid {
         Some(uid) => state.repository.study_instances(uid).await?,
         None => Vec::new(),
     };
+    // Our own SRs are results, listed with the versions, not images.
+    instances.retain(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid));
     let mut notes = Vec::new();
     for note_id in &case.note_ids {
         if let Some(n) = state.repository.note(*note_id).await? {
@@ -1382,7 +1395,8 @@ pub(crate) async fn case_view(
             .as_ref()
             .map(|s| s.modalities.join(", "))
             .unwrap_or_default(),
-        image_count: study.as_ref().map_or(0, |s| s.instance_count),
+        // The study's instances less our SRs.
+        image_count: i64::try_from(instances.len()).unwrap_or(i64::MAX),
         images,
         notes: notes.iter().map(note_view).collect(),
         versions: versions
@@ -1398,6 +1412,7 @@ pub(crate) async fn case_view(
                     "issued".to_owned()
                 },
                 current: Some(v.version) == shown.map(|s| s.version),
+                delivery: crate::outbox::describe(&deliveries, v.prediction.id),
             })
             .collect(),
         reviews: reviews.iter().map(|r| review_item(r, &names)).collect(),

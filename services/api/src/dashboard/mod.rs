@@ -18,6 +18,7 @@ mod assets;
 mod audit;
 mod cases;
 mod models;
+mod monitoring;
 mod session;
 
 use actix_web::dev::ServiceRequest;
@@ -34,6 +35,7 @@ pub(crate) use assets::asset;
 pub(crate) use audit::{audit_integrity, audit_trail};
 pub(crate) use cases::{case_view, review_submit, worklist};
 pub(crate) use models::{model_page, models_page};
+pub(crate) use monitoring::monitoring_page;
 pub(crate) use session::{HOME, home, login_form, login_submit, logout};
 
 use crate::auth::{CSRF_COOKIE, Permission, Principal, allows};
@@ -73,6 +75,11 @@ fn templates() -> &'static Environment<'static> {
             ("integrity.html", include_str!("templates/integrity.html")),
             ("admin.html", include_str!("templates/admin.html")),
             ("models.html", include_str!("templates/models.html")),
+            ("monitoring.html", include_str!("templates/monitoring.html")),
+            (
+                "monitoring_rows.html",
+                include_str!("templates/monitoring_rows.html"),
+            ),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "dashboard template does not parse");
@@ -109,13 +116,14 @@ struct NavItem {
 }
 
 /// The sections of the dashboard and who may see them.
-const SECTIONS: [(&str, &str, &[Permission]); 4] = [
+const SECTIONS: [(&str, &str, &[Permission]); 5] = [
     ("/worklist", "Worklist", &[Permission::ReadCases]),
     (
         "/models/view",
         "Models",
         &[Permission::ReadCases, Permission::ReadAudit],
     ),
+    ("/monitoring", "Monitoring", crate::routes::MONITORING),
     ("/audit", "Audit trail", &[Permission::ReadAudit]),
     ("/admin", "Administration", &[Permission::ManageIdentities]),
 ];
@@ -387,6 +395,8 @@ mod tests {
             "audit.html",
             "integrity.html",
             "admin.html",
+            "monitoring.html",
+            "monitoring_rows.html",
         ] {
             assert!(templates().get_template(name).is_ok(), "{name}");
         }

@@ -57,6 +57,21 @@ fn metadata(path: &'static str, summary: &'static str) -> Op {
         .error(406, "`not_acceptable`: only `application/dicom+json` is served")
 }
 
+/// A study or series rendered: one image per instance (PS3.18 §10.4.1.1.3).
+fn rendered_set(path: &'static str, summary: &'static str) -> Op {
+    Op::get(path, "dicomweb", summary)
+        .describe("PS3.18 §10.4.1.1.3: the first frame of each instance with pixel data, in index order, as `multipart/related; type=\"image/jpeg\"` (or PNG, GIF); an Accept header for a single image is served when exactly one instance renders. Parameters as for the rendered instance.")
+        .query("accept", "A media type replacing the Accept header (PS3.18 §8.3.3.1)", false)
+        .query("window", "`center,width[,linear]` (PS3.18 §8.3.5.1.2)", false)
+        .query("viewport", "`vw,vh[,sx,sy,sw,sh]` (PS3.18 §8.3.5.1.3)", false)
+        .query("quality", "1..100, JPEG only (PS3.18 §8.3.5.1.4)", false)
+        .answers(200, "One rendered image per instance", MULTIPART)
+        .error(400, "`bad_request`: a malformed UID or parameter, or an unsupported one (`annotation`, `iccprofile` other than `no`)")
+        .error(404, NOT_FOUND)
+        .error(406, NOT_ACCEPTABLE)
+        .error(422, "`not_renderable`: no instance renders")
+}
+
 /// Every DICOMweb operation of the route table.
 pub(super) fn all() -> Vec<Op> {
     const I: &str = "/dicom-web/studies/{study}/series/{series}/instances/{instance}";
@@ -111,8 +126,11 @@ pub(super) fn all() -> Vec<Op> {
             "Rendered instance (WADO-RS)",
         )
         .describe("PS3.18 §10.4.1.1.3: the first frame, modality and VOI LUTs applied, as an image.")
+        .query("accept", "A media type replacing the Accept header (PS3.18 §8.3.3.1)", false)
         .query("window", "`center,width[,linear]` (PS3.18 §8.3.5.1.2)", false)
-        .answers(200, "The rendered frame", &["image/png", "image/jpeg"])
+        .query("viewport", "`vw,vh[,sx,sy,sw,sh]` (PS3.18 §8.3.5.1.3)", false)
+        .query("quality", "1..100, JPEG only (PS3.18 §8.3.5.1.4)", false)
+        .answers(200, "The rendered frame (JPEG by default)", &["image/jpeg", "image/png", "image/gif"])
         .error(400, "`bad_request`: a malformed UID or `window`")
         .error(404, NOT_FOUND)
         .error(406, NOT_ACCEPTABLE)
@@ -123,12 +141,20 @@ pub(super) fn all() -> Vec<Op> {
             "Rendered frame (WADO-RS)",
         )
         .describe("PS3.18 §10.4.1.1.3: one frame, as for the rendered instance.")
+        .query("accept", "A media type replacing the Accept header (PS3.18 §8.3.3.1)", false)
         .query("window", "`center,width[,linear]` (PS3.18 §8.3.5.1.2)", false)
-        .answers(200, "The rendered frame", &["image/png", "image/jpeg"])
+        .query("viewport", "`vw,vh[,sx,sy,sw,sh]` (PS3.18 §8.3.5.1.3)", false)
+        .query("quality", "1..100, JPEG only (PS3.18 §8.3.5.1.4)", false)
+        .answers(200, "The rendered frame (JPEG by default)", &["image/jpeg", "image/png", "image/gif"])
         .error(400, "`bad_request`: a malformed UID, frame number or `window`")
         .error(404, NOT_FOUND)
         .error(406, NOT_ACCEPTABLE)
         .error(422, "`not_renderable`: the pixel data cannot be decoded"),
+        rendered_set("/dicom-web/studies/{study}/rendered", "Rendered study (WADO-RS)"),
+        rendered_set(
+            "/dicom-web/studies/{study}/series/{series}/rendered",
+            "Rendered series (WADO-RS)",
+        ),
         Op::get(
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
             "dicomweb",

@@ -97,6 +97,19 @@ fn api() -> Vec<Op> {
         Op::get("/cases/{id}/predictions", "cases", "Every prediction version of a case")
             .answers(200, "`{predictions: [...]}`, newest first", JSON)
             .error(404, "`not_found`"),
+        Op::get("/cases/{id}/fhir", "cases", "The case's latest result as FHIR R4")
+            .describe("A FHIR R4 Bundle (type `collection`) of the latest prediction version with its latest review, as delivered to the EHR. Audited as a read.")
+            .answers(200, "The Bundle", &["application/fhir+json"])
+            .error(404, "`not_found`: no such case, or no prediction yet"),
+        Op::get("/cases/{id}/deliveries", "cases", "Where the case's result deliveries stand")
+            .describe("The outbox rows of the case, newest first: target (DICOM SR to the PACS, FHIR to the EHR), state, attempts, the destination's last answer, the SR's SOP Instance UID. Audited as a read.")
+            .answers(200, "The deliveries", JSON)
+            .error(404, "`not_found`"),
+        Op::get("/monitoring", "models", "The model monitor's report")
+            .describe("JSON, or the dashboard page for a browser (`Accept: text/html`).")
+            .answers(200, "The report", &["application/json", "text/html"]),
+        Op::get("/metrics", "models", "Operational metrics")
+            .answers(200, "Prometheus text exposition format", &["text/plain"]),
         Op::get("/predictions/{id}", "cases", "Read a prediction")
             .describe("Per-label opinions of each modality, the fused opinion (belief, disbelief, uncertainty, base rate), conflict, conformal set, abstention and the model package versions.")
             .answers(200, "The prediction", JSON)

@@ -87,7 +87,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> CasesError {
     }
 }
 
-fn not_found(what: &str) -> CasesError {
+pub(crate) fn not_found(what: &str) -> CasesError {
     CasesError::Api(ApiError::NotFound(format!("no such {what}")))
 }
 
@@ -542,7 +542,7 @@ pub(crate) async fn list(
 
 // ------------------------------------------------------------------ GET /cases/{id}
 
-async fn existing_case(state: &AppState, raw: &str) -> Result<CaseRecord, CasesError> {
+pub(crate) async fn existing_case(state: &AppState, raw: &str) -> Result<CaseRecord, CasesError> {
     let id = path_id(raw, "case")?;
     state
         .repository
@@ -551,7 +551,7 @@ async fn existing_case(state: &AppState, raw: &str) -> Result<CaseRecord, CasesE
         .ok_or_else(|| not_found("case"))
 }
 
-fn read_audit(
+pub(crate) fn read_audit(
     ctx: &AuditContext,
     subtype: &str,
     entities: Vec<AuditEntity>,
@@ -915,6 +915,8 @@ pub(crate) async fn create_review(
         reviewer: ctx.principal.id.clone(),
         decisions,
         comment,
+        // Its VERIFIED SR and FHIR deliveries, in the same transaction (#17).
+        deliveries: state.outbox.for_review(case.study_instance_uid.is_some()),
     };
     let audit = ctx.record(
         AuditEventType::PatientRecord,
@@ -927,11 +929,13 @@ pub(crate) async fn create_review(
         ],
         patients_of(case.patient_id.as_ref()),
     );
-    state
+    let stored = state
         .repository
         .put_review(&review, &audit)
         .await?
-        .ok_or_else(|| not_found("prediction"))
+        .ok_or_else(|| not_found("prediction"))?;
+    crate::outbox::wake(state);
+    Ok(stored)
 }
 
 /// `POST /predictions/{id}/reviews`: 201 with the review.

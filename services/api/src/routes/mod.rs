@@ -9,8 +9,13 @@ pub(crate) mod cases;
 pub(crate) mod dicomweb;
 pub(crate) mod health;
 pub(crate) mod models;
+pub mod monitoring;
 pub(crate) mod notes;
+<<<<<<< HEAD
 pub(crate) mod openapi;
+=======
+pub(crate) mod results;
+>>>>>>> main
 
 use actix_web::http::Method;
 use actix_web::{Route, web};
@@ -60,6 +65,9 @@ const READ_IMAGES: Access = Any(&[P::ReadImages, P::ReadOwnSubmissions]);
 
 /// The model catalogue: clinicians and auditors.
 const MODELS: &[Permission] = &[P::ReadCases, P::ReadAudit];
+
+/// The model monitor and operational metrics: administrators and auditors.
+pub(crate) const MONITORING: &[Permission] = &[P::ManageModels, P::ReadAudit];
 
 /// Every route of the application.
 pub fn table() -> &'static [RouteSpec] {
@@ -124,6 +132,12 @@ fn build_table() -> Vec<RouteSpec> {
         ),
         spec(
             Method::GET,
+            "/dicom-web/studies/{study}/rendered",
+            READ_IMAGES,
+            || web::get().to(dicomweb::study_rendered),
+        ),
+        spec(
+            Method::GET,
             "/dicom-web/studies/{study}/series",
             READ_IMAGES,
             || web::get().to(dicomweb::search_series),
@@ -145,6 +159,12 @@ fn build_table() -> Vec<RouteSpec> {
             "/dicom-web/studies/{study}/series/{series}/metadata",
             READ_IMAGES,
             || web::get().to(dicomweb::metadata),
+        ),
+        spec(
+            Method::GET,
+            "/dicom-web/studies/{study}/series/{series}/rendered",
+            READ_IMAGES,
+            || web::get().to(dicomweb::series_rendered),
         ),
         spec(
             Method::GET,
@@ -239,6 +259,13 @@ fn build_table() -> Vec<RouteSpec> {
         spec(Method::GET, "/models/{name}/view", Page(MODELS), || {
             web::get().to(crate::dashboard::model_page)
         }),
+        // The model monitor (issue #18): for administrators and auditors.
+        spec(Method::GET, "/monitoring", Page(MONITORING), || {
+            web::get().to(monitoring::report)
+        }),
+        spec(Method::GET, "/metrics", Any(MONITORING), || {
+            web::get().to(monitoring::metrics)
+        }),
         spec(Method::GET, "/models", Any(MODELS), || {
             web::get().to(models::list)
         }),
@@ -267,6 +294,20 @@ fn build_table() -> Vec<RouteSpec> {
             "/cases/{id}/predictions",
             Any(&[P::ReadCases]),
             || web::get().to(cases::case_predictions),
+        ),
+        // Results as they leave (issue #17): the FHIR R4 Bundle of the
+        // latest version, and the outbox deliveries of the case.
+        spec(
+            Method::GET,
+            "/cases/{id}/fhir",
+            Any(&[P::ReadCases]),
+            || web::get().to(results::fhir),
+        ),
+        spec(
+            Method::GET,
+            "/cases/{id}/deliveries",
+            Any(&[P::ReadCases]),
+            || web::get().to(results::deliveries),
         ),
         spec(
             Method::GET,

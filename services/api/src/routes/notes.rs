@@ -361,6 +361,30 @@ pub(crate) async fn submit(
     query: web::Query<SubmitQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, NotesError> {
+    let metrics = state.metrics.clone();
+    let mut format = "unknown";
+    let result = submit_note(req, state, ctx, query, payload, &mut format).await;
+    // `fusion.notes.received`: the decoded format (known only once the note
+    // was read), and stored or refused.
+    let outcome = if result.is_ok() { "stored" } else { "refused" };
+    metrics.notes.add(
+        1,
+        &[
+            opentelemetry::KeyValue::new("format", format),
+            opentelemetry::KeyValue::new("outcome", outcome),
+        ],
+    );
+    result
+}
+
+async fn submit_note(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: AuditContext,
+    query: web::Query<SubmitQuery>,
+    payload: web::Payload,
+    format: &mut &'static str,
+) -> Result<HttpResponse, NotesError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -382,6 +406,7 @@ pub(crate) async fn submit(
         }
     };
     let Processed { decoded, analysis } = processed;
+    *format = source_format(decoded.source_format);
     let (status, sections, mentions, labels) = match &analysis {
         Some(a) => (
             NoteStatus::Analysed,

@@ -229,6 +229,7 @@ impl TryFrom<PredictionRow> for PredictionRecord {
                 findings: r.findings.0,
                 refer: r.refer,
                 job_id: r.job_id,
+                deliveries: Vec::new(),
             },
             version: r.version,
             created_at: r.created_at,
@@ -256,6 +257,7 @@ impl From<ReviewRow> for ReviewRecord {
                 reviewer: r.reviewer,
                 decisions: r.decisions.0,
                 comment: r.comment,
+                deliveries: Vec::new(),
             },
             case_id: r.case_id,
             created_at: r.created_at,
@@ -838,6 +840,8 @@ macro_rules! impl_cases {
                 if let Some(job) = new.job_id {
                     Self::end_job_in(&mut tx, job, None).await?;
                 }
+                Self::queue_deliveries_in(&mut tx, new.id, None, new.case_id, &new.deliveries, now)
+                    .await?;
                 sqlx::query(
                     "UPDATE cases SET status = CASE WHEN EXISTS (SELECT 1 FROM inference_jobs j \
                      WHERE j.case_id = cases.id AND j.state = 'queued') THEN 'queued' ELSE $2 END, \
@@ -851,7 +855,10 @@ macro_rules! impl_cases {
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(crate::PredictionRecord {
-                    prediction: new.clone(),
+                    prediction: crate::NewPrediction {
+                        deliveries: Vec::new(),
+                        ..new.clone()
+                    },
                     version,
                     created_at: now,
                 })
@@ -919,6 +926,15 @@ macro_rules! impl_cases {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::sql::unique_violation(e, "review id"))?;
+                Self::queue_deliveries_in(
+                    &mut tx,
+                    review.prediction_id,
+                    Some(review.id),
+                    case_id,
+                    &review.deliveries,
+                    now,
+                )
+                .await?;
                 sqlx::query("UPDATE cases SET status = 'reviewed', updated_at = $2 WHERE id = $1")
                     .bind(case_id)
                     .bind(now)
@@ -927,7 +943,10 @@ macro_rules! impl_cases {
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(Some(crate::ReviewRecord {
-                    review: review.clone(),
+                    review: crate::NewReview {
+                        deliveries: Vec::new(),
+                        ..review.clone()
+                    },
                     case_id,
                     created_at: now,
                 }))

@@ -12,7 +12,11 @@ mod identity;
 #[macro_use]
 mod imaging;
 #[macro_use]
+mod monitoring;
+#[macro_use]
 mod notes;
+#[macro_use]
+pub(crate) mod outbox;
 
 use crate::StoreError;
 
@@ -149,6 +153,21 @@ impl_cases!(
     begin_write = "BEGIN IMMEDIATE",
     link_lock = "SELECT 1",
     lock_case = "SELECT 1 FROM cases WHERE id = $1",
+    skip_locked = "",
+);
+
+impl_monitoring!(PgRepository, sqlx::Postgres);
+impl_monitoring!(SqliteRepository, sqlx::Sqlite);
+impl_outbox!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+);
+impl_outbox!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
     skip_locked = "",
 );
 

@@ -43,7 +43,8 @@ window.addEventListener("pageshow", () => {
 });
 
 // Image viewer: window presets and frame stepping swap the /rendered
-// address (WADO-RS, PS3.18 §10.4.1.1.3); the server renders the PNG.
+// address (WADO-RS, PS3.18 §10.4.1.1.3); the server renders a lossless PNG
+// (the `accept` query parameter, §8.3.3.1: the default would be JPEG).
 document.addEventListener("DOMContentLoaded", () => {
   for (const fig of document.querySelectorAll("figure.viewer")) {
     const img = fig.querySelector("img.dicom-image");
@@ -58,8 +59,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const caption = img.alt.replace(/, frame \d+ of \d+$/, "");
     const update = () => {
       let src = frames > 1 ? `${base}/frames/${frame}/rendered` : `${base}/rendered`;
+      src += "?accept=image/png";
       if (select && select.value) {
-        src += "?window=" + encodeURIComponent(select.value);
+        src += "&window=" + encodeURIComponent(select.value);
       }
       img.src = src;
       if (frames > 1) {

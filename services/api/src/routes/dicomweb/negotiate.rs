@@ -62,7 +62,14 @@ pub(crate) fn accept_ranges(req: &HttpRequest) -> Vec<MediaRange> {
             q: 1.0,
         }];
     };
-    let mut ranges: Vec<MediaRange> = split_unquoted(&accept, ',')
+    parse_accept(&accept)
+}
+
+/// The media ranges of an Accept header value (RFC 9110 §12.5.1), or of
+/// the `accept` query parameter that stands for it where a user agent
+/// cannot set the header (PS3.18 §8.3.3.1), best first.
+pub(crate) fn parse_accept(accept: &str) -> Vec<MediaRange> {
+    let mut ranges: Vec<MediaRange> = split_unquoted(accept, ',')
         .into_iter()
         .filter(|r| !r.trim().is_empty())
         .map(|r| {

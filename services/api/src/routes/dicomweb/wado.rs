@@ -295,7 +295,7 @@ pub(crate) async fn metadata(
         &instances,
     )
     .await?;
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let mut out = Vec::with_capacity(instances.len());
     for i in instances {
         let bytes = state.blobs.get(&i.blob_key).await.map_err(internal)?;

@@ -1,46 +1,24 @@
-//! DICOMweb (DICOM PS3.18): STOW-RS (§10.5), QIDO-RS (§10.6) and WADO-RS
-//! (§10.4) under `/dicom-web`.
-//!
-//! STOW-RS reads `multipart/related; type="application/dicom"` as a stream,
-//! part by part; each instance is stored or refused on its own (see
-//! [`crate::ingest`]). Integration clients may read back only what they sent;
-//! other instances answer 404 to them, as if absent.
-//!
-//! WADO-RS lives in submodules: [`wado`] (instances and metadata),
-//! [`frames`] (Retrieve Frames and bulk data), [`rendered`], with the
-//! content negotiation and multipart bodies of [`negotiate`].
-
-mod frames;
-mod negotiate;
-mod rendered;
-mod wado;
-
-pub(crate) use frames::{bulk_data, frames};
-pub(crate) use rendered::{frame_rendered, instance_rendered};
-pub(crate) use wado::{metadata, retrieve};
+//! QIDO-RS (PS3.18 §10.6): study, series and instance searches, with the
+//! match keys of Table 10.6.1-5 and its series and instance tables,
+//! `limit`, `offset`, `includefield`, and the Warning headers of §8.3.4.4.
 
 use std::collections::{BTreeSet, HashMap};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
-use fusion_imaging::{StowLimits, StowReader, StowResponse};
-use fusion_schemas::{ErrorBody, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid};
+use fusion_schemas::{SeriesInstanceUid, StudyInstanceUid};
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, InstanceQuery, InstanceRecord, SeriesQuery,
     StudyQuery,
 };
-use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 
-use crate::auth::{AuditContext, Permission};
-use crate::ingest::{InstanceOutcome, Submitter, store_instance};
+use super::{
+    base_url, dicom_json, instance_url, internal, negotiate, own_only, parse_series, parse_study,
+    study_patients,
+};
+use crate::auth::AuditContext;
 use crate::{ApiError, AppState};
-
-/// Instances of one STOW-RS request in flight at once: parsed on blocking
-/// threads, their blobs fsynced concurrently, their index rows group
-/// committed by [`crate::index_writer`].
-const STOW_CONCURRENCY: usize = 16;
 
 /// The most results one QIDO-RS response carries (PS3.18 §8.3.4.4): a
 /// search without `limit` returns every match up to this many, and a
@@ -48,313 +26,6 @@ const STOW_CONCURRENCY: usize = 16;
 /// response carries `Warning: 299 {host}: "There are additional results
 /// that can be requested"` and the rest is reached with `offset`.
 pub const MAX_RESULTS: i64 = 10_000;
-
-fn base_url(req: &HttpRequest) -> String {
-    let ci = req.connection_info();
-    format!("{}://{}/dicom-web", ci.scheme(), ci.host())
-}
-
-fn dicom_json(status: StatusCode, body: &Value) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/dicom+json")
-        .body(body.to_string())
-}
-
-fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
-        code: code.to_owned(),
-        message: message.into(),
-        request_id: None,
-    })
-}
-
-fn parse_study(raw: &str) -> Result<StudyInstanceUid, ApiError> {
-    StudyInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-fn parse_series(raw: &str) -> Result<SeriesInstanceUid, ApiError> {
-    SeriesInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-fn parse_sop(raw: &str) -> Result<SopInstanceUid, ApiError> {
-    SopInstanceUid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-/// The study, and optionally the series and instance, a WADO-RS path names
-/// (`{study}`, `{series}`, `{instance}` path segments), parsed; a malformed
-/// UID is a 400.
-pub(crate) struct Scope {
-    study: StudyInstanceUid,
-    series: Option<SeriesInstanceUid>,
-    instance: Option<SopInstanceUid>,
-}
-
-impl actix_web::FromRequest for Scope {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let m = req.match_info();
-        std::future::ready((|| {
-            Ok(Scope {
-                study: parse_study(m.get("study").unwrap_or(""))?,
-                series: m.get("series").map(parse_series).transpose()?,
-                instance: m.get("instance").map(parse_sop).transpose()?,
-            })
-        })())
-    }
-}
-
-/// The submitter restriction for a caller who may read only their own data.
-fn own_only(ctx: &AuditContext) -> Option<String> {
-    (!ctx.principal.can(Permission::ReadImages)).then(|| ctx.principal.id.clone())
-}
-
-fn internal(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(e.into())
-}
-
-// ------------------------------------------------------------------ STOW-RS
-
-/// `POST /dicom-web/studies`.
-pub(crate) async fn stow(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    stow_into(req, state, ctx, payload, None).await
-}
-
-/// `POST /dicom-web/studies/{study}`.
-pub(crate) async fn stow_study(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    payload: web::Payload,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let study = parse_study(&path.into_inner())?;
-    stow_into(req, state, ctx, payload, Some(study)).await
-}
-
-async fn stow_into(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ctx: AuditContext,
-    mut payload: web::Payload,
-    study: Option<StudyInstanceUid>,
-) -> Result<HttpResponse, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    // PS3.18 §10.5.1: the type parameter is required (Orthanc refuses its
-    // absence with 415 too).
-    let has_type = content_type
-        .split(';')
-        .skip(1)
-        .any(|p| p.trim().to_ascii_lowercase().starts_with("type="));
-    if !has_type {
-        return Ok(problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send multipart/related; type=\"application/dicom\"",
-        ));
-    }
-    let limits = StowLimits {
-        max_total_bytes: state.stow_max_bytes,
-        ..StowLimits::default()
-    };
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limits.max_total_bytes
-    {
-        return Ok(problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the body exceeds the limit of {} bytes",
-                limits.max_total_bytes
-            ),
-        ));
-    }
-    // actix's payload is tied to its worker thread; multer wants a `Send`
-    // stream: relay the chunks through a bounded channel (backpressure kept).
-    // The relay also enforces the body limit: it forwards bytes up to the
-    // limit and then ends the stream, so every part completed before the cut
-    // is stored and the cut one fails as Out of Resources, whatever way the
-    // multipart parser buffers ahead.
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    let exceeded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let relay_exceeded = exceeded.clone();
-    let max_total = limits.max_total_bytes;
-    actix_web::rt::spawn(async move {
-        let mut total: u64 = 0;
-        let mut discarded: u64 = 0;
-        while let Some(chunk) = payload.next().await {
-            let Ok(chunk) = chunk else {
-                let _ = tx
-                    .send(Err(std::io::Error::other("the request body broke off")))
-                    .await;
-                break;
-            };
-            if relay_exceeded.load(std::sync::atomic::Ordering::Relaxed) {
-                // Drain a little so the client reads our answer; then stop.
-                discarded += chunk.len() as u64;
-                if discarded > 64 << 20 {
-                    break;
-                }
-                continue;
-            }
-            let len = chunk.len() as u64;
-            if total + len > max_total {
-                let keep = usize::try_from(max_total - total).unwrap_or(0);
-                if keep > 0 {
-                    let _ = tx.send(Ok(chunk.slice(..keep))).await;
-                }
-                relay_exceeded.store(true, std::sync::atomic::Ordering::Relaxed);
-                tx.close_channel();
-                continue;
-            }
-            total += len;
-            if tx.send(Ok(chunk)).await.is_err() {
-                break;
-            }
-        }
-    });
-    let limits = StowLimits {
-        max_total_bytes: u64::MAX,
-        ..limits
-    };
-    let mut reader = match StowReader::new(&content_type, rx, limits) {
-        Ok(r) => r,
-        Err(
-            e @ (fusion_imaging::StowError::NotMultipartRelated
-            | fusion_imaging::StowError::UnsupportedType(_)),
-        ) => {
-            return Ok(problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("{e}: send multipart/related; type=\"application/dicom\""),
-            ));
-        }
-        Err(e) => {
-            return Ok(problem(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                e.to_string(),
-            ));
-        }
-    };
-    let base = base_url(&req);
-    let submitter = Submitter {
-        agent: ctx.principal.agent(ctx.address.clone()),
-        id: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
-        purpose_of_use: ctx.purpose_of_use.clone(),
-    };
-    let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
-    let (mut stored, mut refused) = (0usize, 0usize);
-    let mut touched = Vec::new();
-    // Instances are stored concurrently (their blob fsyncs and transactions
-    // overlap) while the body is still being read; answers keep the order of
-    // the parts.
-    let mut in_flight = futures::stream::FuturesOrdered::new();
-    let mut record = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
-        InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
-            touched.push(crate::ingest::TouchedStudy::from(&i));
-            let url = format!(
-                "{base}/studies/{}/series/{}/instances/{}",
-                i.study, i.series, i.sop_instance
-            );
-            response.stored(&i.sop_class, &i.sop_instance, &url, None);
-            stored += 1;
-        }
-        InstanceOutcome::Failed(f) => {
-            tracing::info!(reason = f.reason.code(), detail = %f.detail, "instance refused");
-            response.failed(f.sop_class.as_deref(), f.sop_instance.as_deref(), f.reason);
-            refused += 1;
-        }
-    };
-    loop {
-        let part = match reader.next_part().await {
-            Ok(Some(part)) => part,
-            Ok(None) => break,
-            Err(e) => {
-                // The body broke off or is malformed: what came before stays
-                // stored; the rest is one failure.
-                let too_large = exceeded.load(std::sync::atomic::Ordering::Relaxed)
-                    || matches!(
-                        e,
-                        fusion_imaging::StowError::BodyTooLarge { .. }
-                            | fusion_imaging::StowError::PartTooLarge { .. }
-                    );
-                let reason = if too_large {
-                    fusion_imaging::FailureReason::OutOfResources
-                } else {
-                    fusion_imaging::FailureReason::CannotUnderstand
-                };
-                tracing::warn!(error = %e, "STOW-RS body ended abnormally");
-                while let Some(outcome) = in_flight.next().await {
-                    record(outcome, &mut response);
-                }
-                record(
-                    InstanceOutcome::Failed(crate::ingest::FailedInstance {
-                        sop_class: None,
-                        sop_instance: None,
-                        reason,
-                        detail: e.to_string(),
-                    }),
-                    &mut response,
-                );
-                break;
-            }
-        };
-        let state = state.clone();
-        let study = study.clone();
-        let submitter = submitter.clone();
-        in_flight.push_back(async move {
-            if !part.is_application_dicom() {
-                return InstanceOutcome::Failed(crate::ingest::FailedInstance {
-                    sop_class: None,
-                    sop_instance: None,
-                    reason: fusion_imaging::FailureReason::CannotUnderstand,
-                    detail: "the part is not application/dicom".into(),
-                });
-            }
-            store_instance(&state, part.data, study.as_ref(), &submitter).await
-        });
-        while in_flight.len() >= STOW_CONCURRENCY {
-            if let Some(outcome) = in_flight.next().await {
-                record(outcome, &mut response);
-            }
-        }
-    }
-    while let Some(outcome) = in_flight.next().await {
-        record(outcome, &mut response);
-    }
-    tracing::info!(stored, refused, "STOW-RS done");
-    // Each study the request touched, duplicates included, is linked to its
-    // case and its prediction queued once, after its instances are stored.
-    crate::ingest::link_studies(&state, touched, &submitter).await;
-    if stored == 0 && refused == 0 {
-        return Ok(problem(
-            StatusCode::BAD_REQUEST,
-            "no_instances",
-            "the multipart/related body holds no part",
-        ));
-    }
-    let status = StatusCode::from_u16(response.http_status()).unwrap_or(StatusCode::OK);
-    Ok(dicom_json(status, &response.to_json()))
-}
-
-// ------------------------------------------------------------------ QIDO-RS
 
 /// Attribute keywords accepted as QIDO-RS query keys, with their tags.
 const KEYWORDS: &[(&str, &str)] = &[
@@ -388,6 +59,17 @@ const STUDY_TAGS: &[&str] = &[
     "00080005", "00080020", "00080030", "00080050", "00080090", "00081030", "00100010", "00100020",
     "00100030", "00100040", "0020000D", "00200010",
 ];
+/// The Patient and Study attributes a study result may carry (PS3.18
+/// §10.6.3.3, Table 10.6.3-3, from the Patient and General Study modules of
+/// PS3.3 §C.7.1.1 and §C.7.2.1, and the Timezone Offset From UTC of the SOP
+/// Common module that the standard lists at every level), as far as the
+/// index holds them; `includefield=all` returns these plus the computed
+/// ModalitiesInStudy, NumberOfStudyRelatedSeries, NumberOfStudyRelatedInstances
+/// and RetrieveURL.
+const STUDY_LEVEL: &[&str] = &[
+    "00080005", "00080020", "00080030", "00080050", "00080056", "00080090", "00080201", "00081030",
+    "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010",
+];
 /// Default series result attributes (PS3.18 Table 10.6.3-4).
 const SERIES_TAGS: &[&str] = &[
     "00080005", "00080060", "0008103E", "0020000D", "0020000E", "00200011", "00180015",
@@ -406,6 +88,19 @@ fn tag_of(key: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, t)| (*t).to_owned())
+}
+
+/// An `includefield` value: a tag or any keyword of the PS3.6 data
+/// dictionary (PS3.18 §8.3.4.3).
+fn include_tag_of(field: &str) -> Option<String> {
+    use dicom_core::dictionary::{DataDictionary as _, DataDictionaryEntry as _};
+    tag_of(field).or_else(|| {
+        let tag = dicom_dictionary_std::StandardDataDictionary
+            .by_name(field)?
+            .tag_range()
+            .inner();
+        Some(format!("{:04X}{:04X}", tag.group(), tag.element()))
+    })
 }
 
 /// A parsed QIDO-RS query string.
@@ -465,7 +160,7 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
                 for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                     if field == "all" {
                         q.include_all = true;
-                    } else if let Some(tag) = tag_of(field) {
+                    } else if let Some(tag) = include_tag_of(field) {
                         q.include.insert(tag);
                     } else {
                         q.ignored.push(field.to_owned());
@@ -590,11 +285,23 @@ fn time_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError>
     }
 }
 
-fn select(attributes: &Value, defaults: &[&str], q: &Qido) -> Map<String, Value> {
+/// The attributes of one result: the level's defaults, and what
+/// `includefield` names (`all`: every stored attribute); with `level`, only
+/// attributes of that level (PS3.18 §10.6.3.3: a study result carries the
+/// Patient and Study attributes, never an instance's).
+fn select(
+    attributes: &Value,
+    defaults: &[&str],
+    level: Option<&[&str]>,
+    q: &Qido,
+) -> Map<String, Value> {
     let mut out = Map::new();
     if let Value::Object(all) = attributes {
         for (tag, value) in all {
-            if q.include_all || defaults.contains(&tag.as_str()) || q.include.contains(tag) {
+            let at_level = level.is_none_or(|l| l.contains(&tag.as_str()));
+            if defaults.contains(&tag.as_str())
+                || (at_level && (q.include_all || q.include.contains(tag)))
+            {
                 out.insert(tag.clone(), value.clone());
             }
         }
@@ -668,8 +375,18 @@ pub(crate) async fn search_studies(
     if let Some(refusal) = negotiate::json_only(&req) {
         return Ok(refusal);
     }
-    let q = parse_qido(&req)?;
+    let mut q = parse_qido(&req)?;
     check_keys(&q, STUDY_MATCH)?;
+    // An instance or series attribute named at study level is not
+    // returned (PS3.18 §10.6.3.3): say so in the Warning header.
+    let computed = ["00080061", "00081190", "00201206", "00201208"];
+    let elsewhere: Vec<String> = q
+        .include
+        .iter()
+        .filter(|t| !STUDY_LEVEL.contains(&t.as_str()) && !computed.contains(&t.as_str()))
+        .cloned()
+        .collect();
+    q.ignored.extend(elsewhere);
     let m = &q.matches;
     let (from, to) = match m.get("00080020") {
         Some(v) => date_range(v)?,
@@ -702,7 +419,7 @@ pub(crate) async fn search_studies(
         .await
         .map_err(internal)?;
     let more = cut(&mut studies, q.limit);
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let mut patients = BTreeSet::new();
     let results: Vec<Value> = studies
         .iter()
@@ -710,7 +427,7 @@ pub(crate) async fn search_studies(
             if let Some(p) = &s.patient_id {
                 patients.insert(p.to_string());
             }
-            let mut obj = select(&s.attributes, STUDY_TAGS, &q);
+            let mut obj = select(&s.attributes, STUDY_TAGS, Some(STUDY_LEVEL), &q);
             obj.insert(
                 "00080061".into(),
                 json!({ "vr": "CS", "Value": s.modalities }),
@@ -826,11 +543,11 @@ async fn series_search(
         .await
         .map_err(internal)?;
     let more = cut(&mut series, q.limit);
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let results: Vec<Value> = series
         .iter()
         .map(|s| {
-            let mut obj = select(&s.attributes, SERIES_TAGS, &q);
+            let mut obj = select(&s.attributes, SERIES_TAGS, None, &q);
             obj.insert(
                 "00081190".into(),
                 json!({ "vr": "UR", "Value": [format!(
@@ -864,35 +581,13 @@ async fn series_search(
     ))
 }
 
-async fn study_patients(
-    state: &AppState,
-    study: &StudyInstanceUid,
-) -> Result<BTreeSet<String>, ApiError> {
-    Ok(state
-        .repository
-        .study(study)
-        .await
-        .map_err(internal)?
-        .and_then(|s| s.patient_id)
-        .map(|p| p.to_string())
-        .into_iter()
-        .collect())
-}
-
 fn instance_result(i: &InstanceRecord, base: &str, q: &Qido) -> Value {
-    let mut obj = select(&i.attributes, INSTANCE_TAGS, q);
+    let mut obj = select(&i.attributes, INSTANCE_TAGS, None, q);
     obj.insert(
         "00081190".into(),
         json!({ "vr": "UR", "Value": [instance_url(base, i)] }),
     );
     Value::Object(obj)
-}
-
-fn instance_url(base: &str, i: &InstanceRecord) -> String {
-    format!(
-        "{base}/studies/{}/series/{}/instances/{}",
-        i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid
-    )
 }
 
 /// `GET /dicom-web/instances`: the cross-study instance search (PS3.18
@@ -951,7 +646,7 @@ async fn search_instances_in(
         .await
         .map_err(internal)?;
     let more = cut(&mut instances, q.limit);
-    let base = base_url(&req);
+    let base = base_url(&req, &state);
     let results: Vec<Value> = instances
         .iter()
         .map(|i| instance_result(i, &base, &q))

@@ -1,0 +1,231 @@
+//! The outbox's HTTP side: STOW-RS to a PACS (PS3.18 §10.5) and a FHIR R4
+//! `transaction` Bundle to an EHR (FHIR R4 §3.1.0.11 `transaction`), each
+//! answer read into an [`Attempt`].
+
+use secrecy::ExposeSecret;
+
+use super::{Attempt, Destination, OutboxSettings};
+use crate::sr::SrDocument;
+
+/// Longest part of a destination's body kept as the reason, characters.
+const MAX_BODY_CHARS: usize = 300;
+
+/// The client the senders share: the per-request limit covers the body.
+///
+/// # Errors
+///
+/// reqwest's error when the TLS backend cannot start.
+pub fn client(settings: &OutboxSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(std::time::Duration::from_secs(10)))
+        .pool_idle_timeout(std::time::Duration::from_millis(500))
+        .user_agent(concat!("fusion/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// `<base>/<segment>` whatever the base's trailing slash.
+fn join(base: &url::Url, segment: &str) -> String {
+    format!("{}/{segment}", base.as_str().trim_end_matches('/'))
+}
+
+/// What a status says about retrying: 408, 429 and 5xx may pass.
+fn transient_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// The body's first characters, printable only.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_BODY_CHARS)
+        .collect();
+    if text.chars().count() > MAX_BODY_CHARS {
+        s.push('…');
+    }
+    s.trim().to_owned()
+}
+
+fn network_error(e: &reqwest::Error) -> Attempt {
+    let what = if e.is_timeout() {
+        "the destination did not answer in time"
+    } else if e.is_connect() {
+        "cannot connect to the destination"
+    } else if e.is_body() || e.is_decode() {
+        "the destination's answer broke off"
+    } else {
+        "the request failed"
+    };
+    Attempt::Transient {
+        status: None,
+        error: what.to_owned(),
+    }
+}
+
+/// Sends one SR by STOW-RS to `<url>/studies`. Delivered only when the
+/// answer is 200 or 202 and its DICOM JSON lists the instance in the
+/// Referenced SOP Sequence (0008,1199); a Failed SOP Sequence (0008,1198)
+/// entry refuses it with its Failure Reason (0008,1197).
+pub async fn stow(client: &reqwest::Client, dest: &Destination, doc: &SrDocument) -> Attempt {
+    let boundary = format!("fusion-{}", uuid::Uuid::new_v4().simple());
+    let mut body = Vec::with_capacity(doc.bytes.len() + 256);
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&doc.bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut req = client
+        .post(join(&dest.url, "studies"))
+        .header(
+            "content-type",
+            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .header("accept", "application/dicom+json")
+        .body(body);
+    if let Some(user) = &dest.user {
+        req = req.basic_auth(user, dest.secret.as_ref().map(|s| s.expose_secret()));
+    }
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return network_error(&e),
+    };
+    let status = res.status().as_u16();
+    let bytes = match res.bytes().await {
+        Ok(b) => b,
+        Err(e) => return network_error(&e),
+    };
+    let code = Some(i32::from(status));
+    if !(200..300).contains(&status) {
+        let error = format!("HTTP {status}: {}", excerpt(&bytes));
+        return if transient_status(status) {
+            Attempt::Transient {
+                status: code,
+                error,
+            }
+        } else {
+            Attempt::Refused {
+                status: code,
+                error,
+            }
+        };
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Attempt::Transient {
+            status: code,
+            error: format!(
+                "HTTP {status} with a body that is not a DICOM JSON STOW-RS response: {}",
+                excerpt(&bytes)
+            ),
+        };
+    };
+    let listed = |tag: &str| -> Vec<serde_json::Value> {
+        json.get(tag)
+            .and_then(|s| s.get("Value"))
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let uid_of = |item: &serde_json::Value| -> Option<String> {
+        item.get("00081155")?
+            .get("Value")?
+            .get(0)?
+            .as_str()
+            .map(str::to_owned)
+    };
+    if let Some(failed) = listed("00081198")
+        .iter()
+        .find(|i| uid_of(i).as_deref() == Some(doc.sop_instance_uid.as_str()))
+    {
+        let reason = failed
+            .get("00081197")
+            .and_then(|r| r.get("Value"))
+            .and_then(|v| v.get(0))
+            .and_then(serde_json::Value::as_u64)
+            .map_or_else(|| "unknown".to_owned(), |r| format!("{r:#06X}"));
+        return Attempt::Refused {
+            status: code,
+            error: format!(
+                "HTTP {status}: the destination refused the instance, failure reason {reason}"
+            ),
+        };
+    }
+    if listed("00081199")
+        .iter()
+        .any(|i| uid_of(i).as_deref() == Some(doc.sop_instance_uid.as_str()))
+    {
+        return Attempt::Delivered {
+            status: code,
+            sop_instance_uid: Some(doc.sop_instance_uid.clone()),
+        };
+    }
+    Attempt::Transient {
+        status: code,
+        error: format!(
+            "HTTP {status}, but the response does not list the instance as stored: {}",
+            excerpt(&bytes)
+        ),
+    }
+}
+
+/// POSTs a FHIR `transaction` Bundle to the endpoint's base. Delivered on
+/// 200 with a `transaction-response` Bundle.
+pub async fn post_fhir(
+    client: &reqwest::Client,
+    dest: &Destination,
+    bundle: &serde_json::Value,
+) -> Attempt {
+    let mut req = client
+        .post(dest.url.as_str().trim_end_matches('/'))
+        .header("content-type", "application/fhir+json")
+        .header("accept", "application/fhir+json")
+        .json(bundle);
+    if let Some(token) = &dest.secret {
+        req = req.bearer_auth(token.expose_secret());
+    }
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return network_error(&e),
+    };
+    let status = res.status().as_u16();
+    let bytes = match res.bytes().await {
+        Ok(b) => b,
+        Err(e) => return network_error(&e),
+    };
+    let code = Some(i32::from(status));
+    if !(200..300).contains(&status) {
+        let error = format!("HTTP {status}: {}", excerpt(&bytes));
+        return if transient_status(status) {
+            Attempt::Transient {
+                status: code,
+                error,
+            }
+        } else {
+            Attempt::Refused {
+                status: code,
+                error,
+            }
+        };
+    }
+    let ok = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| {
+            v.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle")
+                && v.get("type").and_then(|t| t.as_str()) == Some("transaction-response")
+        });
+    if ok {
+        Attempt::Delivered {
+            status: code,
+            sop_instance_uid: None,
+        }
+    } else {
+        Attempt::Transient {
+            status: code,
+            error: format!(
+                "HTTP {status} with a body that is not a transaction-response Bundle: {}",
+                excerpt(&bytes)
+            ),
+        }
+    }
+}

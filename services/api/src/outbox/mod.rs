@@ -1,0 +1,549 @@
+//! Delivering results (issue #17): the sender side of the transactional
+//! outbox ([`fusion_store::outbox`]).
+//!
+//! The outbox rows of a prediction version are written in its transaction
+//! ([`OutboxSettings::for_prediction`]), those of a review in the review's
+//! ([`OutboxSettings::for_review`]). Senders (tasks of any process) claim
+//! due rows and deliver them:
+//!
+//! - `local`: the DICOM SR ([`crate::sr`]) goes through the ingest path
+//!   ([`crate::ingest::store_instance`]) into this service's archive, so
+//!   QIDO-RS and WADO-RS serve it to whoever may read the study;
+//! - `dicomweb`: the same SR, by STOW-RS (PS3.18 §10.5) to the configured
+//!   PACS ([`http::stow`]);
+//! - `fhir`: a FHIR R4 `transaction` Bundle ([`crate::fhir_report`]) POSTed
+//!   to the configured endpoint.
+//!
+//! A transient failure (no answer, a timeout, 408, 429, 5xx, a 2xx whose
+//! body does not acknowledge the instance) is retried after
+//! `backoff · 2^(attempt − 1)`, at most 300 s, up to `max_attempts`
+//! attempts; a refusal (another 4xx) fails at once. The destination's
+//! answer is kept with the row. The SR's bytes are a pure function of the
+//! stored result, so an attempt repeated after a crash re-sends the same
+//! SOP Instance, which a PACS stores once. Every attempt at a remote
+//! destination is audited (110104 DICOM Instances Transferred, or 110106
+//! Export for FHIR) with the destination as the agent.
+
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use fusion_store::{
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
+    DeliveryOutcome, DeliveryRecord, DeliveryTarget,
+};
+use secrecy::SecretString;
+
+use crate::AppState;
+use crate::ingest::{InstanceOutcome, Submitter};
+
+/// How often an idle sender looks for due deliveries.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest delay between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A remote destination: base URL and credentials.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// Base URL: DICOMweb root (`…/dicom-web`) or FHIR base.
+    pub url: url::Url,
+    /// HTTP basic-auth user (DICOMweb).
+    pub user: Option<String>,
+    /// Basic-auth password, or the FHIR bearer token.
+    pub secret: Option<SecretString>,
+}
+
+impl Destination {
+    /// `scheme://host:port` of the destination: what the audit names
+    /// (never the path, a query or credentials).
+    pub fn address(&self) -> String {
+        let host = self.url.host_str().unwrap_or("");
+        match self.url.port_or_known_default() {
+            Some(p) => format!("{}://{host}:{p}", self.url.scheme()),
+            None => format!("{}://{host}", self.url.scheme()),
+        }
+    }
+}
+
+/// The outbox's part of the settings.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// The PACS receiving SRs, if configured.
+    pub dicomweb: Option<Destination>,
+    /// Send UNVERIFIED SRs too.
+    pub send_unverified: bool,
+    /// The FHIR endpoint, if configured.
+    pub fhir: Option<Destination>,
+    /// Attempts before a delivery fails.
+    pub max_attempts: i32,
+    /// First retry delay.
+    pub backoff: Duration,
+    /// Limit on one request.
+    pub timeout: Duration,
+    /// Sender tasks in this process.
+    pub senders: usize,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            dicomweb: None,
+            send_unverified: true,
+            fhir: None,
+            max_attempts: 8,
+            backoff: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+            senders: 4,
+        }
+    }
+}
+
+/// Why the outbox settings are unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OutboxSettingsError(String);
+
+impl OutboxSettings {
+    /// Reads the outbox part of `settings`.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxSettingsError`] naming a URL that is not an `http(s)` URL.
+    pub fn from_settings(settings: &crate::Settings) -> Result<Self, OutboxSettingsError> {
+        let parse = |key: &str,
+                     raw: &Option<String>|
+         -> Result<Option<url::Url>, OutboxSettingsError> {
+            match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => {
+                    let u = url::Url::parse(s)
+                        .map_err(|e| OutboxSettingsError(format!("{key} is not a URL: {e}")))?;
+                    if !matches!(u.scheme(), "http" | "https") {
+                        return Err(OutboxSettingsError(format!("{key} must be http or https")));
+                    }
+                    Ok(Some(u))
+                }
+            }
+        };
+        Ok(Self {
+            dicomweb: parse("FUSION_SR_DESTINATION_URL", &settings.sr_destination_url)?.map(
+                |url| Destination {
+                    url,
+                    user: settings.sr_destination_user.clone(),
+                    secret: settings.sr_destination_password.clone(),
+                },
+            ),
+            send_unverified: settings.sr_send_unverified,
+            fhir: parse("FUSION_FHIR_ENDPOINT_URL", &settings.fhir_endpoint_url)?.map(|url| {
+                Destination {
+                    url,
+                    user: None,
+                    secret: settings.fhir_endpoint_token.clone(),
+                }
+            }),
+            max_attempts: settings.outbox_max_attempts.max(1),
+            backoff: Duration::from_secs(settings.outbox_backoff_seconds.max(1)),
+            timeout: Duration::from_secs(settings.outbox_timeout_seconds.max(1)),
+            senders: settings.outbox_senders,
+        })
+    }
+
+    /// The deliveries of a new prediction version: its UNVERIFIED SR into
+    /// the archive and (when unverified results go out) to the PACS, where
+    /// the case has a study; FHIR where configured.
+    pub fn for_prediction(&self, has_study: bool) -> Vec<DeliveryTarget> {
+        let mut t = Vec::new();
+        if has_study {
+            t.push(DeliveryTarget::Local);
+            if self.dicomweb.is_some() && self.send_unverified {
+                t.push(DeliveryTarget::Dicomweb);
+            }
+        }
+        if self.fhir.is_some() {
+            t.push(DeliveryTarget::Fhir);
+        }
+        t
+    }
+
+    /// The deliveries of a review: its VERIFIED SR into the archive and to
+    /// the PACS, where the case has a study; FHIR where configured.
+    pub fn for_review(&self, has_study: bool) -> Vec<DeliveryTarget> {
+        let mut t = Vec::new();
+        if has_study {
+            t.push(DeliveryTarget::Local);
+            if self.dicomweb.is_some() {
+                t.push(DeliveryTarget::Dicomweb);
+            }
+        }
+        if self.fhir.is_some() {
+            t.push(DeliveryTarget::Fhir);
+        }
+        t
+    }
+
+    /// The delay before attempt `attempts + 1`.
+    pub fn backoff_after(&self, attempts: i32) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+        self.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF)
+    }
+}
+
+/// What one attempt came to, before the retry policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Acknowledged.
+    Delivered {
+        /// HTTP status, if remote.
+        status: Option<i32>,
+        /// SOP Instance UID of the SR, for DICOM targets.
+        sop_instance_uid: Option<String>,
+    },
+    /// May succeed later.
+    Transient {
+        /// HTTP status, if it answered.
+        status: Option<i32>,
+        /// What went wrong, as the destination answered.
+        error: String,
+    },
+    /// Will not succeed as it is.
+    Refused {
+        /// HTTP status, if it answered.
+        status: Option<i32>,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Starts `settings.senders` sender tasks on the current runtime.
+pub fn spawn_senders(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = match http::client(&state.outbox) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the outbox HTTP client; no senders");
+            return Vec::new();
+        }
+    };
+    (0..state.outbox.senders)
+        .map(|i| tokio::spawn(run_sender(state.clone(), client.clone(), i)))
+        .collect()
+}
+
+async fn run_sender(state: AppState, client: reqwest::Client, n: usize) {
+    tracing::info!(sender = n, "outbox sender started");
+    // A claim leases the row for longer than one attempt can take.
+    let lease = chrono::Duration::from_std(state.outbox.timeout * 2 + Duration::from_secs(30))
+        .unwrap_or(chrono::Duration::minutes(2));
+    loop {
+        let now = Utc::now();
+        match state.repository.claim_delivery(now, now + lease).await {
+            Ok(Some(d)) => {
+                deliver(&state, &client, d).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot claim a delivery"),
+        }
+        tokio::select! {
+            () = state.deliveries.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+/// Makes one attempt at a claimed delivery and records its outcome.
+pub async fn deliver(state: &AppState, client: &reqwest::Client, d: DeliveryRecord) {
+    let span = tracing::info_span!("outbox_delivery", delivery = %d.id, target = d.target.as_str(), attempt = d.attempts);
+    tracing::Instrument::instrument(
+        async {
+            let attempt = attempt(state, client, &d).await;
+            let outcome = match attempt.clone() {
+                Attempt::Delivered {
+                    status,
+                    sop_instance_uid,
+                } => DeliveryOutcome::Delivered {
+                    status,
+                    sop_instance_uid,
+                },
+                Attempt::Transient { status, error } if d.attempts < state.outbox.max_attempts => {
+                    let wait = state.outbox.backoff_after(d.attempts);
+                    DeliveryOutcome::Retry {
+                        status,
+                        error,
+                        next_attempt_at: Utc::now()
+                            + chrono::Duration::from_std(wait)
+                                .unwrap_or(chrono::Duration::minutes(5)),
+                    }
+                }
+                Attempt::Transient { status, error } => DeliveryOutcome::Failed {
+                    status,
+                    error: format!("gave up after {} attempts: {error}", d.attempts),
+                },
+                Attempt::Refused { status, error } => DeliveryOutcome::Failed { status, error },
+            };
+            let audit = audit_of(state, &d, &attempt).await;
+            match state
+                .repository
+                .record_delivery(d.id, &outcome, audit.as_ref())
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    outcome = outcome_name(&outcome),
+                    "delivery attempt recorded"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot record a delivery attempt"),
+            }
+        },
+        span,
+    )
+    .await;
+}
+
+fn outcome_name(o: &DeliveryOutcome) -> &'static str {
+    match o {
+        DeliveryOutcome::Delivered { .. } => "delivered",
+        DeliveryOutcome::Retry { .. } => "retry",
+        DeliveryOutcome::Failed { .. } => "failed",
+    }
+}
+
+async fn attempt(state: &AppState, client: &reqwest::Client, d: &DeliveryRecord) -> Attempt {
+    match d.target {
+        DeliveryTarget::Local => store_locally(state, d).await,
+        DeliveryTarget::Dicomweb => {
+            let Some(dest) = &state.outbox.dicomweb else {
+                return Attempt::Refused {
+                    status: None,
+                    error: "no DICOMweb destination is configured".into(),
+                };
+            };
+            match build_sr(state, d).await {
+                Ok(doc) => http::stow(client, dest, &doc).await,
+                Err(a) => a,
+            }
+        }
+        DeliveryTarget::Fhir => {
+            let Some(dest) = &state.outbox.fhir else {
+                return Attempt::Refused {
+                    status: None,
+                    error: "no FHIR endpoint is configured".into(),
+                };
+            };
+            match crate::fhir_report::transaction_bundle(state, d.prediction_id, d.review_id).await
+            {
+                Ok(bundle) => http::post_fhir(client, dest, &bundle).await,
+                Err(e) => Attempt::Refused {
+                    status: None,
+                    error: e.to_string(),
+                },
+            }
+        }
+    }
+}
+
+/// Loads and builds the SR of a delivery.
+async fn build_sr(state: &AppState, d: &DeliveryRecord) -> Result<crate::sr::SrDocument, Attempt> {
+    let input = crate::sr::load(state, d.prediction_id, d.review_id)
+        .await
+        .map_err(|e| match e {
+            crate::sr::SrError::Store(_) => Attempt::Transient {
+                status: None,
+                error: e.to_string(),
+            },
+            _ => Attempt::Refused {
+                status: None,
+                error: e.to_string(),
+            },
+        })?;
+    tokio::task::spawn_blocking(move || crate::sr::build(&input))
+        .await
+        .map_err(|e| Attempt::Transient {
+            status: None,
+            error: format!("the SR task did not finish: {e}"),
+        })?
+        .map_err(|e| Attempt::Refused {
+            status: None,
+            error: e.to_string(),
+        })
+}
+
+/// Stores the SR through the ingest path, as the study's sender (so the
+/// study's readers, that sender included, see it in QIDO-RS).
+async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
+    let doc = match build_sr(state, d).await {
+        Ok(doc) => doc,
+        Err(a) => return a,
+    };
+    let case = match state.repository.case(d.case_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Attempt::Refused {
+                status: None,
+                error: "the case does not exist".into(),
+            };
+        }
+        Err(e) => {
+            return Attempt::Transient {
+                status: None,
+                error: e.to_string(),
+            };
+        }
+    };
+    let Some(study) = case.study_instance_uid else {
+        return Attempt::Refused {
+            status: None,
+            error: crate::sr::SrError::NoStudy.to_string(),
+        };
+    };
+    let owner = match state.repository.study_instances(&study).await {
+        Ok(list) => list
+            .into_iter()
+            .find(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid))
+            .and_then(|i| i.submitted_by),
+        Err(e) => {
+            return Attempt::Transient {
+                status: None,
+                error: e.to_string(),
+            };
+        }
+    };
+    let submitter = Submitter {
+        audit_subtype: "sr-store",
+        agent: sr_writer_agent(),
+        id: owner.unwrap_or_else(|| "fusion-sr".to_owned()),
+        request_id: None,
+        purpose_of_use: None,
+    };
+    match crate::ingest::store_instance(state, doc.bytes.into(), Some(&study), &submitter).await {
+        InstanceOutcome::Stored(_) | InstanceOutcome::Duplicate(_) => Attempt::Delivered {
+            status: None,
+            sop_instance_uid: Some(doc.sop_instance_uid),
+        },
+        InstanceOutcome::Failed(f) => Attempt::Transient {
+            status: None,
+            error: format!("{:?}: {}", f.reason, f.detail),
+        },
+    }
+}
+
+/// The agent storing SRs into the archive.
+pub fn sr_writer_agent() -> AuditAgent {
+    AuditAgent {
+        kind: "system".into(),
+        id: "sr-writer".into(),
+        name: "outbox sender".into(),
+        role: None,
+        address: None,
+        requestor: true,
+    }
+}
+
+/// The audit event of an attempt at a remote destination (none for the
+/// archive: its ingest records its own 110104).
+async fn audit_of(state: &AppState, d: &DeliveryRecord, attempt: &Attempt) -> Option<AuditRecord> {
+    let (dest, event_type, subtype) = match d.target {
+        DeliveryTarget::Local => return None,
+        DeliveryTarget::Dicomweb => (
+            state.outbox.dicomweb.as_ref(),
+            AuditEventType::DicomInstancesTransferred,
+            "stow-rs-out",
+        ),
+        DeliveryTarget::Fhir => (
+            state.outbox.fhir.as_ref(),
+            AuditEventType::Export,
+            "fhir-transaction-out",
+        ),
+    };
+    let patient_ids = match state.repository.case(d.case_id).await {
+        Ok(Some(c)) => c.patient_id.iter().map(|p| p.as_str().to_owned()).collect(),
+        _ => Vec::new(),
+    };
+    let (outcome, desc) = match attempt {
+        Attempt::Delivered { .. } => (AuditOutcome::Success, None),
+        Attempt::Transient { error, .. } => (AuditOutcome::MinorFailure, Some(error.clone())),
+        Attempt::Refused { error, .. } => (AuditOutcome::MinorFailure, Some(error.clone())),
+    };
+    let mut entities = vec![
+        AuditEntity::new("delivery", d.id.to_string()),
+        AuditEntity::new("prediction", d.prediction_id.to_string()),
+    ];
+    if let Some(r) = d.review_id {
+        entities.push(AuditEntity::new("review", r.to_string()));
+    }
+    if d.target == DeliveryTarget::Dicomweb {
+        entities.push(AuditEntity::new(
+            "instance",
+            crate::sr::report_uid(d.prediction_id, d.review_id),
+        ));
+    }
+    Some(AuditRecord {
+        event_type,
+        subtype: subtype.into(),
+        action: AuditAction::Read,
+        outcome,
+        outcome_desc: desc.map(|e| fusion_store::outbox::bounded_error(&e)),
+        agent: AuditAgent {
+            kind: "destination".into(),
+            id: d.target.as_str().into(),
+            name: dest.map(Destination::address).unwrap_or_default(),
+            role: Some("110152 Destination Role ID".into()),
+            address: dest.map(Destination::address),
+            requestor: false,
+        },
+        entities,
+        patient_ids,
+        purpose_of_use: None,
+        request_id: None,
+    })
+}
+
+/// Wakes this process's senders (after a prediction or review queued
+/// deliveries).
+pub fn wake(state: &AppState) {
+    state.deliveries.notify_waiters();
+}
+
+/// One line saying where a version's deliveries stand, for the dashboard:
+/// per report (UNVERIFIED, then each review's VERIFIED) and target, its
+/// state, e.g. "unverified SR: archive delivered, PACS pending (2
+/// attempts); verified SR: …". "none" when nothing is queued.
+pub fn describe(rows: &[DeliveryRecord], prediction_id: uuid::Uuid) -> String {
+    let mut mine: Vec<&DeliveryRecord> = rows
+        .iter()
+        .filter(|d| d.prediction_id == prediction_id)
+        .collect();
+    if mine.is_empty() {
+        return "none".to_owned();
+    }
+    mine.sort_by_key(|d| (d.review_id.is_some(), d.created_at, d.target.as_str()));
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<Option<uuid::Uuid>> = None;
+    for d in mine {
+        let what = match d.target {
+            DeliveryTarget::Local => "archive",
+            DeliveryTarget::Dicomweb => "PACS",
+            DeliveryTarget::Fhir => "FHIR",
+        };
+        let mut state = d.state.as_str().to_owned();
+        if d.state != fusion_store::DeliveryState::Delivered && d.attempts > 0 {
+            state.push_str(&format!(" ({} attempts)", d.attempts));
+        }
+        if current != Some(d.review_id) {
+            current = Some(d.review_id);
+            let head = if d.review_id.is_some() {
+                "verified"
+            } else {
+                "unverified"
+            };
+            parts.push(format!("{head}: {what} {state}"));
+        } else if let Some(last) = parts.last_mut() {
+            last.push_str(&format!(", {what} {state}"));
+        }
+    }
+    parts.join("; ")
+}
+
+/// The shared handle type of the settings.
+pub type SharedOutboxSettings = Arc<OutboxSettings>;
