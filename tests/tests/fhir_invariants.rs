@@ -25,9 +25,9 @@ use serde_json::Value;
 /// Runs tests/tools/validate_fhir_invariants.cjs on `files`: (success,
 /// output).
 async fn medplum_validate(files: &[&std::path::Path]) -> (bool, String) {
-    let dir = repo_root().join(".test-data/fhir-validator");
+    let dir = repo_root().join(".test-data/medplum");
     assert!(
-        dir.join("core/dist/cjs/index.cjs").exists(),
+        dir.join("node_modules/@medplum/core/package.json").exists(),
         "run scripts/fetch-fhir-validator (scripts/setup does)"
     );
     let files: Vec<std::path::PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();

