@@ -1030,12 +1030,18 @@ async fn window_presets_and_frame_stepping_in_the_case_view() {
     // Ultrasound, 30 frames: frame stepping by button and by arrow key.
     browser.goto(&format!("/cases/{us_case}/view")).await;
     let (_, _, src) = loaded_image(&browser).await;
-    assert!(src.ends_with("/frames/1/rendered?accept=image/png"), "{src}");
+    assert!(
+        src.ends_with("/frames/1/rendered?accept=image/png"),
+        "{src}"
+    );
     assert_eq!(browser.text(".frame-pos").await, "1 / 30");
     browser.find(".frame-next").await.click().await.unwrap();
     assert_eq!(browser.text(".frame-pos").await, "2 / 30");
     let (_, _, src) = loaded_image(&browser).await;
-    assert!(src.ends_with("/frames/2/rendered?accept=image/png"), "{src}");
+    assert!(
+        src.ends_with("/frames/2/rendered?accept=image/png"),
+        "{src}"
+    );
     browser.find(".frame-prev").await.click().await.unwrap();
     browser.find(".frame-prev").await.click().await.unwrap();
     assert_eq!(browser.text(".frame-pos").await, "30 / 30", "wraps around");

@@ -14,10 +14,10 @@ pub mod fhir_report;
 pub mod index_writer;
 pub mod inference;
 pub mod ingest;
-pub mod public_url;
 pub mod metrics;
 pub mod monitoring;
 pub mod outbox;
+pub mod public_url;
 pub mod sr;
 
 mod error;
