@@ -359,15 +359,17 @@ async fn coverage_alarm_fires_at_the_stated_review_with_hand_computed_figures() 
     assert!(a11y.is_empty(), "monitoring page: {a11y:#?}");
     browser.screenshot_full("monitoring").await;
     browser.close().await;
-    // A clinician sees neither.
-    let res = app
-        .client
-        .get(app.url("/monitoring"))
-        .bearer_auth(&clinician)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
+    // A clinician sees neither: 403 (authenticated, not allowed), not 401.
+    for path in ["/monitoring", "/metrics"] {
+        let res = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&clinician)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{path}");
+    }
 }
 
 /// `file` as a new study: fresh Study, Series and SOP Instance UIDs, its

@@ -397,6 +397,8 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
         .find(|e| e["resource"]["resourceType"] == "DiagnosticReport")
         .unwrap();
     assert_eq!(report["resource"]["status"], "preliminary");
+    // One AI report per case: its id is the case's, whatever the version.
+    let report_id = report["resource"]["id"].as_str().unwrap().to_owned();
 
     // A clinician amends pneumonia: a VERIFIED SR follows the UNVERIFIED one.
     let res = app
@@ -433,6 +435,7 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
         .find(|e| e["resource"]["resourceType"] == "DiagnosticReport")
         .unwrap();
     assert_eq!(report["resource"]["status"], "final");
+    assert_eq!(report["resource"]["id"], report_id.as_str());
     let obs = entries
         .iter()
         .find(|e| e["resource"]["code"]["coding"][0]["code"] == "PNEUMONIA")

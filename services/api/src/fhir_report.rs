@@ -15,10 +15,16 @@
 //!   manifest SHA-256.
 //!
 //! Patient, ImagingStudy and DocumentReference are referenced by identifier
-//! (logical references, FHIR R4 §2.3.0.1): the EHR owns them. Ids are derived
-//! from ours, so the `transaction` Bundle of the push (`PUT` per resource)
-//! replaces the preliminary report with the final one instead of adding a
-//! second, and a repeated delivery changes nothing.
+//! (logical references, FHIR R4 §2.3.0.1): the EHR owns them. The report
+//! and Observation ids are derived from the case's id, so there is one AI
+//! report per case in the EHR: the `transaction` Bundle of the push (`PUT`
+//! per resource) replaces an earlier version's preliminary report, and the
+//! preliminary one with the final one, instead of adding another (the EHR's
+//! resource history keeps the earlier ones, FHIR R4 §3.1.0.5). Every push
+//! sends the case's current state (its latest version and that version's
+//! latest review), whichever delivery triggered it, so a late retry of an
+//! old delivery never puts an older result back; a repeated delivery
+//! changes nothing.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fusion_models::{BinaryClass, FusedLabel, PredictionOutput};
@@ -58,6 +64,7 @@ fn concept(code: &str, display: &str) -> Value {
 
 /// What a Bundle is made of.
 struct Parts {
+    case_id: Uuid,
     prediction_id: Uuid,
     version: i32,
     created_at: DateTime<Utc>,
@@ -103,6 +110,7 @@ async fn parts(
         Err(e) => return Err(e),
     };
     Ok(Parts {
+        case_id: record.prediction.case_id,
         prediction_id,
         version: record.version,
         created_at: record.created_at,
@@ -123,6 +131,15 @@ async fn parts(
 ///
 /// [`SrError`] from the store or a malformed stored prediction.
 pub async fn case_bundle(state: &AppState, case_id: Uuid) -> Result<Option<Value>, SrError> {
+    let Some((id, review)) = current(state, case_id).await? else {
+        return Ok(None);
+    };
+    let p = parts(state, id, review).await?;
+    Ok(Some(bundle(&p, "collection")))
+}
+
+/// The case's latest prediction version and that version's latest review.
+async fn current(state: &AppState, case_id: Uuid) -> Result<Option<(Uuid, Option<Uuid>)>, SrError> {
     let Some(latest) = state
         .repository
         .predictions_of_case(case_id)
@@ -139,11 +156,12 @@ pub async fn case_bundle(state: &AppState, case_id: Uuid) -> Result<Option<Value
         .await?
         .last()
         .map(|r| r.review.id);
-    let p = parts(state, id, review).await?;
-    Ok(Some(bundle(&p, "collection")))
+    Ok(Some((id, review)))
 }
 
-/// The `transaction` Bundle of a delivery (the version, or its review).
+/// The `transaction` Bundle of a delivery: the current state of the case
+/// the version `prediction_id` belongs to (see the module's docs), so an
+/// older version's delivery, sent late, pushes the newer result.
 ///
 /// # Errors
 ///
@@ -153,7 +171,15 @@ pub async fn transaction_bundle(
     prediction_id: Uuid,
     review_id: Option<Uuid>,
 ) -> Result<Value, SrError> {
-    let p = parts(state, prediction_id, review_id).await?;
+    let record = state
+        .repository
+        .prediction(prediction_id)
+        .await?
+        .ok_or(SrError::NotFound("prediction"))?;
+    let (id, review) = current(state, record.prediction.case_id)
+        .await?
+        .unwrap_or((prediction_id, review_id));
+    let p = parts(state, id, review).await?;
     Ok(bundle(&p, "transaction"))
 }
 
@@ -206,13 +232,13 @@ fn bundle(p: &Parts, kind: &str) -> Value {
         let Some(o) = Observation::parse(label) else {
             continue;
         };
-        let id = rid(&format!("fhir-observation:{}:{label}", p.prediction_id));
+        let id = rid(&format!("fhir-observation:{}:{label}", p.case_id));
         results.push(json!({ "reference": format!("urn:uuid:{id}") }));
         entries.push(observation(
             p, o, fused, &id, status, &subject, &derived, &device_id,
         ));
     }
-    let report_id = rid(&format!("fhir-report:{}", p.prediction_id));
+    let report_id = rid(&format!("fhir-report:{}", p.case_id));
     let mut report = json!({
         "resourceType": "DiagnosticReport",
         "id": report_id,
