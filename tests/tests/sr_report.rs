@@ -415,6 +415,45 @@ async fn a_prediction_and_its_review_become_srs_any_viewer_reads() {
     assert_eq!(res.status(), 201);
     let verified_uid = stored_report(&app, &who, &case_id, true).await;
     assert_ne!(verified_uid, unverified_uid);
+    // The integration key that sent the study never reads an SR (they carry
+    // predictions and reviewers' comments); the clinician does.
+    let sr_series = |res: reqwest::Response| async move {
+        assert_eq!(res.status().as_u16() / 100, 2);
+        let text = res.text().await.unwrap();
+        if text.trim().is_empty() {
+            0
+        } else {
+            serde_json::from_str::<Value>(&text)
+                .unwrap()
+                .as_array()
+                .map_or(0, Vec::len)
+        }
+    };
+    let path = format!("/dicom-web/studies/{study}/series?Modality=SR");
+    let as_pacs = app
+        .client
+        .get(app.url(&path))
+        .basic_auth(&who.pacs.0, Some(&who.pacs.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sr_series(as_pacs).await,
+        0,
+        "an integration key reads no SR"
+    );
+    let as_clinician = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&who.clinician)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sr_series(as_clinician).await,
+        1,
+        "the clinician reads the SR series"
+    );
     let bytes = retrieve_sr(&app, &who.clinician, &study, &verified_uid).await;
     let (sr, _) = third_party_checks(&bytes, "sr-verified");
     assert_eq!(sr["verification_flag"], "VERIFIED");

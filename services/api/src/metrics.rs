@@ -295,6 +295,17 @@ pub async fn refresh_operational(state: &crate::AppState) {
     }
 }
 
+/// `http.request.method` as OpenTelemetry's HTTP semantic conventions give
+/// it: one of the methods of RFC 9110 §9 and PATCH (RFC 5789), else
+/// `_OTHER`, so a client inventing method names cannot grow the metrics.
+fn known_method(method: &actix_web::http::Method) -> String {
+    match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE"
+        | "PATCH") => m.to_owned(),
+        _ => "_OTHER".to_owned(),
+    }
+}
+
 /// Middleware: records `http.server.request.duration` for every request,
 /// by method, route pattern (never the path as sent) and status.
 pub(crate) async fn record_request(
@@ -305,7 +316,7 @@ pub(crate) async fn record_request(
     let metrics = req
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .map(|s| s.metrics.clone());
-    let method = req.method().as_str().to_owned();
+    let method = known_method(req.method());
     let res = next.call(req).await;
     if let Some(metrics) = metrics {
         let (status, route) = match &res {
@@ -330,4 +341,18 @@ pub(crate) async fn record_request(
         );
     }
     res
+}
+
+#[cfg(test)]
+mod method_tests {
+    use super::known_method;
+    use actix_web::http::Method;
+
+    #[test]
+    fn invented_methods_are_other() {
+        assert_eq!(known_method(&Method::GET), "GET");
+        assert_eq!(known_method(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"M12345").unwrap();
+        assert_eq!(known_method(&invented), "_OTHER");
+    }
 }

@@ -54,3 +54,9 @@ pub mod prelude {
         MonitoringRepository, NotesRepository, Repository, RepositoryCore,
     };
 }
+
+/// The `submitted_by` of the DICOM SR instances the service writes itself
+/// (results of issue #17): no API key or user has this id, so integration
+/// keys, which read only what they sent, never read an SR, and the
+/// one-sender-per-study rule of the index leaves these instances out.
+pub const SR_SUBMITTER: &str = "fusion-sr";

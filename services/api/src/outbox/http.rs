@@ -21,6 +21,9 @@ pub fn client(settings: &OutboxSettings) -> Result<reqwest::Client, reqwest::Err
         .connect_timeout(settings.timeout.min(std::time::Duration::from_secs(10)))
         .pool_idle_timeout(std::time::Duration::from_millis(500))
         .user_agent(concat!("fusion/", env!("CARGO_PKG_VERSION")))
+        // A redirect would carry the SR or Bundle to a host nobody
+        // configured: a 3xx is the destination's answer, not followed.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 

@@ -369,8 +369,13 @@ async fn build_sr(state: &AppState, d: &DeliveryRecord) -> Result<crate::sr::SrD
         })
 }
 
-/// Stores the SR through the ingest path, as the study's sender (so the
-/// study's readers, that sender included, see it in QIDO-RS).
+/// Stores the SR through the ingest path as [`SR_SUBMITTER`], a submitter
+/// no caller has: clinicians and auditors (who read every study) see it in
+/// QIDO-RS and WADO-RS, an integration key never does, even on its own
+/// study, since an SR carries predictions, reviewers and their comments,
+/// which integration clients never read (threat model). The study's sender
+/// keeps adding instances to its study (the ingest's one-sender rule leaves
+/// [`SR_SUBMITTER`] out).
 async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
     let doc = match build_sr(state, d).await {
         Ok(doc) => doc,
@@ -397,22 +402,10 @@ async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
             error: crate::sr::SrError::NoStudy.to_string(),
         };
     };
-    let owner = match state.repository.study_instances(&study).await {
-        Ok(list) => list
-            .into_iter()
-            .find(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid))
-            .and_then(|i| i.submitted_by),
-        Err(e) => {
-            return Attempt::Transient {
-                status: None,
-                error: e.to_string(),
-            };
-        }
-    };
     let submitter = Submitter {
         audit_subtype: "sr-store",
         agent: sr_writer_agent(),
-        id: owner.unwrap_or_else(|| "fusion-sr".to_owned()),
+        id: SR_SUBMITTER.to_owned(),
         request_id: None,
         purpose_of_use: None,
     };
@@ -427,6 +420,10 @@ async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
         },
     }
 }
+
+/// The `submitted_by` of the SRs the service stores (see
+/// [`fusion_store::SR_SUBMITTER`]).
+pub use fusion_store::SR_SUBMITTER;
 
 /// The agent storing SRs into the archive.
 pub fn sr_writer_agent() -> AuditAgent {

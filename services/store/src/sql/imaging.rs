@@ -350,14 +350,17 @@ macro_rules! impl_imaging {
                     .await?;
                 // A submitter adds only to a study of its own (or a new one):
                 // checked under the study's lock, so two senders cannot both
-                // pass for one new study.
+                // pass for one new study. The service's own SRs
+                // ([`crate::SR_SUBMITTER`]) belong to no sender.
                 if let Some(me) = new.submitted_by.as_deref() {
                     let foreign: Option<(i32,)> = sqlx::query_as(
                         "SELECT 1 FROM instances WHERE study_instance_uid = $1 \
-                         AND (submitted_by IS NULL OR submitted_by <> $2) LIMIT 1",
+                         AND (submitted_by IS NULL OR submitted_by <> $2) \
+                         AND COALESCE(submitted_by, '') <> $3 LIMIT 1",
                     )
                     .bind(new.study_instance_uid.as_str())
                     .bind(me)
+                    .bind(crate::SR_SUBMITTER)
                     .fetch_optional(&mut **tx)
                     .await?;
                     if foreign.is_some() {

@@ -317,9 +317,20 @@ fn with_warning(mut res: HttpResponse, q: &Qido, more: bool, req: &HttpRequest) 
     let agent = req.connection_info().host().to_owned();
     let mut warnings = Vec::new();
     if !q.ignored.is_empty() {
+        // At most ten names: a request naming thousands gets a short header.
+        const NAMED: usize = 10;
+        let mut names = q
+            .ignored
+            .iter()
+            .take(NAMED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if q.ignored.len() > NAMED {
+            names.push_str(&format!(" and {} more", q.ignored.len() - NAMED));
+        }
         warnings.push(format!(
-            "299 {agent} \"The fields {} are not supported and were ignored\"",
-            q.ignored.join(", ")
+            "299 {agent} \"The fields {names} are not supported and were ignored\""
         ));
     }
     if more {
