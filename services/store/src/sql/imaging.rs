@@ -351,8 +351,11 @@ macro_rules! impl_imaging {
                 // A submitter adds only to a study of its own (or a new one):
                 // checked under the study's lock, so two senders cannot both
                 // pass for one new study. The service's own SRs
-                // ([`crate::SR_SUBMITTER`]) belong to no sender.
-                if let Some(me) = new.submitted_by.as_deref() {
+                // ([`crate::SR_SUBMITTER`]) belong to no sender: they join
+                // any study, and no sender's check counts them.
+                if let Some(me) = new.submitted_by.as_deref()
+                    && me != crate::SR_SUBMITTER
+                {
                     let foreign: Option<(i32,)> = sqlx::query_as(
                         "SELECT 1 FROM instances WHERE study_instance_uid = $1 \
                          AND (submitted_by IS NULL OR submitted_by <> $2) \
