@@ -437,6 +437,19 @@ pub fn sr_writer_agent() -> AuditAgent {
     }
 }
 
+/// An attempt's error as the audit trail keeps it: a destination's answer
+/// ("HTTP 409: …") without its body, which a PACS or EHR may fill with
+/// patient data and which an append-only trail could never drop; the body
+/// stays with the delivery (`fusion outbox list`, `/deliveries`).
+fn without_answer_body(error: &str) -> String {
+    match error.split_once(": ") {
+        Some((head, _)) if head.starts_with("HTTP ") => {
+            format!("{head} (the answer's body is kept with the delivery)")
+        }
+        _ => error.to_owned(),
+    }
+}
+
 /// The audit event of an attempt at a remote destination (none for the
 /// archive: its ingest records its own 110104).
 async fn audit_of(state: &AppState, d: &DeliveryRecord, attempt: &Attempt) -> Option<AuditRecord> {
@@ -480,7 +493,7 @@ async fn audit_of(state: &AppState, d: &DeliveryRecord, attempt: &Attempt) -> Op
         subtype: subtype.into(),
         action: AuditAction::Read,
         outcome,
-        outcome_desc: desc.map(|e| fusion_store::outbox::bounded_error(&e)),
+        outcome_desc: desc.map(|e| fusion_store::outbox::bounded_error(&without_answer_body(&e))),
         agent: AuditAgent {
             kind: "destination".into(),
             id: d.target.as_str().into(),
@@ -544,3 +557,26 @@ pub fn describe(rows: &[DeliveryRecord], prediction_id: uuid::Uuid) -> String {
 
 /// The shared handle type of the settings.
 pub type SharedOutboxSettings = Arc<OutboxSettings>;
+
+#[cfg(test)]
+mod tests {
+    use super::without_answer_body;
+
+    #[test]
+    fn the_audit_trail_keeps_no_answer_body() {
+        assert_eq!(
+            without_answer_body("HTTP 409: {\"error\":\"patient DOE^JANE\"}"),
+            "HTTP 409 (the answer's body is kept with the delivery)"
+        );
+        assert_eq!(
+            without_answer_body(
+                "HTTP 200 with a body that is not a DICOM JSON STOW-RS response: DOE"
+            ),
+            "HTTP 200 with a body that is not a DICOM JSON STOW-RS response (the answer's body is kept with the delivery)"
+        );
+        assert_eq!(
+            without_answer_body("connection refused"),
+            "connection refused"
+        );
+    }
+}
