@@ -27,6 +27,32 @@ pub fn client(settings: &OutboxSettings) -> Result<reqwest::Client, reqwest::Err
         .build()
 }
 
+/// Sends `req` and reads the whole answer: `(status, body)` for a 2xx, else
+/// the attempt it makes — a network error, or a non-2xx status (408, 429
+/// and 5xx transient, every other one, 3xx included, refused) with an
+/// excerpt of the body.
+async fn answer(req: reqwest::RequestBuilder) -> Result<(u16, bytes::Bytes), Attempt> {
+    let res = req.send().await.map_err(|e| network_error(&e))?;
+    let status = res.status().as_u16();
+    let bytes = res.bytes().await.map_err(|e| network_error(&e))?;
+    if (200..300).contains(&status) {
+        return Ok((status, bytes));
+    }
+    let code = Some(i32::from(status));
+    let error = format!("HTTP {status}: {}", excerpt(&bytes));
+    Err(if transient_status(status) {
+        Attempt::Transient {
+            status: code,
+            error,
+        }
+    } else {
+        Attempt::Refused {
+            status: code,
+            error,
+        }
+    })
+}
+
 /// `<base>/<segment>` whatever the base's trailing slash.
 fn join(base: &url::Url, segment: &str) -> String {
     format!("{}/{segment}", base.as_str().trim_end_matches('/'))
@@ -90,30 +116,11 @@ pub async fn stow(client: &reqwest::Client, dest: &Destination, doc: &SrDocument
     if let Some(user) = &dest.user {
         req = req.basic_auth(user, dest.secret.as_ref().map(|s| s.expose_secret()));
     }
-    let res = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return network_error(&e),
-    };
-    let status = res.status().as_u16();
-    let bytes = match res.bytes().await {
-        Ok(b) => b,
-        Err(e) => return network_error(&e),
+    let (status, bytes) = match answer(req).await {
+        Ok(answer) => answer,
+        Err(attempt) => return attempt,
     };
     let code = Some(i32::from(status));
-    if !(200..300).contains(&status) {
-        let error = format!("HTTP {status}: {}", excerpt(&bytes));
-        return if transient_status(status) {
-            Attempt::Transient {
-                status: code,
-                error,
-            }
-        } else {
-            Attempt::Refused {
-                status: code,
-                error,
-            }
-        };
-    }
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Attempt::Transient {
             status: code,
@@ -187,30 +194,11 @@ pub async fn post_fhir(
     if let Some(token) = &dest.secret {
         req = req.bearer_auth(token.expose_secret());
     }
-    let res = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return network_error(&e),
-    };
-    let status = res.status().as_u16();
-    let bytes = match res.bytes().await {
-        Ok(b) => b,
-        Err(e) => return network_error(&e),
+    let (status, bytes) = match answer(req).await {
+        Ok(answer) => answer,
+        Err(attempt) => return attempt,
     };
     let code = Some(i32::from(status));
-    if !(200..300).contains(&status) {
-        let error = format!("HTTP {status}: {}", excerpt(&bytes));
-        return if transient_status(status) {
-            Attempt::Transient {
-                status: code,
-                error,
-            }
-        } else {
-            Attempt::Refused {
-                status: code,
-                error,
-            }
-        };
-    }
     let ok = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .is_some_and(|v| {
