@@ -18,7 +18,7 @@ use fusion_models::{
 use fusion_notes::{Mention, Observation, Section};
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseRecord, CaseStatus, CaseSummary, DecodeStatus,
-    InstanceRecord, NoteRecord, PredictionRecord, ReviewRecord,
+    EntityKind, InstanceRecord, NoteRecord, PredictionRecord, ReviewRecord,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -339,7 +339,7 @@ pub(crate) async fn worklist(
                 AuditAction::Execute,
                 cases
                     .iter()
-                    .map(|c| AuditEntity::new("case", c.id.to_string()))
+                    .map(|c| AuditEntity::new(EntityKind::Case, c.id.to_string()))
                     .collect(),
                 patients,
             );
@@ -1107,7 +1107,7 @@ fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
         let head = text_opinion
             .and_then(|o| o.head.as_ref())
             .map(|h| h.present);
-        let call = crate::reviews_export::call_of(f, head)
+        let call = fusion_app::reviews_export::call_of(f, head)
             .map(|present| if present { "present" } else { "absent" });
         let view = LabelView {
             name: observation_name(&key),
@@ -1284,7 +1284,7 @@ pub(crate) async fn case_view(
         None => Vec::new(),
     };
     // Our own SRs are results, listed with the versions, not images.
-    instances.retain(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid));
+    instances.retain(|i| !fusion_app::sr::load::is_sr_class(&i.sop_class_uid));
     let mut notes = Vec::new();
     for note_id in &case.note_ids {
         if let Some(n) = state.repository.note(*note_id).await? {
@@ -1300,24 +1300,30 @@ pub(crate) async fn case_view(
         }
         None => Vec::new(),
     };
-    let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
-    entities.extend(shown.map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())));
+    let mut entities = vec![AuditEntity::new(EntityKind::Case, case.id.to_string())];
+    entities.extend(
+        shown.map(|p| AuditEntity::new(EntityKind::Prediction, p.prediction.id.to_string())),
+    );
     entities.extend(
         notes
             .iter()
-            .map(|n| AuditEntity::new("note", n.note.id.to_string())),
+            .map(|n| AuditEntity::new(EntityKind::Note, n.note.id.to_string())),
     );
     entities.extend(
         case.study_instance_uid
             .iter()
-            .map(|s| AuditEntity::new("study", s.as_str())),
+            .map(|s| AuditEntity::new(EntityKind::Study, s.as_str())),
     );
     let patient_ids: Vec<String> = case
         .patient_id
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect();
-    entities.extend(patient_ids.iter().map(|p| AuditEntity::new("patient", p)));
+    entities.extend(
+        patient_ids
+            .iter()
+            .map(|p| AuditEntity::new(EntityKind::Patient, p)),
+    );
     let audit = ctx.record(
         AuditEventType::PatientRecord,
         "case-view",
@@ -1412,7 +1418,7 @@ pub(crate) async fn case_view(
                     "issued".to_owned()
                 },
                 current: Some(v.version) == shown.map(|s| s.version),
-                delivery: crate::outbox::describe(&deliveries, v.prediction.id),
+                delivery: fusion_app::outbox::describe(&deliveries, v.prediction.id),
             })
             .collect(),
         reviews: reviews.iter().map(|r| review_item(r, &names)).collect(),

@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use fusion_schemas::{AccessionNumber, ErrorBody, PatientId, StudyInstanceUid};
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseFilter, CaseKey, CaseRecord, CaseSort,
-    CaseStatus, CaseSummary, Finding, LinkChange, NewReview, PredictionRecord, PredictionStatus,
-    ReviewRecord, StoreError,
+    CaseStatus, CaseSummary, EntityKind, Finding, LinkChange, NewReview, PredictionRecord,
+    PredictionStatus, ReviewRecord, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -343,12 +343,12 @@ pub(crate) async fn open(
     }
     let mut entities: Vec<AuditEntity> = note_ids
         .iter()
-        .map(|n| AuditEntity::new("note", n.to_string()))
+        .map(|n| AuditEntity::new(EntityKind::Note, n.to_string()))
         .collect();
     entities.extend(
         key.study_instance_uid
             .iter()
-            .map(|s| AuditEntity::new("study", s.as_str())),
+            .map(|s| AuditEntity::new(EntityKind::Study, s.as_str())),
     );
     let template = ctx.record(
         AuditEventType::PatientRecord,
@@ -522,7 +522,7 @@ pub(crate) async fn list(
     patient_ids.dedup();
     let entities = cases
         .iter()
-        .map(|c| AuditEntity::new("case", c.id.to_string()))
+        .map(|c| AuditEntity::new(EntityKind::Case, c.id.to_string()))
         .collect();
     let audit = ctx.record(
         AuditEventType::Query,
@@ -559,7 +559,11 @@ pub(crate) fn read_audit(
 ) -> fusion_store::AuditRecord {
     let patient_ids = patients_of(patient);
     let mut entities = entities;
-    entities.extend(patient_ids.iter().map(|p| AuditEntity::new("patient", p)));
+    entities.extend(
+        patient_ids
+            .iter()
+            .map(|p| AuditEntity::new(EntityKind::Patient, p)),
+    );
     ctx.record(
         AuditEventType::PatientRecord,
         subtype,
@@ -582,11 +586,11 @@ pub(crate) async fn read(
         .await?
         .into_iter()
         .next();
-    let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
+    let mut entities = vec![AuditEntity::new(EntityKind::Case, case.id.to_string())];
     entities.extend(
         latest
             .iter()
-            .map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())),
+            .map(|p| AuditEntity::new(EntityKind::Prediction, p.prediction.id.to_string())),
     );
     let audit = read_audit(&ctx, "case-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;
@@ -687,10 +691,10 @@ pub(crate) async fn request_prediction(
         AuditEventType::PatientRecord,
         "prediction-request",
         AuditAction::Execute,
-        vec![AuditEntity::new("case", case.id.to_string())],
+        vec![AuditEntity::new(EntityKind::Case, case.id.to_string())],
         patients_of(case.patient_id.as_ref()),
     );
-    let queued = crate::inference::enqueue(&state, case.id, Some(&audit)).await?;
+    let queued = fusion_app::cases::enqueue(&state, case.id, Some(&audit)).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("location", format!("/cases/{}/predictions", case.id)))
         .json(serde_json::json!({
@@ -708,11 +712,11 @@ pub(crate) async fn case_predictions(
 ) -> Result<HttpResponse, CasesError> {
     let case = existing_case(&state, &path.into_inner()).await?;
     let versions = state.repository.predictions_of_case(case.id).await?;
-    let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
+    let mut entities = vec![AuditEntity::new(EntityKind::Case, case.id.to_string())];
     entities.extend(
         versions
             .iter()
-            .map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())),
+            .map(|p| AuditEntity::new(EntityKind::Prediction, p.prediction.id.to_string())),
     );
     let audit = read_audit(&ctx, "prediction-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;
@@ -750,8 +754,8 @@ pub(crate) async fn read_prediction(
 ) -> Result<HttpResponse, CasesError> {
     let (prediction, case) = existing_prediction(&state, &path.into_inner()).await?;
     let entities = vec![
-        AuditEntity::new("case", case.id.to_string()),
-        AuditEntity::new("prediction", prediction.prediction.id.to_string()),
+        AuditEntity::new(EntityKind::Case, case.id.to_string()),
+        AuditEntity::new(EntityKind::Prediction, prediction.prediction.id.to_string()),
     ];
     let audit = read_audit(&ctx, "prediction-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;
@@ -923,9 +927,9 @@ pub(crate) async fn create_review(
         "review-create",
         AuditAction::Create,
         vec![
-            AuditEntity::new("review", review.id.to_string()),
-            AuditEntity::new("prediction", prediction.prediction.id.to_string()),
-            AuditEntity::new("case", case.id.to_string()),
+            AuditEntity::new(EntityKind::Review, review.id.to_string()),
+            AuditEntity::new(EntityKind::Prediction, prediction.prediction.id.to_string()),
+            AuditEntity::new(EntityKind::Case, case.id.to_string()),
         ],
         patients_of(case.patient_id.as_ref()),
     );
@@ -934,7 +938,7 @@ pub(crate) async fn create_review(
         .put_review(&review, &audit)
         .await?
         .ok_or_else(|| not_found("prediction"))?;
-    crate::outbox::wake(state);
+    fusion_app::outbox::wake(state);
     Ok(stored)
 }
 
@@ -966,13 +970,13 @@ pub(crate) async fn reviews(
         .reviews_of_prediction(prediction.prediction.id)
         .await?;
     let mut entities = vec![
-        AuditEntity::new("case", case.id.to_string()),
-        AuditEntity::new("prediction", prediction.prediction.id.to_string()),
+        AuditEntity::new(EntityKind::Case, case.id.to_string()),
+        AuditEntity::new(EntityKind::Prediction, prediction.prediction.id.to_string()),
     ];
     entities.extend(
         reviews
             .iter()
-            .map(|r| AuditEntity::new("review", r.review.id.to_string())),
+            .map(|r| AuditEntity::new(EntityKind::Review, r.review.id.to_string())),
     );
     let audit = read_audit(&ctx, "review-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;
