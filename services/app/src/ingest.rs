@@ -9,13 +9,14 @@
 
 use bytes::Bytes;
 use fusion_imaging::{FailureReason, PixelError};
-use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use fusion_schemas::StudyInstanceUid;
 use fusion_store::{
     AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, AuditRecord,
     AuditRecordBuilder, DecodeStatus, EntityKind, NewInstance, PutOutcome,
 };
 
 use crate::State;
+use crate::cases::{Actor, StudyKey};
 
 /// Who sends the instances, for the audit trail and read-back.
 #[derive(Debug, Clone)]
@@ -34,6 +35,15 @@ pub struct Submitter {
 }
 
 impl Submitter {
+    /// The submitter as the actor of the events linking causes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            agent: self.agent.clone(),
+            request_id: self.request_id.clone(),
+            purpose_of_use: self.purpose_of_use.clone(),
+        }
+    }
+
     /// Starts the audit record of an event this submitter causes: its agent,
     /// request id and purpose of use.
     pub fn audit(
@@ -80,18 +90,6 @@ pub struct StoredInstance {
     pub newly_stored: bool,
 }
 
-/// A study and what links it to its case: the Accession Number (0008,0050)
-/// and Patient ID (0010,0020) it was stored with.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StudyKey {
-    /// Study Instance UID (0020,000D).
-    pub study: StudyInstanceUid,
-    /// Accession Number, when the instance has one.
-    pub accession: Option<AccessionNumber>,
-    /// Patient ID, when the instance has one.
-    pub patient: Option<PatientId>,
-}
-
 /// A study a request (or an import) touched, and whether it stored new
 /// instances of it or only duplicates of stored ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,12 +121,13 @@ pub async fn link_studies(
     touched: impl IntoIterator<Item = TouchedStudy>,
     submitter: &Submitter,
 ) {
+    let actor = submitter.actor();
     let mut distinct: std::collections::BTreeMap<StudyKey, bool> = Default::default();
     for t in touched {
         *distinct.entry(t.key).or_default() |= t.new_instances;
     }
     for (key, new_instances) in distinct {
-        crate::cases::link_study(state, &key, new_instances, submitter).await;
+        crate::cases::link_study(state, &key, new_instances, &actor).await;
     }
 }
 
