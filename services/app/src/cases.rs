@@ -30,6 +30,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// An actor outside any request: no request id, no purpose of use.
+    pub fn new(agent: AuditAgent) -> Self {
+        Self {
+            agent,
+            request_id: None,
+            purpose_of_use: None,
+        }
+    }
+
     /// Starts the audit record of an event this actor causes: its agent,
     /// request id and purpose of use.
     pub fn audit(
