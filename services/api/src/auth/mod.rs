@@ -20,7 +20,7 @@
 
 mod context;
 pub mod permissions;
-pub mod secrets;
+pub use fusion_app::secrets;
 
 use std::net::IpAddr;
 
@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use fusion_schemas::{ErrorBody, Role};
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
+    AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, AuditRecord, EntityKind,
 };
 
 pub use context::AuditContext;
@@ -51,9 +51,7 @@ pub const SESSION_COOKIE: &str = "fusion_session";
 /// middleware checks that field against the session's stored hash.
 pub const CSRF_COOKIE: &str = "fusion_csrf";
 
-/// Prefix of API key ids, which also tells a key's Bearer token from a
-/// session token.
-pub const API_KEY_PREFIX: &str = "fk_";
+pub use fusion_app::secrets::API_KEY_PREFIX;
 
 /// Who is calling, as established by [`authenticate`]; handlers take it with
 /// the [`Principal`] extractor.
@@ -85,9 +83,14 @@ pub enum PrincipalKind {
 impl PrincipalKind {
     /// `user` or `api_key`, as in audit events.
     pub fn as_str(self) -> &'static str {
+        self.agent_kind().as_str()
+    }
+
+    /// The audit agent kind.
+    pub fn agent_kind(self) -> AgentKind {
         match self {
-            Self::User => "user",
-            Self::ApiKey => "api_key",
+            Self::User => AgentKind::User,
+            Self::ApiKey => AgentKind::ApiKey,
         }
     }
 }
@@ -111,14 +114,9 @@ impl Principal {
 
     /// This principal as an audit agent.
     pub fn agent(&self, address: Option<String>) -> AuditAgent {
-        AuditAgent {
-            kind: self.kind.as_str().to_owned(),
-            id: self.id.clone(),
-            name: self.name.clone(),
-            role: Some(self.role.as_str().to_owned()),
-            address,
-            requestor: true,
-        }
+        AuditAgent::new(self.kind.agent_kind(), self.id.clone(), self.name.clone())
+            .role(self.role.as_str())
+            .address(address)
     }
 }
 
@@ -375,29 +373,21 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
         }
         Err(Refusal::Invalid { tried, reason }) => {
             let http = req.request().clone();
-            let record = AuditRecord {
-                event_type: AuditEventType::UserAuthentication,
-                subtype: "credential-check".to_owned(),
-                action: AuditAction::Execute,
-                outcome: AuditOutcome::SeriousFailure,
-                outcome_desc: Some(reason.to_owned()),
-                agent: AuditAgent {
-                    kind: "anonymous".to_owned(),
-                    id: String::new(),
-                    name: tried.clone(),
-                    role: None,
-                    address: client_address(&http),
-                    requestor: true,
-                },
-                entities: if tried.is_empty() {
-                    vec![]
-                } else {
-                    vec![AuditEntity::new("api_key", tried)]
-                },
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: request_id(&http),
-            };
+            let agent = AuditAgent::new(AgentKind::Anonymous, "", tried.clone())
+                .address(client_address(&http));
+            let mut record = AuditRecord::builder(
+                AuditEventType::UserAuthentication,
+                "credential-check",
+                AuditAction::Execute,
+                agent,
+            )
+            .outcome(AuditOutcome::SeriousFailure)
+            .outcome_desc(reason)
+            .request_id(request_id(&http));
+            if !tried.is_empty() {
+                record = record.entity(EntityKind::ApiKey, tried);
+            }
+            let record = record.build();
             if let Err(e) = state.repository.append_audit(&record).await {
                 tracing::error!(error = %e, "cannot audit a failed credential");
             }
@@ -421,24 +411,22 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
             if !permissions.iter().any(|p| principal.can(*p)) =>
         {
             let http = req.request().clone();
-            let record = AuditRecord {
-                event_type: AuditEventType::SecurityAlert,
-                subtype: "access-denied".to_owned(),
-                action: action_of(req.method()),
-                outcome: AuditOutcome::MinorFailure,
-                outcome_desc: Some(format!(
-                    "role {} lacks {:?} for {} {}",
-                    principal.role,
-                    permissions,
-                    req.method(),
-                    pattern.as_deref().unwrap_or("")
-                )),
-                agent: principal.agent(client_address(&http)),
-                entities: vec![],
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: request_id(&http),
-            };
+            let record = AuditRecord::builder(
+                AuditEventType::SecurityAlert,
+                "access-denied",
+                action_of(req.method()),
+                principal.agent(client_address(&http)),
+            )
+            .outcome(AuditOutcome::MinorFailure)
+            .outcome_desc(format!(
+                "role {} lacks {:?} for {} {}",
+                principal.role,
+                permissions,
+                req.method(),
+                pattern.as_deref().unwrap_or("")
+            ))
+            .request_id(request_id(&http))
+            .build();
             if let Err(e) = state.repository.append_audit(&record).await {
                 tracing::error!(error = %e, "cannot audit a refusal");
             }

@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use super::{Layout, PageError, html, render};
 use crate::auth::Principal;
-use crate::monitoring::MonitoringReport;
-use crate::monitoring::drift::PackageDrift;
-use crate::monitoring::outcomes::GroupStats;
+use fusion_app::monitoring::MonitoringReport;
+use fusion_app::monitoring::drift::PackageDrift;
+use fusion_app::monitoring::outcomes::GroupStats;
 
 #[derive(Serialize)]
 struct Row {

@@ -24,8 +24,8 @@ pub(crate) async fn report(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    crate::metrics::refresh_operational(&state).await;
-    let report = crate::monitoring::evaluate(&state).await?;
+    fusion_app::metrics::refresh_operational(&state).await;
+    let report = fusion_app::monitoring::evaluate(&state).await?;
     let wants_html = req
         .headers()
         .get(header::ACCEPT)
@@ -40,7 +40,7 @@ pub(crate) async fn report(
 /// `GET /metrics`: every instrument in the Prometheus text format, the
 /// queue depth and pool use read just before.
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::refresh_operational(&state).await;
+    fusion_app::metrics::refresh_operational(&state).await;
     HttpResponse::Ok()
         .content_type(PROMETHEUS_TEXT)
         .body(state.metrics.encode())
