@@ -35,7 +35,7 @@ pub(crate) use assets::asset;
 pub(crate) use audit::{audit_integrity, audit_trail};
 pub(crate) use cases::{case_view, review_submit, worklist};
 pub(crate) use models::{model_page, models_page};
-pub(crate) use monitoring::monitoring_page;
+pub(crate) use monitoring::monitoring_report;
 pub(crate) use session::{HOME, home, login_form, login_submit, logout};
 
 use crate::auth::{CSRF_COOKIE, Permission, Principal, allows};
@@ -123,7 +123,11 @@ const SECTIONS: [(&str, &str, &[Permission]); 5] = [
         "Models",
         &[Permission::ReadCases, Permission::ReadAudit],
     ),
-    ("/monitoring", "Monitoring", crate::routes::MONITORING),
+    (
+        "/monitoring",
+        "Monitoring",
+        crate::auth::permissions::MONITORING,
+    ),
     ("/audit", "Audit trail", &[Permission::ReadAudit]),
     ("/admin", "Administration", &[Permission::ManageIdentities]),
 ];
