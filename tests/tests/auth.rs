@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use fusion_api::auth::{Permission, allows};
-use fusion_api::routes::{Access, table};
+use fusion_api::route_table::{Access, table};
 use fusion_schemas::Role;
 use fusion_store::{AuditFilter, AuditOutcome};
 use fusion_tests::{TestApp, spawn_app};

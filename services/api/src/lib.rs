@@ -9,11 +9,13 @@
 
 pub mod auth;
 pub mod dashboard;
+mod gate;
 pub mod metrics;
 pub mod public_url;
 
 mod error;
 pub mod openapi;
+pub mod route_table;
 pub mod routes;
 mod startup;
 pub mod telemetry;

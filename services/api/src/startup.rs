@@ -73,6 +73,16 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The OpenAPI document of `GET /openapi.json`, serialised once per
+/// process.
+fn openapi_document() -> crate::routes::openapi::Document {
+    static DOCUMENT: std::sync::LazyLock<Arc<Result<String, String>>> =
+        std::sync::LazyLock::new(|| {
+            Arc::new(crate::openapi::document_json().map_err(|e| e.to_string()))
+        });
+    crate::routes::openapi::Document(DOCUMENT.clone())
+}
+
 /// Session and lockout policy, from the settings.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -121,9 +131,10 @@ impl Application {
         state.app.catalogue = Arc::new(read_catalogue(settings, state.pipeline.as_deref()));
         let data = web::Data::new(state.clone());
         let data_for_metrics = data.clone();
+        let openapi = web::Data::new(openapi_document());
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(crate::auth::authenticate))
+                .wrap(from_fn(crate::gate::authenticate))
                 .wrap(from_fn(crate::metrics::record_request))
                 .wrap(from_fn(routes::head_as_get))
                 // Outside authentication, so its refusals carry them too.
@@ -131,9 +142,10 @@ impl Application {
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::<crate::telemetry::RouteRootSpan>::new())
                 .app_data(data.clone())
+                .app_data(openapi.clone())
                 .app_data(crate::error::json_config())
                 .app_data(crate::error::query_config())
-                .configure(routes::configure)
+                .configure(crate::route_table::configure)
                 .default_service(web::to(crate::error::not_found))
         })
         .listen(listener)
@@ -176,10 +188,10 @@ impl Application {
             }
         });
         let metrics_addr = match settings.metrics_bind {
-            Some(bind) => Some(crate::routes::monitoring::serve_metrics(
-                bind,
-                data_for_metrics,
-            )?),
+            Some(bind) => Some(
+                crate::routes::monitoring::serve_metrics(bind, data_for_metrics)
+                    .map_err(|source| StartupError::Bind { addr: bind, source })?,
+            ),
             None => None,
         };
         if settings.monitoring_interval_seconds > 0 {
