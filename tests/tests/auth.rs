@@ -292,7 +292,7 @@ async fn repeated_failures_lock_the_account() {
     assert!(user.locked_until.is_some());
     // An administrator's password reset lifts the lock.
     let new = secrecy::SecretString::from("a-brand-new-passphrase".to_owned());
-    fusion_api::admin::reset_password(&app.state, &fusion_tests::operator(), "dr.wilson", &new)
+    fusion_app::admin::reset_password(&app.state, &fusion_tests::operator(), "dr.wilson", &new)
         .await
         .unwrap();
     assert_eq!(
@@ -368,7 +368,7 @@ async fn an_api_key_works_as_basic_and_as_bearer_credentials() {
     );
 
     // A revoked key stops working.
-    fusion_api::admin::revoke_api_key(&app.state, &fusion_tests::operator(), &id)
+    fusion_app::admin::revoke_api_key(&app.state, &fusion_tests::operator(), &id)
         .await
         .unwrap();
     let revoked = app

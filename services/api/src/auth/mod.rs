@@ -19,13 +19,13 @@
 
 mod context;
 pub mod permissions;
-pub mod secrets;
+pub use fusion_app::secrets;
 
 use std::net::IpAddr;
 
 use actix_web::HttpMessage;
 use fusion_schemas::Role;
-use fusion_store::AuditAgent;
+use fusion_store::{AgentKind, AuditAgent};
 
 pub use context::AuditContext;
 pub use permissions::{Permission, allows};
@@ -38,9 +38,7 @@ pub const SESSION_COOKIE: &str = "fusion_session";
 /// middleware checks that field against the session's stored hash.
 pub const CSRF_COOKIE: &str = "fusion_csrf";
 
-/// Prefix of API key ids, which also tells a key's Bearer token from a
-/// session token.
-pub const API_KEY_PREFIX: &str = "fk_";
+pub use fusion_app::secrets::API_KEY_PREFIX;
 
 /// Who is calling, as established by the gate (`crate::gate::authenticate`);
 /// handlers take it with the [`Principal`] extractor.
@@ -72,9 +70,14 @@ pub enum PrincipalKind {
 impl PrincipalKind {
     /// `user` or `api_key`, as in audit events.
     pub fn as_str(self) -> &'static str {
+        self.agent_kind().as_str()
+    }
+
+    /// The audit agent kind.
+    pub fn agent_kind(self) -> AgentKind {
         match self {
-            Self::User => "user",
-            Self::ApiKey => "api_key",
+            Self::User => AgentKind::User,
+            Self::ApiKey => AgentKind::ApiKey,
         }
     }
 }
@@ -98,14 +101,9 @@ impl Principal {
 
     /// This principal as an audit agent.
     pub fn agent(&self, address: Option<String>) -> AuditAgent {
-        AuditAgent {
-            kind: self.kind.as_str().to_owned(),
-            id: self.id.clone(),
-            name: self.name.clone(),
-            role: Some(self.role.as_str().to_owned()),
-            address,
-            requestor: true,
-        }
+        AuditAgent::new(self.kind.agent_kind(), self.id.clone(), self.name.clone())
+            .role(self.role.as_str())
+            .address(address)
     }
 }
 

@@ -15,9 +15,9 @@ use serde::Serialize;
 use super::{Layout, PageError, html, render};
 use crate::AppState;
 use crate::auth::Principal;
-use crate::monitoring::MonitoringReport;
-use crate::monitoring::drift::PackageDrift;
-use crate::monitoring::outcomes::GroupStats;
+use fusion_app::monitoring::MonitoringReport;
+use fusion_app::monitoring::drift::PackageDrift;
+use fusion_app::monitoring::outcomes::GroupStats;
 
 /// `GET /monitoring`: evaluates the monitor (raising any new alert) and
 /// answers its report as JSON, or as the page when the client asks for
@@ -27,8 +27,8 @@ pub(crate) async fn monitoring_report(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    crate::metrics::refresh_operational(&state).await;
-    let report = crate::monitoring::evaluate(&state).await?;
+    fusion_app::metrics::refresh_operational(&state).await;
+    let report = fusion_app::monitoring::evaluate(&state).await?;
     let wants_html = req
         .headers()
         .get(header::ACCEPT)

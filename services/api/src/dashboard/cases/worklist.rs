@@ -1,6 +1,7 @@
 //! `GET /worklist`: the cases with their status, top findings and refer
 //! flag; the JSON list's filters, sorting by column, 25 a page.
 
+use fusion_store::EntityKind;
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
@@ -240,7 +241,7 @@ pub(crate) async fn worklist(
                 AuditAction::Execute,
                 cases
                     .iter()
-                    .map(|c| AuditEntity::new("case", c.id.to_string()))
+                    .map(|c| AuditEntity::new(EntityKind::Case, c.id.to_string()))
                     .collect(),
                 patients,
             );

@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_schemas::{AccessionNumber, PatientId};
+use fusion_store::EntityKind;
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseFilter, CaseSort, CaseStatus, CaseSummary,
     Finding,
@@ -182,7 +183,7 @@ pub(crate) async fn list(
     patient_ids.dedup();
     let entities = cases
         .iter()
-        .map(|c| AuditEntity::new("case", c.id.to_string()))
+        .map(|c| AuditEntity::new(EntityKind::Case, c.id.to_string()))
         .collect();
     let audit = ctx.record(
         AuditEventType::Query,
