@@ -16,7 +16,6 @@ use fusion_store::{
 use uuid::Uuid;
 
 use crate::State;
-use crate::ingest::Submitter;
 
 /// Who acts, for the audit events an action records: the agent, and over
 /// HTTP the request id and the stated purpose of use.
@@ -31,6 +30,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// An actor outside any request: no request id, no purpose of use.
+    pub fn new(agent: AuditAgent) -> Self {
+        Self {
+            agent,
+            request_id: None,
+            purpose_of_use: None,
+        }
+    }
+
     /// Starts the audit record of an event this actor causes: its agent,
     /// request id and purpose of use.
     pub fn audit(
@@ -43,6 +51,18 @@ impl Actor {
             .purpose_of_use(self.purpose_of_use.clone())
             .request_id(self.request_id.clone())
     }
+}
+
+/// A study and what links it to its case: the Accession Number (0008,0050)
+/// and Patient ID (0010,0020) it was stored with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StudyKey {
+    /// Study Instance UID (0020,000D).
+    pub study: StudyInstanceUid,
+    /// Accession Number, when the instance has one.
+    pub accession: Option<AccessionNumber>,
+    /// Patient ID, when the instance has one.
+    pub patient: Option<PatientId>,
 }
 
 /// Queues a prediction for `case_id` (deduplicated by the store) and wakes
@@ -67,14 +87,9 @@ pub async fn enqueue(
 /// link is new (a study re-sent as duplicates only, whose first link was
 /// lost). A failure is logged, not raised: the instances are stored, and the
 /// next instance, note, re-send or start links it again.
-pub async fn link_study(
-    state: &State,
-    key: &crate::ingest::StudyKey,
-    new_instances: bool,
-    submitter: &Submitter,
-) {
+pub async fn link_study(state: &State, key: &StudyKey, new_instances: bool, actor: &Actor) {
     let patient_ids: Vec<String> = key.patient.iter().map(|p| p.as_str().to_owned()).collect();
-    let template = submitter
+    let template = actor
         .audit(
             AuditEventType::PatientRecord,
             "case-link",

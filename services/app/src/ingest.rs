@@ -9,43 +9,26 @@
 
 use bytes::Bytes;
 use fusion_imaging::{FailureReason, PixelError};
-use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use fusion_schemas::StudyInstanceUid;
 use fusion_store::{
-    AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, AuditRecord,
-    AuditRecordBuilder, DecodeStatus, EntityKind, NewInstance, PutOutcome,
+    AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, DecodeStatus, EntityKind,
+    NewInstance, PutOutcome,
 };
 
 use crate::State;
+use crate::cases::{Actor, StudyKey};
 
 /// Who sends the instances, for the audit trail and read-back.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    /// The audit agent.
-    pub agent: AuditAgent,
+    /// Who acts: the audit agent, and over HTTP the request id and the
+    /// stated purpose of use.
+    pub actor: Actor,
     /// Recorded as `submitted_by` (API key or user id).
     pub id: String,
-    /// The request id, when over HTTP.
-    pub request_id: Option<String>,
-    /// AuditEvent.purposeOfUse, when stated.
-    pub purpose_of_use: Option<String>,
     /// The subtype of the 110104 event of each stored instance: `stow-rs`
     /// (STOW-RS, `fusion ingest`) or `sr-store` (our own SRs, issue #17).
     pub audit_subtype: &'static str,
-}
-
-impl Submitter {
-    /// Starts the audit record of an event this submitter causes: its agent,
-    /// request id and purpose of use.
-    pub fn audit(
-        &self,
-        event_type: AuditEventType,
-        subtype: &str,
-        action: AuditAction,
-    ) -> AuditRecordBuilder {
-        AuditRecord::builder(event_type, subtype, action, self.agent.clone())
-            .purpose_of_use(self.purpose_of_use.clone())
-            .request_id(self.request_id.clone())
-    }
 }
 
 /// What happened to one instance.
@@ -78,18 +61,6 @@ pub struct StoredInstance {
     pub study_key: StudyKey,
     /// Stored by this request (false for a duplicate of a stored instance).
     pub newly_stored: bool,
-}
-
-/// A study and what links it to its case: the Accession Number (0008,0050)
-/// and Patient ID (0010,0020) it was stored with.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StudyKey {
-    /// Study Instance UID (0020,000D).
-    pub study: StudyInstanceUid,
-    /// Accession Number, when the instance has one.
-    pub accession: Option<AccessionNumber>,
-    /// Patient ID, when the instance has one.
-    pub patient: Option<PatientId>,
 }
 
 /// A study a request (or an import) touched, and whether it stored new
@@ -128,7 +99,7 @@ pub async fn link_studies(
         *distinct.entry(t.key).or_default() |= t.new_instances;
     }
     for (key, new_instances) in distinct {
-        crate::cases::link_study(state, &key, new_instances, submitter).await;
+        crate::cases::link_study(state, &key, new_instances, &submitter.actor).await;
     }
 }
 
@@ -143,10 +114,8 @@ pub async fn link_orphan_studies(state: &State) -> Result<usize, fusion_store::S
     let orphans = state.repository.studies_without_case().await?;
     let submitter = Submitter {
         audit_subtype: "stow-rs",
-        agent: AuditAgent::new(AgentKind::System, "", "start-up sweep").not_requestor(),
+        actor: Actor::new(AuditAgent::new(AgentKind::System, "", "start-up sweep").not_requestor()),
         id: "system".into(),
-        request_id: None,
-        purpose_of_use: None,
     };
     let n = orphans.len();
     if n > 0 {
@@ -213,6 +182,7 @@ pub async fn audit_refusal(
     outcome: AuditOutcome,
 ) {
     let mut record = submitter
+        .actor
         .audit(
             AuditEventType::DicomInstancesTransferred,
             "stow-rs",
@@ -391,6 +361,7 @@ async fn store_unaudited(
         submitted_by: Some(submitter.id.clone()),
     };
     let audit = submitter
+        .actor
         .audit(
             AuditEventType::DicomInstancesTransferred,
             submitter.audit_subtype,

@@ -26,10 +26,8 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
     let op = Operator::current();
     let submitter = Submitter {
         audit_subtype: "stow-rs",
-        agent: op.agent(),
+        actor: fusion_app::Actor::new(op.agent()),
         id: format!("operator:{}", op.name),
-        request_id: None,
-        purpose_of_use: None,
     };
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(

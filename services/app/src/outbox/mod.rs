@@ -404,10 +404,8 @@ async fn store_locally(state: &State, d: &DeliveryRecord) -> Attempt {
     };
     let submitter = Submitter {
         audit_subtype: "sr-store",
-        agent: sr_writer_agent(),
+        actor: crate::Actor::new(sr_writer_agent()),
         id: SR_SUBMITTER.to_owned(),
-        request_id: None,
-        purpose_of_use: None,
     };
     match crate::ingest::store_instance(state, doc.bytes.into(), Some(&study), &submitter).await {
         InstanceOutcome::Stored(_) | InstanceOutcome::Duplicate(_) => Attempt::Delivered {

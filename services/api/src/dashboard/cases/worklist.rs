@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, CaseStatus, CaseSummary};
+use fusion_store::{AuditAction, AuditEntity, AuditEventType, CaseStatus, CaseSummary, EntityKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

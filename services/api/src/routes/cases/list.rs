@@ -7,7 +7,7 @@ use fusion_schemas::{AccessionNumber, PatientId};
 use fusion_store::EntityKind;
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseFilter, CaseSort, CaseStatus, CaseSummary,
-    Finding,
+    EntityKind, Finding,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

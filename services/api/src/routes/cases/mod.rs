@@ -35,7 +35,7 @@ use actix_web::{HttpResponse, ResponseError};
 use fusion_schemas::{ErrorBody, PatientId};
 use fusion_store::EntityKind;
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, CaseRecord, PredictionRecord, StoreError,
+    AuditAction, AuditEntity, AuditEventType, CaseRecord, EntityKind, PredictionRecord, StoreError,
 };
 use uuid::Uuid;
 

@@ -3,8 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 use fusion_schemas::{AccessionNumber, StudyInstanceUid};
-use fusion_store::EntityKind;
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, CaseKey, CaseStatus, LinkChange};
+use fusion_store::{
+    AuditAction, AuditEntity, AuditEventType, CaseKey, CaseStatus, EntityKind, LinkChange,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -7,7 +7,8 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_store::EntityKind;
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, Finding, PredictionRecord, PredictionStatus,
+    AuditAction, AuditEntity, AuditEventType, EntityKind, Finding, PredictionRecord,
+    PredictionStatus,
 };
 use serde::Serialize;
 use uuid::Uuid;

@@ -2,8 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use fusion_store::EntityKind;
-use fusion_store::{AuditEntity, CaseRecord, CaseStatus};
+use fusion_store::{AuditEntity, CaseRecord, CaseStatus, EntityKind};
 use serde::Serialize;
 use uuid::Uuid;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, NewReview, PredictionRecord, ReviewRecord,
+    AuditAction, AuditEntity, AuditEventType, EntityKind, NewReview, PredictionRecord, ReviewRecord,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

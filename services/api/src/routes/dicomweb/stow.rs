@@ -166,10 +166,8 @@ async fn stow_into(
     let base = base_url(&req, &state);
     let submitter = Submitter {
         audit_subtype: "stow-rs",
-        agent: ctx.principal.agent(ctx.address.clone()),
+        actor: ctx.actor(),
         id: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
-        purpose_of_use: ctx.purpose_of_use.clone(),
     };
     let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
     let (mut stored, mut refused) = (0usize, 0usize);
