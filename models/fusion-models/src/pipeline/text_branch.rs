@@ -25,7 +25,7 @@ use super::{
     BranchOpinion, BranchReport, BranchStatus, HeadSource, MentionSource, NoteInput, Pipeline,
     SkippedInput, TextModel, ZeroShotSource, ms, package_id, text, zero_shot_calibration,
 };
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, EvidenceExt};
 use crate::opinion::combine;
 use crate::text_encoder::Embedding;
 

@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use fusion_models::{
-    AbstainReason, BranchOpinion, BranchReport, BranchStatus, Branches, FusedLabel, Opinion,
-    PackageRef,
+    AbstainReason, BranchOpinion, BranchReport, BranchStatus, FusedLabel, Opinion,
 };
 use fusion_notes::{Mention, Observation, Section};
 use fusion_store::{
@@ -1082,26 +1081,25 @@ struct CasePage {
 
 fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
     let pred = &p.prediction;
-    let branches: Option<Branches> = serde_json::from_value(pred.branches.clone()).ok();
-    let fused: BTreeMap<String, FusedLabel> =
-        serde_json::from_value(pred.fused.clone()).unwrap_or_default();
-    let packages: Vec<PackageRef> =
-        serde_json::from_value(pred.packages.clone()).unwrap_or_default();
+    let branches = &pred.branches;
+    let fused = &pred.fused;
     let mut labels = Vec::new();
     let mut quiet = Vec::new();
     for key in observation_keys() {
         let Some(f) = fused.get(&key) else { continue };
         let image = branches
-            .as_ref()
-            .and_then(|b| b.image.opinions.get(&key))
+            .image
+            .opinions
+            .get(&key)
             .filter(|o| !o.opinion.is_vacuous())
             .map(|o| branch_cell(o, "image"));
         let text = branches
-            .as_ref()
-            .and_then(|b| b.text.opinions.get(&key))
+            .text
+            .opinions
+            .get(&key)
             .filter(|o| !o.opinion.is_vacuous())
             .map(|o| branch_cell(o, "text"));
-        let text_opinion = branches.as_ref().and_then(|b| b.text.opinions.get(&key));
+        let text_opinion = branches.text.opinions.get(&key);
         let (prediction_set, set_meaning) =
             set_words(f, text_opinion.is_some_and(|o| o.prediction_set.is_some()));
         let head = text_opinion
@@ -1138,7 +1136,6 @@ fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
         .timings
         .get("total")
         .or_else(|| pred.timings.get("total_ms"))
-        .and_then(serde_json::Value::as_f64)
         .map(|t| format!("{t:.0} ms"));
     PredictionPage {
         id: pred.id,
@@ -1149,19 +1146,16 @@ fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
         abstain: pred.abstain,
         abstain_reasons: pred.abstain_reasons.clone(),
         refer: pred.refer,
-        branches: branches
-            .as_ref()
-            .map(|b| {
-                vec![
-                    branch_badge("Image", &b.image),
-                    branch_badge("Text", &b.text),
-                ]
-            })
-            .unwrap_or_default(),
+        branches: vec![
+            branch_badge("Image", &branches.image),
+            branch_badge("Text", &branches.text),
+        ],
         labels,
         quiet_labels: quiet,
-        packages: packages
-            .into_iter()
+        packages: pred
+            .packages
+            .iter()
+            .cloned()
             .map(|p| PackageView {
                 status: serde_json::to_value(p.status)
                     .ok()
@@ -1327,13 +1321,7 @@ pub(crate) async fn case_view(
     );
     state.repository.append_audit(&audit).await?;
 
-    let used_instance = shown.and_then(|p| {
-        p.prediction
-            .branches
-            .pointer("/image/instance")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    });
+    let used_instance = shown.and_then(|p| p.prediction.branches.image.instance.clone());
     // The image the model used first, then one per series, then the rest.
     let mut ordered: Vec<&InstanceRecord> = instances.iter().collect();
     ordered.sort_by_key(|i| used_instance.as_deref() != Some(i.sop_instance_uid.as_str()));

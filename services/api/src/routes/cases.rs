@@ -113,11 +113,11 @@ pub(crate) struct PredictionView {
     abstain_reasons: Vec<String>,
     refer: bool,
     findings: Vec<Finding>,
-    packages: serde_json::Value,
-    branches: serde_json::Value,
-    fused: serde_json::Value,
-    timings_ms: serde_json::Value,
-    inputs: serde_json::Value,
+    packages: Vec<fusion_schemas::PackageRef>,
+    branches: fusion_schemas::Branches,
+    fused: BTreeMap<String, fusion_schemas::FusedLabel>,
+    timings_ms: BTreeMap<String, f64>,
+    inputs: fusion_schemas::PredictionInputs,
     job_id: Option<Uuid>,
     created_at: DateTime<Utc>,
 }
@@ -825,9 +825,9 @@ impl ReviewBody {
                 "decisions must name at least one observation",
             ));
         }
-        let known = prediction.prediction.fused.as_object();
+        let known = &prediction.prediction.fused;
         for (observation, d) in &self.decisions {
-            if !known.is_some_and(|k| k.contains_key(observation)) {
+            if !known.contains_key(observation) {
                 return Err(invalid(
                     "unknown_observation",
                     format!("the prediction has no observation {observation:?}"),
