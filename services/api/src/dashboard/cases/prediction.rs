@@ -2,8 +2,6 @@
 //! uncertainty, conflict and conformal set, the image and text branches side
 //! by side, the branches' status and the model packages used.
 
-use std::collections::BTreeMap;
-
 use fusion_models::{
     AbstainReason, BranchOpinion, BranchReport, BranchStatus, FusedLabel, Opinion,
 };
