@@ -14,8 +14,9 @@ pub mod orthanc;
 
 use std::time::Duration;
 
-use fusion_api::config::Overrides;
-use fusion_api::{Application, Settings};
+use fusion_api::Application;
+use fusion_app::Settings;
+use fusion_app::config::Overrides;
 use sqlx::Connection;
 use tempfile::TempDir;
 
@@ -176,7 +177,7 @@ impl TestApp {
     /// Creates a user with `role` and a fixed test password; returns the password.
     pub async fn add_user(&self, name: &str, role: fusion_schemas::Role) -> String {
         let password = format!("pw-{name}-0123456789");
-        fusion_api::admin::add_user(
+        fusion_app::admin::add_user(
             &self.state,
             &operator(),
             name,
@@ -244,7 +245,7 @@ impl TestApp {
     /// An API key with `role`: returns (id, secret).
     pub async fn api_key(&self, name: &str, role: fusion_schemas::Role) -> (String, String) {
         use secrecy::ExposeSecret;
-        let key = fusion_api::admin::create_api_key(&self.state, &operator(), name, role, None)
+        let key = fusion_app::admin::create_api_key(&self.state, &operator(), name, role, None)
             .await
             .unwrap();
         (key.id, key.secret.expose_secret().to_owned())
@@ -311,8 +312,8 @@ pub fn run_tool(tool: &str, args: &[&str]) -> (bool, String) {
 }
 
 /// The operator the tests act as for identity set-up.
-pub fn operator() -> fusion_api::admin::Operator {
-    fusion_api::admin::Operator {
+pub fn operator() -> fusion_app::admin::Operator {
+    fusion_app::admin::Operator {
         name: "test-operator".to_owned(),
     }
 }
@@ -334,7 +335,7 @@ fn settings_for(database_url: String, data_dir: &TempDir) -> Settings {
 
 async fn launch(settings: Settings, data_dir: TempDir, db: Db) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        let _ = fusion_api::telemetry::init(&settings).map(std::mem::forget);
+        let _ = fusion_app::telemetry::init(&settings).map(std::mem::forget);
     }
     let app = Application::build(&settings)
         .await

@@ -96,7 +96,7 @@ async fn the_fhir_export_validates_lists_every_step_and_ends_with_the_chain_head
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["url"] == fusion_api::audit_export::EXT_AUDIT_HASH)
+        .find(|x| x["url"] == fusion_app::audit_export::EXT_AUDIT_HASH)
         .unwrap();
     assert_eq!(hash_ext["valueString"], head.as_str());
 }
@@ -261,16 +261,16 @@ async fn the_documented_app_role_may_only_insert_audit_events() {
         ),
         ("FUSION_MIGRATE_ON_START".to_owned(), "false".to_owned()),
     ];
-    let settings = fusion_api::Settings::load_from(
-        &fusion_api::config::Overrides {
+    let settings = fusion_app::Settings::load_from(
+        &fusion_app::config::Overrides {
             bind: Some("127.0.0.1:0".parse().unwrap()),
             ..Default::default()
         },
         env,
     )
     .unwrap();
-    let state = fusion_api::connect_storage(&settings).await.unwrap();
-    fusion_api::admin::add_user(
+    let state = fusion_app::connect_storage(&settings).await.unwrap();
+    fusion_app::admin::add_user(
         &state,
         &fusion_tests::operator(),
         "dr.under-app-role",

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use fusion_api::auth::{Permission, allows};
-use fusion_api::routes::{Access, table};
+use fusion_api::route_table::{Access, table};
 use fusion_schemas::Role;
 use fusion_store::{AuditFilter, AuditOutcome};
 use fusion_tests::{TestApp, spawn_app};
@@ -292,7 +292,7 @@ async fn repeated_failures_lock_the_account() {
     assert!(user.locked_until.is_some());
     // An administrator's password reset lifts the lock.
     let new = secrecy::SecretString::from("a-brand-new-passphrase".to_owned());
-    fusion_api::admin::reset_password(&app.state, &fusion_tests::operator(), "dr.wilson", &new)
+    fusion_app::admin::reset_password(&app.state, &fusion_tests::operator(), "dr.wilson", &new)
         .await
         .unwrap();
     assert_eq!(
@@ -368,7 +368,7 @@ async fn an_api_key_works_as_basic_and_as_bearer_credentials() {
     );
 
     // A revoked key stops working.
-    fusion_api::admin::revoke_api_key(&app.state, &fusion_tests::operator(), &id)
+    fusion_app::admin::revoke_api_key(&app.state, &fusion_tests::operator(), &id)
         .await
         .unwrap();
     let revoked = app

@@ -529,7 +529,7 @@ async fn the_audit_page_filters_pages_and_audits_itself() {
     // 60 logins of one user: two pages of events.
     let pw = app.add_user("dr.many", Role::Clinician).await;
     for _ in 0..60 {
-        fusion_api::admin::reset_password(
+        fusion_app::admin::reset_password(
             &app.state,
             &fusion_tests::operator(),
             "dr.many",

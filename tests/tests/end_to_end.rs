@@ -533,7 +533,7 @@ impl Event {
             .as_array()
             .unwrap()
             .iter()
-            .find(|x| x["url"] == fusion_api::audit_export::EXT_AUDIT_SEQ)
+            .find(|x| x["url"] == fusion_app::audit_export::EXT_AUDIT_SEQ)
             .unwrap()["valueInteger"]
             .as_i64()
             .unwrap();

@@ -17,7 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use fusion_api::audit_export::{CS_AUDIT_SUBTYPE, EXT_AUDIT_SEQ, OID_ROOT};
+use fusion_app::audit_export::{CS_AUDIT_SUBTYPE, EXT_AUDIT_SEQ, OID_ROOT};
 use fusion_schemas::Role;
 use fusion_tests::{TestApp, repo_root, run_tool_async, spawn_app};
 use serde_json::Value;

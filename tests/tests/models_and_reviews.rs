@@ -243,7 +243,7 @@ async fn conformal_sets_show_and_reviews_export_as_labelled_reports() {
     assert_eq!(res.status(), 201);
 
     let repo = app.state.repository.as_ref();
-    let export = fusion_api::reviews_export::collect(repo).await.unwrap();
+    let export = fusion_app::reviews_export::collect(repo).await.unwrap();
     assert_eq!(export.rows.len(), 1);
     assert_eq!(export.without_text, 0);
     let row = &export.rows[0];
@@ -288,7 +288,7 @@ async fn conformal_sets_show_and_reviews_export_as_labelled_reports() {
     assert_eq!(report.id, case_id);
     assert_eq!(
         report.split,
-        fusion_api::reviews_export::split_of(row.case_id)
+        fusion_app::reviews_export::split_of(row.case_id)
     );
     assert!(report.text.contains("INDICATION: Shortness of breath."));
     assert!(

@@ -12,7 +12,7 @@ use fusion_schemas::{AccessionNumber, PatientId, Role};
 use fusion_store::prelude::*;
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
-    DatabaseUrl, NewNote, NoteFilter, NoteStatus, PoolOptions, StoreError,
+    DatabaseUrl, EntityKind, NewNote, NoteFilter, NoteStatus, PoolOptions, StoreError,
 };
 use fusion_tests::{TestApp, TestDatabase, repo_root, spawn_app, spawn_app_sqlite};
 use serde_json::Value;
@@ -598,7 +598,7 @@ fn store_audit(note: &NewNote) -> AuditRecord {
         outcome: AuditOutcome::Success,
         outcome_desc: None,
         agent: AuditAgent::system(),
-        entities: vec![AuditEntity::new("note", note.id.to_string())],
+        entities: vec![AuditEntity::new(EntityKind::Note, note.id.to_string())],
         patient_ids: note
             .patient_id
             .iter()

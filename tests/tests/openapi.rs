@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use fusion_api::openapi::template;
-use fusion_api::routes::{Access, table};
+use fusion_api::route_table::{Access, table};
 use fusion_tests::{repo_root, run_tool_async, spawn_app};
 use serde_json::Value;
 

@@ -185,7 +185,7 @@ async fn no_identifying_value_reaches_logs_or_spans_at_info_or_debug() {
                 .with_writer(move || writer.clone()),
         )
         .init();
-    fusion_api::telemetry::install_panic_hook();
+    fusion_app::telemetry::install_panic_hook();
 
     let mut counts = Vec::new();
     for filter in ["info", "debug"] {

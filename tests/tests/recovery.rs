@@ -91,13 +91,13 @@ async fn a_resent_study_reaches_its_case_and_the_start_sweep_links_the_rest() {
 
     // Not re-sent: the sweep at start links them.
     lose_the_links(&app).await;
-    let linked = fusion_api::ingest::link_orphan_studies(&app.state)
+    let linked = fusion_app::ingest::link_orphan_studies(&app.state)
         .await
         .unwrap();
     assert_eq!(linked, 3);
     assert_eq!(studies_without_case(&app).await, 0);
     assert_eq!(
-        fusion_api::ingest::link_orphan_studies(&app.state)
+        fusion_app::ingest::link_orphan_studies(&app.state)
             .await
             .unwrap(),
         0
@@ -170,7 +170,7 @@ async fn the_collector_removes_only_old_unreferenced_blobs() {
     std::fs::write(&staged, b"half written").unwrap();
     age(&staged, day);
 
-    let report = fusion_api::blob_gc::collect_blobs(&app.state, chrono::Duration::days(1))
+    let report = fusion_app::blob_gc::collect_blobs(&app.state, chrono::Duration::days(1))
         .await
         .unwrap();
     assert_eq!(report.examined, 4, "{report:?}");
@@ -200,7 +200,7 @@ async fn the_collector_removes_only_old_unreferenced_blobs() {
         .count();
     assert_eq!(audited, 1);
     // A second run finds nothing more.
-    let again = fusion_api::blob_gc::collect_blobs(&app.state, chrono::Duration::days(1))
+    let again = fusion_app::blob_gc::collect_blobs(&app.state, chrono::Duration::days(1))
         .await
         .unwrap();
     assert_eq!((again.removed, again.staged_removed), (0, 0));

@@ -13,8 +13,9 @@ use fusion_schemas::{
 };
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
-    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, InstanceQuery, NewInstance, NewUser,
-    PoolOptions, PutOutcome, Repository, SeriesQuery, SessionRecord, StudyQuery, UserChange,
+    Backend, BlobKey, BlobStore, DatabaseUrl, DecodeStatus, EntityKind, InstanceQuery, NewInstance,
+    NewUser, PoolOptions, PutOutcome, Repository, SeriesQuery, SessionRecord, StudyQuery,
+    UserChange,
 };
 use fusion_tests::TestDatabase;
 use secrecy::SecretString;
@@ -72,7 +73,7 @@ fn stow_audit() -> AuditRecord {
         outcome: AuditOutcome::Success,
         outcome_desc: None,
         agent: agent(),
-        entities: vec![AuditEntity::new("instance", "1.2.3.1.1")],
+        entities: vec![AuditEntity::new(EntityKind::Instance, "1.2.3.1.1")],
         patient_ids: vec!["TEST-0001".into()],
         purpose_of_use: None,
         request_id: Some("req-1".into()),
@@ -516,11 +517,11 @@ async fn identity_story(repo: &dyn Repository) {
         .filter(|e| e.record.subtype == "account-lock")
         .collect();
     assert_eq!(locks.len(), 2);
-    assert!(
-        locks
-            .iter()
-            .all(|e| e.record.entities == [fusion_store::AuditEntity::new("user", id.to_string())])
-    );
+    assert!(locks.iter().all(|e| e.record.entities
+        == [fusion_store::AuditEntity::new(
+            EntityKind::User,
+            id.to_string()
+        )]));
     assert!(
         repo.update_user("dr.grey", &reset, &identity_audit("user-password"))
             .await

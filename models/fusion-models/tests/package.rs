@@ -35,164 +35,10 @@ fn rust_accepts(v: &Value) -> Result<(), PackageError> {
     package::Manifest::from_toml(&text, Path::new("manifest.toml")).map(|_| ())
 }
 
-// ---- a small JSON Schema (2020-12 subset) validator for the keywords the
-// ---- manifest schema uses.
-
-fn resolve<'a>(root: &'a Value, reference: &str) -> &'a Value {
-    let path = reference.strip_prefix("#/").unwrap();
-    path.split('/').fold(root, |v, part| &v[part])
-}
-
-fn type_matches(t: &str, v: &Value) -> bool {
-    match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "boolean" => v.is_boolean(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "null" => v.is_null(),
-        other => panic!("unknown type {other}"),
-    }
-}
-
-fn push(errors: &mut Vec<String>, at: &str, msg: String) {
-    errors.push(format!("{at}: {msg}"));
-}
-
-fn validate(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
-    let Some(s) = schema.as_object() else { return };
-    for (key, rule) in s {
-        match key.as_str() {
-            "$ref" => validate(root, resolve(root, rule.as_str().unwrap()), v, at, errors),
-            "type" => {
-                // A type, or a list of types (JSON Schema §6.1.1).
-                let ok = match rule.as_array() {
-                    Some(types) => types.iter().any(|t| type_matches(t.as_str().unwrap(), v)),
-                    None => type_matches(rule.as_str().unwrap(), v),
-                };
-                if !ok {
-                    push(errors, at, format!("not of type {rule}"));
-                }
-            }
-            "const" => {
-                if !json_eq(v, rule) {
-                    push(errors, at, format!("{v} is not {rule}"));
-                }
-            }
-            "enum" => {
-                if !rule.as_array().unwrap().iter().any(|e| json_eq(v, e)) {
-                    push(errors, at, format!("{v} not in {rule}"));
-                }
-            }
-            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
-                if let (Some(x), Some(b)) = (v.as_f64(), rule.as_f64()) {
-                    let ok = match key.as_str() {
-                        "minimum" => x >= b,
-                        "maximum" => x <= b,
-                        "exclusiveMinimum" => x > b,
-                        _ => x < b,
-                    };
-                    if !ok {
-                        push(errors, at, format!("{x} violates {key} {b}"));
-                    }
-                }
-            }
-            "minLength" => {
-                if let Some(t) = v.as_str()
-                    && (t.chars().count() as u64) < rule.as_u64().unwrap()
-                {
-                    push(errors, at, format!("shorter than {rule}"));
-                }
-            }
-            "pattern" => {
-                if let Some(t) = v.as_str() {
-                    let re = fancy_regex::Regex::new(rule.as_str().unwrap()).unwrap();
-                    if !re.is_match(t).unwrap() {
-                        push(errors, at, format!("{t:?} does not match {rule}"));
-                    }
-                }
-            }
-            "minItems" => {
-                if let Some(a) = v.as_array()
-                    && (a.len() as u64) < rule.as_u64().unwrap()
-                {
-                    push(errors, at, format!("fewer than {rule} items"));
-                }
-            }
-            "items" => {
-                if let Some(a) = v.as_array() {
-                    for (i, item) in a.iter().enumerate() {
-                        validate(root, rule, item, &format!("{at}[{i}]"), errors);
-                    }
-                }
-            }
-            "required" => {
-                if let Some(o) = v.as_object() {
-                    for r in rule.as_array().unwrap() {
-                        if !o.contains_key(r.as_str().unwrap()) {
-                            push(errors, at, format!("missing required {r}"));
-                        }
-                    }
-                }
-            }
-            "properties" => {
-                if let Some(o) = v.as_object() {
-                    for (k, sub) in rule.as_object().unwrap() {
-                        if let Some(child) = o.get(k) {
-                            validate(root, sub, child, &format!("{at}.{k}"), errors);
-                        }
-                    }
-                }
-            }
-            "additionalProperties" => {
-                if let (Some(o), Some(false)) = (v.as_object(), rule.as_bool()) {
-                    let known = s.get("properties").and_then(Value::as_object);
-                    for k in o.keys() {
-                        if !known.is_some_and(|p| p.contains_key(k)) {
-                            push(errors, at, format!("unknown key {k:?}"));
-                        }
-                    }
-                }
-            }
-            "oneOf" => {
-                let passing = rule
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|sub| {
-                        let mut e = Vec::new();
-                        validate(root, sub, v, at, &mut e);
-                        e.is_empty()
-                    })
-                    .count();
-                if passing != 1 {
-                    push(
-                        errors,
-                        at,
-                        format!("matches {passing} of oneOf, need exactly 1"),
-                    );
-                }
-            }
-            "$schema" | "$id" | "title" | "description" | "default" | "$defs" => {}
-            other => panic!("validator does not implement keyword {other}"),
-        }
-    }
-}
-
-/// JSON equality with 1 == 1.0 (TOML integers vs floats).
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
+/// Every violation of `schemas/model-package.schema.json` by `v`, as
+/// `instance path: message` (the `jsonschema` crate, draft 2020-12).
 fn schema_errors(v: &Value) -> Vec<String> {
-    let root = schema();
-    let mut errors = Vec::new();
-    validate(&root, &root, v, "$", &mut errors);
-    errors
+    common::schema::errors(&schema(), v)
 }
 
 // ---- shipped manifests
@@ -348,7 +194,14 @@ fn bad_values_are_refused_by_both_naming_the_key() {
     for (key, pointer, bad) in cases {
         let mut v = base.clone();
         *v.pointer_mut(pointer).unwrap() = bad;
-        assert!(!schema_errors(&v).is_empty(), "schema accepts bad {key}");
+        // The schema refuses it at the key or at a section holding it.
+        let errors = common::schema::error_paths(&schema(), &v);
+        assert!(
+            errors
+                .iter()
+                .any(|(path, _)| pointer.starts_with(path.as_str())),
+            "schema: bad {key} not refused at {pointer}: {errors:?}"
+        );
         let err = rust_accepts(&v).unwrap_err();
         let (PackageError::Malformed { key: k, .. } | PackageError::Invalid { key: k, .. }) = &err
         else {

@@ -453,11 +453,25 @@ fn output_matches_the_prediction_schema() {
         let back: PredictionOutput = serde_json::from_value(json).unwrap();
         assert_eq!(back, out);
     }
-    // The validator does catch a broken document.
+}
+
+#[test]
+fn the_prediction_schema_rejects_a_broken_document_at_its_paths() {
+    let schema = common::schema::load("prediction.schema.json");
     let mut json = serde_json::to_value(pipeline().predict(&CaseInput::default())).unwrap();
+    assert_eq!(common::schema::errors(&schema, &json), Vec::<String>::new());
+    // An unknown branch status (1 error), and a fused entry under a name
+    // that is no label (1) lacking its 5 required fields (5).
     json["branches"]["image"]["status"] = "maybe".into();
     json["fused"]["not_a_label"] = serde_json::json!({});
-    assert_eq!(common::schema::errors(&schema, &json).len(), 2 + 5);
+    let errors = common::schema::error_paths(&schema, &json);
+    assert_eq!(errors.len(), 2 + 5, "{errors:?}");
+    let paths: std::collections::BTreeSet<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/branches/image/status", "/fused", "/fused/not_a_label"].into(),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -159,3 +159,50 @@ fn fused_predictions_are_unchanged_by_the_forward_pass() {
         worst.0, worst.1
     );
 }
+
+/// The service's pass against a recording of its own earlier output
+/// (`fixtures/text_pass_predictions.json`, the same cases as above): a
+/// change to the forward pass must leave fused predictions where they were.
+/// The text branch's report and the fused results are compared;
+/// `FUSION_RECORD_PREDICTIONS=1` rewrites the recording.
+#[test]
+fn fused_predictions_match_the_recording() {
+    let dir = text_packages();
+    let pipeline = Pipeline::load_with_text_pass(dir.path(), Some(ForwardPass::MiniLm));
+    let got: Vec<Value> = NOTES
+        .iter()
+        .flat_map(|text| [true, false].map(|with_analysis| case(text, with_analysis)))
+        .map(|input| {
+            // What the text pass decides (the image branch's reason names
+            // the temporary packages folder).
+            let v = serde_json::to_value(pipeline.predict(&input)).unwrap();
+            serde_json::json!({
+                "text": v["branches"]["text"],
+                "fused": v["fused"],
+                "abstain": v["abstain"],
+                "abstain_reasons": v["abstain_reasons"],
+            })
+        })
+        .collect();
+    let path = common::fixture("text_pass_predictions.json");
+    if std::env::var_os("FUSION_RECORD_PREDICTIONS").is_some() {
+        std::fs::write(&path, serde_json::to_string(&got).unwrap() + "\n").unwrap();
+    }
+    let want: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(got.len(), want.len());
+    let mut worst = (0.0_f64, String::new());
+    for (a, b) in got.iter().zip(&want) {
+        let d = compare(a, b, "prediction", RECORDING_TOLERANCE);
+        if d.0 > worst.0 {
+            worst = d;
+        }
+    }
+    eprintln!(
+        "largest difference from the recording, scaled: {:.1e} ({})",
+        worst.0, worst.1
+    );
+}
+
+/// How far a prediction may move from the recording, scaled as in
+/// [`compare`].
+const RECORDING_TOLERANCE: f64 = 1e-9;

@@ -30,7 +30,7 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::uri::Authority;
 use ipnet::IpNet;
 
-use crate::config::SettingsError;
+use fusion_app::SettingsError;
 
 /// How the service names itself in the links it hands out (see the module
 /// docs for the rules).

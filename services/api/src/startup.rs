@@ -9,32 +9,21 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
-use fusion_store::prelude::*;
-use fusion_store::{BlobError, BlobStore, DatabaseUrl, PoolOptions, StoreError};
+use fusion_app::{Settings, SettingsError};
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::config::{Settings, SettingsError};
 use crate::routes;
 
 /// Why the service could not start. Each message is one line an operator
 /// can act on; none carries a password.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// Settings are malformed.
+    /// Storage, meters or the outbox's settings could not be opened.
+    #[error(transparent)]
+    App(#[from] fusion_app::StartupError),
+    /// Settings are malformed (the public base URL, the trusted proxies).
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    /// The database URL is wrong, the database unreachable, or a migration failed.
-    #[error(transparent)]
-    Database(#[from] StoreError),
-    /// The blob store cannot be opened.
-    #[error(transparent)]
-    Blobs(#[from] BlobError),
-    /// The metrics pipeline cannot be set up.
-    #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
-    /// The outbox destinations are malformed.
-    #[error(transparent)]
-    Outbox(#[from] crate::outbox::OutboxSettingsError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -46,13 +35,17 @@ pub enum StartupError {
     },
 }
 
-/// What every handler shares: storage handles and policies, cheap to clone.
+/// What every handler shares: the application's [`fusion_app::State`]
+/// (storage, models, queues, meters) and the HTTP-only policies; cheap to
+/// clone.
+///
+/// It dereferences to the application's state, so a handler reads
+/// `state.repository` and hands `&state` to `fusion_app`'s operations: the
+/// HTTP state is the application's state plus what only HTTP needs.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
-    pub repository: Arc<dyn Repository>,
-    /// DICOM bytes.
-    pub blobs: BlobStore,
+    /// The application: storage handles, models, queues, meters.
+    pub app: fusion_app::State,
     /// Session and lockout policy.
     pub auth: AuthSettings,
     /// Largest STOW-RS body, bytes.
@@ -61,35 +54,33 @@ pub struct AppState {
     pub public_url: crate::public_url::PublicUrl,
     /// Per-client-address throttle of login attempts (this process).
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
-    /// The model pipeline, loaded once at start when this process runs
-    /// inference workers (`None` otherwise: routes only queue jobs).
-    pub pipeline: Option<Arc<fusion_models::Pipeline>>,
-    /// What the installed model packages state about themselves (read from
-    /// their manifests when the HTTP service starts; empty for the CLI's
-    /// commands): `GET /models` and the model pages.
-    pub catalogue: Arc<fusion_models::catalogue::Catalogue>,
-    /// Wakes this process's inference workers when a job is queued.
-    pub jobs: Arc<tokio::sync::Notify>,
-    /// Group-commits the imaging index of stored instances.
-    pub index_writer: crate::index_writer::IndexWriter,
-    /// Operational metrics (Prometheus and OTLP).
-    pub metrics: crate::metrics::Metrics,
-    /// The model monitor's settings and firing alerts.
-    pub monitor: Arc<crate::monitoring::Monitor>,
-    /// Where results go (the outbox's destinations and retry policy).
-    pub outbox: Arc<crate::outbox::OutboxSettings>,
-    /// Wakes this process's outbox senders when deliveries are queued.
-    pub deliveries: Arc<tokio::sync::Notify>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = fusion_app::State;
+
+    fn deref(&self) -> &fusion_app::State {
+        &self.app
+    }
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("repository", &self.repository)
-            .field("blobs", &self.blobs)
+            .field("app", &self.app)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
+}
+
+/// The OpenAPI document of `GET /openapi.json`, serialised once per
+/// process.
+fn openapi_document() -> crate::routes::openapi::Document {
+    static DOCUMENT: std::sync::LazyLock<Arc<Result<String, String>>> =
+        std::sync::LazyLock::new(|| {
+            Arc::new(crate::openapi::document_json().map_err(|e| e.to_string()))
+        });
+    crate::routes::openapi::Document(DOCUMENT.clone())
 }
 
 /// Session and lockout policy, from the settings.
@@ -132,17 +123,18 @@ impl Application {
         })?;
         // Models load once, here, and only where workers run them.
         if settings.workers > 0 {
-            state.pipeline = Some(crate::inference::load_pipeline(settings).await);
+            state.app.pipeline = Some(fusion_app::worker::load_pipeline(settings).await);
         }
         // What the packages state about themselves, for GET /models and the
         // model pages: with the pipeline's verdicts where it loaded them,
         // else by hashing their files (no weights loaded).
-        state.catalogue = Arc::new(read_catalogue(settings, state.pipeline.as_deref()));
+        state.app.catalogue = Arc::new(read_catalogue(settings, state.pipeline.as_deref()));
         let data = web::Data::new(state.clone());
         let data_for_metrics = data.clone();
+        let openapi = web::Data::new(openapi_document());
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(crate::auth::authenticate))
+                .wrap(from_fn(crate::gate::authenticate))
                 .wrap(from_fn(crate::metrics::record_request))
                 .wrap(from_fn(routes::head_as_get))
                 // Outside authentication, so its refusals carry them too.
@@ -150,9 +142,10 @@ impl Application {
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::<crate::telemetry::RouteRootSpan>::new())
                 .app_data(data.clone())
+                .app_data(openapi.clone())
                 .app_data(crate::error::json_config())
                 .app_data(crate::error::query_config())
-                .configure(routes::configure)
+                .configure(crate::route_table::configure)
                 .default_service(web::to(crate::error::not_found))
         })
         .listen(listener)
@@ -162,48 +155,51 @@ impl Application {
         })?
         .run();
         if let Some(pipeline) = &state.pipeline {
-            crate::inference::spawn_workers(&state, pipeline, settings.workers);
+            fusion_app::worker::spawn_workers(&state, pipeline, settings.workers);
         }
         // Results leave through the outbox (issue #17).
-        crate::outbox::spawn_senders(&state);
+        fusion_app::outbox::spawn_senders(&state);
         // The audit chain head, published outside the database (issue #14,
         // finding 5): a log line at start and on a schedule.
         if settings.audit_head_minutes > 0 {
-            let publisher = state.clone();
+            let publisher = state.app.clone();
             let every = std::time::Duration::from_secs(settings.audit_head_minutes * 60);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
-                    publish_audit_head(&publisher).await;
+                    fusion_app::publish_audit_head(&publisher).await;
                 }
             });
         }
         // Studies stored before a crash but never linked reach their cases
         // (issue #14, finding 3); in the background, so start is not held up.
-        let sweep = state.clone();
+        let sweep = state.app.clone();
         let grace = chrono::Duration::minutes(
             i64::try_from(settings.blob_gc_grace_minutes).unwrap_or(i64::MAX / 60_000),
         );
         tokio::spawn(async move {
-            if let Err(e) = crate::ingest::link_orphan_studies(&sweep).await {
+            if let Err(e) = fusion_app::ingest::link_orphan_studies(&sweep).await {
                 tracing::error!(error = %e, "cannot sweep studies without a case");
             }
             // Then blobs no row refers to (issue #14, finding 8).
-            if let Err(e) = crate::blob_gc::collect_blobs(&sweep, grace).await {
+            if let Err(e) = fusion_app::blob_gc::collect_blobs(&sweep, grace).await {
                 tracing::error!(error = %e, "blob collection failed");
             }
         });
         let metrics_addr = match settings.metrics_bind {
-            Some(bind) => Some(crate::routes::monitoring::serve_metrics(
-                bind,
-                data_for_metrics,
-            )?),
+            Some(bind) => Some(
+                crate::routes::monitoring::serve_metrics(bind, data_for_metrics)
+                    .map_err(|source| StartupError::Bind { addr: bind, source })?,
+            ),
             None => None,
         };
         if settings.monitoring_interval_seconds > 0 {
             let every = std::time::Duration::from_secs(settings.monitoring_interval_seconds);
-            tokio::spawn(crate::monitoring::run_periodically(state.clone(), every));
+            tokio::spawn(fusion_app::monitoring::run_periodically(
+                state.app.clone(),
+                every,
+            ));
         }
         Ok(Self {
             addr,
@@ -244,37 +240,19 @@ impl Application {
     }
 }
 
-/// Connects the database (migrating it unless `migrate_on_start` is off)
-/// and opens the blob store.
+/// Opens the application's state ([`fusion_app::connect_storage`]) and
+/// adds the HTTP policies: sessions and lockout, the public URL and trusted
+/// proxies, the login throttle, the STOW-RS body limit.
 ///
 /// # Errors
 ///
-/// [`StartupError::Database`] or [`StartupError::Blobs`].
+/// [`StartupError::App`] or [`StartupError::Settings`].
 pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupError> {
-    let url = DatabaseUrl::parse(settings.database_url())?;
-    let options = PoolOptions {
-        max_connections: settings.db_max_connections,
-        ..PoolOptions::default()
-    };
-    let repository = fusion_store::connect(&url, &options).await?;
-    if settings.migrate_on_start {
-        repository.migrate().await?;
-    }
-    let blobs = BlobStore::open(&settings.blob_url()?)?;
-    tracing::info!(
-        backend = repository.backend().as_str(),
-        blobs = blobs.location(),
-        "storage ready"
-    );
+    let app = fusion_app::connect_storage(settings).await?;
     let per_minute = std::num::NonZeroU32::new(settings.login_attempts_per_minute.max(1))
         .unwrap_or(std::num::NonZeroU32::MIN);
-    let outbox = Arc::new(crate::outbox::OutboxSettings::from_settings(settings)?);
     Ok(AppState {
-        outbox,
-        deliveries: Arc::new(tokio::sync::Notify::new()),
-        index_writer: crate::index_writer::IndexWriter::start(repository.clone()),
-        repository,
-        blobs,
+        app,
         auth: AuthSettings {
             session_ttl: chrono::Duration::minutes(settings.session_ttl_minutes.max(1)),
             session_idle: chrono::Duration::minutes(settings.session_idle_minutes.max(1)),
@@ -292,31 +270,7 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),
-        pipeline: None,
-        catalogue: Arc::default(),
-        jobs: Arc::new(tokio::sync::Notify::new()),
-        metrics: crate::metrics::Metrics::new(settings.otlp_endpoint.as_deref())?,
-        monitor: Arc::new(crate::monitoring::Monitor::new(
-            crate::monitoring::MonitorSettings::of(settings),
-        )),
     })
-}
-
-/// Logs the audit chain head (`audit chain head`, with `seq` and `hash`)
-/// at info level under the target `fusion::audit_head`, for shipping to a
-/// log store the database's owner cannot rewrite; those lines are the
-/// heads `fusion audit verify --expect-head HASH --expect-seq N` checks.
-pub async fn publish_audit_head(state: &AppState) {
-    match state.repository.audit_head().await {
-        Ok(Some(head)) => tracing::info!(
-            target: "fusion::audit_head",
-            seq = head.seq.unwrap_or_default(),
-            hash = %head.hash,
-            "audit chain head"
-        ),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
-    }
 }
 
 /// Reads the model catalogue, logging each unusable package's reason (file

@@ -140,38 +140,28 @@ fn read_dicom(path: &Path) -> anyhow::Result<CalibrationInput> {
 /// Alert, action U): the package's name, version and new manifest SHA-256,
 /// with the operating-system user as the agent.
 pub(crate) async fn audit_change(
-    settings: &fusion_api::Settings,
+    settings: &fusion_app::Settings,
     package: &Path,
 ) -> anyhow::Result<()> {
     let pkg = ModelPackage::load(package)?;
     let manifest = pkg.manifest();
-    let state = fusion_api::connect_storage(settings).await?;
-    let op = fusion_api::admin::Operator::current();
-    let record = fusion_store::AuditRecord {
-        event_type: fusion_store::AuditEventType::SecurityAlert,
-        subtype: "model-package-calibrate".to_owned(),
-        action: fusion_store::AuditAction::Update,
-        outcome: fusion_store::AuditOutcome::Success,
-        outcome_desc: Some(format!(
-            "calibration written; manifest SHA-256 {}",
-            pkg.manifest_sha256()
-        )),
-        agent: fusion_store::AuditAgent {
-            kind: "operator".to_owned(),
-            id: op.name.clone(),
-            name: op.name,
-            role: Some("operator".to_owned()),
-            address: None,
-            requestor: true,
-        },
-        entities: vec![fusion_store::AuditEntity::new(
-            "model_package",
-            format!("{}@{}", manifest.name, manifest.version),
-        )],
-        patient_ids: vec![],
-        purpose_of_use: None,
-        request_id: None,
-    };
+    let state = fusion_app::connect_storage(settings).await?;
+    let op = fusion_app::admin::Operator::current();
+    let record = fusion_store::AuditRecord::builder(
+        fusion_store::AuditEventType::SecurityAlert,
+        "model-package-calibrate",
+        fusion_store::AuditAction::Update,
+        op.agent(),
+    )
+    .outcome_desc(format!(
+        "calibration written; manifest SHA-256 {}",
+        pkg.manifest_sha256()
+    ))
+    .entity(
+        fusion_store::EntityKind::ModelPackage,
+        format!("{}@{}", manifest.name, manifest.version),
+    )
+    .build();
     state.repository.append_audit(&record).await?;
     Ok(())
 }

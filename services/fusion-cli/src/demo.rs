@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fusion_api::AppState;
-use fusion_api::admin::{self, AdminError, Operator};
+use fusion_app::State;
+use fusion_app::admin::{self, AdminError, Operator};
 use fusion_schemas::Role;
 use fusion_store::StoreError;
 use secrecy::{ExposeSecret, SecretString};
@@ -44,7 +44,7 @@ pub(crate) fn dicom_path() -> PathBuf {
 }
 
 /// Sends the demo study and note to the service at `base`.
-pub(crate) async fn load(state: &AppState, base: &str, file: &Path) -> anyhow::Result<()> {
+pub(crate) async fn load(state: &State, base: &str, file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).map_err(|e| {
         anyhow::anyhow!(
             "demo: cannot read {} ({e}); run scripts/fetch-test-data",
@@ -120,8 +120,8 @@ pub(crate) async fn load(state: &AppState, base: &str, file: &Path) -> anyhow::R
 
 /// Creates the clinician [`CLINICIAN`], or gives it a new password when it
 /// exists; returns the password.
-async fn demo_clinician(state: &AppState) -> anyhow::Result<SecretString> {
-    let password = SecretString::from(fusion_api::auth::secrets::random_token()?);
+async fn demo_clinician(state: &State) -> anyhow::Result<SecretString> {
+    let password = SecretString::from(fusion_app::secrets::random_token()?);
     let op = Operator {
         name: "demo".to_owned(),
     };

@@ -7,16 +7,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use fusion_api::Settings;
-use fusion_api::admin::Operator;
-use fusion_api::ingest::{InstanceOutcome, Submitter, store_instance};
-use fusion_store::AuditAgent;
+use fusion_app::Settings;
+use fusion_app::admin::Operator;
+use fusion_app::ingest::{InstanceOutcome, Submitter, store_instance};
 
 pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<ExitCode> {
     if !folder.is_dir() {
         anyhow::bail!("{} is not a folder", folder.display());
     }
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     let files: Vec<_> = walkdir::WalkDir::new(folder)
         .follow_links(false)
         .into_iter()
@@ -27,17 +26,8 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
     let op = Operator::current();
     let submitter = Submitter {
         audit_subtype: "stow-rs",
-        agent: AuditAgent {
-            kind: "operator".into(),
-            id: op.name.clone(),
-            name: op.name.clone(),
-            role: Some("operator".into()),
-            address: None,
-            requestor: true,
-        },
+        actor: fusion_app::Actor::new(op.agent()),
         id: format!("operator:{}", op.name),
-        request_id: None,
-        purpose_of_use: None,
     };
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
@@ -61,11 +51,11 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
             Ok(bytes) => match store_instance(&state, bytes.into(), None, &submitter).await {
                 InstanceOutcome::Stored(i) => {
                     stored += 1;
-                    studies.push(fusion_api::ingest::TouchedStudy::from(&i));
+                    studies.push(fusion_app::ingest::TouchedStudy::from(&i));
                 }
                 InstanceOutcome::Duplicate(i) => {
                     duplicate += 1;
-                    studies.push(fusion_api::ingest::TouchedStudy::from(&i));
+                    studies.push(fusion_app::ingest::TouchedStudy::from(&i));
                 }
                 InstanceOutcome::Failed(f) => failed
                     .entry(format!("{:#06X} {}", f.reason.code(), f.detail))
@@ -77,7 +67,7 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
     }
     bar.finish_and_clear();
     // Each study, duplicates included, is linked to its case once.
-    fusion_api::ingest::link_studies(&state, studies, &submitter).await;
+    fusion_app::ingest::link_studies(&state, studies, &submitter).await;
     let n_failed: usize = failed.values().map(Vec::len).sum();
     println!(
         "fusion: ingest of {}: {} files, {stored} stored, {duplicate} duplicate, {n_failed} failed",

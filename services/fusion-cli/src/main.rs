@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fusion_api::config::Overrides;
-use fusion_api::{Application, Settings};
+use fusion_api::Application;
+use fusion_app::Settings;
+use fusion_app::config::Overrides;
 
 /// Clinical multimodal fusion service: DICOMweb and clinical notes in, fused
 /// predictions with calibrated uncertainty out.
@@ -137,12 +138,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config_file: cli.config,
         bind,
     })?;
-    let _telemetry = fusion_api::telemetry::init(&settings)?;
+    let _telemetry = fusion_app::telemetry::init(&settings)?;
     match cli.command {
         Command::Serve { demo, .. } => {
             let app = Application::build(&settings).await?;
             if let Some(password) =
-                fusion_api::admin::bootstrap_admin(app.state(), settings.admin_password.as_ref())
+                fusion_app::admin::bootstrap_admin(app.state(), settings.admin_password.as_ref())
                     .await?
             {
                 operator::announce_admin(&password);
@@ -164,7 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let mut settings = settings;
             settings.migrate_on_start = true;
-            let state = fusion_api::connect_storage(&settings).await?;
+            let state = fusion_app::connect_storage(&settings).await?;
             println!(
                 "fusion: migrations applied ({})",
                 state.repository.backend().as_str()

@@ -8,13 +8,11 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use fusion_api::Settings;
-use fusion_api::admin::{self, Operator};
-use fusion_api::audit_export::{ExportFormat, render};
+use fusion_app::Settings;
+use fusion_app::admin::{self, Operator};
+use fusion_app::audit_export::{ExportFormat, render};
 use fusion_schemas::Role;
-use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
-};
+use fusion_store::{AuditAction, AuditEventType, AuditFilter, AuditRecord, EntityKind};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Subcommand)]
@@ -160,10 +158,10 @@ fn open_export(path: &std::path::Path, force: bool) -> anyhow::Result<Box<dyn Wr
 
 /// `fusion export reviews`: opens the file, collects, audits, then writes.
 pub(crate) async fn export(settings: &Settings, cmd: ExportCommand) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     match cmd {
         ExportCommand::Reviews { out, force } => {
-            let export = fusion_api::reviews_export::collect(state.repository.as_ref()).await?;
+            let export = fusion_app::reviews_export::collect(state.repository.as_ref()).await?;
             let mut file = open_export(&out, force)?;
             // Audited before anything leaves the database: no audit, no data.
             let audited = state
@@ -229,7 +227,7 @@ fn read_password() -> anyhow::Result<SecretString> {
 }
 
 pub(crate) async fn user(settings: &Settings, cmd: UserCommand) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     let op = Operator::current();
     match cmd {
         UserCommand::Add { name, role } => {
@@ -261,7 +259,7 @@ pub(crate) async fn user(settings: &Settings, cmd: UserCommand) -> anyhow::Resul
 }
 
 pub(crate) async fn apikey(settings: &Settings, cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     let op = Operator::current();
     match cmd {
         ApiKeyCommand::Create {
@@ -331,30 +329,13 @@ fn shell_quote(value: &str) -> String {
 }
 
 fn operator_record(subtype: &str, event_type: AuditEventType, action: AuditAction) -> AuditRecord {
-    let op = Operator::current();
-    AuditRecord {
-        event_type,
-        subtype: subtype.to_owned(),
-        action,
-        outcome: AuditOutcome::Success,
-        outcome_desc: None,
-        agent: AuditAgent {
-            kind: "operator".to_owned(),
-            id: op.name.clone(),
-            name: op.name,
-            role: Some("operator".to_owned()),
-            address: None,
-            requestor: true,
-        },
-        entities: vec![AuditEntity::new("audit_log", "audit_events")],
-        patient_ids: vec![],
-        purpose_of_use: None,
-        request_id: None,
-    }
+    AuditRecord::builder(event_type, subtype, action, Operator::current().agent())
+        .entity(EntityKind::AuditLog, "audit_events")
+        .build()
 }
 
 pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     match cmd {
         AuditCommand::Verify {
             expect_head,
@@ -467,12 +448,12 @@ pub(crate) enum BlobsCommand {
 }
 
 pub(crate) async fn blobs(settings: &Settings, cmd: BlobsCommand) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     match cmd {
         BlobsCommand::Gc { grace_minutes } => {
             let minutes = grace_minutes.unwrap_or(settings.blob_gc_grace_minutes);
             let grace = chrono::Duration::minutes(i64::try_from(minutes)?);
-            let report = fusion_api::blob_gc::collect_blobs(&state, grace).await?;
+            let report = fusion_app::blob_gc::collect_blobs(&state, grace).await?;
             println!(
                 "fusion: blobs gc: {} blobs older than {minutes} min checked, {} removed \
                  ({} bytes), {} staged files removed ({} bytes)",

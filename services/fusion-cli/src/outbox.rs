@@ -6,11 +6,10 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use fusion_api::Settings;
-use fusion_api::admin::Operator;
+use fusion_app::Settings;
+use fusion_app::admin::Operator;
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, DeliveryFilter,
-    DeliveryState,
+    AuditAction, AuditEventType, AuditRecord, DeliveryFilter, DeliveryState, EntityKind,
 };
 use uuid::Uuid;
 
@@ -41,7 +40,7 @@ pub(crate) enum OutboxCommand {
 }
 
 pub(crate) async fn run(settings: &Settings, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     let repo = &state.repository;
     match cmd {
         OutboxCommand::List { state, case, limit } => {
@@ -95,18 +94,14 @@ pub(crate) async fn run(settings: &Settings, cmd: OutboxCommand) -> anyhow::Resu
             }
             let mut missed = 0;
             for id in ids {
-                let audit = AuditRecord {
-                    event_type: AuditEventType::PatientRecord,
-                    subtype: "delivery-retry".into(),
-                    action: AuditAction::Update,
-                    outcome: AuditOutcome::Success,
-                    outcome_desc: None,
-                    agent: Operator::current().agent(),
-                    entities: vec![AuditEntity::new("delivery", id.to_string())],
-                    patient_ids: Vec::new(),
-                    purpose_of_use: None,
-                    request_id: None,
-                };
+                let audit = AuditRecord::builder(
+                    AuditEventType::PatientRecord,
+                    "delivery-retry",
+                    AuditAction::Update,
+                    Operator::current().agent(),
+                )
+                .entity(EntityKind::Delivery, id.to_string())
+                .build();
                 if repo.retry_delivery(id, &audit).await? {
                     println!("fusion: outbox: {id} queued again");
                 } else {

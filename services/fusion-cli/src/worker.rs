@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use fusion_api::Settings;
+use fusion_app::Settings;
 
 /// Connects storage, loads the model packages once, and runs
 /// `workers` (at least one) until SIGINT or SIGTERM.
@@ -13,10 +13,10 @@ use fusion_api::Settings;
 ///
 /// Storage that cannot be reached or migrated.
 pub async fn run(settings: &Settings, workers: Option<usize>) -> anyhow::Result<ExitCode> {
-    let state = fusion_api::connect_storage(settings).await?;
+    let state = fusion_app::connect_storage(settings).await?;
     let count = workers.unwrap_or(settings.workers).max(1);
-    let pipeline = fusion_api::inference::load_pipeline(settings).await;
-    let handles = fusion_api::inference::spawn_workers(&state, &pipeline, count);
+    let pipeline = fusion_app::worker::load_pipeline(settings).await;
+    let handles = fusion_app::worker::spawn_workers(&state, &pipeline, count);
     println!("fusion: {count} inference worker(s) running; Ctrl-C stops");
     shutdown_signal().await;
     // A job cut short stays `running` until another worker's stale sweep

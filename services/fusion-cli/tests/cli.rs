@@ -821,3 +821,57 @@ async fn export_reviews_writes_the_labelled_header_and_is_audited() {
     .unwrap();
     assert_eq!(n, 2, "the refused export is not audited");
 }
+
+/// `fusion worker`, `fusion ingest` and the operator's commands run the
+/// application (`fusion-app`), which links no HTTP server: only `serve`'s
+/// crate (`fusion-api`) brings actix-web, its tracing middleware and the
+/// page templates, nor does the application use the OpenAPI derives itself
+/// (they reach it only through `fusion-schemas`' wire types, derives with
+/// no server in them). Reads `cargo tree` (normal dependencies only).
+#[test]
+fn the_application_links_no_http_server() {
+    let tree = |args: &[&str]| -> String {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = Command::new(cargo)
+            .current_dir(&workspace)
+            .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names = |tree: &str, forbidden: &[&str]| -> Vec<String> {
+        tree.lines()
+            .filter(|l| forbidden.contains(&l.split_whitespace().next().unwrap_or_default()))
+            .map(str::to_owned)
+            .collect()
+    };
+    let all = tree(&["-p", "fusion-app"]);
+    assert!(all.contains("fusion-app v"), "{all}");
+    let http = names(
+        &all,
+        &[
+            "actix-web",
+            "actix-http",
+            "actix-server",
+            "tracing-actix-web",
+            "minijinja",
+        ],
+    );
+    assert!(
+        http.is_empty(),
+        "the application depends on HTTP crates: {http:?}"
+    );
+    let direct = tree(&["-p", "fusion-app", "--depth", "1"]);
+    let derives = names(&direct, &["utoipa"]);
+    assert!(
+        derives.is_empty(),
+        "the application uses OpenAPI derives: {derives:?}"
+    );
+}

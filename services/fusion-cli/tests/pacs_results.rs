@@ -182,21 +182,21 @@ async fn srs_reach_the_pacs_once_through_an_outage_and_a_restart() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let settings = fusion_api::Settings::load_from(
-        &fusion_api::config::Overrides::default(),
+    let settings = fusion_app::Settings::load_from(
+        &fusion_app::config::Overrides::default(),
         env(&db, data.path(), "http://127.0.0.1:9"),
     )
     .unwrap();
-    let state = fusion_api::connect_storage(&settings).await.unwrap();
-    let operator = fusion_api::admin::Operator {
+    let state = fusion_app::connect_storage(&settings).await.unwrap();
+    let operator = fusion_app::admin::Operator {
         name: "test-operator".into(),
     };
     let key =
-        fusion_api::admin::create_api_key(&state, &operator, "orthanc", Role::Integration, None)
+        fusion_app::admin::create_api_key(&state, &operator, "orthanc", Role::Integration, None)
             .await
             .unwrap();
     use secrecy::ExposeSecret;
-    fusion_api::admin::add_user(
+    fusion_app::admin::add_user(
         &state,
         &operator,
         "dr.pacs",

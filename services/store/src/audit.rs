@@ -199,36 +199,172 @@ pub struct AuditAgent {
     pub requestor: bool,
 }
 
+/// The kinds of agent (AuditEvent.agent), as stored in
+/// [`AuditAgent::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgentKind {
+    /// A signed-in user (`user`).
+    User,
+    /// An integration client's API key (`api_key`).
+    ApiKey,
+    /// An unauthenticated caller: a failed login or credential (`anonymous`).
+    Anonymous,
+    /// The service itself: a worker, a sweep, a policy (`system`).
+    System,
+    /// An operator at the command line (`operator`).
+    Operator,
+    /// A destination results are delivered to: a PACS, an EHR
+    /// (`destination`).
+    Destination,
+}
+
+impl AgentKind {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::ApiKey => "api_key",
+            Self::Anonymous => "anonymous",
+            Self::System => "system",
+            Self::Operator => "operator",
+            Self::Destination => "destination",
+        }
+    }
+}
+
 impl AuditAgent {
-    /// The service itself, for events it raises on its own.
-    pub fn system() -> Self {
+    /// An agent of `kind` that initiated the event, with no role and no
+    /// network address (add them with [`AuditAgent::role`] and
+    /// [`AuditAgent::address`]).
+    pub fn new(kind: AgentKind, id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
-            kind: "system".into(),
-            id: "fusion".into(),
-            name: "fusion".into(),
+            kind: kind.as_str().to_owned(),
+            id: id.into(),
+            name: name.into(),
             role: None,
             address: None,
             requestor: true,
         }
+    }
+
+    /// The service itself, for events it raises on its own.
+    pub fn system() -> Self {
+        Self::new(AgentKind::System, "fusion", "fusion")
+    }
+
+    /// An operator at the command line, named by their login name, in the
+    /// role `operator`.
+    pub fn operator(name: &str) -> Self {
+        Self::new(AgentKind::Operator, name, name).role("operator")
+    }
+
+    /// With the agent's role.
+    #[must_use]
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// With the client's network address, when known.
+    #[must_use]
+    pub fn address(mut self, address: Option<String>) -> Self {
+        self.address = address;
+        self
+    }
+
+    /// As an agent that took part in the event but did not initiate it
+    /// (AuditEvent.agent.requestor false).
+    #[must_use]
+    pub fn not_requestor(mut self) -> Self {
+        self.requestor = false;
+        self
     }
 }
 
 /// What was acted on (AuditEvent.entity).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntity {
-    /// `patient`, `study`, `series`, `instance`, `note`, `case`,
-    /// `prediction`, `review`, `user`, `api_key`, `model_package`, `session`,
-    /// `audit_log`.
+    /// An [`EntityKind`]'s stored text: `patient`, `study`, `series`,
+    /// `instance`, `note`, `case`, `prediction`, `review`, `job`,
+    /// `delivery`, `user`, `api_key`, `session`, `model_package`,
+    /// `model-package` (monitoring alerts), `audit_log`, `blob_store`.
     pub kind: String,
     /// Its identifier (a UID, a UUID, a name). Never free text from a note.
     pub id: String,
 }
 
+/// The kinds of entity an event acts on (AuditEvent.entity), as stored in
+/// [`AuditEntity::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    /// A patient, by Patient ID (`patient`).
+    Patient,
+    /// A study, by Study Instance UID (`study`).
+    Study,
+    /// A series, by Series Instance UID (`series`).
+    Series,
+    /// An instance, by SOP Instance UID (`instance`).
+    Instance,
+    /// A clinical note, by id (`note`).
+    Note,
+    /// A case (`case`).
+    Case,
+    /// A prediction (`prediction`).
+    Prediction,
+    /// A review (`review`).
+    Review,
+    /// An inference job (`job`).
+    Job,
+    /// An outbox delivery (`delivery`).
+    Delivery,
+    /// A user account (`user`).
+    User,
+    /// An API key (`api_key`).
+    ApiKey,
+    /// A session (`session`).
+    Session,
+    /// A model package, as `name@version` (`model_package`).
+    ModelPackage,
+    /// The model packages a monitoring alert is about, `name@version`
+    /// joined by ` + ` (`model-package`: the monitor's events have always
+    /// been stored with the hyphen, and stay so).
+    MonitoredPackages,
+    /// The audit trail itself (`audit_log`).
+    AuditLog,
+    /// The blob store (`blob_store`).
+    BlobStore,
+}
+
+impl EntityKind {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::Study => "study",
+            Self::Series => "series",
+            Self::Instance => "instance",
+            Self::Note => "note",
+            Self::Case => "case",
+            Self::Prediction => "prediction",
+            Self::Review => "review",
+            Self::Job => "job",
+            Self::Delivery => "delivery",
+            Self::User => "user",
+            Self::ApiKey => "api_key",
+            Self::Session => "session",
+            Self::ModelPackage => "model_package",
+            Self::MonitoredPackages => "model-package",
+            Self::AuditLog => "audit_log",
+            Self::BlobStore => "blob_store",
+        }
+    }
+}
+
 impl AuditEntity {
     /// An entity of `kind` with identifier `id`.
-    pub fn new(kind: &str, id: impl Into<String>) -> Self {
+    pub fn new(kind: EntityKind, id: impl Into<String>) -> Self {
         Self {
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             id: id.into(),
         }
     }
@@ -261,6 +397,90 @@ pub struct AuditRecord {
     /// The request id (also in logs and spans).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+impl AuditRecord {
+    /// Starts a record of a successful event of `event_type`, operation
+    /// `subtype` (our own code system: `stow-rs`, `login`, …) and `action`,
+    /// by `agent`; add what it acted on and finish with
+    /// [`AuditRecordBuilder::build`].
+    pub fn builder(
+        event_type: AuditEventType,
+        subtype: &str,
+        action: AuditAction,
+        agent: AuditAgent,
+    ) -> AuditRecordBuilder {
+        AuditRecordBuilder(Self {
+            event_type,
+            subtype: subtype.to_owned(),
+            action,
+            outcome: AuditOutcome::Success,
+            outcome_desc: None,
+            agent,
+            entities: Vec::new(),
+            patient_ids: Vec::new(),
+            purpose_of_use: None,
+            request_id: None,
+        })
+    }
+}
+
+/// Builds an [`AuditRecord`]: the event, its agent and what it acted on;
+/// outcome success unless set, no entities, patients, purpose of use or
+/// request id unless added.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuditRecordBuilder(AuditRecord);
+
+impl AuditRecordBuilder {
+    /// With this outcome.
+    pub fn outcome(mut self, outcome: AuditOutcome) -> Self {
+        self.0.outcome = outcome;
+        self
+    }
+
+    /// With AuditEvent.outcomeDesc: why a failure failed (no PHI, no
+    /// secrets).
+    pub fn outcome_desc(mut self, desc: impl Into<String>) -> Self {
+        self.0.outcome_desc = Some(desc.into());
+        self
+    }
+
+    /// Adds an entity of `kind` with identifier `id`.
+    pub fn entity(mut self, kind: EntityKind, id: impl Into<String>) -> Self {
+        self.0.entities.push(AuditEntity::new(kind, id));
+        self
+    }
+
+    /// Adds entities.
+    pub fn entities(mut self, entities: impl IntoIterator<Item = AuditEntity>) -> Self {
+        self.0.entities.extend(entities);
+        self
+    }
+
+    /// With the Patient IDs the event touches.
+    pub fn patient_ids(mut self, patient_ids: Vec<String>) -> Self {
+        self.0.patient_ids = patient_ids;
+        self
+    }
+
+    /// With AuditEvent.purposeOfUse, when the caller stated one.
+    pub fn purpose_of_use(mut self, purpose: Option<String>) -> Self {
+        self.0.purpose_of_use = purpose;
+        self
+    }
+
+    /// With the request id, when over HTTP.
+    pub fn request_id(mut self, request_id: Option<String>) -> Self {
+        self.0.request_id = request_id;
+        self
+    }
+
+    /// The record.
+    #[must_use]
+    pub fn build(self) -> AuditRecord {
+        self.0
+    }
 }
 
 /// A stored event: the record plus its place in the chain.
@@ -509,11 +729,35 @@ mod tests {
                 address: Some("127.0.0.1".into()),
                 requestor: true,
             },
-            entities: vec![AuditEntity::new("session", "s1")],
+            entities: vec![AuditEntity::new(EntityKind::Session, "s1")],
             patient_ids: vec![],
             purpose_of_use: None,
             request_id: Some("r1".into()),
         }
+    }
+
+    #[test]
+    fn the_builder_makes_the_same_record_as_the_literal() {
+        let agent = AuditAgent::new(AgentKind::User, "u1", "alice")
+            .role("clinician")
+            .address(Some("127.0.0.1".into()));
+        let built = AuditRecord::builder(
+            AuditEventType::UserAuthentication,
+            "login",
+            AuditAction::Execute,
+            agent,
+        )
+        .entity(EntityKind::Session, "s1")
+        .request_id(Some("r1".into()))
+        .build();
+        assert_eq!(built, record());
+        assert_eq!(AuditAgent::system().kind, "system");
+        assert!(AuditAgent::system().requestor);
+        let op = AuditAgent::operator("ops");
+        assert_eq!(
+            (op.kind.as_str(), op.id.as_str(), op.role.as_deref()),
+            ("operator", "ops", Some("operator"))
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@ mod repository;
 mod sql;
 
 pub use audit::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
-    ChainAnchor, ChainReport, StoredAuditEvent,
+    AgentKind, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome,
+    AuditRecord, AuditRecordBuilder, ChainAnchor, ChainReport, EntityKind, StoredAuditEvent,
 };
 pub use blob::{BlobError, BlobKey, BlobStore};
 pub use cases::{

@@ -23,10 +23,12 @@ use fusion_schemas::{NoteLabel, Observation};
 
 use super::{
     BranchOpinion, BranchReport, BranchStatus, HeadSource, MentionSource, NoteInput, Pipeline,
-    SkippedInput, TextModel, ZeroShotSource, ms, package_id, text, zero_shot_calibration,
+    SkippedInput, TextModel, ZeroShotLogits, ZeroShotSource, ms, package_id, text,
 };
+use crate::calibration::TemperatureScaler;
 use crate::evidence::{Evidence, EvidenceExt};
 use crate::opinion::combine;
+use crate::package::ZeroShot;
 use crate::text_encoder::Embedding;
 
 /// The sentences of one note that the encoder embeds, and their embeddings.
@@ -39,6 +41,41 @@ struct NoteSentences<'a> {
 }
 
 impl Pipeline {
+    /// The zero-shot logit z = scale · (cos(s, present) − cos(s, absent))
+    /// per observation (CheXpert order) on the note's most relevant sentence,
+    /// before temperature scaling, with whether that sentence passed
+    /// `min_similarity`: what `fusion calibrate` fits zero-shot temperatures
+    /// on. `None` for a note without sentences.
+    ///
+    /// # Errors
+    /// A message when there is no text package, zero-shot is disabled, or
+    /// the encoder fails.
+    pub fn zero_shot_logits(&self, note: &str) -> Result<ZeroShotLogits, String> {
+        let model = self
+            .text
+            .as_ref()
+            .map_err(|why| format!("model package not installed: {why}"))?;
+        let ((spec, prompts), Some(encoder)) = (
+            model
+                .zero_shot
+                .as_ref()
+                .ok_or("the text package has zero-shot evidence disabled")?,
+            &model.encoder,
+        ) else {
+            return Err("the text package has zero-shot evidence disabled".to_owned());
+        };
+        let (sentences, _) = text::sentences(note);
+        let emb = encoder.embed(&sentences).map_err(|e| e.to_string())?;
+        prompts
+            .iter()
+            .map(|(o, present, absent)| {
+                text::score(&emb, present, absent, spec, &TemperatureScaler::default())
+                    .map(|s| (*o, s.map(|s| (s.logit, s.relevant))))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
     pub(super) fn text_branch(&self, notes: &[NoteInput]) -> BranchReport {
         let model = match &self.text {
             Ok(m) => m,
@@ -352,4 +389,12 @@ fn rule_opinion(
         prediction_set,
         head: None,
     }
+}
+
+fn zero_shot_calibration(spec: &ZeroShot, observation: Observation) -> TemperatureScaler {
+    spec.labels
+        .iter()
+        .find(|l| l.observation == observation)
+        .map(|l| l.calibration)
+        .unwrap_or_default()
 }

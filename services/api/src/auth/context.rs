@@ -3,7 +3,7 @@
 //! any stated purpose of use.
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, AuditOutcome, AuditRecord};
+use fusion_store::{AuditAction, AuditEntity, AuditEventType, AuditRecord};
 
 use super::{Principal, client_address, request_id};
 
@@ -23,6 +23,16 @@ pub struct AuditContext {
 }
 
 impl AuditContext {
+    /// Who acts, for the application's operations that record their own
+    /// audit events ([`fusion_app::cases::link_note`]).
+    pub fn actor(&self) -> fusion_app::Actor {
+        fusion_app::Actor {
+            agent: self.principal.agent(self.address.clone()),
+            request_id: self.request_id.clone(),
+            purpose_of_use: self.purpose_of_use.clone(),
+        }
+    }
+
     /// A successful event of this request.
     pub fn record(
         &self,
@@ -32,18 +42,11 @@ impl AuditContext {
         entities: Vec<AuditEntity>,
         patient_ids: Vec<String>,
     ) -> AuditRecord {
-        AuditRecord {
-            event_type,
-            subtype: subtype.to_owned(),
-            action,
-            outcome: AuditOutcome::Success,
-            outcome_desc: None,
-            agent: self.principal.agent(self.address.clone()),
-            entities,
-            patient_ids,
-            purpose_of_use: self.purpose_of_use.clone(),
-            request_id: self.request_id.clone(),
-        }
+        self.actor()
+            .audit(event_type, subtype, action)
+            .entities(entities)
+            .patient_ids(patient_ids)
+            .build()
     }
 }
 

@@ -1,8 +1,9 @@
-//! Authentication and authorisation (HIPAA §164.312(a) access control,
-//! §164.312(d) person or entity authentication).
+//! Who is calling and what they may do (HIPAA §164.312(a) access control,
+//! §164.312(d) person or entity authentication): the [`Principal`] a
+//! request runs as, the role permission matrix ([`permissions`]), token and
+//! password hashing ([`secrets`]) and the audit context of a request.
 //!
-//! Three kinds of credential, all checked by [`authenticate`], a middleware
-//! that wraps the whole application:
+//! Three kinds of credential establish a principal:
 //!
 //! - a session token from `POST /auth/login`, as `Authorization: Bearer
 //!   <token>` or as the `fusion_session` cookie (HttpOnly, Secure,
@@ -11,37 +12,23 @@
 //! - an API key, as `Authorization: Basic base64(<key id>:<secret>)` (what
 //!   Orthanc can send) or `Authorization: Bearer <key id>.<secret>`.
 //!
-//! The route table (`routes::table`) says what each route needs; the
-//! middleware answers 401 without valid credentials and 403 without the
-//! permission, and audits failed credentials and refusals. For dashboard
-//! pages (`Access::Page`) asked for by a browser (`Accept: text/html`) it
-//! answers in HTML instead: a redirect to `/login`, or a 403 page that says
-//! who is signed in and whom the page is for.
+//! They are read and checked by the gate (`crate::gate`), the middleware in
+//! front of every route, which also applies the route table's access rules
+//! and answers refusals; this module depends on neither the routes nor the
+//! dashboard.
 
 mod context;
 pub mod permissions;
-pub mod secrets;
+pub use fusion_app::secrets;
 
 use std::net::IpAddr;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode, header};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use chrono::Utc;
-use fusion_schemas::{ErrorBody, Role};
-use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
-};
+use actix_web::HttpMessage;
+use fusion_schemas::Role;
+use fusion_store::{AgentKind, AuditAgent};
 
 pub use context::AuditContext;
 pub use permissions::{Permission, allows};
-
-use crate::AppState;
-use crate::routes::{Access, lookup};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "fusion_session";
@@ -51,12 +38,10 @@ pub const SESSION_COOKIE: &str = "fusion_session";
 /// middleware checks that field against the session's stored hash.
 pub const CSRF_COOKIE: &str = "fusion_csrf";
 
-/// Prefix of API key ids, which also tells a key's Bearer token from a
-/// session token.
-pub const API_KEY_PREFIX: &str = "fk_";
+pub use fusion_app::secrets::API_KEY_PREFIX;
 
-/// Who is calling, as established by [`authenticate`]; handlers take it with
-/// the [`Principal`] extractor.
+/// Who is calling, as established by the gate (`crate::gate::authenticate`);
+/// handlers take it with the [`Principal`] extractor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// A user (by session) or an API key.
@@ -85,9 +70,14 @@ pub enum PrincipalKind {
 impl PrincipalKind {
     /// `user` or `api_key`, as in audit events.
     pub fn as_str(self) -> &'static str {
+        self.agent_kind().as_str()
+    }
+
+    /// The audit agent kind.
+    pub fn agent_kind(self) -> AgentKind {
         match self {
-            Self::User => "user",
-            Self::ApiKey => "api_key",
+            Self::User => AgentKind::User,
+            Self::ApiKey => AgentKind::ApiKey,
         }
     }
 }
@@ -111,14 +101,9 @@ impl Principal {
 
     /// This principal as an audit agent.
     pub fn agent(&self, address: Option<String>) -> AuditAgent {
-        AuditAgent {
-            kind: self.kind.as_str().to_owned(),
-            id: self.id.clone(),
-            name: self.name.clone(),
-            role: Some(self.role.as_str().to_owned()),
-            address,
-            requestor: true,
-        }
+        AuditAgent::new(self.kind.agent_kind(), self.id.clone(), self.name.clone())
+            .role(self.role.as_str())
+            .address(address)
     }
 }
 
@@ -136,153 +121,6 @@ impl actix_web::FromRequest for Principal {
     }
 }
 
-/// A credential as presented, before it is checked.
-enum Credential {
-    Session {
-        token: String,
-        via: CredentialSource,
-    },
-    ApiKey {
-        id: String,
-        secret: String,
-        via: CredentialSource,
-    },
-}
-
-fn presented_credential(req: &ServiceRequest) -> Option<Credential> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?.trim();
-        let (scheme, rest) = value.split_once(' ')?;
-        let rest = rest.trim();
-        if scheme.eq_ignore_ascii_case("bearer") {
-            if rest.starts_with(API_KEY_PREFIX)
-                && let Some((id, secret)) = rest.split_once('.')
-            {
-                return Some(Credential::ApiKey {
-                    id: id.to_owned(),
-                    secret: secret.to_owned(),
-                    via: CredentialSource::Bearer,
-                });
-            }
-            return Some(Credential::Session {
-                token: rest.to_owned(),
-                via: CredentialSource::Bearer,
-            });
-        }
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = STANDARD.decode(rest).ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            let (id, secret) = decoded.split_once(':')?;
-            return Some(Credential::ApiKey {
-                id: id.to_owned(),
-                secret: secret.to_owned(),
-                via: CredentialSource::Basic,
-            });
-        }
-        return None;
-    }
-    req.cookie(SESSION_COOKIE).map(|c| Credential::Session {
-        token: c.value().to_owned(),
-        via: CredentialSource::Cookie,
-    })
-}
-
-/// Why a credential was refused; kept out of responses (which say only
-/// "invalid credentials") but written to the audit event.
-enum Refusal {
-    Invalid { tried: String, reason: &'static str },
-    Unavailable(fusion_store::StoreError),
-}
-
-async fn check_credential(state: &AppState, credential: Credential) -> Result<Principal, Refusal> {
-    let now = Utc::now();
-    match credential {
-        Credential::ApiKey { id, secret, via } => {
-            let key = state
-                .repository
-                .api_key(&id)
-                .await
-                .map_err(Refusal::Unavailable)?;
-            let presented = secrets::token_hash(&secret);
-            let invalid = |reason| Refusal::Invalid {
-                tried: id.clone(),
-                reason,
-            };
-            let Some(key) = key else {
-                // Compare anyway, so an unknown id costs the same time.
-                let _ = secrets::digests_equal(&presented, &secrets::token_hash(""));
-                return Err(invalid("unknown API key id"));
-            };
-            if !secrets::digests_equal(&presented, &key.secret_hash) {
-                return Err(invalid("wrong API key secret"));
-            }
-            if key.revoked_at.is_some() {
-                return Err(invalid("API key revoked"));
-            }
-            if key.expires_at.is_some_and(|t| t <= now) {
-                return Err(invalid("API key expired"));
-            }
-            Ok(Principal {
-                kind: PrincipalKind::ApiKey,
-                id: key.id,
-                name: key.name,
-                role: key.role,
-                via,
-                session: None,
-            })
-        }
-        Credential::Session { token, via } => {
-            let hash = secrets::token_hash(&token);
-            let session = state
-                .repository
-                .session(&hash)
-                .await
-                .map_err(Refusal::Unavailable)?;
-            let invalid = |reason| Refusal::Invalid {
-                tried: String::new(),
-                reason,
-            };
-            let Some(session) = session else {
-                return Err(invalid("unknown session token"));
-            };
-            if session.revoked_at.is_some() {
-                return Err(invalid("session ended"));
-            }
-            if session.expires_at <= now {
-                return Err(invalid("session expired"));
-            }
-            if now - session.last_seen_at > state.auth.session_idle {
-                return Err(invalid("session idle too long"));
-            }
-            let user = state
-                .repository
-                .user_by_id(session.user_id)
-                .await
-                .map_err(Refusal::Unavailable)?;
-            let Some(user) = user.filter(|u| !u.disabled) else {
-                return Err(invalid("user disabled"));
-            };
-            // Writing on every request would serialise them; a minute's
-            // precision is plenty for an idle timeout of many minutes.
-            if now - session.last_seen_at > chrono::Duration::seconds(60) {
-                state
-                    .repository
-                    .touch_session(&hash, now)
-                    .await
-                    .map_err(Refusal::Unavailable)?;
-            }
-            Ok(Principal {
-                kind: PrincipalKind::User,
-                id: user.id.to_string(),
-                name: user.username,
-                role: user.role,
-                via,
-                session: Some(hash),
-            })
-        }
-    }
-}
-
 /// The client's address: the TCP peer. Behind a reverse proxy, configure the
 /// proxy to pass it and terminate TLS there (compliance/deployment.md).
 pub fn client_address(req: &actix_web::HttpRequest) -> Option<String> {
@@ -297,246 +135,4 @@ pub(crate) fn request_id(req: &actix_web::HttpRequest) -> Option<String> {
     req.extensions()
         .get::<tracing_actix_web::RequestId>()
         .map(|id| id.to_string())
-}
-
-fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    let mut res = HttpResponse::build(status);
-    if status == StatusCode::UNAUTHORIZED {
-        res.insert_header((
-            header::WWW_AUTHENTICATE,
-            "Bearer realm=\"fusion\", Basic realm=\"fusion\"",
-        ));
-    }
-    res.json(ErrorBody {
-        code: code.to_owned(),
-        message: message.to_owned(),
-        request_id: None,
-    })
-}
-
-fn is_state_changing(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// The middleware: authenticates, authorises against the route table,
-/// checks CSRF for cookie sessions, and audits refusals.
-pub(crate) async fn authenticate<B: MessageBody + 'static>(
-    mut req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(req.into_response(
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-            .map_into_right_body(),
-        ));
-    };
-    let pattern = req.match_pattern();
-    let access = pattern
-        .as_deref()
-        .and_then(|p| lookup(req.method(), p))
-        .map(|spec| spec.access);
-    if matches!(access, Some(Access::Public)) {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
-    let reply =
-        |req: ServiceRequest, res: HttpResponse| Ok(req.into_response(res.map_into_right_body()));
-    // A browser asking for a dashboard page gets pages, not JSON errors.
-    let page = matches!(access, Some(Access::Page(_))) && crate::dashboard::wants_html(&req);
-    let Some(credential) = presented_credential(&req) else {
-        if page {
-            let res = crate::dashboard::to_login(req.request());
-            return reply(req, res);
-        }
-        return reply(
-            req,
-            error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "authentication required: a session token (POST /auth/login) or an API key",
-            ),
-        );
-    };
-    let principal = match check_credential(&state, credential).await {
-        Ok(p) => p,
-        Err(Refusal::Unavailable(e)) => {
-            tracing::error!(error = %e, "cannot check credentials");
-            return reply(
-                req,
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "cannot check credentials right now; try again",
-                ),
-            );
-        }
-        Err(Refusal::Invalid { tried, reason }) => {
-            let http = req.request().clone();
-            let record = AuditRecord {
-                event_type: AuditEventType::UserAuthentication,
-                subtype: "credential-check".to_owned(),
-                action: AuditAction::Execute,
-                outcome: AuditOutcome::SeriousFailure,
-                outcome_desc: Some(reason.to_owned()),
-                agent: AuditAgent {
-                    kind: "anonymous".to_owned(),
-                    id: String::new(),
-                    name: tried.clone(),
-                    role: None,
-                    address: client_address(&http),
-                    requestor: true,
-                },
-                entities: if tried.is_empty() {
-                    vec![]
-                } else {
-                    vec![AuditEntity::new("api_key", tried)]
-                },
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: request_id(&http),
-            };
-            if let Err(e) = state.repository.append_audit(&record).await {
-                tracing::error!(error = %e, "cannot audit a failed credential");
-            }
-            tracing::warn!(reason, "credential refused");
-            if page {
-                let res = crate::dashboard::to_login(req.request());
-                return reply(req, res);
-            }
-            return reply(
-                req,
-                error_response(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_credentials",
-                    "invalid credentials",
-                ),
-            );
-        }
-    };
-    match access {
-        Some(Access::Any(permissions) | Access::Page(permissions))
-            if !permissions.iter().any(|p| principal.can(*p)) =>
-        {
-            let http = req.request().clone();
-            let record = AuditRecord {
-                event_type: AuditEventType::SecurityAlert,
-                subtype: "access-denied".to_owned(),
-                action: action_of(req.method()),
-                outcome: AuditOutcome::MinorFailure,
-                outcome_desc: Some(format!(
-                    "role {} lacks {:?} for {} {}",
-                    principal.role,
-                    permissions,
-                    req.method(),
-                    pattern.as_deref().unwrap_or("")
-                )),
-                agent: principal.agent(client_address(&http)),
-                entities: vec![],
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: request_id(&http),
-            };
-            if let Err(e) = state.repository.append_audit(&record).await {
-                tracing::error!(error = %e, "cannot audit a refusal");
-            }
-            if page {
-                let res = crate::dashboard::forbidden_page(req.request(), &principal, permissions);
-                return reply(req, res);
-            }
-            return reply(
-                req,
-                error_response(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    &format!("the {} role may not do this", principal.role),
-                ),
-            );
-        }
-        _ => {}
-    }
-    if principal.via == CredentialSource::Cookie && is_state_changing(req.method()) {
-        match csrf_ok(&mut req, &state, &principal).await {
-            Ok(true) => {}
-            Ok(false) if page => {
-                let res = crate::dashboard::csrf_page(req.request(), &principal);
-                return reply(req, res);
-            }
-            Ok(false) => {
-                return reply(
-                    req,
-                    error_response(
-                        StatusCode::FORBIDDEN,
-                        "csrf",
-                        "missing or wrong CSRF token for a cookie session",
-                    ),
-                );
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    tracing::Span::current().record("principal", principal.id.as_str());
-    req.extensions_mut().insert(principal);
-    Ok(next.call(req).await?.map_into_left_body())
-}
-
-/// Maps an HTTP method to the audit action of a refused request.
-pub(crate) fn action_of(method: &Method) -> AuditAction {
-    match *method {
-        Method::POST => AuditAction::Create,
-        Method::PUT | Method::PATCH => AuditAction::Update,
-        Method::DELETE => AuditAction::Delete,
-        _ => AuditAction::Read,
-    }
-}
-
-/// Largest form body read to find a CSRF token.
-const CSRF_FORM_LIMIT: usize = 1 << 20;
-
-/// Double-submit check: the token presented (header, or form field for HTML
-/// forms) must hash to the session's CSRF token hash. A form body is read and
-/// put back for the handler.
-async fn csrf_ok(
-    req: &mut ServiceRequest,
-    state: &AppState,
-    principal: &Principal,
-) -> Result<bool, actix_web::Error> {
-    let Some(hash) = &principal.session else {
-        return Ok(false);
-    };
-    let session = match state.repository.session(hash).await {
-        Ok(Some(s)) => s,
-        _ => return Ok(false),
-    };
-    let presented = if let Some(v) = req.headers().get("x-csrf-token") {
-        v.to_str().ok().map(str::to_owned)
-    } else if req
-        .content_type()
-        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    {
-        let mut payload = req.take_payload();
-        let mut body = web::BytesMut::new();
-        use futures::StreamExt as _;
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk?;
-            if body.len() + chunk.len() > CSRF_FORM_LIMIT {
-                return Ok(false);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let body = body.freeze();
-        let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-            .ok()
-            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "csrf_token"))
-            .map(|(_, v)| v);
-        req.set_payload(actix_web::dev::Payload::from(body));
-        token
-    } else {
-        None
-    };
-    Ok(presented.is_some_and(|t| {
-        secrets::digests_equal(&secrets::token_hash(&t), &session.csrf_token_hash)
-    }))
 }

@@ -5,6 +5,10 @@
 use fusion_schemas::Role;
 use serde::Serialize;
 
+/// Who sees the model monitor (`GET /monitoring`) and the operational
+/// metrics (`GET /metrics`): administrators and auditors.
+pub const MONITORING: &[Permission] = &[Permission::ManageModels, Permission::ReadAudit];
+
 /// Something a route lets its caller do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,7 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, StoredAuditEvent,
+    AuditAction, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, EntityKind,
+    StoredAuditEvent,
 };
 use serde::{Deserialize, Serialize};
 
@@ -375,7 +376,7 @@ pub(crate) async fn audit_trail(
                 AuditEventType::AuditLogUsed,
                 "audit-view",
                 AuditAction::Read,
-                vec![AuditEntity::new("audit_log", "audit_events")],
+                vec![AuditEntity::new(EntityKind::AuditLog, "audit_events")],
                 filter.patient_id.iter().cloned().collect(),
             );
             state

@@ -26,8 +26,8 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use fusion_schemas::Role;
-use minijinja::Environment;
 use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 pub(crate) use admin::admin;
@@ -35,7 +35,7 @@ pub(crate) use assets::asset;
 pub(crate) use audit::{audit_integrity, audit_trail};
 pub(crate) use cases::{case_view, review_submit, worklist};
 pub(crate) use models::{model_page, models_page};
-pub(crate) use monitoring::monitoring_page;
+pub(crate) use monitoring::monitoring_report;
 pub(crate) use session::{HOME, home, login_form, login_submit, logout};
 
 use crate::auth::{CSRF_COOKIE, Permission, Principal, allows};
@@ -59,12 +59,16 @@ pub fn security_headers() -> DefaultHeaders {
         .add((header::CACHE_CONTROL, "no-store"))
 }
 
-/// The template set, parsed once. A template that fails to parse is logged
-/// and then fails to render (a 500), and `tests::every_template_renders`
-/// catches it first.
+/// The template set, parsed once, strict about undefined values: a name a
+/// page's values do not define fails the render (a 500) instead of showing
+/// as blank. A template that fails to parse is logged and then fails to
+/// render. `every_template_renders` (tests/tests/dashboard_templates.rs)
+/// renders every template through the real pages with stored data and
+/// catches both first.
 fn templates() -> &'static Environment<'static> {
     static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(|| {
         let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (name, source) in [
             ("base.html", include_str!("templates/base.html")),
             ("login.html", include_str!("templates/login.html")),
@@ -123,7 +127,11 @@ const SECTIONS: [(&str, &str, &[Permission]); 5] = [
         "Models",
         &[Permission::ReadCases, Permission::ReadAudit],
     ),
-    ("/monitoring", "Monitoring", crate::routes::MONITORING),
+    (
+        "/monitoring",
+        "Monitoring",
+        crate::auth::permissions::MONITORING,
+    ),
     ("/audit", "Audit trail", &[Permission::ReadAudit]),
     ("/admin", "Administration", &[Permission::ManageIdentities]),
 ];
@@ -399,6 +407,21 @@ mod tests {
             "monitoring_rows.html",
         ] {
             assert!(templates().get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_undefined_value_fails_the_render() {
+        for source in [
+            "{{ missing }}",
+            "{% if missing %}x{% endif %}",
+            "{{ layout.missing }}",
+        ] {
+            let rendered = templates().render_str(
+                source,
+                minijinja::context! { layout => minijinja::context! { title => "t" } },
+            );
+            assert!(rendered.is_err(), "{source}: {rendered:?}");
         }
     }
 

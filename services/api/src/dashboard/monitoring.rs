@@ -1,5 +1,5 @@
-//! `GET /monitoring` for a browser: the model monitor's report as a page
-//! for administrators and auditors — alerts with their evidence, per
+//! `GET /monitoring`: the model monitor's report, as JSON or, for a
+//! browser, as a page for administrators and auditors — alerts with their evidence, per
 //! package, observation and modality-presence group the window's and the
 //! all-time figures, coverage against nominal and PSI per feature as bar
 //! charts, and a reliability diagram per group with gold (the model pages'
@@ -7,16 +7,38 @@
 
 use std::fmt::Write as _;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 use fusion_models::metrics::reliability_svg;
 use serde::Serialize;
 
 use super::{Layout, PageError, html, render};
+use crate::AppState;
 use crate::auth::Principal;
-use crate::monitoring::MonitoringReport;
-use crate::monitoring::drift::PackageDrift;
-use crate::monitoring::outcomes::GroupStats;
+use fusion_app::monitoring::MonitoringReport;
+use fusion_app::monitoring::drift::PackageDrift;
+use fusion_app::monitoring::outcomes::GroupStats;
+
+/// `GET /monitoring`: evaluates the monitor (raising any new alert) and
+/// answers its report as JSON, or as the page when the client asks for
+/// `text/html`.
+pub(crate) async fn monitoring_report(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    fusion_app::metrics::refresh_operational(&state).await;
+    let report = fusion_app::monitoring::evaluate(&state).await?;
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html {
+        return monitoring_page(&req, &principal, &report);
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
 
 #[derive(Serialize)]
 struct Row {

@@ -6,7 +6,7 @@
 //! Where each part comes from:
 //!
 //! - paths and methods: one [`Op`] per route of the route table
-//!   ([`crate::routes::table`]); the tests fail when a route has no
+//!   ([`crate::route_table::table`]); the tests fail when a route has no
 //!   operation or an operation no route ([`undocumented_routes`],
 //!   [`unrouted_operations`]);
 //! - access: from the route's [`Access`] itself, never restated: the
@@ -45,7 +45,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Permission;
 use crate::auth::permissions::allows;
-use crate::routes::{Access, RouteSpec};
+use crate::route_table::{Access, RouteSpec};
 
 /// The security schemes an authenticated route accepts (`components.
 /// securitySchemes`): a session token or an API key as `Authorization:
@@ -398,7 +398,7 @@ fn all_ops() -> Vec<Op> {
 
 /// The OpenAPI document of the whole API.
 pub fn document() -> OpenApi {
-    let table = crate::routes::table();
+    let table = crate::route_table::table();
     let mut paths = Paths::new();
     for op in all_ops() {
         let spec = table
@@ -507,7 +507,7 @@ pub fn document_json() -> Result<String, serde_json::Error> {
 /// `METHOD /template`.
 pub fn undocumented_routes() -> Vec<String> {
     let doc = documented();
-    crate::routes::table()
+    crate::route_table::table()
         .iter()
         .map(|s| format!("{} {}", s.method, template(s.path)))
         .filter(|r| !doc.contains(r))
@@ -516,7 +516,7 @@ pub fn undocumented_routes() -> Vec<String> {
 
 /// Operations of the document with no route in the route table.
 pub fn unrouted_operations() -> Vec<String> {
-    let routed: BTreeSet<String> = crate::routes::table()
+    let routed: BTreeSet<String> = crate::route_table::table()
         .iter()
         .map(|s| format!("{} {}", s.method, template(s.path)))
         .collect();

@@ -5,12 +5,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, AuditFilter, AuditOutcome};
+use fusion_store::{
+    AuditAction, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, EntityKind,
+};
 use serde::Deserialize;
 
-use crate::audit_export::{ExportFormat, render};
 use crate::auth::AuditContext;
 use crate::{ApiError, AppState};
+use fusion_app::audit_export::{ExportFormat, render};
 
 /// Query of `GET /audit/events`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -106,7 +108,7 @@ pub(crate) async fn events(
         } else {
             AuditAction::Execute
         },
-        vec![AuditEntity::new("audit_log", "audit_events")],
+        vec![AuditEntity::new(EntityKind::AuditLog, "audit_events")],
         q.patient.iter().cloned().collect(),
     );
     record.outcome_desc = Some(format!("format {format:?}"));
@@ -157,7 +159,7 @@ pub(crate) async fn verify_audited_against(
         AuditEventType::AuditLogUsed,
         "audit-verify",
         AuditAction::Execute,
-        vec![AuditEntity::new("audit_log", "audit_events")],
+        vec![AuditEntity::new(EntityKind::AuditLog, "audit_events")],
         vec![],
     );
     state.repository.append_audit(&record).await?;

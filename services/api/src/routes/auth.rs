@@ -15,8 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use fusion_schemas::ErrorBody;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, LoginGate,
-    SessionRecord,
+    AgentKind, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
+    EntityKind, LoginGate, SessionRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -106,44 +106,38 @@ pub(crate) async fn attempt_login(
     let username = cleaned.as_str();
     let address = client_address(req);
     let rid = request_id(req);
-    let failure = |reason: &str| AuditRecord {
-        event_type: AuditEventType::UserAuthentication,
-        subtype: "login".into(),
-        action: AuditAction::Execute,
-        outcome: AuditOutcome::SeriousFailure,
-        outcome_desc: Some(reason.into()),
-        agent: AuditAgent {
-            kind: "anonymous".into(),
-            id: String::new(),
-            name: username.chars().take(128).collect(),
-            role: None,
-            address: address.clone(),
-            requestor: true,
-        },
-        entities: vec![],
-        patient_ids: vec![],
-        purpose_of_use: None,
-        request_id: rid.clone(),
+    let failure = |reason: &str| {
+        let agent = AuditAgent::new(
+            AgentKind::Anonymous,
+            "",
+            username.chars().take(128).collect::<String>(),
+        )
+        .address(address.clone());
+        AuditRecord::builder(
+            AuditEventType::UserAuthentication,
+            "login",
+            AuditAction::Execute,
+            agent,
+        )
+        .outcome(AuditOutcome::SeriousFailure)
+        .outcome_desc(reason)
+        .request_id(rid.clone())
+        .build()
     };
     // The store names the locked account among the entities.
-    let lock_event = || AuditRecord {
-        event_type: AuditEventType::SecurityAlert,
-        subtype: "account-lock".into(),
-        action: AuditAction::Update,
-        outcome: AuditOutcome::Success,
-        outcome_desc: Some("account locked after repeated failed logins".into()),
-        agent: AuditAgent {
-            kind: "system".into(),
-            id: String::new(),
-            name: "lockout policy".into(),
-            role: None,
-            address: address.clone(),
-            requestor: false,
-        },
-        entities: vec![],
-        patient_ids: vec![],
-        purpose_of_use: None,
-        request_id: rid.clone(),
+    let lock_event = || {
+        let agent = AuditAgent::new(AgentKind::System, "", "lockout policy")
+            .address(address.clone())
+            .not_requestor();
+        AuditRecord::builder(
+            AuditEventType::SecurityAlert,
+            "account-lock",
+            AuditAction::Update,
+            agent,
+        )
+        .outcome_desc("account locked after repeated failed logins")
+        .request_id(rid.clone())
+        .build()
     };
     let policy = &state.auth.lockout;
     let refuse = |reason: &'static str| async move {
@@ -223,25 +217,18 @@ pub(crate) async fn attempt_login(
         expires_at: now + state.auth.session_ttl,
         revoked_at: None,
     };
-    let record = AuditRecord {
-        event_type: AuditEventType::UserAuthentication,
-        subtype: "login".into(),
-        action: AuditAction::Execute,
-        outcome: AuditOutcome::Success,
-        outcome_desc: None,
-        agent: AuditAgent {
-            kind: "user".into(),
-            id: user.id.to_string(),
-            name: user.username.clone(),
-            role: Some(user.role.as_str().into()),
-            address: address.clone(),
-            requestor: true,
-        },
-        entities: vec![AuditEntity::new("user", user.id.to_string())],
-        patient_ids: vec![],
-        purpose_of_use: None,
-        request_id: rid.clone(),
-    };
+    let agent = AuditAgent::new(AgentKind::User, user.id.to_string(), user.username.clone())
+        .role(user.role.as_str())
+        .address(address.clone());
+    let record = AuditRecord::builder(
+        AuditEventType::UserAuthentication,
+        "login",
+        AuditAction::Execute,
+        agent,
+    )
+    .entity(EntityKind::User, user.id.to_string())
+    .request_id(rid.clone())
+    .build();
     let started = state
         .repository
         .start_session(&session, &record)
@@ -301,7 +288,7 @@ pub(crate) async fn end_session(state: &AppState, ctx: &AuditContext) -> Result<
             AuditEventType::UserAuthentication,
             "logout",
             AuditAction::Execute,
-            vec![AuditEntity::new("user", ctx.principal.id.clone())],
+            vec![AuditEntity::new(EntityKind::User, ctx.principal.id.clone())],
             vec![],
         );
         state

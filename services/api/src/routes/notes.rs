@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use fusion_notes::intake::{self, DecodeOptions, DecodedNote, IntakeError, SourceFormat};
 use fusion_schemas::{AccessionNumber, ErrorBody, PatientId, StudyInstanceUid};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, AuditOutcome, NewNote, NoteFilter, NoteRecord,
-    NoteStatus, NoteSummary, NoteTypeCode,
+    AuditAction, AuditEntity, AuditEventType, AuditOutcome, EntityKind, NewNote, NoteFilter,
+    NoteRecord, NoteStatus, NoteSummary, NoteTypeCode,
 };
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -459,8 +459,12 @@ async fn submit_note(
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect();
-    let mut entities = vec![AuditEntity::new("note", note.id.to_string())];
-    entities.extend(patient_ids.iter().map(|p| AuditEntity::new("patient", p)));
+    let mut entities = vec![AuditEntity::new(EntityKind::Note, note.id.to_string())];
+    entities.extend(
+        patient_ids
+            .iter()
+            .map(|p| AuditEntity::new(EntityKind::Patient, p)),
+    );
     let record = ctx.record(
         AuditEventType::PatientRecord,
         "note-create",
@@ -474,7 +478,7 @@ async fn submit_note(
         .await
         .map_err(internal)?;
     tracing::info!(note = %note.id, status = status.as_str(), format = %note.source_format, "note stored");
-    crate::inference::link_note(&state, &note, &ctx).await;
+    fusion_app::cases::link_note(&state, &note, &ctx.actor()).await;
     let location = format!("/notes/{}", note.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -600,7 +604,7 @@ pub(crate) async fn read(
     let own = record.note.submitted_by.as_deref() == Some(principal.id.as_str());
     let allowed = principal.can(Permission::ReadNotes)
         || (own && principal.can(Permission::ReadOwnSubmissions));
-    let note_entity = AuditEntity::new("note", id.to_string());
+    let note_entity = AuditEntity::new(EntityKind::Note, id.to_string());
     if !allowed {
         let mut refusal = ctx.record(
             AuditEventType::SecurityAlert,
@@ -625,7 +629,11 @@ pub(crate) async fn read(
         .map(|p| p.as_str().to_owned())
         .collect();
     let mut entities = vec![note_entity];
-    entities.extend(patient_ids.iter().map(|p| AuditEntity::new("patient", p)));
+    entities.extend(
+        patient_ids
+            .iter()
+            .map(|p| AuditEntity::new(EntityKind::Patient, p)),
+    );
     let audit = ctx.record(
         AuditEventType::PatientRecord,
         "note-read",
@@ -745,7 +753,7 @@ pub(crate) async fn list(
     patient_ids.dedup();
     let entities = notes
         .iter()
-        .map(|n| AuditEntity::new("note", n.id.to_string()))
+        .map(|n| AuditEntity::new(EntityKind::Note, n.id.to_string()))
         .collect();
     let audit = ctx.record(
         AuditEventType::Query,

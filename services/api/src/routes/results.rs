@@ -1,10 +1,10 @@
 //! Results as they leave the service (issue #17): `GET /cases/{id}/fhir`
 //! (the latest prediction version as a FHIR R4 Bundle,
-//! [`crate::fhir_report`]) and `GET /cases/{id}/deliveries` (where each
+//! [`fusion_app::fhir_report`]) and `GET /cases/{id}/deliveries` (where each
 //! version's SR and FHIR deliveries stand, [`fusion_store::outbox`]).
 
 use actix_web::{HttpResponse, web};
-use fusion_store::{AuditEntity, DeliveryFilter};
+use fusion_store::{AuditEntity, DeliveryFilter, EntityKind};
 
 use super::cases::{CasesError, existing_case, not_found, read_audit};
 use crate::auth::AuditContext;
@@ -19,14 +19,14 @@ pub(crate) async fn fhir(
     path: web::Path<String>,
 ) -> Result<HttpResponse, CasesError> {
     let case = existing_case(&state, &path.into_inner()).await?;
-    let bundle = crate::fhir_report::case_bundle(&state, case.id)
+    let bundle = fusion_app::fhir_report::case_bundle(&state, case.id)
         .await
         .map_err(|e| CasesError::Api(ApiError::Internal(e.into())))?
         .ok_or_else(|| not_found("prediction of this case"))?;
     let audit = read_audit(
         &ctx,
         "fhir-report-read",
-        vec![AuditEntity::new("case", case.id.to_string())],
+        vec![AuditEntity::new(EntityKind::Case, case.id.to_string())],
         case.patient_id.as_ref(),
     );
     state.repository.append_audit(&audit).await?;
@@ -54,7 +54,7 @@ pub(crate) async fn deliveries(
     let audit = read_audit(
         &ctx,
         "delivery-read",
-        vec![AuditEntity::new("case", case.id.to_string())],
+        vec![AuditEntity::new(EntityKind::Case, case.id.to_string())],
         case.patient_id.as_ref(),
     );
     state.repository.append_audit(&audit).await?;

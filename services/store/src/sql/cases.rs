@@ -178,9 +178,10 @@ pub(crate) fn link_audit(
     };
     record.subtype = subtype.to_owned();
     record.action = action;
-    record
-        .entities
-        .insert(0, crate::AuditEntity::new("case", case_id.to_string()));
+    record.entities.insert(
+        0,
+        crate::AuditEntity::new(crate::EntityKind::Case, case_id.to_string()),
+    );
     record
 }
 

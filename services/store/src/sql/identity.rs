@@ -265,7 +265,7 @@ macro_rules! impl_identity {
                         let mut lock_audit = lock_audit.clone();
                         lock_audit
                             .entities
-                            .push(crate::AuditEntity::new("user", user.id.to_string()));
+                            .push(crate::AuditEntity::new(crate::EntityKind::User, user.id.to_string()));
                         Self::append_audit_in(&mut tx, &lock_audit).await?;
                     }
                     crate::LoginGate::Locked { user, locked_now }
@@ -310,7 +310,7 @@ macro_rules! impl_identity {
                         let mut lock_audit = lock_audit.clone();
                         lock_audit
                             .entities
-                            .push(crate::AuditEntity::new("user", id.to_string()));
+                            .push(crate::AuditEntity::new(crate::EntityKind::User, id.to_string()));
                         Self::append_audit_in(&mut tx, &lock_audit).await?;
                         locked_until = Some(until);
                     }

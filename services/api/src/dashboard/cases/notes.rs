@@ -2,8 +2,6 @@
 //! headers and highlighted mentions (with a tooltip naming observation,
 //! assertion, trigger and section), and counts per assertion.
 
-use std::collections::BTreeMap;
-
 use fusion_notes::{Mention, Section};
 use fusion_store::NoteRecord;
 use serde::Serialize;
@@ -33,10 +31,19 @@ pub(super) struct NoteView {
     authored_at: Option<String>,
     status: String,
     pieces: Vec<Piece>,
-    counts: BTreeMap<&'static str, usize>,
+    counts: AssertionCounts,
     /// Mentions beyond [`MAX_MARKED`], shown unhighlighted.
     unmarked: usize,
     no_text_reason: Option<String>,
+}
+
+/// A note's mentions per assertion (every count named, zero included: the
+/// templates are strict about undefined values).
+#[derive(Debug, Default, Serialize)]
+struct AssertionCounts {
+    present: usize,
+    absent: usize,
+    possible: usize,
 }
 
 fn words(snake: &str) -> String {
@@ -202,9 +209,13 @@ pub(super) fn note_view(n: &NoteRecord) -> NoteView {
     let note = &n.note;
     let sections: Vec<Section> = serde_json::from_value(note.sections.clone()).unwrap_or_default();
     let mentions: Vec<Mention> = serde_json::from_value(note.mentions.clone()).unwrap_or_default();
-    let mut counts = BTreeMap::new();
+    let mut counts = AssertionCounts::default();
     for m in &mentions {
-        *counts.entry(assertion_name(m)).or_insert(0) += 1;
+        *match m.assertion {
+            fusion_notes::Assertion::Present => &mut counts.present,
+            fusion_notes::Assertion::Absent => &mut counts.absent,
+            fusion_notes::Assertion::Possible => &mut counts.possible,
+        } += 1;
     }
     let text = note.text.clone().unwrap_or_default();
     // A very long note keeps the page usable: the first mentions are

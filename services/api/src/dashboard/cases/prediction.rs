@@ -263,7 +263,7 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         let head = text_opinion
             .and_then(|o| o.head.as_ref())
             .map(|h| h.present);
-        let call = crate::reviews_export::call_of(f, head)
+        let call = fusion_app::reviews_export::call_of(f, head)
             .map(|present| if present { "present" } else { "absent" });
         let view = LabelView {
             name: observation_name(&key),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, InstanceRecord};
+use fusion_store::{AuditAction, AuditEntity, AuditEventType, EntityKind, InstanceRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -114,7 +114,7 @@ pub(crate) async fn case_view(
         None => Vec::new(),
     };
     // Our own SRs are results, listed with the versions, not images.
-    instances.retain(|i| !crate::sr::load::is_sr_class(&i.sop_class_uid));
+    instances.retain(|i| !fusion_app::sr::load::is_sr_class(&i.sop_class_uid));
     let mut notes = Vec::new();
     for note_id in &case.note_ids {
         if let Some(n) = state.repository.note(*note_id).await? {
@@ -130,24 +130,30 @@ pub(crate) async fn case_view(
         }
         None => Vec::new(),
     };
-    let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
-    entities.extend(shown.map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())));
+    let mut entities = vec![AuditEntity::new(EntityKind::Case, case.id.to_string())];
+    entities.extend(
+        shown.map(|p| AuditEntity::new(EntityKind::Prediction, p.prediction.id.to_string())),
+    );
     entities.extend(
         notes
             .iter()
-            .map(|n| AuditEntity::new("note", n.note.id.to_string())),
+            .map(|n| AuditEntity::new(EntityKind::Note, n.note.id.to_string())),
     );
     entities.extend(
         case.study_instance_uid
             .iter()
-            .map(|s| AuditEntity::new("study", s.as_str())),
+            .map(|s| AuditEntity::new(EntityKind::Study, s.as_str())),
     );
     let patient_ids: Vec<String> = case
         .patient_id
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect();
-    entities.extend(patient_ids.iter().map(|p| AuditEntity::new("patient", p)));
+    entities.extend(
+        patient_ids
+            .iter()
+            .map(|p| AuditEntity::new(EntityKind::Patient, p)),
+    );
     let audit = ctx.record(
         AuditEventType::PatientRecord,
         "case-view",
@@ -236,7 +242,7 @@ pub(crate) async fn case_view(
                     "issued".to_owned()
                 },
                 current: Some(v.version) == shown.map(|s| s.version),
-                delivery: crate::outbox::describe(&deliveries, v.prediction.id),
+                delivery: fusion_app::outbox::describe(&deliveries, v.prediction.id),
             })
             .collect(),
         reviews: reviews.iter().map(|r| review_item(r, &names)).collect(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, CaseStatus, CaseSummary};
+use fusion_store::{AuditAction, AuditEntity, AuditEventType, CaseStatus, CaseSummary, EntityKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -240,7 +240,7 @@ pub(crate) async fn worklist(
                 AuditAction::Execute,
                 cases
                     .iter()
-                    .map(|c| AuditEntity::new("case", c.id.to_string()))
+                    .map(|c| AuditEntity::new(EntityKind::Case, c.id.to_string()))
                     .collect(),
                 patients,
             );

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use fusion_schemas::{AccessionNumber, PatientId};
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseFilter, CaseSort, CaseStatus, CaseSummary,
-    Finding,
+    EntityKind, Finding,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -182,7 +182,7 @@ pub(crate) async fn list(
     patient_ids.dedup();
     let entities = cases
         .iter()
-        .map(|c| AuditEntity::new("case", c.id.to_string()))
+        .map(|c| AuditEntity::new(EntityKind::Case, c.id.to_string()))
         .collect();
     let audit = ctx.record(
         AuditEventType::Query,

@@ -34,7 +34,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use fusion_schemas::{ErrorBody, PatientId};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, CaseRecord, PredictionRecord, StoreError,
+    AuditAction, AuditEntity, AuditEventType, CaseRecord, EntityKind, PredictionRecord, StoreError,
 };
 use uuid::Uuid;
 
@@ -129,7 +129,11 @@ pub(crate) fn read_audit(
 ) -> fusion_store::AuditRecord {
     let patient_ids = patients_of(patient);
     let mut entities = entities;
-    entities.extend(patient_ids.iter().map(|p| AuditEntity::new("patient", p)));
+    entities.extend(
+        patient_ids
+            .iter()
+            .map(|p| AuditEntity::new(EntityKind::Patient, p)),
+    );
     ctx.record(
         AuditEventType::PatientRecord,
         subtype,

@@ -3,7 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 use fusion_schemas::{AccessionNumber, StudyInstanceUid};
-use fusion_store::{AuditAction, AuditEntity, AuditEventType, CaseKey, CaseStatus, LinkChange};
+use fusion_store::{
+    AuditAction, AuditEntity, AuditEventType, CaseKey, CaseStatus, EntityKind, LinkChange,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -102,12 +104,12 @@ pub(crate) async fn open(
     }
     let mut entities: Vec<AuditEntity> = note_ids
         .iter()
-        .map(|n| AuditEntity::new("note", n.to_string()))
+        .map(|n| AuditEntity::new(EntityKind::Note, n.to_string()))
         .collect();
     entities.extend(
         key.study_instance_uid
             .iter()
-            .map(|s| AuditEntity::new("study", s.as_str())),
+            .map(|s| AuditEntity::new(EntityKind::Study, s.as_str())),
     );
     let template = ctx.record(
         AuditEventType::PatientRecord,

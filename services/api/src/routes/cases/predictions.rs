@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, Finding, PredictionRecord, PredictionStatus,
+    AuditAction, AuditEntity, AuditEventType, EntityKind, Finding, PredictionRecord,
+    PredictionStatus,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -82,10 +83,10 @@ pub(crate) async fn request_prediction(
         AuditEventType::PatientRecord,
         "prediction-request",
         AuditAction::Execute,
-        vec![AuditEntity::new("case", case.id.to_string())],
+        vec![AuditEntity::new(EntityKind::Case, case.id.to_string())],
         patients_of(case.patient_id.as_ref()),
     );
-    let queued = crate::inference::enqueue(&state, case.id, Some(&audit)).await?;
+    let queued = fusion_app::cases::enqueue(&state, case.id, Some(&audit)).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("location", format!("/cases/{}/predictions", case.id)))
         .json(serde_json::json!({
@@ -103,11 +104,11 @@ pub(crate) async fn case_predictions(
 ) -> Result<HttpResponse, CasesError> {
     let case = existing_case(&state, &path.into_inner()).await?;
     let versions = state.repository.predictions_of_case(case.id).await?;
-    let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
+    let mut entities = vec![AuditEntity::new(EntityKind::Case, case.id.to_string())];
     entities.extend(
         versions
             .iter()
-            .map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())),
+            .map(|p| AuditEntity::new(EntityKind::Prediction, p.prediction.id.to_string())),
     );
     let audit = read_audit(&ctx, "prediction-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;
@@ -127,8 +128,8 @@ pub(crate) async fn read_prediction(
 ) -> Result<HttpResponse, CasesError> {
     let (prediction, case) = existing_prediction(&state, &path.into_inner()).await?;
     let entities = vec![
-        AuditEntity::new("case", case.id.to_string()),
-        AuditEntity::new("prediction", prediction.prediction.id.to_string()),
+        AuditEntity::new(EntityKind::Case, case.id.to_string()),
+        AuditEntity::new(EntityKind::Prediction, prediction.prediction.id.to_string()),
     ];
     let audit = read_audit(&ctx, "prediction-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use fusion_store::{AuditEntity, CaseRecord, CaseStatus};
+use fusion_store::{AuditEntity, CaseRecord, CaseStatus, EntityKind};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -59,11 +59,11 @@ pub(crate) async fn read(
         .await?
         .into_iter()
         .next();
-    let mut entities = vec![AuditEntity::new("case", case.id.to_string())];
+    let mut entities = vec![AuditEntity::new(EntityKind::Case, case.id.to_string())];
     entities.extend(
         latest
             .iter()
-            .map(|p| AuditEntity::new("prediction", p.prediction.id.to_string())),
+            .map(|p| AuditEntity::new(EntityKind::Prediction, p.prediction.id.to_string())),
     );
     let audit = read_audit(&ctx, "case-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, NewReview, PredictionRecord, ReviewRecord,
+    AuditAction, AuditEntity, AuditEventType, EntityKind, NewReview, PredictionRecord, ReviewRecord,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -209,9 +209,9 @@ pub(crate) async fn create_review(
         "review-create",
         AuditAction::Create,
         vec![
-            AuditEntity::new("review", review.id.to_string()),
-            AuditEntity::new("prediction", prediction.prediction.id.to_string()),
-            AuditEntity::new("case", case.id.to_string()),
+            AuditEntity::new(EntityKind::Review, review.id.to_string()),
+            AuditEntity::new(EntityKind::Prediction, prediction.prediction.id.to_string()),
+            AuditEntity::new(EntityKind::Case, case.id.to_string()),
         ],
         patients_of(case.patient_id.as_ref()),
     );
@@ -220,7 +220,7 @@ pub(crate) async fn create_review(
         .put_review(&review, &audit)
         .await?
         .ok_or_else(|| not_found("prediction"))?;
-    crate::outbox::wake(state);
+    fusion_app::outbox::wake(state);
     Ok(stored)
 }
 
@@ -252,13 +252,13 @@ pub(crate) async fn reviews(
         .reviews_of_prediction(prediction.prediction.id)
         .await?;
     let mut entities = vec![
-        AuditEntity::new("case", case.id.to_string()),
-        AuditEntity::new("prediction", prediction.prediction.id.to_string()),
+        AuditEntity::new(EntityKind::Case, case.id.to_string()),
+        AuditEntity::new(EntityKind::Prediction, prediction.prediction.id.to_string()),
     ];
     entities.extend(
         reviews
             .iter()
-            .map(|r| AuditEntity::new("review", r.review.id.to_string())),
+            .map(|r| AuditEntity::new(EntityKind::Review, r.review.id.to_string())),
     );
     let audit = read_audit(&ctx, "review-read", entities, case.patient_id.as_ref());
     state.repository.append_audit(&audit).await?;

@@ -8,8 +8,8 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use fusion_schemas::{SeriesInstanceUid, StudyInstanceUid};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, InstanceQuery, InstanceRecord, SeriesQuery,
-    StudyQuery,
+    AuditAction, AuditEntity, AuditEventType, EntityKind, InstanceQuery, InstanceRecord,
+    SeriesQuery, StudyQuery,
 };
 use serde_json::{Map, Value, json};
 
@@ -525,7 +525,7 @@ async fn series_search(
         patients,
         study
             .iter()
-            .map(|s| AuditEntity::new("study", s.to_string()))
+            .map(|s| AuditEntity::new(EntityKind::Study, s.to_string()))
             .collect(),
     )
     .await?;
@@ -619,7 +619,7 @@ async fn search_instances_in(
         patients,
         study
             .iter()
-            .map(|s| AuditEntity::new("study", s.to_string()))
+            .map(|s| AuditEntity::new(EntityKind::Study, s.to_string()))
             .collect(),
     )
     .await?;

@@ -2,7 +2,7 @@
 //!
 //! Reads `multipart/related; type="application/dicom"` as a stream, part by
 //! part; each instance is stored or refused on its own (see
-//! [`crate::ingest`]), and the answer is the Store Instances Response of
+//! [`fusion_app::ingest`]), and the answer is the Store Instances Response of
 //! §10.5.3.
 
 use actix_web::http::{StatusCode, header};
@@ -15,12 +15,14 @@ use futures::{SinkExt, StreamExt};
 
 use super::{base_url, dicom_json, parse_study, problem};
 use crate::auth::AuditContext;
-use crate::ingest::{FailedInstance, InstanceOutcome, Submitter, audit_refusal, store_instance};
 use crate::{ApiError, AppState};
+use fusion_app::ingest::{
+    FailedInstance, InstanceOutcome, Submitter, audit_refusal, store_instance,
+};
 
 /// Instances of one STOW-RS request in flight at once: parsed on blocking
 /// threads, their blobs fsynced concurrently, their index rows group
-/// committed by [`crate::index_writer`].
+/// committed by [`fusion_app::index_writer`].
 const STOW_CONCURRENCY: usize = 16;
 
 /// `POST /dicom-web/studies`.
@@ -164,10 +166,8 @@ async fn stow_into(
     let base = base_url(&req, &state);
     let submitter = Submitter {
         audit_subtype: "stow-rs",
-        agent: ctx.principal.agent(ctx.address.clone()),
+        actor: ctx.actor(),
         id: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
-        purpose_of_use: ctx.purpose_of_use.clone(),
     };
     let mut response = StowResponse::new(study.as_ref().map(|s| format!("{base}/studies/{s}")));
     let (mut stored, mut refused) = (0usize, 0usize);
@@ -179,7 +179,7 @@ async fn stow_into(
     let stow_instances = state.metrics.stow_instances.clone();
     let mut record_outcome = |outcome: InstanceOutcome, response: &mut StowResponse| match outcome {
         InstanceOutcome::Stored(i) | InstanceOutcome::Duplicate(i) => {
-            touched.push(crate::ingest::TouchedStudy::from(&i));
+            touched.push(fusion_app::ingest::TouchedStudy::from(&i));
             let url = format!(
                 "{base}/studies/{}/series/{}/instances/{}",
                 i.study, i.series, i.sop_instance
@@ -272,7 +272,7 @@ async fn stow_into(
     tracing::info!(stored, refused, "STOW-RS done");
     // Each study the request touched, duplicates included, is linked to its
     // case and its prediction queued once, after its instances are stored.
-    crate::ingest::link_studies(&state, touched, &submitter).await;
+    fusion_app::ingest::link_studies(&state, touched, &submitter).await;
     if stored == 0 && refused == 0 {
         return Ok(problem(
             StatusCode::BAD_REQUEST,

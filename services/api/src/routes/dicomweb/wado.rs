@@ -9,7 +9,8 @@ use bytes::Bytes;
 use fusion_imaging::EXPLICIT_VR_LITTLE_ENDIAN;
 use fusion_schemas::{SeriesInstanceUid, SopInstanceUid, StudyInstanceUid};
 use fusion_store::{
-    AuditAction, AuditEntity, AuditEventType, DecodeStatus, InstanceQuery, InstanceRecord,
+    AuditAction, AuditEntity, AuditEventType, DecodeStatus, EntityKind, InstanceQuery,
+    InstanceRecord,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -60,12 +61,12 @@ pub(super) async fn audit_retrieve(
     };
     let patients = study_patients(state, &first.study_instance_uid).await?;
     let mut entities = vec![AuditEntity::new(
-        "study",
+        EntityKind::Study,
         first.study_instance_uid.to_string(),
     )];
     if instances.len() == 1 {
         entities.push(AuditEntity::new(
-            "instance",
+            EntityKind::Instance,
             first.sop_instance_uid.to_string(),
         ));
     }

@@ -1,6 +1,5 @@
-//! Cases and inference: linking what arrives (a stored instance, a stored
-//! note) to its case and queueing a prediction, and the workers that run
-//! the queue.
+//! Inference workers: the loop that runs the job queue [`crate::cases`]
+//! fills.
 //!
 //! A worker claims a job (PostgreSQL `FOR UPDATE SKIP LOCKED`, so workers in
 //! several processes share one queue), gathers the case's inputs (the
@@ -9,7 +8,7 @@
 //! runs [`Pipeline::predict`] off the executor, and stores the result as the
 //! case's next prediction version with its audit event, in one transaction.
 //! When neither modality is usable it stores nothing and marks the case
-//! `no_modality`. Workers wake on [`AppState::jobs`] when this process
+//! `no_modality`. Workers wake on [`State::jobs`] when this process
 //! queues a job and poll every [`POLL_INTERVAL`] for jobs other processes
 //! queue.
 //!
@@ -24,17 +23,15 @@ use bytes::Bytes;
 use fusion_models::{
     CaseInput, FrameValues, GateAttributes, ImageCandidate, NoteInput, Pipeline, PredictionOutput,
 };
-use fusion_schemas::{AccessionNumber, PatientId, PredictionInputs, StudyInstanceUid};
+use fusion_schemas::PredictionInputs;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, CaseKey,
-    CaseRecord, CaseStatus, DecodeStatus, Enqueued, Finding, JobRecord, MAX_FINDINGS, NewNote,
-    NewPrediction, NoteStatus, PredictionRecord, PredictionStatus, StoreError,
+    AgentKind, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditRecord, CaseRecord,
+    CaseStatus, DecodeStatus, EntityKind, Finding, JobRecord, MAX_FINDINGS, NewPrediction,
+    PredictionRecord, PredictionStatus, StoreError,
 };
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::auth::AuditContext;
-use crate::ingest::Submitter;
+use crate::State;
 
 /// How often an idle worker looks for jobs queued by other processes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -83,138 +80,11 @@ pub enum JobOutcome {
     Lost,
 }
 
-// ------------------------------------------------------------------ linking
-
-/// Queues a prediction for `case_id` (deduplicated by the store) and wakes
-/// a worker of this process.
-///
-/// # Errors
-///
-/// [`StoreError`] from the queue.
-pub async fn enqueue(
-    state: &AppState,
-    case_id: Uuid,
-    audit: Option<&AuditRecord>,
-) -> Result<Enqueued, StoreError> {
-    let queued = state.repository.enqueue(case_id, audit).await?;
-    state.jobs.notify_one();
-    Ok(queued)
-}
-
-/// After STOW-RS (or `fusion ingest`) stored instances of a study: links the
-/// study to its case (by accession number, else by study; created when
-/// missing) and queues a prediction when `new_instances` were stored or the
-/// link is new (a study re-sent as duplicates only, whose first link was
-/// lost). A failure is logged, not raised: the instances are stored, and the
-/// next instance, note, re-send or start links it again.
-pub async fn link_study(
-    state: &AppState,
-    key: &crate::ingest::StudyKey,
-    new_instances: bool,
-    submitter: &Submitter,
-) {
-    let patient_ids: Vec<String> = key.patient.iter().map(|p| p.as_str().to_owned()).collect();
-    let template = AuditRecord {
-        event_type: AuditEventType::PatientRecord,
-        subtype: "case-link".into(),
-        action: AuditAction::Update,
-        outcome: AuditOutcome::Success,
-        outcome_desc: None,
-        agent: submitter.agent.clone(),
-        entities: vec![AuditEntity::new("study", key.study.as_str())],
-        patient_ids,
-        purpose_of_use: submitter.purpose_of_use.clone(),
-        request_id: submitter.request_id.clone(),
-    };
-    link_study_and_enqueue(
-        state,
-        &key.study,
-        key.accession.as_ref(),
-        key.patient.as_ref(),
-        new_instances,
-        &template,
-    )
-    .await;
-}
-
-async fn link_study_and_enqueue(
-    state: &AppState,
-    study: &StudyInstanceUid,
-    accession: Option<&AccessionNumber>,
-    patient: Option<&PatientId>,
-    new_instances: bool,
-    template: &AuditRecord,
-) {
-    let linked = state
-        .repository
-        .upsert_case_for_study(study, accession, patient, template)
-        .await;
-    let link = match linked {
-        Ok(link) => link,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot link a study to its case");
-            return;
-        }
-    };
-    if !new_instances && link.change == fusion_store::LinkChange::Unchanged {
-        // Duplicates of a study already linked: nothing new to predict.
-        return;
-    }
-    match enqueue(state, link.case_id, None).await {
-        Ok(q) => {
-            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "study linked; prediction queued")
-        }
-        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
-    }
-}
-
-/// After a note was stored: when it names an accession number or a study,
-/// links it to that case (created when missing) and, when it has text,
-/// queues a prediction. A failure is logged, not raised: the note is stored.
-pub async fn link_note(state: &AppState, note: &NewNote, ctx: &AuditContext) {
-    if note.accession_number.is_none() && note.study_instance_uid.is_none() {
-        return;
-    }
-    let patient_ids: Vec<String> = note
-        .patient_id
-        .iter()
-        .map(|p| p.as_str().to_owned())
-        .collect();
-    let template = ctx.record(
-        AuditEventType::PatientRecord,
-        "case-link",
-        AuditAction::Update,
-        vec![AuditEntity::new("note", note.id.to_string())],
-        patient_ids,
-    );
-    let key = CaseKey {
-        accession_number: note.accession_number.clone(),
-        study_instance_uid: note.study_instance_uid.clone(),
-        patient_id: note.patient_id.clone(),
-    };
-    let link = match state.repository.link_note(note.id, &key, &template).await {
-        Ok(link) => link,
-        Err(e) => {
-            tracing::error!(note = %note.id, error = %e, "cannot link a note to its case");
-            return;
-        }
-    };
-    if note.status != NoteStatus::Analysed {
-        return;
-    }
-    match enqueue(state, link.case_id, None).await {
-        Ok(q) => {
-            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "note linked; prediction queued")
-        }
-        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
-    }
-}
-
 // ------------------------------------------------------------------ workers
 
 /// Loads the model packages under `settings.models_dir`, once, off the
 /// executor. Never fails: a missing package leaves its branch reporting so.
-pub async fn load_pipeline(settings: &crate::Settings) -> Arc<Pipeline> {
+pub async fn load_pipeline(settings: &crate::config::Settings) -> Arc<Pipeline> {
     let dir = settings.models_dir.clone();
     let started = Instant::now();
     let loaded = tokio::task::spawn_blocking(move || Pipeline::load(&dir)).await;
@@ -246,7 +116,7 @@ pub async fn load_pipeline(settings: &crate::Settings) -> Arc<Pipeline> {
 
 /// Starts `count` workers on the current runtime, sharing `pipeline`.
 pub fn spawn_workers(
-    state: &AppState,
+    state: &State,
     pipeline: &Arc<Pipeline>,
     count: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -260,7 +130,7 @@ pub fn spawn_workers(
 }
 
 /// One worker: claims and runs jobs until the runtime stops.
-pub async fn run_worker(state: AppState, pipeline: Arc<Pipeline>, worker_id: String) {
+pub async fn run_worker(state: State, pipeline: Arc<Pipeline>, worker_id: String) {
     tracing::info!(worker = %worker_id, "inference worker started");
     // Counted down when the task ends (the runtime stops or it panics).
     state.metrics.workers.add(1, &[]);
@@ -302,12 +172,7 @@ impl Drop for WorkerGauge {
 
 /// Runs a claimed job and records its end (a failure is retried by the
 /// queue up to its attempt limit).
-pub async fn run_claimed(
-    state: &AppState,
-    pipeline: &Arc<Pipeline>,
-    worker_id: &str,
-    job: JobRecord,
-) {
+pub async fn run_claimed(state: &State, pipeline: &Arc<Pipeline>, worker_id: &str, job: JobRecord) {
     let span = tracing::info_span!("inference_job", job = %job.id, case = %job.case_id, attempt = job.attempts);
     let _ = tracing::Instrument::instrument(
         async {
@@ -354,14 +219,7 @@ pub async fn run_claimed(
 
 /// The agent of the events a worker records.
 pub fn worker_agent(worker_id: &str) -> AuditAgent {
-    AuditAgent {
-        kind: "system".into(),
-        id: worker_id.to_owned(),
-        name: "inference-worker".into(),
-        role: None,
-        address: None,
-        requestor: false,
-    }
+    AuditAgent::new(AgentKind::System, worker_id, "inference-worker").not_requestor()
 }
 
 /// Gathers the case's inputs, predicts, and stores the outcome.
@@ -371,7 +229,7 @@ pub fn worker_agent(worker_id: &str) -> AuditAgent {
 /// [`WorkerError`] for a database failure or a model task that did not
 /// finish.
 pub async fn process_job(
-    state: &AppState,
+    state: &State,
     pipeline: &Arc<Pipeline>,
     worker_id: &str,
     job: &JobRecord,
@@ -419,21 +277,17 @@ pub async fn process_job(
         .map(|p| p.as_str().to_owned())
         .collect();
     if !output.modalities_available {
-        let audit = AuditRecord {
-            event_type: AuditEventType::PatientRecord,
-            subtype: "prediction-none".into(),
-            action: AuditAction::Update,
-            outcome: AuditOutcome::Success,
-            outcome_desc: Some(no_modality_reason(&output)),
-            agent: worker_agent(worker_id),
-            entities: vec![
-                AuditEntity::new("case", case.id.to_string()),
-                AuditEntity::new("job", job.id.to_string()),
-            ],
-            patient_ids,
-            purpose_of_use: None,
-            request_id: None,
-        };
+        let audit = AuditRecord::builder(
+            AuditEventType::PatientRecord,
+            "prediction-none",
+            AuditAction::Update,
+            worker_agent(worker_id),
+        )
+        .outcome_desc(no_modality_reason(&output))
+        .entity(EntityKind::Case, case.id.to_string())
+        .entity(EntityKind::Job, job.id.to_string())
+        .patient_ids(patient_ids)
+        .build();
         let ours = state
             .repository
             .complete_job(job.id, Some(CaseStatus::NoModality), Some(&audit))
@@ -452,32 +306,26 @@ pub async fn process_job(
     new.deliveries = state
         .outbox
         .for_prediction(case.study_instance_uid.is_some());
-    let mut entities = vec![
-        AuditEntity::new("case", case.id.to_string()),
-        AuditEntity::new("prediction", new.id.to_string()),
-    ];
-    entities.extend(
+    let audit = AuditRecord::builder(
+        AuditEventType::PatientRecord,
+        "prediction-create",
+        AuditAction::Create,
+        worker_agent(worker_id),
+    )
+    .entity(EntityKind::Case, case.id.to_string())
+    .entity(EntityKind::Prediction, new.id.to_string())
+    .entities(
         case.study_instance_uid
             .iter()
-            .map(|s| AuditEntity::new("study", s.as_str())),
-    );
-    entities.extend(
+            .map(|s| AuditEntity::new(EntityKind::Study, s.as_str())),
+    )
+    .entities(
         case.note_ids
             .iter()
-            .map(|n| AuditEntity::new("note", n.to_string())),
-    );
-    let audit = AuditRecord {
-        event_type: AuditEventType::PatientRecord,
-        subtype: "prediction-create".into(),
-        action: AuditAction::Create,
-        outcome: AuditOutcome::Success,
-        outcome_desc: None,
-        agent: worker_agent(worker_id),
-        entities,
-        patient_ids,
-        purpose_of_use: None,
-        request_id: None,
-    };
+            .map(|n| AuditEntity::new(EntityKind::Note, n.to_string())),
+    )
+    .patient_ids(patient_ids)
+    .build();
     let stored: PredictionRecord = state.repository.insert_prediction(&new, &audit).await?;
     record_input(
         state,
@@ -498,7 +346,7 @@ pub async fn process_job(
 /// The study's instances (decoded ones first, at most [`MAX_IMAGES`]) as
 /// (SOP Instance UID, bytes), and the case's notes with text.
 async fn gather(
-    state: &AppState,
+    state: &State,
     case: &CaseRecord,
 ) -> Result<(Vec<(String, Result<Bytes, String>)>, Vec<NoteInput>), WorkerError> {
     let mut images = Vec::new();
@@ -655,7 +503,7 @@ pub fn gate_attributes(object: &dicom_object::DefaultDicomObject) -> GateAttribu
 /// Records what the job's models read for the drift monitor; a failure is
 /// logged, not raised (the prediction is stored).
 async fn record_input(
-    state: &AppState,
+    state: &State,
     output: &PredictionOutput,
     case_id: Uuid,
     prediction_id: Option<Uuid>,

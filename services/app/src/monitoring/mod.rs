@@ -24,7 +24,7 @@ use fusion_store::StoreError;
 use opentelemetry::KeyValue;
 use serde::Serialize;
 
-use crate::AppState;
+use crate::State;
 use alerts::{Alert, AlertBook, AlertKind};
 use drift::{DriftSettings, PackageDrift};
 use outcomes::GroupStats;
@@ -125,7 +125,7 @@ pub struct MonitoringReport {
 
 fn figures(
     reviews: &[(fusion_store::ReviewRecord, fusion_store::PredictionRecord)],
-    state: &AppState,
+    state: &State,
     default_nominal: f64,
 ) -> ReviewFigures {
     let catalogue = &state.catalogue;
@@ -223,7 +223,7 @@ pub fn alert_conditions(
 ///
 /// [`StoreError`] when the database cannot be read or an alert's audit
 /// event cannot be appended.
-pub async fn evaluate(state: &AppState) -> Result<MonitoringReport, StoreError> {
+pub async fn evaluate(state: &State) -> Result<MonitoringReport, StoreError> {
     let settings = state.monitor.settings;
     let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     let reviews = state
@@ -264,12 +264,7 @@ pub async fn evaluate(state: &AppState) -> Result<MonitoringReport, StoreError> 
     })
 }
 
-fn record_gauges(
-    state: &AppState,
-    window: &ReviewFigures,
-    drift: &[PackageDrift],
-    alerts: &[Alert],
-) {
+fn record_gauges(state: &State, window: &ReviewFigures, drift: &[PackageDrift], alerts: &[Alert]) {
     let m = &state.metrics;
     for g in &window.groups {
         let attrs = [
@@ -312,7 +307,7 @@ fn record_gauges(
 
 /// Runs [`evaluate`] every `every` until the runtime stops; a failure is
 /// logged and tried again at the next tick.
-pub async fn run_periodically(state: AppState, every: std::time::Duration) {
+pub async fn run_periodically(state: State, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

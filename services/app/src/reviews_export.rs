@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use fusion_models::{FusedLabel, Observation};
 use fusion_schemas::{Section, SectionKind};
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, CaseFilter,
-    CaseSort, PredictionRecord, Repository, ReviewRecord, StoreError,
+    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditRecord, CaseFilter, CaseSort,
+    EntityKind, PredictionRecord, Repository, ReviewRecord, StoreError,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -278,28 +278,27 @@ impl ReviewExport {
         let mut entities: Vec<AuditEntity> = self
             .rows
             .iter()
-            .map(|r| AuditEntity::new("case", r.case_id.to_string()))
+            .map(|r| AuditEntity::new(EntityKind::Case, r.case_id.to_string()))
             .collect();
         entities.extend(
             self.notes
                 .iter()
-                .map(|n| AuditEntity::new("note", n.to_string())),
+                .map(|n| AuditEntity::new(EntityKind::Note, n.to_string())),
         );
-        AuditRecord {
-            event_type: AuditEventType::Export,
-            subtype: "reviews-export".to_owned(),
-            action: AuditAction::Execute,
-            outcome: AuditOutcome::Success,
-            outcome_desc: Some(format!(
-                "{} reviewed cases as labelled reports",
-                self.rows.len()
-            )),
+        AuditRecord::builder(
+            AuditEventType::Export,
+            "reviews-export",
+            AuditAction::Execute,
             agent,
-            entities,
-            patient_ids: self.patients.iter().cloned().collect(),
-            purpose_of_use: Some("HQUALIMP".to_owned()),
-            request_id: None,
-        }
+        )
+        .outcome_desc(format!(
+            "{} reviewed cases as labelled reports",
+            self.rows.len()
+        ))
+        .entities(entities)
+        .patient_ids(self.patients.iter().cloned().collect())
+        .purpose_of_use(Some("HQUALIMP".to_owned()))
+        .build()
     }
 
     /// Writes the CSV: `report_id,split,indication,comparison,findings,

@@ -11,7 +11,7 @@ use fusion_store::InstanceRecord;
 use uuid::Uuid;
 
 use super::{ReviewInput, SourceInstance, SrError, SrInput};
-use crate::AppState;
+use crate::State;
 
 /// Whether a SOP Class is an SR (PS3.4 Annex B: 1.2.840.10008.5.1.4.1.1.88.x):
 /// reports are evidence of nothing and never model input.
@@ -44,7 +44,7 @@ const IDENTITY: [(Tag, VR, bool); 12] = [
 /// [`SrError::NoStudy`] for a case without a study, [`SrError::NotFound`],
 /// [`SrError::NoSource`], [`SrError::Malformed`], [`SrError::Store`].
 pub async fn load(
-    state: &AppState,
+    state: &State,
     prediction_id: Uuid,
     review_id: Option<Uuid>,
 ) -> Result<SrInput, SrError> {
@@ -117,7 +117,7 @@ pub async fn load(
 ///
 /// [`SrError::Malformed`], [`SrError::NotFound`], [`SrError::Store`].
 pub async fn without_study(
-    state: &AppState,
+    state: &State,
     record: &fusion_store::PredictionRecord,
     review_id: Option<Uuid>,
 ) -> Result<SrInput, SrError> {
@@ -142,7 +142,7 @@ pub async fn without_study(
 
 /// The identity attributes of the study, read from a stored source instance.
 async fn identity_of(
-    state: &AppState,
+    state: &State,
     source: &InstanceRecord,
 ) -> Result<Vec<(Tag, VR, String)>, SrError> {
     let bytes = state
@@ -175,7 +175,7 @@ async fn identity_of(
 }
 
 async fn review_of(
-    state: &AppState,
+    state: &State,
     prediction_id: Uuid,
     review_id: Uuid,
 ) -> Result<ReviewInput, SrError> {

@@ -9,12 +9,12 @@
 
 use chrono::Utc;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, BlobError,
-    BlobKey, StoreError,
+    AuditAction, AuditAgent, AuditEventType, AuditRecord, BlobError, BlobKey, EntityKind,
+    StoreError,
 };
 use futures::TryStreamExt;
 
-use crate::AppState;
+use crate::State;
 
 /// Why a collection stopped.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub struct GcReport {
 ///
 /// [`GcError`] naming the failing side; what was removed before stays
 /// removed.
-pub async fn collect_blobs(state: &AppState, grace: chrono::Duration) -> Result<GcReport, GcError> {
+pub async fn collect_blobs(state: &State, grace: chrono::Duration) -> Result<GcReport, GcError> {
     if grace < chrono::Duration::minutes(MIN_GRACE_MINUTES) {
         return Err(GcError::GraceTooShort(grace.num_minutes()));
     }
@@ -95,21 +95,18 @@ pub async fn collect_blobs(state: &AppState, grace: chrono::Duration) -> Result<
     report.staged_removed = files;
     report.staged_bytes = bytes;
     if report.removed + report.staged_removed > 0 {
-        let record = AuditRecord {
-            event_type: AuditEventType::ApplicationActivity,
-            subtype: "blob-gc".into(),
-            action: AuditAction::Delete,
-            outcome: AuditOutcome::Success,
-            outcome_desc: Some(format!(
-                "{} unreferenced blobs ({} bytes) and {} staged files ({} bytes) removed",
-                report.removed, report.removed_bytes, report.staged_removed, report.staged_bytes
-            )),
-            agent: AuditAgent::system(),
-            entities: vec![AuditEntity::new("blob_store", state.blobs.location())],
-            patient_ids: vec![],
-            purpose_of_use: None,
-            request_id: None,
-        };
+        let record = AuditRecord::builder(
+            AuditEventType::ApplicationActivity,
+            "blob-gc",
+            AuditAction::Delete,
+            AuditAgent::system(),
+        )
+        .outcome_desc(format!(
+            "{} unreferenced blobs ({} bytes) and {} staged files ({} bytes) removed",
+            report.removed, report.removed_bytes, report.staged_removed, report.staged_bytes
+        ))
+        .entity(EntityKind::BlobStore, state.blobs.location())
+        .build();
         state.repository.append_audit(&record).await?;
     }
     tracing::info!(

@@ -31,12 +31,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
-    DeliveryOutcome, DeliveryRecord, DeliveryTarget,
+    AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, AuditRecord, DeliveryOutcome,
+    DeliveryRecord, DeliveryTarget, EntityKind,
 };
 use secrecy::SecretString;
 
-use crate::AppState;
+use crate::State;
 use crate::ingest::{InstanceOutcome, Submitter};
 
 /// How often an idle sender looks for due deliveries.
@@ -218,7 +218,7 @@ pub enum Attempt {
 }
 
 /// Starts `settings.senders` sender tasks on the current runtime.
-pub fn spawn_senders(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_senders(state: &State) -> Vec<tokio::task::JoinHandle<()>> {
     let client = match http::client(&state.outbox) {
         Ok(c) => c,
         Err(e) => {
@@ -231,7 +231,7 @@ pub fn spawn_senders(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         .collect()
 }
 
-async fn run_sender(state: AppState, client: reqwest::Client, n: usize) {
+async fn run_sender(state: State, client: reqwest::Client, n: usize) {
     tracing::info!(sender = n, "outbox sender started");
     // A claim leases the row for longer than one attempt can take.
     let lease = chrono::Duration::from_std(state.outbox.timeout * 2 + Duration::from_secs(30))
@@ -254,7 +254,7 @@ async fn run_sender(state: AppState, client: reqwest::Client, n: usize) {
 }
 
 /// Makes one attempt at a claimed delivery and records its outcome.
-pub async fn deliver(state: &AppState, client: &reqwest::Client, d: DeliveryRecord) {
+pub async fn deliver(state: &State, client: &reqwest::Client, d: DeliveryRecord) {
     let span = tracing::info_span!("outbox_delivery", delivery = %d.id, target = d.target.as_str(), attempt = d.attempts);
     tracing::Instrument::instrument(
         async {
@@ -309,7 +309,7 @@ fn outcome_name(o: &DeliveryOutcome) -> &'static str {
     }
 }
 
-async fn attempt(state: &AppState, client: &reqwest::Client, d: &DeliveryRecord) -> Attempt {
+async fn attempt(state: &State, client: &reqwest::Client, d: &DeliveryRecord) -> Attempt {
     match d.target {
         DeliveryTarget::Local => store_locally(state, d).await,
         DeliveryTarget::Dicomweb => {
@@ -344,7 +344,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: &DeliveryRecord)
 }
 
 /// Loads and builds the SR of a delivery.
-async fn build_sr(state: &AppState, d: &DeliveryRecord) -> Result<crate::sr::SrDocument, Attempt> {
+async fn build_sr(state: &State, d: &DeliveryRecord) -> Result<crate::sr::SrDocument, Attempt> {
     let input = crate::sr::load(state, d.prediction_id, d.review_id)
         .await
         .map_err(|e| match e {
@@ -376,7 +376,7 @@ async fn build_sr(state: &AppState, d: &DeliveryRecord) -> Result<crate::sr::SrD
 /// which integration clients never read (threat model). The study's sender
 /// keeps adding instances to its study (the ingest's one-sender rule leaves
 /// [`SR_SUBMITTER`] out).
-async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
+async fn store_locally(state: &State, d: &DeliveryRecord) -> Attempt {
     let doc = match build_sr(state, d).await {
         Ok(doc) => doc,
         Err(a) => return a,
@@ -404,10 +404,8 @@ async fn store_locally(state: &AppState, d: &DeliveryRecord) -> Attempt {
     };
     let submitter = Submitter {
         audit_subtype: "sr-store",
-        agent: sr_writer_agent(),
+        actor: crate::Actor::new(sr_writer_agent()),
         id: SR_SUBMITTER.to_owned(),
-        request_id: None,
-        purpose_of_use: None,
     };
     match crate::ingest::store_instance(state, doc.bytes.into(), Some(&study), &submitter).await {
         InstanceOutcome::Stored(_) | InstanceOutcome::Duplicate(_) => Attempt::Delivered {
@@ -427,14 +425,7 @@ pub use fusion_store::SR_SUBMITTER;
 
 /// The agent storing SRs into the archive.
 pub fn sr_writer_agent() -> AuditAgent {
-    AuditAgent {
-        kind: "system".into(),
-        id: "sr-writer".into(),
-        name: "outbox sender".into(),
-        role: None,
-        address: None,
-        requestor: true,
-    }
+    AuditAgent::new(AgentKind::System, "sr-writer", "outbox sender")
 }
 
 /// An attempt's error as the audit trail keeps it: a destination's answer
@@ -452,7 +443,7 @@ fn without_answer_body(error: &str) -> String {
 
 /// The audit event of an attempt at a remote destination (none for the
 /// archive: its ingest records its own 110104).
-async fn audit_of(state: &AppState, d: &DeliveryRecord, attempt: &Attempt) -> Option<AuditRecord> {
+async fn audit_of(state: &State, d: &DeliveryRecord, attempt: &Attempt) -> Option<AuditRecord> {
     let (dest, event_type, subtype) = match d.target {
         DeliveryTarget::Local => return None,
         DeliveryTarget::Dicomweb => (
@@ -475,43 +466,39 @@ async fn audit_of(state: &AppState, d: &DeliveryRecord, attempt: &Attempt) -> Op
         Attempt::Transient { error, .. } => (AuditOutcome::MinorFailure, Some(error.clone())),
         Attempt::Refused { error, .. } => (AuditOutcome::MinorFailure, Some(error.clone())),
     };
-    let mut entities = vec![
-        AuditEntity::new("delivery", d.id.to_string()),
-        AuditEntity::new("prediction", d.prediction_id.to_string()),
-    ];
+    let agent = AuditAgent::new(
+        AgentKind::Destination,
+        d.target.as_str(),
+        dest.map(Destination::address).unwrap_or_default(),
+    )
+    .role("110152 Destination Role ID")
+    .address(dest.map(Destination::address))
+    .not_requestor();
+    let mut record = AuditRecord::builder(event_type, subtype, AuditAction::Read, agent)
+        .outcome(outcome)
+        .entity(EntityKind::Delivery, d.id.to_string())
+        .entity(EntityKind::Prediction, d.prediction_id.to_string())
+        .patient_ids(patient_ids);
+    if let Some(desc) = desc {
+        record = record.outcome_desc(fusion_store::outbox::bounded_error(&without_answer_body(
+            &desc,
+        )));
+    }
     if let Some(r) = d.review_id {
-        entities.push(AuditEntity::new("review", r.to_string()));
+        record = record.entity(EntityKind::Review, r.to_string());
     }
     if d.target == DeliveryTarget::Dicomweb {
-        entities.push(AuditEntity::new(
-            "instance",
+        record = record.entity(
+            EntityKind::Instance,
             crate::sr::report_uid(d.prediction_id, d.review_id),
-        ));
+        );
     }
-    Some(AuditRecord {
-        event_type,
-        subtype: subtype.into(),
-        action: AuditAction::Read,
-        outcome,
-        outcome_desc: desc.map(|e| fusion_store::outbox::bounded_error(&without_answer_body(&e))),
-        agent: AuditAgent {
-            kind: "destination".into(),
-            id: d.target.as_str().into(),
-            name: dest.map(Destination::address).unwrap_or_default(),
-            role: Some("110152 Destination Role ID".into()),
-            address: dest.map(Destination::address),
-            requestor: false,
-        },
-        entities,
-        patient_ids,
-        purpose_of_use: None,
-        request_id: None,
-    })
+    Some(record.build())
 }
 
 /// Wakes this process's senders (after a prediction or review queued
 /// deliveries).
-pub fn wake(state: &AppState) {
+pub fn wake(state: &State) {
     state.deliveries.notify_waiters();
 }
 

@@ -32,7 +32,7 @@ use fusion_schemas::Observation;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::AppState;
+use crate::State;
 use crate::sr::{ReviewInput, SrError};
 
 /// The code system of the CheXpert observations and the fusion quantities.
@@ -77,7 +77,7 @@ struct Parts {
 }
 
 async fn parts(
-    state: &AppState,
+    state: &State,
     prediction_id: Uuid,
     review_id: Option<Uuid>,
 ) -> Result<Parts, SrError> {
@@ -130,7 +130,7 @@ async fn parts(
 /// # Errors
 ///
 /// [`SrError`] from the store or a malformed stored prediction.
-pub async fn case_bundle(state: &AppState, case_id: Uuid) -> Result<Option<Value>, SrError> {
+pub async fn case_bundle(state: &State, case_id: Uuid) -> Result<Option<Value>, SrError> {
     let Some((id, review)) = current(state, case_id).await? else {
         return Ok(None);
     };
@@ -139,7 +139,7 @@ pub async fn case_bundle(state: &AppState, case_id: Uuid) -> Result<Option<Value
 }
 
 /// The case's latest prediction version and that version's latest review.
-async fn current(state: &AppState, case_id: Uuid) -> Result<Option<(Uuid, Option<Uuid>)>, SrError> {
+async fn current(state: &State, case_id: Uuid) -> Result<Option<(Uuid, Option<Uuid>)>, SrError> {
     let Some(latest) = state
         .repository
         .predictions_of_case(case_id)
@@ -167,7 +167,7 @@ async fn current(state: &AppState, case_id: Uuid) -> Result<Option<(Uuid, Option
 ///
 /// As [`case_bundle`].
 pub async fn transaction_bundle(
-    state: &AppState,
+    state: &State,
     prediction_id: Uuid,
     review_id: Option<Uuid>,
 ) -> Result<Value, SrError> {

@@ -112,7 +112,7 @@ pub struct Settings {
     /// The URL clients reach the service at, e.g.
     /// `https://pacs.example.org/fusion` (`FUSION_PUBLIC_BASE_URL`): every
     /// RetrieveURL and BulkDataURI the service hands out starts with it
-    /// (see [`crate::public_url`]). Unset: taken from each request.
+    /// (see the API's `public_url` module). Unset: taken from each request.
     #[serde(default)]
     pub public_base_url: Option<String>,
     /// Reverse proxies whose `X-Forwarded-Proto`, `-Host`, `-Port`,

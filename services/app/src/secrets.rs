@@ -12,6 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Prefix of API key ids, which also tells a key's Bearer token from a
+/// session token.
+pub const API_KEY_PREFIX: &str = "fk_";
+
 /// Errors of secret handling.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -5,13 +5,13 @@
 use chrono::{DateTime, Utc};
 use fusion_schemas::Role;
 use fusion_store::{
-    ApiKeyRecord, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
+    ApiKeyRecord, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditRecord, EntityKind,
     NewUser, StoreError, UserChange, UserRecord,
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::AppState;
-use crate::auth::secrets::{self, SecretError};
+use crate::State;
+use crate::secrets::{self, SecretError};
 
 /// Shortest password accepted (NIST SP 800-63B §5.1.1.2 asks for at least 8;
 /// we ask more of accounts that see patient data).
@@ -63,31 +63,15 @@ impl Operator {
         action: AuditAction,
         entity: AuditEntity,
     ) -> AuditRecord {
-        AuditRecord {
-            event_type,
-            subtype: subtype.to_owned(),
-            action,
-            outcome: AuditOutcome::Success,
-            outcome_desc: None,
-            agent: self.agent(),
-            entities: vec![entity],
-            patient_ids: vec![],
-            purpose_of_use: None,
-            request_id: None,
-        }
+        AuditRecord::builder(event_type, subtype, action, self.agent())
+            .entities([entity])
+            .build()
     }
 
     /// The operator as the audit trail's agent (kind `operator`, the
     /// requestor).
     pub fn agent(&self) -> AuditAgent {
-        AuditAgent {
-            kind: "operator".to_owned(),
-            id: self.name.clone(),
-            name: self.name.clone(),
-            role: Some("operator".to_owned()),
-            address: None,
-            requestor: true,
-        }
+        AuditAgent::operator(&self.name)
     }
 }
 
@@ -126,7 +110,7 @@ async fn hash(password: &SecretString) -> Result<String, AdminError> {
 /// [`AdminError::BadUsername`], [`AdminError::WeakPassword`], or a store
 /// error (`already exists` when the name is taken).
 pub async fn add_user(
-    state: &AppState,
+    state: &State,
     operator: &Operator,
     username: &str,
     role: Role,
@@ -145,7 +129,7 @@ pub async fn add_user(
         AuditEventType::SecurityAlert,
         "user-create",
         AuditAction::Create,
-        AuditEntity::new("user", id.to_string()),
+        AuditEntity::new(EntityKind::User, id.to_string()),
     );
     record.outcome_desc = Some(format!("user {username} with role {role}"));
     state.repository.create_user(&user, &record).await?;
@@ -158,7 +142,7 @@ pub async fn add_user(
 ///
 /// [`AdminError::NoSuchUser`] or a store error.
 pub async fn set_disabled(
-    state: &AppState,
+    state: &State,
     operator: &Operator,
     username: &str,
     disabled: bool,
@@ -171,7 +155,7 @@ pub async fn set_disabled(
             "user-enable"
         },
         AuditAction::Update,
-        AuditEntity::new("user", username),
+        AuditEntity::new(EntityKind::User, username),
     );
     let change = UserChange {
         disabled: Some(disabled),
@@ -194,7 +178,7 @@ pub async fn set_disabled(
 ///
 /// [`AdminError::WeakPassword`], [`AdminError::NoSuchUser`] or a store error.
 pub async fn reset_password(
-    state: &AppState,
+    state: &State,
     operator: &Operator,
     username: &str,
     password: &SecretString,
@@ -204,7 +188,7 @@ pub async fn reset_password(
         AuditEventType::SecurityAlert,
         "user-password-reset",
         AuditAction::Update,
-        AuditEntity::new("user", username),
+        AuditEntity::new(EntityKind::User, username),
     );
     let change = UserChange {
         disabled: None,
@@ -226,7 +210,7 @@ pub async fn reset_password(
 /// # Errors
 ///
 /// A store error.
-pub async fn list_users(state: &AppState) -> Result<Vec<UserRecord>, AdminError> {
+pub async fn list_users(state: &State) -> Result<Vec<UserRecord>, AdminError> {
     Ok(state.repository.list_users().await?)
 }
 
@@ -248,7 +232,7 @@ pub struct CreatedApiKey {
 ///
 /// A store or randomness error.
 pub async fn create_api_key(
-    state: &AppState,
+    state: &State,
     operator: &Operator,
     name: &str,
     role: Role,
@@ -256,7 +240,7 @@ pub async fn create_api_key(
 ) -> Result<CreatedApiKey, AdminError> {
     let id = format!(
         "{}{}",
-        crate::auth::API_KEY_PREFIX,
+        secrets::API_KEY_PREFIX,
         hex::encode(secrets::random_bytes::<8>()?)
     );
     let secret = secrets::random_token()?;
@@ -276,7 +260,7 @@ pub async fn create_api_key(
         AuditEventType::SecurityAlert,
         "api-key-create",
         AuditAction::Create,
-        AuditEntity::new("api_key", id.clone()),
+        AuditEntity::new(EntityKind::ApiKey, id.clone()),
     );
     record.outcome_desc = Some(format!("API key {name:?} with role {role}"));
     state.repository.create_api_key(&key, &record).await?;
@@ -293,7 +277,7 @@ pub async fn create_api_key(
 ///
 /// [`AdminError::NoSuchKey`] or a store error.
 pub async fn revoke_api_key(
-    state: &AppState,
+    state: &State,
     operator: &Operator,
     id: &str,
 ) -> Result<(), AdminError> {
@@ -301,7 +285,7 @@ pub async fn revoke_api_key(
         AuditEventType::SecurityAlert,
         "api-key-revoke",
         AuditAction::Delete,
-        AuditEntity::new("api_key", id),
+        AuditEntity::new(EntityKind::ApiKey, id),
     );
     if state.repository.revoke_api_key(id, &record).await? {
         Ok(())
@@ -315,7 +299,7 @@ pub async fn revoke_api_key(
 /// # Errors
 ///
 /// A store error.
-pub async fn list_api_keys(state: &AppState) -> Result<Vec<ApiKeyRecord>, AdminError> {
+pub async fn list_api_keys(state: &State) -> Result<Vec<ApiKeyRecord>, AdminError> {
     Ok(state.repository.list_api_keys().await?)
 }
 
@@ -328,7 +312,7 @@ pub async fn list_api_keys(state: &AppState) -> Result<Vec<ApiKeyRecord>, AdminE
 /// [`AdminError::WeakPassword`] for a given password that is too short, or a
 /// store error.
 pub async fn bootstrap_admin(
-    state: &AppState,
+    state: &State,
     password: Option<&SecretString>,
 ) -> Result<Option<SecretString>, AdminError> {
     if state.repository.count_users().await? > 0 {

@@ -9,25 +9,23 @@
 
 use bytes::Bytes;
 use fusion_imaging::{FailureReason, PixelError};
-use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use fusion_schemas::StudyInstanceUid;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, DecodeStatus,
+    AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, DecodeStatus, EntityKind,
     NewInstance, PutOutcome,
 };
 
-use crate::AppState;
+use crate::State;
+use crate::cases::{Actor, StudyKey};
 
 /// Who sends the instances, for the audit trail and read-back.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    /// The audit agent.
-    pub agent: AuditAgent,
+    /// Who acts: the audit agent, and over HTTP the request id and the
+    /// stated purpose of use.
+    pub actor: Actor,
     /// Recorded as `submitted_by` (API key or user id).
     pub id: String,
-    /// The request id, when over HTTP.
-    pub request_id: Option<String>,
-    /// AuditEvent.purposeOfUse, when stated.
-    pub purpose_of_use: Option<String>,
     /// The subtype of the 110104 event of each stored instance: `stow-rs`
     /// (STOW-RS, `fusion ingest`) or `sr-store` (our own SRs, issue #17).
     pub audit_subtype: &'static str,
@@ -65,18 +63,6 @@ pub struct StoredInstance {
     pub newly_stored: bool,
 }
 
-/// A study and what links it to its case: the Accession Number (0008,0050)
-/// and Patient ID (0010,0020) it was stored with.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StudyKey {
-    /// Study Instance UID (0020,000D).
-    pub study: StudyInstanceUid,
-    /// Accession Number, when the instance has one.
-    pub accession: Option<AccessionNumber>,
-    /// Patient ID, when the instance has one.
-    pub patient: Option<PatientId>,
-}
-
 /// A study a request (or an import) touched, and whether it stored new
 /// instances of it or only duplicates of stored ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,13 +84,13 @@ impl From<&StoredInstance> for TouchedStudy {
 
 /// After a request (or an import) stored instances: links each distinct
 /// study it touched to its case and queues a prediction
-/// ([`crate::inference::link_study`]), once per study rather than once per
+/// ([`crate::cases::link_study`]), once per study rather than once per
 /// instance. A study touched by duplicates only is linked too (a re-send
 /// after a crash between storing and linking is how it reaches its case,
 /// issue #14 finding 3), but queues a prediction only when that link is new.
 /// Failures are logged; the instances stay stored.
 pub async fn link_studies(
-    state: &AppState,
+    state: &State,
     touched: impl IntoIterator<Item = TouchedStudy>,
     submitter: &Submitter,
 ) {
@@ -113,7 +99,7 @@ pub async fn link_studies(
         *distinct.entry(t.key).or_default() |= t.new_instances;
     }
     for (key, new_instances) in distinct {
-        crate::inference::link_study(state, &key, new_instances, submitter).await;
+        crate::cases::link_study(state, &key, new_instances, &submitter.actor).await;
     }
 }
 
@@ -124,21 +110,12 @@ pub async fn link_studies(
 /// # Errors
 ///
 /// [`fusion_store::StoreError`] when the studies cannot be listed.
-pub async fn link_orphan_studies(state: &AppState) -> Result<usize, fusion_store::StoreError> {
+pub async fn link_orphan_studies(state: &State) -> Result<usize, fusion_store::StoreError> {
     let orphans = state.repository.studies_without_case().await?;
     let submitter = Submitter {
         audit_subtype: "stow-rs",
-        agent: AuditAgent {
-            kind: "system".into(),
-            id: String::new(),
-            name: "start-up sweep".into(),
-            role: None,
-            address: None,
-            requestor: false,
-        },
+        actor: Actor::new(AuditAgent::new(AgentKind::System, "", "start-up sweep").not_requestor()),
         id: "system".into(),
-        request_id: None,
-        purpose_of_use: None,
     };
     let n = orphans.len();
     if n > 0 {
@@ -197,36 +174,34 @@ impl FailedInstance {
 /// [`AuditOutcome::MajorFailure`] when the service failed. A failure to
 /// write the event is logged; the answer to the client stands.
 pub async fn audit_refusal(
-    state: &AppState,
+    state: &State,
     submitter: &Submitter,
     failed: &FailedInstance,
     study: Option<&str>,
     patient_ids: Vec<String>,
     outcome: AuditOutcome,
 ) {
-    let mut entities = Vec::new();
-    if let Some(study) = study {
-        entities.push(AuditEntity::new("study", study.to_owned()));
-    }
-    if let Some(instance) = &failed.sop_instance {
-        entities.push(AuditEntity::new("instance", instance.clone()));
-    }
-    let record = AuditRecord {
-        event_type: AuditEventType::DicomInstancesTransferred,
-        subtype: "stow-rs".into(),
-        action: AuditAction::Create,
-        outcome,
-        outcome_desc: Some(format!(
+    let mut record = submitter
+        .actor
+        .audit(
+            AuditEventType::DicomInstancesTransferred,
+            "stow-rs",
+            AuditAction::Create,
+        )
+        .outcome(outcome)
+        .outcome_desc(format!(
             "refused with Failure Reason {:04X}: {}",
             failed.reason.code(),
             failed.detail
-        )),
-        agent: submitter.agent.clone(),
-        entities,
-        patient_ids,
-        purpose_of_use: submitter.purpose_of_use.clone(),
-        request_id: submitter.request_id.clone(),
-    };
+        ))
+        .patient_ids(patient_ids);
+    if let Some(study) = study {
+        record = record.entity(EntityKind::Study, study.to_owned());
+    }
+    if let Some(instance) = &failed.sop_instance {
+        record = record.entity(EntityKind::Instance, instance.clone());
+    }
+    let record = record.build();
     if let Err(e) = state.repository.append_audit(&record).await {
         tracing::error!(error = %e, "cannot audit a refused instance");
     }
@@ -244,7 +219,7 @@ pub async fn audit_refusal(
 /// Instance UIDs whenever they can be read, from the data set or the file
 /// meta ([`fusion_imaging::sop_uids`]).
 pub async fn store_instance(
-    state: &AppState,
+    state: &State,
     bytes: Bytes,
     expected_study: Option<&StudyInstanceUid>,
     submitter: &Submitter,
@@ -278,7 +253,7 @@ fn failed(reason: FailureReason, detail: impl Into<String>) -> (InstanceOutcome,
 /// [`store_instance`] less the audit of the refusals the store did not
 /// audit.
 async fn store_unaudited(
-    state: &AppState,
+    state: &State,
     bytes: Bytes,
     expected_study: Option<&StudyInstanceUid>,
     submitter: &Submitter,
@@ -364,21 +339,17 @@ async fn store_unaudited(
         decode_reason,
         submitted_by: Some(submitter.id.clone()),
     };
-    let audit = AuditRecord {
-        event_type: AuditEventType::DicomInstancesTransferred,
-        subtype: submitter.audit_subtype.into(),
-        action: AuditAction::Create,
-        outcome: AuditOutcome::Success,
-        outcome_desc: None,
-        agent: submitter.agent.clone(),
-        entities: vec![
-            AuditEntity::new("study", stored.study.clone()),
-            AuditEntity::new("instance", stored.sop_instance.clone()),
-        ],
-        patient_ids: patient_ids.clone(),
-        purpose_of_use: submitter.purpose_of_use.clone(),
-        request_id: submitter.request_id.clone(),
-    };
+    let audit = submitter
+        .actor
+        .audit(
+            AuditEventType::DicomInstancesTransferred,
+            submitter.audit_subtype,
+            AuditAction::Create,
+        )
+        .entity(EntityKind::Study, stored.study.clone())
+        .entity(EntityKind::Instance, stored.sop_instance.clone())
+        .patient_ids(patient_ids.clone())
+        .build();
     match state.index_writer.put(new, audit).await {
         Ok(PutOutcome::Stored) => (
             InstanceOutcome::Stored(StoredInstance {

@@ -13,8 +13,7 @@
 use std::collections::BTreeSet;
 
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord, Repository,
-    StoreError,
+    AuditAction, AuditAgent, AuditEventType, AuditRecord, EntityKind, Repository, StoreError,
 };
 use serde::Serialize;
 
@@ -128,16 +127,13 @@ pub fn audit_record(alert: &Alert) -> AuditRecord {
         AlertKind::Coverage => "model-coverage-alert",
         AlertKind::Drift => "model-drift-alert",
     };
-    AuditRecord {
-        event_type: AuditEventType::SecurityAlert,
-        subtype: subtype.to_owned(),
-        action: AuditAction::Execute,
-        outcome: AuditOutcome::Success,
-        outcome_desc: Some(alert.evidence.clone()),
-        agent: AuditAgent::system(),
-        entities: vec![AuditEntity::new("model-package", alert.package.clone())],
-        patient_ids: Vec::new(),
-        purpose_of_use: None,
-        request_id: None,
-    }
+    AuditRecord::builder(
+        AuditEventType::SecurityAlert,
+        subtype,
+        AuditAction::Execute,
+        AuditAgent::system(),
+    )
+    .outcome_desc(alert.evidence.clone())
+    .entity(EntityKind::MonitoredPackages, alert.package.clone())
+    .build()
 }

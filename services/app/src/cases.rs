@@ -1,0 +1,185 @@
+//! Cases: linking what arrives (a stored instance, a stored note) to its
+//! case and queueing a prediction for the workers ([`crate::worker`]).
+//!
+//! A study links by its accession number, else by its Study Instance UID; a
+//! note by the accession number or study it names. The case is created when
+//! missing. Linking failures are logged, not raised: what arrived is stored,
+//! and the next arrival, re-send or start links it again.
+//!
+//! Logs name cases, jobs and notes by identifier only, never patient data.
+
+use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use fusion_store::{
+    AuditAction, AuditAgent, AuditEventType, AuditRecord, AuditRecordBuilder, CaseKey, Enqueued,
+    EntityKind, NewNote, NoteStatus, StoreError,
+};
+use uuid::Uuid;
+
+use crate::State;
+
+/// Who acts, for the audit events an action records: the agent, and over
+/// HTTP the request id and the stated purpose of use.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The audit agent.
+    pub agent: AuditAgent,
+    /// The request id, when over HTTP.
+    pub request_id: Option<String>,
+    /// AuditEvent.purposeOfUse, when stated (HL7 v3 PurposeOfUse).
+    pub purpose_of_use: Option<String>,
+}
+
+impl Actor {
+    /// An actor outside any request: no request id, no purpose of use.
+    pub fn new(agent: AuditAgent) -> Self {
+        Self {
+            agent,
+            request_id: None,
+            purpose_of_use: None,
+        }
+    }
+
+    /// Starts the audit record of an event this actor causes: its agent,
+    /// request id and purpose of use.
+    pub fn audit(
+        &self,
+        event_type: AuditEventType,
+        subtype: &str,
+        action: AuditAction,
+    ) -> AuditRecordBuilder {
+        AuditRecord::builder(event_type, subtype, action, self.agent.clone())
+            .purpose_of_use(self.purpose_of_use.clone())
+            .request_id(self.request_id.clone())
+    }
+}
+
+/// A study and what links it to its case: the Accession Number (0008,0050)
+/// and Patient ID (0010,0020) it was stored with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StudyKey {
+    /// Study Instance UID (0020,000D).
+    pub study: StudyInstanceUid,
+    /// Accession Number, when the instance has one.
+    pub accession: Option<AccessionNumber>,
+    /// Patient ID, when the instance has one.
+    pub patient: Option<PatientId>,
+}
+
+/// Queues a prediction for `case_id` (deduplicated by the store) and wakes
+/// a worker of this process.
+///
+/// # Errors
+///
+/// [`StoreError`] from the queue.
+pub async fn enqueue(
+    state: &State,
+    case_id: Uuid,
+    audit: Option<&AuditRecord>,
+) -> Result<Enqueued, StoreError> {
+    let queued = state.repository.enqueue(case_id, audit).await?;
+    state.jobs.notify_one();
+    Ok(queued)
+}
+
+/// After STOW-RS (or `fusion ingest`) stored instances of a study: links the
+/// study to its case (by accession number, else by study; created when
+/// missing) and queues a prediction when `new_instances` were stored or the
+/// link is new (a study re-sent as duplicates only, whose first link was
+/// lost). A failure is logged, not raised: the instances are stored, and the
+/// next instance, note, re-send or start links it again.
+pub async fn link_study(state: &State, key: &StudyKey, new_instances: bool, actor: &Actor) {
+    let patient_ids: Vec<String> = key.patient.iter().map(|p| p.as_str().to_owned()).collect();
+    let template = actor
+        .audit(
+            AuditEventType::PatientRecord,
+            "case-link",
+            AuditAction::Update,
+        )
+        .entity(EntityKind::Study, key.study.as_str())
+        .patient_ids(patient_ids)
+        .build();
+    link_study_and_enqueue(
+        state,
+        &key.study,
+        key.accession.as_ref(),
+        key.patient.as_ref(),
+        new_instances,
+        &template,
+    )
+    .await;
+}
+
+async fn link_study_and_enqueue(
+    state: &State,
+    study: &StudyInstanceUid,
+    accession: Option<&AccessionNumber>,
+    patient: Option<&PatientId>,
+    new_instances: bool,
+    template: &AuditRecord,
+) {
+    let linked = state
+        .repository
+        .upsert_case_for_study(study, accession, patient, template)
+        .await;
+    let link = match linked {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot link a study to its case");
+            return;
+        }
+    };
+    if !new_instances && link.change == fusion_store::LinkChange::Unchanged {
+        // Duplicates of a study already linked: nothing new to predict.
+        return;
+    }
+    match enqueue(state, link.case_id, None).await {
+        Ok(q) => {
+            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "study linked; prediction queued")
+        }
+        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
+    }
+}
+
+/// After a note was stored: when it names an accession number or a study,
+/// links it to that case (created when missing) and, when it has text,
+/// queues a prediction. A failure is logged, not raised: the note is stored.
+pub async fn link_note(state: &State, note: &NewNote, actor: &Actor) {
+    if note.accession_number.is_none() && note.study_instance_uid.is_none() {
+        return;
+    }
+    let patient_ids: Vec<String> = note
+        .patient_id
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let template = actor
+        .audit(
+            AuditEventType::PatientRecord,
+            "case-link",
+            AuditAction::Update,
+        )
+        .entity(EntityKind::Note, note.id.to_string())
+        .patient_ids(patient_ids)
+        .build();
+    let key = CaseKey {
+        accession_number: note.accession_number.clone(),
+        study_instance_uid: note.study_instance_uid.clone(),
+        patient_id: note.patient_id.clone(),
+    };
+    let link = match state.repository.link_note(note.id, &key, &template).await {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::error!(note = %note.id, error = %e, "cannot link a note to its case");
+            return;
+        }
+    };
+    if note.status != NoteStatus::Analysed {
+        return;
+    }
+    match enqueue(state, link.case_id, None).await {
+        Ok(q) => {
+            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "note linked; prediction queued")
+        }
+        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
+    }
+}
