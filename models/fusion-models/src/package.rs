@@ -17,6 +17,7 @@
 use std::path::PathBuf;
 
 mod manifest;
+pub mod training;
 mod validation;
 mod verification;
 

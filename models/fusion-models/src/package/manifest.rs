@@ -532,7 +532,7 @@ pub struct Manifest {
     /// How a trained package was made: data, map, settings and figures
     /// (written by `fusion train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub training: Option<crate::report_heads::Training>,
+    pub training: Option<super::training::Training>,
     /// Every file, with size and SHA-256.
     pub files: Vec<PackageFile>,
 }

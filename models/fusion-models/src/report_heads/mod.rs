@@ -34,78 +34,10 @@ use crate::evidence::{Evidence, EvidenceExt, sample_moments};
 use crate::opinion::Opinion;
 use crate::package::{InputSpec, ModelPackage, UncertaintyMethod};
 
+pub use crate::package::training::{Prior, Training, TrainingLabel};
 pub use features::FeatureSpec;
 pub use train::{Calibration, HeadFigures, TrainOptions, TrainedHead, calibrate, train_head};
 pub use write::{PackageDraft, write_package};
-
-/// How a trained package was made (manifest `[training]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Training {
-    /// The labelled data set's file name.
-    pub data: String,
-    /// Its SHA-256.
-    pub data_sha256: String,
-    /// The label map's name.
-    pub map: String,
-    /// The label map file's SHA-256.
-    pub map_sha256: String,
-    /// The split fitted on (`train`).
-    pub split: String,
-    /// Reports in that split.
-    pub reports: usize,
-    /// The split the `validation` figures are measured on, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_split: Option<String>,
-    /// Reports in the validation split.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_reports: Option<usize>,
-    /// Settings (seed, members, C grid, α).
-    pub options: TrainOptions,
-    /// Per observation: counts, the C chosen and figures.
-    pub labels: Vec<TrainingLabel>,
-    /// Base rates of observations without gold in the map (estimated, see
-    /// `source`).
-    #[serde(default)]
-    pub priors: Vec<Prior>,
-}
-
-/// One observation's training record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainingLabel {
-    /// The observation.
-    pub observation: Observation,
-    /// Gold positives in the training split.
-    pub positives: usize,
-    /// Inverse regularisation strength kept.
-    pub c: f64,
-    /// Out-of-bag figures on the training split.
-    pub out_of_bag: HeadFigures,
-    /// Figures on the validation split (never fitted on).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation: Option<HeadFigures>,
-    /// The reliability diagram behind the validation ECE.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_reliability: Option<crate::metrics::Reliability>,
-    /// The same validation split through the service *without* this package
-    /// (the labeller's rules and the encoder's zero-shot evidence; decision =
-    /// the labeller): the "before" of the model card.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<HeadFigures>,
-}
-
-/// A base rate for an observation the heads do not predict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Prior {
-    /// The observation.
-    pub observation: Observation,
-    /// The base rate a ∈ [0, 1].
-    pub base_rate: f64,
-    /// Where it comes from (e.g. "labeller positive rate on train; no gold").
-    pub source: String,
-}
 
 /// Why a heads package could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -27,109 +27,12 @@
 //! Nothing here looks at data outside the rows given. Deterministic: the
 //! resamples come from SplitMix64 seeded with `seed` and the observation.
 
-use serde::{Deserialize, Serialize};
+pub use crate::package::training::{HeadFigures, TrainOptions};
 
 use super::logistic::{Design, FitOptions, Logistic, fit};
-use crate::calibration::{
-    ECE_BINS, TemperatureScaler, brier_score, expected_calibration_error, sigmoid,
-};
+use crate::calibration::{TemperatureScaler, sigmoid};
 use crate::conformal::ConformalCalibrator;
-use crate::metrics::{Confusion, auroc, average_precision};
-
-/// Settings of a training run (written into the manifest).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainOptions {
-    /// Ensemble members B per observation.
-    pub members: usize,
-    /// Inverse regularisation strengths tried, by OOB log-loss.
-    pub c_grid: Vec<f64>,
-    /// Seed of the resamples.
-    pub seed: u64,
-    /// Conformal miscoverage α (0.1: 90 % sets).
-    pub alpha: f64,
-    /// Fewest gold positives (and negatives) for a head; observations with
-    /// fewer keep the rule-based text evidence.
-    pub min_positives: usize,
-}
-
-impl Default for TrainOptions {
-    fn default() -> Self {
-        Self {
-            members: 16,
-            c_grid: vec![1.0, 3.0, 10.0],
-            seed: 20_261_206,
-            alpha: 0.1,
-            min_positives: 5,
-        }
-    }
-}
-
-/// Figures of one head's probabilities against gold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeadFigures {
-    /// Reports scored.
-    pub n: usize,
-    /// Gold positives among them.
-    pub positives: usize,
-    /// AUROC (`None` when a class is absent).
-    pub auroc: Option<f64>,
-    /// Average precision (`None` without a positive).
-    pub average_precision: Option<f64>,
-    /// ECE, 15 equal-width bins.
-    pub ece: f64,
-    /// Brier score.
-    pub brier: f64,
-    /// Precision of p ≥ the decision threshold.
-    pub precision: f64,
-    /// Recall of p ≥ the decision threshold.
-    pub recall: f64,
-    /// F1 of p ≥ the decision threshold.
-    pub f1: f64,
-    /// Fraction of conformal sets holding the gold class.
-    pub coverage: Option<f64>,
-}
-
-impl HeadFigures {
-    /// Measures `(p, gold)` pairs at `threshold`, with the conformal sets of
-    /// `conformal` where given.
-    #[must_use]
-    pub fn measure(
-        pairs: &[(f64, bool)],
-        threshold: f64,
-        conformal: Option<&ConformalCalibrator>,
-    ) -> Self {
-        let confusion = Confusion::of(pairs.iter().map(|&(p, y)| (p >= threshold, y)));
-        let coverage = conformal.and_then(|c| {
-            let covered = pairs
-                .iter()
-                .filter(|&&(p, y)| {
-                    c.predict_set(p).is_ok_and(|set| {
-                        set.contains(if y {
-                            crate::conformal::BinaryClass::Present
-                        } else {
-                            crate::conformal::BinaryClass::Absent
-                        })
-                    })
-                })
-                .count();
-            (!pairs.is_empty()).then(|| covered as f64 / pairs.len() as f64)
-        });
-        Self {
-            n: pairs.len(),
-            positives: pairs.iter().filter(|p| p.1).count(),
-            auroc: auroc(pairs),
-            average_precision: average_precision(pairs),
-            ece: expected_calibration_error(pairs, ECE_BINS).unwrap_or(f64::NAN),
-            brier: brier_score(pairs).unwrap_or(f64::NAN),
-            precision: confusion.precision(),
-            recall: confusion.recall(),
-            f1: confusion.f1(),
-            coverage,
-        }
-    }
-}
+use crate::metrics::Confusion;
 
 /// One trained head.
 #[derive(Debug, Clone, PartialEq)]
@@ -386,6 +289,7 @@ fn argmax_threshold(pairs: &[(f64, bool)]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibration::{ECE_BINS, expected_calibration_error};
 
     /// A small invented set: one informative feature, a noisy one.
     fn data(n: usize) -> (Design, Vec<bool>) {
