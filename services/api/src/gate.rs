@@ -25,7 +25,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use fusion_schemas::ErrorBody;
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditOutcome, AuditRecord,
+    AgentKind, AuditAction, AuditAgent, AuditEventType, AuditOutcome, AuditRecord, EntityKind,
 };
 
 use crate::AppState;
@@ -258,29 +258,21 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
         }
         Err(Refusal::Invalid { tried, reason }) => {
             let http = req.request().clone();
-            let record = AuditRecord {
-                event_type: AuditEventType::UserAuthentication,
-                subtype: "credential-check".to_owned(),
-                action: AuditAction::Execute,
-                outcome: AuditOutcome::SeriousFailure,
-                outcome_desc: Some(reason.to_owned()),
-                agent: AuditAgent {
-                    kind: "anonymous".to_owned(),
-                    id: String::new(),
-                    name: tried.clone(),
-                    role: None,
-                    address: client_address(&http),
-                    requestor: true,
-                },
-                entities: if tried.is_empty() {
-                    vec![]
-                } else {
-                    vec![AuditEntity::new("api_key", tried)]
-                },
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: request_id(&http),
-            };
+            let agent = AuditAgent::new(AgentKind::Anonymous, "", tried.clone())
+                .address(client_address(&http));
+            let mut record = AuditRecord::builder(
+                AuditEventType::UserAuthentication,
+                "credential-check",
+                AuditAction::Execute,
+                agent,
+            )
+            .outcome(AuditOutcome::SeriousFailure)
+            .outcome_desc(reason)
+            .request_id(request_id(&http));
+            if !tried.is_empty() {
+                record = record.entity(EntityKind::ApiKey, tried);
+            }
+            let record = record.build();
             if let Err(e) = state.repository.append_audit(&record).await {
                 tracing::error!(error = %e, "cannot audit a failed credential");
             }
@@ -304,24 +296,22 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
             if !permissions.iter().any(|p| principal.can(*p)) =>
         {
             let http = req.request().clone();
-            let record = AuditRecord {
-                event_type: AuditEventType::SecurityAlert,
-                subtype: "access-denied".to_owned(),
-                action: action_of(req.method()),
-                outcome: AuditOutcome::MinorFailure,
-                outcome_desc: Some(format!(
-                    "role {} lacks {:?} for {} {}",
-                    principal.role,
-                    permissions,
-                    req.method(),
-                    pattern.as_deref().unwrap_or("")
-                )),
-                agent: principal.agent(client_address(&http)),
-                entities: vec![],
-                patient_ids: vec![],
-                purpose_of_use: None,
-                request_id: request_id(&http),
-            };
+            let record = AuditRecord::builder(
+                AuditEventType::SecurityAlert,
+                "access-denied",
+                action_of(req.method()),
+                principal.agent(client_address(&http)),
+            )
+            .outcome(AuditOutcome::MinorFailure)
+            .outcome_desc(format!(
+                "role {} lacks {:?} for {} {}",
+                principal.role,
+                permissions,
+                req.method(),
+                pattern.as_deref().unwrap_or("")
+            ))
+            .request_id(request_id(&http))
+            .build();
             if let Err(e) = state.repository.append_audit(&record).await {
                 tracing::error!(error = %e, "cannot audit a refusal");
             }

@@ -27,8 +27,8 @@ pub(crate) async fn monitoring_report(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    crate::metrics::refresh_operational(&state).await;
-    let report = crate::monitoring::evaluate(&state).await?;
+    fusion_app::metrics::refresh_operational(&state).await;
+    let report = fusion_app::monitoring::evaluate(&state).await?;
     let wants_html = req
         .headers()
         .get(header::ACCEPT)

@@ -1,7 +1,6 @@
 //! `GET /cases/{id}/view`: the case page, assembled from its parts (images,
 //! notes, prediction, versions, reviews and the review form).
 
-use fusion_store::EntityKind;
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;

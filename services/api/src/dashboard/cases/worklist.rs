@@ -1,7 +1,6 @@
 //! `GET /worklist`: the cases with their status, top findings and refer
 //! flag; the JSON list's filters, sorting by column, 25 a page.
 
-use fusion_store::EntityKind;
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;

@@ -4,7 +4,6 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_schemas::{AccessionNumber, PatientId};
-use fusion_store::EntityKind;
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseFilter, CaseSort, CaseStatus, CaseSummary,
     EntityKind, Finding,

@@ -33,7 +33,6 @@ mod reviews;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use fusion_schemas::{ErrorBody, PatientId};
-use fusion_store::EntityKind;
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, CaseRecord, EntityKind, PredictionRecord, StoreError,
 };

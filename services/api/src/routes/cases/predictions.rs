@@ -5,7 +5,6 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use fusion_store::EntityKind;
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, EntityKind, Finding, PredictionRecord,
     PredictionStatus,

@@ -3,7 +3,6 @@
 //! uncertain) and marks the case reviewed; `GET /predictions/{id}/reviews`
 //! lists them.
 
-use fusion_store::EntityKind;
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
