@@ -598,7 +598,7 @@ async fn stow_file(
     app: &TestApp,
     key: &(String, String),
     file: &str,
-) -> fusion_imaging::IndexAttributes {
+) -> fusion_imaging::InstanceAttributes {
     let bytes = fusion_tests::dicom::read(file);
     let boundary = "fusion-browser-boundary-42";
     let res = app

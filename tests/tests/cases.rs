@@ -10,7 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use fusion_schemas::{AccessionNumber, Role, StudyInstanceUid};
+use std::collections::BTreeMap;
+
+use fusion_schemas::{
+    AccessionNumber, BranchReport, BranchStatus, Branches, FusedLabel, Opinion, PredictionInputs,
+    Role, StudyInstanceUid,
+};
 use fusion_store::prelude::*;
 use fusion_store::{
     AuditAction, AuditAgent, AuditEventType, AuditFilter, AuditOutcome, AuditRecord, CaseFilter,
@@ -37,7 +42,7 @@ fn dicom(file: &str) -> Vec<u8> {
     fusion_tests::dicom::read(file)
 }
 
-fn attrs(file: &str) -> fusion_imaging::IndexAttributes {
+fn attrs(file: &str) -> fusion_imaging::InstanceAttributes {
     fusion_imaging::index_attributes(&fusion_imaging::parse(&dicom(file)).unwrap())
 }
 
@@ -663,13 +668,26 @@ fn prediction(case_id: Uuid, job_id: Option<Uuid>) -> NewPrediction {
         id: Uuid::now_v7(),
         case_id,
         status: PredictionStatus::Predicted,
-        packages: json!([]),
-        branches: json!({"image": {"status": "missing"}, "text": {"status": "used"}}),
-        fused: json!({"pneumonia": {"opinion": {"probability": 0.8}}}),
+        packages: vec![],
+        branches: Branches {
+            image: BranchReport::empty(BranchStatus::Missing, "no image"),
+            text: BranchReport::empty(BranchStatus::Used, "a note"),
+        },
+        fused: [(
+            "pneumonia".to_owned(),
+            FusedLabel {
+                opinion: Opinion::new(0.8, 0.2, 0.0, 0.5).unwrap(),
+                conflict: 0.0,
+                prediction_set: None,
+                sources: vec!["text".into()],
+                abstain: None,
+            },
+        )]
+        .into(),
         abstain: false,
         abstain_reasons: vec![],
-        timings: json!({}),
-        inputs: json!({}),
+        timings: BTreeMap::new(),
+        inputs: PredictionInputs::default(),
         findings: vec![Finding {
             label: "pneumonia".into(),
             probability: 0.8,

@@ -82,7 +82,7 @@ Mild degenerative disc disease at C5-C6. The visualised lung apices are clear; \
 no apical pneumothorax.\n\
 IMPRESSION: No fracture. Probable muscle strain.\n";
 
-fn attrs(file: &str) -> fusion_imaging::IndexAttributes {
+fn attrs(file: &str) -> fusion_imaging::InstanceAttributes {
     fusion_imaging::index_attributes(&fusion_imaging::parse(&read(file)).unwrap())
 }
 

@@ -12,11 +12,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fusion_models::conformal::{BinaryClass, PredictionSet};
 use fusion_models::{FusedLabel, Opinion};
-use fusion_schemas::{AccessionNumber, Role};
+use fusion_schemas::{
+    AccessionNumber, BranchReport, BranchStatus, Branches, PredictionInputs, Role,
+};
 use fusion_store::{
     AuditAction, AuditAgent, AuditEventType, AuditFilter, AuditOutcome, AuditRecord, CaseKey,
     InputFeatures, NewModelInput, NewPrediction, PredictionStatus,
@@ -79,24 +82,29 @@ async fn predicted(app: &TestApp, n: usize, labels: &[(&str, FusedLabel)]) -> Uu
         .open_case(&key, &[], &system_audit("case-open"))
         .await
         .unwrap();
-    let fused: serde_json::Map<String, Value> = labels
-        .iter()
-        .map(|(k, l)| ((*k).to_owned(), serde_json::to_value(l).unwrap()))
-        .collect();
     let prediction = NewPrediction {
         id: Uuid::now_v7(),
         case_id: link.case_id,
         status: PredictionStatus::Predicted,
-        packages: json!([]),
-        branches: json!({
-            "image": {"package": "invented-image@2.0.0"},
-            "text": {"package": "invented-text@1.0.0"},
-        }),
-        fused: Value::Object(fused),
+        packages: vec![],
+        branches: Branches {
+            image: BranchReport {
+                package: Some("invented-image@2.0.0".into()),
+                ..BranchReport::empty(BranchStatus::Used, "")
+            },
+            text: BranchReport {
+                package: Some("invented-text@1.0.0".into()),
+                ..BranchReport::empty(BranchStatus::Used, "")
+            },
+        },
+        fused: labels
+            .iter()
+            .map(|(k, l)| ((*k).to_owned(), l.clone()))
+            .collect(),
         abstain: false,
         abstain_reasons: Vec::new(),
-        timings: json!({}),
-        inputs: json!({}),
+        timings: BTreeMap::new(),
+        inputs: PredictionInputs::default(),
         findings: Vec::new(),
         refer: false,
         job_id: None,

@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, Utc};
-use fusion_schemas::AccessionNumber;
+use fusion_schemas::{AccessionNumber, BranchReport, BranchStatus, Branches, PredictionInputs};
 use fusion_store::{
     AuditAction, AuditAgent, AuditEventType, AuditOutcome, AuditRecord, CaseKey, DatabaseUrl,
     DeliveryFilter, DeliveryOutcome, DeliveryState, DeliveryTarget, NewPrediction, NewReview,
@@ -66,13 +68,16 @@ async fn prediction(repo: &dyn Repository, accession: &str, targets: Vec<Deliver
         id: Uuid::now_v7(),
         case_id: case.case_id,
         status: PredictionStatus::Predicted,
-        packages: json!([]),
-        branches: json!({}),
-        fused: json!({}),
+        packages: vec![],
+        branches: Branches {
+            image: BranchReport::empty(BranchStatus::Missing, "no image"),
+            text: BranchReport::empty(BranchStatus::Missing, "no note"),
+        },
+        fused: BTreeMap::new(),
         abstain: false,
         abstain_reasons: vec![],
-        timings: json!({}),
-        inputs: json!({}),
+        timings: BTreeMap::new(),
+        inputs: PredictionInputs::default(),
         findings: vec![],
         refer: false,
         job_id: None,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use fusion_schemas::Role;
 use fusion_schemas::{
-    AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
-    TransferSyntaxUid,
+    AccessionNumber, InstanceAttributes, PatientId, SeriesInstanceUid, SopInstanceUid,
+    StudyInstanceUid, TransferSyntaxUid,
 };
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditFilter, AuditOutcome, AuditRecord,
@@ -22,32 +22,34 @@ use secrecy::SecretString;
 
 fn instance(study: &str, series: &str, sop: &str, modality: &str, key: &BlobKey) -> NewInstance {
     NewInstance {
-        study_instance_uid: StudyInstanceUid::parse(study).unwrap(),
-        series_instance_uid: SeriesInstanceUid::parse(series).unwrap(),
-        sop_instance_uid: SopInstanceUid::parse(sop).unwrap(),
-        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-        transfer_syntax_uid: TransferSyntaxUid::parse("1.2.840.10008.1.2.1").unwrap(),
-        patient_id: Some(PatientId::parse("TEST-0001").unwrap()),
-        patient_name: Some("Doe^Jane".into()),
-        accession_number: Some(AccessionNumber::parse("ACC-42").unwrap()),
-        study_date: Some("20260102".into()),
-        study_description: Some("CHEST".into()),
-        study_time: Some("101500".into()),
-        study_id: Some("S1".into()),
-        referring_physician: Some("Smith^John".into()),
-        series_description: Some(format!("{modality} SERIES")),
-        modality: Some(modality.into()),
-        body_part: Some("CHEST".into()),
-        series_number: Some(1),
-        instance_number: Some(1),
-        rows: Some(128),
-        columns: Some(128),
-        frames: Some(1),
+        instance: InstanceAttributes {
+            study_instance_uid: StudyInstanceUid::parse(study).unwrap(),
+            series_instance_uid: SeriesInstanceUid::parse(series).unwrap(),
+            sop_instance_uid: SopInstanceUid::parse(sop).unwrap(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            transfer_syntax_uid: TransferSyntaxUid::parse("1.2.840.10008.1.2.1").unwrap(),
+            patient_id: Some(PatientId::parse("TEST-0001").unwrap()),
+            patient_name: Some("Doe^Jane".into()),
+            accession_number: Some(AccessionNumber::parse("ACC-42").unwrap()),
+            study_date: Some("20260102".into()),
+            study_description: Some("CHEST".into()),
+            study_time: Some("101500".into()),
+            study_id: Some("S1".into()),
+            referring_physician: Some("Smith^John".into()),
+            series_description: Some(format!("{modality} SERIES")),
+            modality: Some(modality.into()),
+            body_part: Some("CHEST".into()),
+            series_number: Some(1),
+            instance_number: Some(1),
+            rows: Some(128),
+            columns: Some(128),
+            frames: Some(1),
+            attributes: serde_json::json!({ "00080060": { "vr": "CS", "Value": [modality] } }),
+        },
         blob_key: key.clone(),
         size_bytes: 39206,
         decode_status: DecodeStatus::Ok,
         decode_reason: None,
-        attributes: serde_json::json!({ "00080060": { "vr": "CS", "Value": [modality] } }),
         submitted_by: Some("fk_test".into()),
     }
 }
@@ -630,10 +632,10 @@ async fn qido_story(repo: &dyn Repository, blobs: &BlobStore) {
     // A second study of another patient, stored by another client.
     let key = blobs.put(Bytes::from_static(b"other study")).await.unwrap();
     let mut other = instance("1.2.4", "1.2.4.1", "1.2.4.1.1", "CR", &key);
-    other.patient_id = Some(PatientId::parse("TEST-0002").unwrap());
-    other.patient_name = Some("Smith^John".into());
-    other.accession_number = Some(AccessionNumber::parse("ACC-43").unwrap());
-    other.study_date = Some("20250615".into());
+    other.instance.patient_id = Some(PatientId::parse("TEST-0002").unwrap());
+    other.instance.patient_name = Some("Smith^John".into());
+    other.instance.accession_number = Some(AccessionNumber::parse("ACC-43").unwrap());
+    other.instance.study_date = Some("20250615".into());
     other.submitted_by = Some("fk_other".into());
     assert_eq!(
         repo.put_instance(&other, &stow_audit()).await.unwrap(),

@@ -46,38 +46,7 @@ impl TryFrom<PolicyRecord> for AbstainPolicy {
     }
 }
 
-/// Why a label was abstained on: the threshold(s) passed and the observed
-/// values. Serialised with a `"reason"` tag in snake_case, e.g.
-/// `{"reason": "high_uncertainty", "uncertainty": 0.6, "max_uncertainty": 0.5}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
-pub enum AbstainReason {
-    /// u > `max_uncertainty`.
-    HighUncertainty {
-        /// The fused opinion's uncertainty u ∈ [0, 1].
-        uncertainty: f64,
-        /// The policy's threshold.
-        max_uncertainty: f64,
-    },
-    /// C > `max_conflict` (or C is NaN).
-    HighConflict {
-        /// The conflict C given to [`AbstainPolicy::evaluate`].
-        conflict: f64,
-        /// The policy's threshold.
-        max_conflict: f64,
-    },
-    /// Both thresholds were passed.
-    HighUncertaintyAndConflict {
-        /// The fused opinion's uncertainty u ∈ [0, 1].
-        uncertainty: f64,
-        /// The policy's uncertainty threshold.
-        max_uncertainty: f64,
-        /// The conflict C.
-        conflict: f64,
-        /// The policy's conflict threshold.
-        max_conflict: f64,
-    },
-}
+pub use fusion_schemas::AbstainReason;
 
 impl Default for AbstainPolicy {
     /// u > 0.5 or C > 0.5: used when no package supplies a policy.

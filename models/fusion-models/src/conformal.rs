@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use fusion_schemas::{BinaryClass, PredictionSet};
+
 /// Why conformal calibration or prediction refused its input.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum ConformalError {
@@ -31,93 +33,6 @@ pub enum ConformalError {
     /// α is not in the open interval (0, 1).
     #[error("alpha = {0} must be in (0, 1)")]
     InvalidAlpha(f64),
-    /// A deserialised prediction set names a class twice.
-    #[error("a prediction set lists the class {0:?} twice")]
-    DuplicateClass(BinaryClass),
-}
-
-/// One of the two classes of a binary label. Serialised as `"present"` or
-/// `"absent"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BinaryClass {
-    /// The finding is present.
-    Present,
-    /// The finding is absent.
-    Absent,
-}
-
-/// A conformal prediction set for a binary label: ∅, {present}, {absent} or
-/// {present, absent}.
-///
-/// A singleton is a confident call at level 1 − α, the full set says the
-/// model cannot decide at that level, and the empty set (possible only when
-/// q̂ < 0.5, i.e. with a large α on well-separated scores) says neither class
-/// conforms to the calibration data — callers should treat it like an
-/// abstention, not as a call.
-///
-/// Serialised as a JSON list of classes, present first: `[]`, `["present"]`,
-/// `["absent"]`, `["present", "absent"]`; a duplicate is refused on reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(try_from = "Vec<BinaryClass>", into = "Vec<BinaryClass>")]
-pub struct PredictionSet {
-    present: bool,
-    absent: bool,
-}
-
-impl From<PredictionSet> for Vec<BinaryClass> {
-    fn from(set: PredictionSet) -> Self {
-        set.classes().collect()
-    }
-}
-
-impl TryFrom<Vec<BinaryClass>> for PredictionSet {
-    type Error = ConformalError;
-
-    fn try_from(classes: Vec<BinaryClass>) -> Result<Self, Self::Error> {
-        let mut set = Self::default();
-        for class in classes {
-            let slot = match class {
-                BinaryClass::Present => &mut set.present,
-                BinaryClass::Absent => &mut set.absent,
-            };
-            if *slot {
-                return Err(ConformalError::DuplicateClass(class));
-            }
-            *slot = true;
-        }
-        Ok(set)
-    }
-}
-
-impl PredictionSet {
-    /// Whether `class` is in the set.
-    #[must_use]
-    pub const fn contains(&self, class: BinaryClass) -> bool {
-        match class {
-            BinaryClass::Present => self.present,
-            BinaryClass::Absent => self.absent,
-        }
-    }
-
-    /// Number of classes in the set, 0 to 2.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        usize::from(self.present) + usize::from(self.absent)
-    }
-
-    /// True for the empty set.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        !self.present && !self.absent
-    }
-
-    /// The classes in the set, present first.
-    pub fn classes(&self) -> impl Iterator<Item = BinaryClass> + use<> {
-        let present = self.present.then_some(BinaryClass::Present);
-        let absent = self.absent.then_some(BinaryClass::Absent);
-        present.into_iter().chain(absent)
-    }
 }
 
 /// Nonconformity score s = 1 − P(true class) ∈ [0, 1] of one case, where
@@ -301,10 +216,10 @@ impl ConformalCalibrator {
     /// [0, 1] (a NaN must not silently become an empty set).
     pub fn predict_set(&self, p_present: f64) -> Result<PredictionSet, ConformalError> {
         let p = check_unit("probability", 0, p_present)?;
-        Ok(PredictionSet {
-            present: score_of(p, true) <= self.qhat,
-            absent: score_of(p, false) <= self.qhat,
-        })
+        Ok(PredictionSet::new(
+            score_of(p, true) <= self.qhat,
+            score_of(p, false) <= self.qhat,
+        ))
     }
 }
 
@@ -315,7 +230,7 @@ mod tests {
     const TEN_SCORES: [f64; 10] = [0.3, 0.1, 0.7, 0.2, 0.9, 0.5, 0.4, 0.8, 0.6, 0.05];
 
     fn set(present: bool, absent: bool) -> PredictionSet {
-        PredictionSet { present, absent }
+        PredictionSet::new(present, absent)
     }
 
     #[test]

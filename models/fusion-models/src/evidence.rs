@@ -10,84 +10,13 @@ use fusion_schemas::NoteLabel;
 use serde::{Deserialize, Serialize};
 
 use crate::opinion::{Opinion, OpinionError, check_evidence, check_in, check_non_negative};
+pub use fusion_schemas::Evidence;
 
-/// Non-negative evidence for "present" (`positive`, e₊) and "absent"
-/// (`negative`, e₋), in pseudo-counts (units of observations; Jøsang 2016,
-/// Ch. 3). Both lie in [0, [`crate::opinion::EVIDENCE_LIMIT`]].
-///
-/// Serialised as `{"positive": e₊, "negative": e₋}`; deserialisation
-/// re-checks the invariant.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "EvidenceRecord", into = "EvidenceRecord")]
-pub struct Evidence {
-    positive: f64,
-    negative: f64,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EvidenceRecord {
-    positive: f64,
-    negative: f64,
-}
-
-impl From<Evidence> for EvidenceRecord {
-    fn from(e: Evidence) -> Self {
-        Self {
-            positive: e.positive,
-            negative: e.negative,
-        }
-    }
-}
-
-impl TryFrom<EvidenceRecord> for Evidence {
-    type Error = OpinionError;
-
-    fn try_from(r: EvidenceRecord) -> Result<Self, Self::Error> {
-        Evidence::new(r.positive, r.negative)
-    }
-}
-
-impl Evidence {
-    /// No evidence either way; maps to the vacuous opinion.
-    pub const NONE: Self = Self {
-        positive: 0.0,
-        negative: 0.0,
-    };
-
-    /// Evidence from two counts.
-    ///
-    /// # Errors
-    /// [`OpinionError::OutOfDomain`] if either count is NaN, negative or above
-    /// [`crate::opinion::EVIDENCE_LIMIT`].
-    pub fn new(positive: f64, negative: f64) -> Result<Self, OpinionError> {
-        Ok(Self {
-            positive: check_evidence("positive evidence", positive)?,
-            negative: check_evidence("negative evidence", negative)?,
-        })
-    }
-
-    /// Evidence e₊ for "present", ≥ 0.
-    #[must_use]
-    pub const fn positive(&self) -> f64 {
-        self.positive
-    }
-
-    /// Evidence e₋ for "absent", ≥ 0.
-    #[must_use]
-    pub const fn negative(&self) -> f64 {
-        self.negative
-    }
-
-    /// The opinion this evidence supports, base rate 0.5:
-    /// S = e₊ + e₋ + 2, b = e₊/S, d = e₋/S, u = 2/S (see
-    /// [`Opinion::from_evidence`]). Infallible: the invariant was checked on
-    /// construction.
-    #[must_use]
-    pub fn to_opinion(&self) -> Opinion {
-        Opinion::from_checked_evidence(self.positive, self.negative)
-    }
-
+/// The models' ways to [`Evidence`]: from the moments of a probability's
+/// posterior samples (image branch, report heads) and from the mention
+/// labeller's label (text branch). Implemented for [`Evidence`] only; bring
+/// it into scope to call `Evidence::from_beta_moments` and the others.
+pub trait EvidenceExt {
     /// Evidence from the mean `mean` = p and variance `variance` = v of a
     /// probability's posterior samples (MC dropout or an ensemble) by
     /// moment-matching a Beta(α, β) distribution. Method of moments for the
@@ -116,11 +45,11 @@ impl Evidence {
     ///
     /// # Errors
     /// [`OpinionError::OutOfDomain`] naming the first input outside its range.
-    pub fn from_beta_moments(
+    fn from_beta_moments(
         mean: f64,
         variance: f64,
         max_evidence: f64,
-    ) -> Result<Self, OpinionError> {
+    ) -> Result<Evidence, OpinionError> {
         let p = check_in("mean", mean, 0.0, 1.0, "[0, 1]")?;
         let v = check_non_negative("variance", variance)?;
         let cap = check_evidence("max_evidence", max_evidence)?;
@@ -129,13 +58,13 @@ impl Evidence {
         let strength = if v == 0.0 {
             s_max
         } else if v >= spread {
-            return Ok(Self::NONE);
+            return Ok(Evidence::NONE);
         } else {
             (spread / v - 1.0).min(s_max)
         };
         let positive = (p * strength - 1.0).clamp(0.0, cap);
         let negative = ((1.0 - p) * strength - 1.0).clamp(0.0, cap);
-        Ok(Self { positive, negative })
+        Evidence::new(positive, negative)
     }
 
     /// The opinion, with base rate `base_rate` = a, whose projected
@@ -162,19 +91,19 @@ impl Evidence {
     /// # Errors
     /// [`OpinionError::OutOfDomain`] for p or a outside [0, 1], a negative or
     /// non-finite v, or `max_evidence` outside [0, 1e300].
-    pub fn opinion_from_moments(
+    fn opinion_from_moments(
         mean: f64,
         variance: f64,
         base_rate: f64,
         max_evidence: f64,
-    ) -> Result<(Self, Opinion), OpinionError> {
+    ) -> Result<(Evidence, Opinion), OpinionError> {
         let p = check_in("mean", mean, 0.0, 1.0, "[0, 1]")?.clamp(1e-9, 1.0 - 1e-9);
         let v = check_non_negative("variance", variance)?;
         let a = check_in("base_rate", base_rate, 0.0, 1.0, "[0, 1]")?;
         let cap = check_evidence("max_evidence", max_evidence)?;
         let spread = p * (1.0 - p);
         if v >= spread {
-            return Ok((Self::NONE, Opinion::vacuous().with_base_rate(a)?));
+            return Ok((Evidence::NONE, Opinion::vacuous().with_base_rate(a)?));
         }
         let from_moments = if v == 0.0 {
             cap + 2.0
@@ -187,7 +116,7 @@ impl Evidence {
             .max(2.0);
         let positive = (p * strength - 2.0 * a).max(0.0);
         let negative = ((1.0 - p) * strength - 2.0 * (1.0 - a)).max(0.0);
-        let evidence = Self::new(positive, negative)?;
+        let evidence = Evidence::new(positive, negative)?;
         let s = positive + negative + 2.0;
         let opinion = Opinion::new(positive / s, negative / s, 2.0 / s, a)?;
         Ok((evidence, opinion))
@@ -198,7 +127,7 @@ impl Evidence {
     ///
     /// # Errors
     /// Those of [`sample_moments`] and [`Evidence::from_beta_moments`].
-    pub fn from_samples(samples: &[f64], max_evidence: f64) -> Result<Self, OpinionError> {
+    fn from_samples(samples: &[f64], max_evidence: f64) -> Result<Evidence, OpinionError> {
         let m = sample_moments(samples)?;
         Self::from_beta_moments(m.mean, m.variance, max_evidence)
     }
@@ -207,16 +136,19 @@ impl Evidence {
     /// positive → (w_pos, 0), negative → (0, w_neg), uncertain →
     /// (w_unc, w_unc), not mentioned → none.
     #[must_use]
-    pub const fn from_text_label(label: NoteLabel, weights: &TextEvidenceWeights) -> Self {
+    fn from_text_label(label: NoteLabel, weights: &TextEvidenceWeights) -> Evidence {
         let (positive, negative) = match label {
             NoteLabel::Positive => (weights.positive, 0.0),
             NoteLabel::Negative => (0.0, weights.negative),
             NoteLabel::Uncertain => (weights.uncertain, weights.uncertain),
             NoteLabel::NotMentioned => (0.0, 0.0),
         };
-        Self { positive, negative }
+        // The weights were checked to lie in [0, EVIDENCE_LIMIT]: never NONE.
+        Evidence::new(positive, negative).unwrap_or(Evidence::NONE)
     }
 }
+
+impl EvidenceExt for Evidence {}
 
 /// Mean and Bessel-corrected sample variance of n ≥ 2 samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::evidence::{Evidence, sample_moments};
+use crate::evidence::{Evidence, EvidenceExt, sample_moments};
 use crate::opinion::{Opinion, OpinionError};
 use crate::package::{
     LabelSpec, Manifest, McDropout, NoUncertainty, Observation, OutputSpec, UncertaintyMethod,

@@ -40,7 +40,7 @@ pub use conformal::{
     BinaryClass, ConformalCalibrator, ConformalError, PredictionSet, nonconformity_score,
     quantile_rank,
 };
-pub use evidence::{Evidence, SampleMoments, TextEvidenceWeights, sample_moments};
+pub use evidence::{Evidence, EvidenceExt, SampleMoments, TextEvidenceWeights, sample_moments};
 pub use fusion_schemas::NoteLabel;
 pub use opinion::{
     Combination, FusedOpinion, FusionError, Opinion, OpinionError, combine, combine_all,

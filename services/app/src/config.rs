@@ -89,7 +89,7 @@ pub struct Settings {
     /// `fusion migrate` runs separately (compliance/deployment.md).
     pub migrate_on_start: bool,
     /// Largest STOW-RS request body, bytes (`FUSION_STOW_MAX_BYTES`).
-    /// Default 4 GiB.
+    /// Default 4 GiB ([`fusion_imaging::DEFAULT_MAX_TOTAL_BYTES`]).
     pub stow_max_bytes: u64,
     /// Folder of the model packages (`FUSION_MODELS_DIR`), loaded once at
     /// start by the inference workers. Default `models/packages`.
@@ -255,7 +255,7 @@ impl Settings {
             .set_default("login_attempts_per_minute", 10)?
             .set_default("lockout_failures", 5)?
             .set_default("lockout_minutes", 15)?
-            .set_default("stow_max_bytes", 4_u64 << 30)?
+            .set_default("stow_max_bytes", fusion_imaging::DEFAULT_MAX_TOTAL_BYTES)?
             .set_default("models_dir", "models/packages")?
             .set_default("workers", 1)?
             .set_default("audit_head_minutes", 60)?

@@ -332,32 +332,11 @@ async fn store_unaudited(
     let mut attrs = attrs;
     without_nul(&mut attrs);
     let new = NewInstance {
-        study_instance_uid: attrs.study_instance_uid,
-        series_instance_uid: attrs.series_instance_uid,
-        sop_instance_uid: attrs.sop_instance_uid,
-        sop_class_uid: attrs.sop_class_uid,
-        transfer_syntax_uid: attrs.transfer_syntax_uid,
-        patient_id: attrs.patient_id,
-        patient_name: attrs.patient_name,
-        accession_number: attrs.accession_number,
-        study_date: attrs.study_date,
-        study_description: attrs.study_description,
-        study_time: attrs.study_time,
-        study_id: attrs.study_id,
-        referring_physician: attrs.referring_physician,
-        series_description: attrs.series_description,
-        modality: attrs.modality,
-        body_part: attrs.body_part,
-        series_number: attrs.series_number,
-        instance_number: attrs.instance_number,
-        rows: attrs.rows,
-        columns: attrs.columns,
-        frames: attrs.frames,
+        instance: attrs,
         blob_key,
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
         decode_status,
         decode_reason,
-        attributes: attrs.attributes,
         submitted_by: Some(submitter.id.clone()),
     };
     let audit = submitter
@@ -417,7 +396,7 @@ async fn store_unaudited(
 /// some devices leave one inside a value (PS3.5 §6.2 allows it only as
 /// padding of UI and OB values), and PostgreSQL cannot store NUL in text or
 /// JSON. The stored bytes keep them; only the index loses them.
-fn without_nul(attrs: &mut fusion_imaging::IndexAttributes) {
+fn without_nul(attrs: &mut fusion_imaging::InstanceAttributes) {
     fn clean(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),

@@ -84,14 +84,16 @@ pub fn split_of(case_id: Uuid) -> &'static str {
 #[must_use]
 pub fn service_call(prediction: &PredictionRecord, observation: Observation) -> Option<bool> {
     let key = observation.as_str();
-    let fused: FusedLabel =
-        serde_json::from_value(prediction.prediction.fused.get(key)?.clone()).ok()?;
+    let fused = prediction.prediction.fused.get(key)?;
     let head = prediction
         .prediction
         .branches
-        .pointer(&format!("/text/opinions/{key}/head/present"))
-        .and_then(serde_json::Value::as_bool);
-    call_of(&fused, head)
+        .text
+        .opinions
+        .get(key)
+        .and_then(|o| o.head.as_ref())
+        .map(|h| h.present);
+    call_of(fused, head)
 }
 
 /// The service's call on a fused label, given the trained head's decision
@@ -127,25 +129,18 @@ fn notes_used(prediction: &PredictionRecord) -> Vec<Uuid> {
     let p = &prediction.prediction;
     let skipped: BTreeSet<&str> = p
         .branches
-        .pointer("/text/skipped")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.get("id").and_then(serde_json::Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
+        .text
+        .skipped
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
     p.inputs
-        .get("notes")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(serde_json::Value::as_str)
-                .filter(|id| !skipped.contains(id))
-                .filter_map(|id| Uuid::parse_str(id).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+        .notes
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !skipped.contains(id))
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect()
 }
 
 fn column_of(kind: SectionKind) -> &'static str {

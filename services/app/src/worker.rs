@@ -23,6 +23,7 @@ use bytes::Bytes;
 use fusion_models::{
     CaseInput, FrameValues, GateAttributes, ImageCandidate, NoteInput, Pipeline, PredictionOutput,
 };
+use fusion_schemas::PredictionInputs;
 use fusion_store::{
     AgentKind, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditRecord, CaseRecord,
     CaseStatus, DecodeStatus, EntityKind, Finding, JobRecord, MAX_FINDINGS, NewPrediction,
@@ -239,11 +240,14 @@ pub async fn process_job(
         .await?
         .ok_or(WorkerError::NoCase)?;
     let (images, notes) = gather(state, &case).await?;
-    let inputs = serde_json::json!({
-        "study_instance_uid": case.study_instance_uid.as_ref().map(|s| s.as_str()),
-        "instances": images.iter().map(|(uid, _)| uid.as_str()).collect::<Vec<_>>(),
-        "notes": notes.iter().map(|n| n.note_id.as_str()).collect::<Vec<_>>(),
-    });
+    let inputs = PredictionInputs {
+        study_instance_uid: case
+            .study_instance_uid
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        instances: images.iter().map(|(uid, _)| uid.clone()).collect(),
+        notes: notes.iter().map(|n| n.note_id.clone()).collect(),
+    };
     let pipeline = pipeline.clone();
     let span = tracing::Span::current();
     let output = tokio::task::spawn_blocking(move || {
@@ -520,7 +524,7 @@ pub fn new_prediction(
     output: &PredictionOutput,
     case_id: Uuid,
     job_id: Uuid,
-    inputs: serde_json::Value,
+    inputs: PredictionInputs,
 ) -> Result<NewPrediction, WorkerError> {
     let (findings, refer) = summary(output);
     Ok(NewPrediction {
@@ -531,12 +535,12 @@ pub fn new_prediction(
         } else {
             PredictionStatus::Predicted
         },
-        packages: serde_json::to_value(&output.packages)?,
-        branches: serde_json::to_value(&output.branches)?,
-        fused: serde_json::to_value(&output.fused)?,
+        packages: output.packages.clone(),
+        branches: output.branches.clone(),
+        fused: output.fused.clone(),
         abstain: output.abstain,
         abstain_reasons: output.abstain_reasons.clone(),
-        timings: serde_json::to_value(&output.timings_ms)?,
+        timings: output.timings_ms.clone(),
         inputs,
         findings,
         refer,

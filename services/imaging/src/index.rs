@@ -1,7 +1,7 @@
 //! Index attributes and DICOM JSON (PS3.18 Annex F.2) of a parsed instance.
 //!
-//! [`index_attributes`] gives what the store's `NewInstance` needs (same field
-//! names and types) plus the QIDO-RS attributes as DICOM JSON;
+//! [`index_attributes`] gives the [`InstanceAttributes`] the store keeps,
+//! the QIDO-RS attributes as DICOM JSON among them;
 //! [`metadata_json`] gives the whole data set for WADO-RS metadata, with bulk
 //! data replaced by `BulkDataURI` (PS3.18 §F.2.6).
 //!
@@ -14,10 +14,7 @@ use dicom_core::value::{PrimitiveValue, Value};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
-use fusion_schemas::{
-    AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
-    TransferSyntaxUid,
-};
+use fusion_schemas::{AccessionNumber, InstanceAttributes, PatientId};
 use serde_json::{Map, Value as Json, json};
 
 use crate::charset::{self, CharacterSets};
@@ -35,60 +32,6 @@ pub enum IndexError {
     /// The bulk data base URI is empty.
     #[error("the bulk data base URI is empty")]
     EmptyBaseUri,
-}
-
-/// The attributes the service indexes for an instance, with its study and
-/// series (PS3.3 Annex A.1.2 information model). Field names and types follow
-/// `fusion_store::NewInstance`, less what the store computes itself (blob key,
-/// size, decode status).
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexAttributes {
-    /// Study Instance UID (0020,000D).
-    pub study_instance_uid: StudyInstanceUid,
-    /// Series Instance UID (0020,000E).
-    pub series_instance_uid: SeriesInstanceUid,
-    /// SOP Instance UID (0008,0018).
-    pub sop_instance_uid: SopInstanceUid,
-    /// SOP Class UID (0008,0016).
-    pub sop_class_uid: String,
-    /// Transfer Syntax UID (0002,0010).
-    pub transfer_syntax_uid: TransferSyntaxUid,
-    /// Patient ID (0010,0020); `None` when absent or not a valid LO.
-    pub patient_id: Option<PatientId>,
-    /// Patient's Name (0010,0010) as DICOM PN text (`Family^Given=Ideographic=Phonetic`),
-    /// decoded per Specific Character Set.
-    pub patient_name: Option<String>,
-    /// Accession Number (0008,0050); `None` when absent or not a valid SH.
-    pub accession_number: Option<AccessionNumber>,
-    /// Study Date (0008,0020), DA as sent (YYYYMMDD).
-    pub study_date: Option<String>,
-    /// Study Description (0008,1030).
-    pub study_description: Option<String>,
-    /// Study Time (0008,0030), TM as sent.
-    pub study_time: Option<String>,
-    /// Study ID (0020,0010).
-    pub study_id: Option<String>,
-    /// Referring Physician's Name (0008,0090), PN text (`^`-separated).
-    pub referring_physician: Option<String>,
-    /// Series Description (0008,103E).
-    pub series_description: Option<String>,
-    /// Modality (0008,0060).
-    pub modality: Option<String>,
-    /// Body Part Examined (0018,0015).
-    pub body_part: Option<String>,
-    /// Series Number (0020,0011).
-    pub series_number: Option<i32>,
-    /// Instance Number (0020,0013).
-    pub instance_number: Option<i32>,
-    /// Rows (0028,0010), pixels.
-    pub rows: Option<i32>,
-    /// Columns (0028,0011), pixels.
-    pub columns: Option<i32>,
-    /// Number of Frames (0028,0008); 1 for an image without it, `None`
-    /// without pixel data or when the value is not an integer.
-    pub frames: Option<i32>,
-    /// The QIDO-RS attributes as DICOM JSON ([`qido_json`]).
-    pub attributes: Json,
 }
 
 /// Attributes QIDO-RS returns by default at study, series and instance level
@@ -126,7 +69,7 @@ pub const QIDO_TAGS: &[Tag] = &[
 ];
 
 /// Extracts the index attributes of an instance.
-pub fn index_attributes(instance: &DicomInstance) -> IndexAttributes {
+pub fn index_attributes(instance: &DicomInstance) -> InstanceAttributes {
     let obj: &InMemDicomObject = instance.object();
     let text = |tag| first_text(obj, tag);
     let int = |tag| first_int(obj, tag);
@@ -142,7 +85,7 @@ pub fn index_attributes(instance: &DicomInstance) -> IndexAttributes {
         .and_then(|a| a.get("Value"))
         .and_then(|v| v.get(0))
         .and_then(person_name_text);
-    IndexAttributes {
+    InstanceAttributes {
         study_instance_uid: instance.study_instance_uid().clone(),
         series_instance_uid: instance.series_instance_uid().clone(),
         sop_instance_uid: instance.sop_instance_uid().clone(),

@@ -15,6 +15,7 @@ use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
+use fusion_schemas::FrameValues;
 
 use crate::pixels::{PixelArray, code};
 
@@ -177,19 +178,6 @@ impl RenderedFrame {
             u16::try_from(self.rows).map_err(|_| too_large())?,
         ))
     }
-}
-
-/// Modality values of one frame of a monochrome image, as f32
-/// `[rows, columns]` row-major: stored values through the Modality LUT
-/// (e.g. Hounsfield units for CT). The image model's preprocessing input.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FrameValues {
-    /// Rows, pixels.
-    pub rows: u32,
-    /// Columns, pixels.
-    pub columns: u32,
-    /// `rows × columns` values.
-    pub values: Vec<f32>,
 }
 
 /// Applies the Modality LUT to a frame (1-based `frame`; 0 is taken as 1) of

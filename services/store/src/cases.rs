@@ -4,12 +4,16 @@
 //! A case groups one imaging study and the notes of the same order: it is
 //! keyed by the accession number when one is known, else by the Study
 //! Instance UID. Predictions are insert-only versions (1, 2, …) of a case;
-//! a review belongs to one version. The model output is kept as JSON values
-//! (the store does not depend on the models crate), with a small summary
-//! ([`Finding`]s and a refer flag) beside it for case lists.
+//! a review belongs to one version. The model output is kept as typed JSON
+//! in its stored shape (`fusion_schemas::prediction`, which is
+//! `schemas/prediction.schema.json`), with a small summary ([`Finding`]s
+//! and a refer flag) beside it for case lists.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use fusion_schemas::prediction::{Branches, FusedLabel, PackageRef, PredictionInputs};
+use fusion_schemas::{AccessionNumber, PatientId, PredictionOutput, StudyInstanceUid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -267,20 +271,20 @@ pub struct NewPrediction {
     pub case_id: Uuid,
     /// Issued or abstained.
     pub status: PredictionStatus,
-    /// The model packages used (name, version, digest), JSON.
-    pub packages: serde_json::Value,
-    /// Per-modality reports (status, reason, opinions), JSON.
-    pub branches: serde_json::Value,
-    /// Fused opinion per label, JSON.
-    pub fused: serde_json::Value,
+    /// The model packages found, with identity and status.
+    pub packages: Vec<PackageRef>,
+    /// Per-modality reports (status, reason, opinions).
+    pub branches: Branches,
+    /// Fused result per label, keyed by snake_case observation.
+    pub fused: BTreeMap<String, FusedLabel>,
     /// Whether the prediction abstains.
     pub abstain: bool,
     /// Why, when it abstains.
     pub abstain_reasons: Vec<String>,
-    /// Timings per step, milliseconds, JSON.
-    pub timings: serde_json::Value,
-    /// What went in: the study, instances and notes used, JSON.
-    pub inputs: serde_json::Value,
+    /// Timings per step, milliseconds.
+    pub timings: BTreeMap<String, f64>,
+    /// What went in: the study, instances and notes used.
+    pub inputs: PredictionInputs,
     /// Summary for lists: the top findings.
     pub findings: Vec<Finding>,
     /// Summary for lists: whether a clinician should look first.
@@ -297,6 +301,20 @@ impl NewPrediction {
     /// The case status this prediction leaves behind.
     pub fn case_status(&self) -> CaseStatus {
         self.status.case_status()
+    }
+
+    /// The pipeline's answer this version stores. `modalities_available`
+    /// is true: a case with no usable modality gets no version.
+    pub fn output(&self) -> PredictionOutput {
+        PredictionOutput {
+            packages: self.packages.clone(),
+            branches: self.branches.clone(),
+            fused: self.fused.clone(),
+            abstain: self.abstain,
+            abstain_reasons: self.abstain_reasons.clone(),
+            timings_ms: self.timings.clone(),
+            modalities_available: true,
+        }
     }
 }
 

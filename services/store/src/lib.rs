@@ -42,16 +42,18 @@ pub use records::{
 };
 pub use repository::{
     AuditRepository, Backend, CaseRepository, DatabaseUrl, IdentityRepository, ImagingRepository,
-    LockoutPolicy, MonitoringRepository, NotesRepository, PoolOptions, Repository, RepositoryCore,
-    connect, verify_chain, verify_chain_against,
+    JobRepository, LockoutPolicy, MonitoringRepository, NotesRepository, PoolOptions,
+    PredictionRepository, Repository, RepositoryCore, ReviewRepository, connect, verify_chain,
+    verify_chain_against,
 };
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {
     pub use crate::outbox::OutboxRepository;
     pub use crate::repository::{
-        AuditRepository, CaseRepository, IdentityRepository, ImagingRepository,
-        MonitoringRepository, NotesRepository, Repository, RepositoryCore,
+        AuditRepository, CaseRepository, IdentityRepository, ImagingRepository, JobRepository,
+        MonitoringRepository, NotesRepository, PredictionRepository, Repository, RepositoryCore,
+        ReviewRepository,
     };
 }
 

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use fusion_schemas::{
-    AccessionNumber, PatientId, SeriesInstanceUid, SopInstanceUid, StudyInstanceUid,
-    TransferSyntaxUid,
+    AccessionNumber, InstanceAttributes, PatientId, SeriesInstanceUid, SopInstanceUid,
+    StudyInstanceUid, TransferSyntaxUid,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,53 +43,14 @@ impl DecodeStatus {
     }
 }
 
-/// An instance to index, with the attributes of its study and series
-/// (PS3.3 Annex A.1.2 information model). Its bytes must already be in the
-/// blob store under `blob_key`.
+/// An instance to index: the attributes imaging read from it (with those
+/// of its study and series, PS3.3 Annex A.1.2 information model) and what
+/// the store keeps beside them. Its bytes must already be in the blob store
+/// under `blob_key`.
 #[derive(Debug, Clone)]
 pub struct NewInstance {
-    /// Study Instance UID (0020,000D).
-    pub study_instance_uid: StudyInstanceUid,
-    /// Series Instance UID (0020,000E).
-    pub series_instance_uid: SeriesInstanceUid,
-    /// SOP Instance UID (0008,0018).
-    pub sop_instance_uid: SopInstanceUid,
-    /// SOP Class UID (0008,0016).
-    pub sop_class_uid: String,
-    /// Transfer Syntax UID (0002,0010) the bytes are encoded in.
-    pub transfer_syntax_uid: TransferSyntaxUid,
-    /// Patient ID (0010,0020).
-    pub patient_id: Option<PatientId>,
-    /// Patient's Name (0010,0010), decoded per Specific Character Set.
-    pub patient_name: Option<String>,
-    /// Accession Number (0008,0050).
-    pub accession_number: Option<AccessionNumber>,
-    /// Study Date (0008,0020), DA as sent (YYYYMMDD).
-    pub study_date: Option<String>,
-    /// Study Description (0008,1030).
-    pub study_description: Option<String>,
-    /// Study Time (0008,0030), TM as sent.
-    pub study_time: Option<String>,
-    /// Study ID (0020,0010).
-    pub study_id: Option<String>,
-    /// Referring Physician's Name (0008,0090), PN text.
-    pub referring_physician: Option<String>,
-    /// Series Description (0008,103E).
-    pub series_description: Option<String>,
-    /// Modality (0008,0060) of the series.
-    pub modality: Option<String>,
-    /// Body Part Examined (0018,0015) of the series.
-    pub body_part: Option<String>,
-    /// Series Number (0020,0011).
-    pub series_number: Option<i32>,
-    /// Instance Number (0020,0013).
-    pub instance_number: Option<i32>,
-    /// Rows (0028,0010), pixels.
-    pub rows: Option<i32>,
-    /// Columns (0028,0011), pixels.
-    pub columns: Option<i32>,
-    /// Number of Frames (0028,0008); 1 when absent on an image.
-    pub frames: Option<i32>,
+    /// The indexed attributes, DICOM JSON for QIDO-RS among them.
+    pub instance: InstanceAttributes,
     /// SHA-256 of the stored bytes.
     pub blob_key: BlobKey,
     /// Size of the stored bytes, in bytes.
@@ -98,8 +59,6 @@ pub struct NewInstance {
     pub decode_status: DecodeStatus,
     /// Why decoding failed, when it did.
     pub decode_reason: Option<String>,
-    /// The indexed attributes as DICOM JSON (PS3.18 §F.2), returned by QIDO-RS.
-    pub attributes: serde_json::Value,
     /// Who stored it (API key or user id), for read-back of own submissions.
     pub submitted_by: Option<String>,
 }

@@ -11,7 +11,7 @@ use super::{
     BranchOpinion, BranchReport, BranchStatus, FrameValues, GateAttributes, ImageCandidate,
     ImageModel, ImageNet, Pipeline, SkippedInput, ms, package_id,
 };
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, EvidenceExt};
 use crate::image_branch::{self, LabelPrediction, binary_logit};
 use crate::package::{Manifest, Observation, OutputSpec, UncertaintyMethod};
 use crate::preprocess::{Photometric, preprocess_radiograph};

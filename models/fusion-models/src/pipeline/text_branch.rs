@@ -26,7 +26,7 @@ use super::{
     SkippedInput, TextModel, ZeroShotLogits, ZeroShotSource, ms, package_id, text,
 };
 use crate::calibration::TemperatureScaler;
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, EvidenceExt};
 use crate::opinion::combine;
 use crate::package::ZeroShot;
 use crate::text_encoder::Embedding;

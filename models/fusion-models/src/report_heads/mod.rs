@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibration::{TemperatureScaler, sigmoid};
 use crate::conformal::{ConformalCalibrator, PredictionSet};
-use crate::evidence::{Evidence, sample_moments};
+use crate::evidence::{Evidence, EvidenceExt, sample_moments};
 use crate::opinion::Opinion;
 use crate::package::{InputSpec, ModelPackage, UncertaintyMethod};
 

@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use fusion_models::Observation;
 use fusion_models::conformal::BinaryClass;
-use fusion_models::{FusedLabel, Observation};
 use fusion_store::{PredictionRecord, ReviewRecord};
 use serde::Serialize;
 
@@ -89,12 +89,13 @@ fn contributing_packages(prediction: &PredictionRecord, sources: &[String]) -> V
     sources
         .iter()
         .filter_map(|s| {
-            prediction
-                .prediction
-                .branches
-                .pointer(&format!("/{s}/package"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
+            let branches = &prediction.prediction.branches;
+            let report = match s.as_str() {
+                "image" => &branches.image,
+                "text" => &branches.text,
+                _ => return None,
+            };
+            report.package.clone()
         })
         .collect()
 }
@@ -124,12 +125,7 @@ pub fn reviewed_labels(
             let Some(observation) = Observation::ALL.into_iter().find(|o| o.as_str() == key) else {
                 continue;
             };
-            let Some(fused) = prediction
-                .prediction
-                .fused
-                .get(key)
-                .and_then(|v| serde_json::from_value::<FusedLabel>(v.clone()).ok())
-            else {
+            let Some(fused) = prediction.prediction.fused.get(key) else {
                 continue;
             };
             let Some(group) = Presence::of(&fused.sources) else {
@@ -138,9 +134,12 @@ pub fn reviewed_labels(
             let head = prediction
                 .prediction
                 .branches
-                .pointer(&format!("/text/opinions/{key}/head/present"))
-                .and_then(serde_json::Value::as_bool);
-            let call = call_of(&fused, head);
+                .text
+                .opinions
+                .get(key)
+                .and_then(|o| o.head.as_ref())
+                .map(|h| h.present);
+            let call = call_of(fused, head);
             let gold = gold_of(decision, call);
             let packages = contributing_packages(prediction, &fused.sources);
             let set_nominal = fused.prediction_set.and_then(|_| {

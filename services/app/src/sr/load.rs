@@ -59,20 +59,11 @@ pub async fn load(
         .await?
         .ok_or(SrError::NotFound("case"))?;
     let study = case.study_instance_uid.ok_or(SrError::NoStudy)?;
-    let output = output_of(p)?;
+    let output = p.output();
     // The evidence: the instances handed to the models, else the study's.
-    let named: Vec<String> = p
-        .inputs
-        .get("instances")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let named = &p.inputs.instances;
     let mut records: Vec<InstanceRecord> = Vec::new();
-    for uid in &named {
+    for uid in named {
         if let Ok(uid) = SopInstanceUid::parse(uid)
             && let Some(r) = repo.instance(&uid).await?
         {
@@ -144,22 +135,8 @@ pub async fn without_study(
         identity: Vec::new(),
         evidence: Vec::new(),
         image_used: None,
-        output: output_of(p)?,
+        output: p.output(),
         review,
-    })
-}
-
-/// The stored JSON read back as the pipeline's output.
-fn output_of(p: &fusion_store::NewPrediction) -> Result<fusion_models::PredictionOutput, SrError> {
-    let bad = |what: &str, e: serde_json::Error| SrError::Malformed(format!("{what}: {e}"));
-    Ok(fusion_models::PredictionOutput {
-        packages: serde_json::from_value(p.packages.clone()).map_err(|e| bad("packages", e))?,
-        branches: serde_json::from_value(p.branches.clone()).map_err(|e| bad("branches", e))?,
-        fused: serde_json::from_value(p.fused.clone()).map_err(|e| bad("fused", e))?,
-        abstain: p.abstain,
-        abstain_reasons: p.abstain_reasons.clone(),
-        timings_ms: serde_json::from_value(p.timings.clone()).unwrap_or_default(),
-        modalities_available: true,
     })
 }
 

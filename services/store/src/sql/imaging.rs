@@ -330,22 +330,22 @@ macro_rules! impl_imaging {
                      study_date = COALESCE(studies.study_date, excluded.study_date), \
                      description = COALESCE(studies.description, excluded.description)",
                 )
-                .bind(new.study_instance_uid.as_str())
-                .bind(new.patient_id.as_ref().map(|p| p.as_str()))
-                .bind(new.patient_name.as_deref())
-                .bind(new.accession_number.as_ref().map(|a| a.as_str()))
-                .bind(new.study_date.as_deref())
-                .bind(new.study_description.as_deref())
+                .bind(new.instance.study_instance_uid.as_str())
+                .bind(new.instance.patient_id.as_ref().map(|p| p.as_str()))
+                .bind(new.instance.patient_name.as_deref())
+                .bind(new.instance.accession_number.as_ref().map(|a| a.as_str()))
+                .bind(new.instance.study_date.as_deref())
+                .bind(new.instance.study_description.as_deref())
                 .bind(now)
-                .bind(new.study_time.as_deref())
-                .bind(new.study_id.as_deref())
-                .bind(new.referring_physician.as_deref())
+                .bind(new.instance.study_time.as_deref())
+                .bind(new.instance.study_id.as_deref())
+                .bind(new.instance.referring_physician.as_deref())
                 .execute(&mut **tx)
                 .await?;
                 // Serialise writers of one study so the modalities refresh
                 // below sees every committed series.
                 sqlx::query($lock_study)
-                    .bind(new.study_instance_uid.as_str())
+                    .bind(new.instance.study_instance_uid.as_str())
                     .execute(&mut **tx)
                     .await?;
                 // A submitter adds only to a study of its own (or a new one):
@@ -361,7 +361,7 @@ macro_rules! impl_imaging {
                          AND (submitted_by IS NULL OR submitted_by <> $2) \
                          AND COALESCE(submitted_by, '') <> $3 LIMIT 1",
                     )
-                    .bind(new.study_instance_uid.as_str())
+                    .bind(new.instance.study_instance_uid.as_str())
                     .bind(me)
                     .bind(crate::SR_SUBMITTER)
                     .fetch_optional(&mut **tx)
@@ -387,13 +387,13 @@ macro_rules! impl_imaging {
                      VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (series_instance_uid) DO NOTHING",
                 )
-                .bind(new.series_instance_uid.as_str())
-                .bind(new.study_instance_uid.as_str())
-                .bind(new.modality.as_deref())
-                .bind(new.body_part.as_deref())
-                .bind(new.series_number)
+                .bind(new.instance.series_instance_uid.as_str())
+                .bind(new.instance.study_instance_uid.as_str())
+                .bind(new.instance.modality.as_deref())
+                .bind(new.instance.body_part.as_deref())
+                .bind(new.instance.series_number)
                 .bind(now)
-                .bind(new.series_description.as_deref())
+                .bind(new.instance.series_description.as_deref())
                 .execute(&mut **tx)
                 .await?;
                 let inserted: Option<(String,)> = sqlx::query_as(
@@ -404,27 +404,27 @@ macro_rules! impl_imaging {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                      ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING sop_instance_uid",
                 )
-                .bind(new.sop_instance_uid.as_str())
-                .bind(new.series_instance_uid.as_str())
-                .bind(new.study_instance_uid.as_str())
-                .bind(new.sop_class_uid.as_str())
-                .bind(new.transfer_syntax_uid.as_str())
-                .bind(new.instance_number)
-                .bind(new.rows)
-                .bind(new.columns)
-                .bind(new.frames)
+                .bind(new.instance.sop_instance_uid.as_str())
+                .bind(new.instance.series_instance_uid.as_str())
+                .bind(new.instance.study_instance_uid.as_str())
+                .bind(new.instance.sop_class_uid.as_str())
+                .bind(new.instance.transfer_syntax_uid.as_str())
+                .bind(new.instance.instance_number)
+                .bind(new.instance.rows)
+                .bind(new.instance.columns)
+                .bind(new.instance.frames)
                 .bind(new.blob_key.as_str())
                 .bind(new.size_bytes)
                 .bind(new.decode_status.as_str())
                 .bind(new.decode_reason.as_deref())
-                .bind(sqlx::types::Json(&new.attributes))
+                .bind(sqlx::types::Json(&new.instance.attributes))
                 .bind(now)
                 .bind(new.submitted_by.as_deref())
                 .fetch_optional(&mut **tx)
                 .await?;
                 let outcome = if inserted.is_some() {
                     sqlx::query($refresh_modalities)
-                        .bind(new.study_instance_uid.as_str())
+                        .bind(new.instance.study_instance_uid.as_str())
                         .bind(now)
                         .execute(&mut **tx)
                         .await?;
@@ -442,7 +442,7 @@ macro_rules! impl_imaging {
                     let (stored,): (String,) = sqlx::query_as(
                         "SELECT blob_key FROM instances WHERE sop_instance_uid = $1",
                     )
-                    .bind(new.sop_instance_uid.as_str())
+                    .bind(new.instance.sop_instance_uid.as_str())
                     .fetch_one(&mut **tx)
                     .await?;
                     let stored = crate::BlobKey::parse(&stored).map_err($crate::sql::imaging::corrupt("blob_key"))?;
@@ -454,7 +454,7 @@ macro_rules! impl_imaging {
                              rejected_blob_key, rejected_size_bytes, received_at) \
                              VALUES ($1, $2, $3, $4, $5)",
                         )
-                        .bind(new.sop_instance_uid.as_str())
+                        .bind(new.instance.sop_instance_uid.as_str())
                         .bind(stored.as_str())
                         .bind(new.blob_key.as_str())
                         .bind(new.size_bytes)

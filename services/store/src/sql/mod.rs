@@ -12,11 +12,17 @@ mod identity;
 #[macro_use]
 mod imaging;
 #[macro_use]
+mod jobs;
+#[macro_use]
 mod monitoring;
 #[macro_use]
 mod notes;
 #[macro_use]
 pub(crate) mod outbox;
+#[macro_use]
+mod predictions;
+#[macro_use]
+mod reviews;
 
 use crate::StoreError;
 
@@ -144,16 +150,53 @@ impl_cases!(
     sqlx::Postgres,
     begin_write = "BEGIN",
     link_lock = "SELECT pg_advisory_xact_lock(7270002)",
-    lock_case = "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
-    skip_locked = " FOR UPDATE SKIP LOCKED",
 );
 impl_cases!(
     SqliteRepository,
     sqlx::Sqlite,
     begin_write = "BEGIN IMMEDIATE",
     link_lock = "SELECT 1",
+);
+
+// A case's jobs, versions and reviews change under a lock on its row
+// (SQLite: the single writer).
+impl_jobs!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+);
+impl_jobs!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
     lock_case = "SELECT 1 FROM cases WHERE id = $1",
     skip_locked = "",
+);
+impl_predictions!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
+);
+impl_predictions!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1",
+);
+impl_reviews!(
+    PgRepository,
+    sqlx::Postgres,
+    begin_write = "BEGIN",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
+);
+impl_reviews!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
+    lock_case = "SELECT 1 FROM cases WHERE id = $1",
 );
 
 impl_monitoring!(PgRepository, sqlx::Postgres);

@@ -102,9 +102,9 @@ macro_rules! impl_monitoring {
                 let sql = format!(
                     "SELECT {} FROM reviews r JOIN predictions p ON p.id = r.prediction_id \
                      ORDER BY r.id DESC LIMIT $1",
-                    $crate::sql::cases::REVIEW_COLUMNS
+                    $crate::sql::reviews::REVIEW_COLUMNS
                 );
-                let reviews: Vec<$crate::sql::cases::ReviewRow> =
+                let reviews: Vec<$crate::sql::reviews::ReviewRow> =
                     sqlx::query_as(sqlx::AssertSqlSafe(sql))
                         .bind(limit)
                         .fetch_all(&self.pool)
@@ -112,9 +112,9 @@ macro_rules! impl_monitoring {
                 let sql = format!(
                     "SELECT {} FROM predictions WHERE id IN (SELECT r.prediction_id FROM \
                      (SELECT prediction_id FROM reviews ORDER BY id DESC LIMIT $1) r)",
-                    $crate::sql::cases::PREDICTION_COLUMNS
+                    $crate::sql::predictions::PREDICTION_COLUMNS
                 );
-                let rows: Vec<$crate::sql::cases::PredictionRow> =
+                let rows: Vec<$crate::sql::predictions::PredictionRow> =
                     sqlx::query_as(sqlx::AssertSqlSafe(sql))
                         .bind(limit)
                         .fetch_all(&self.pool)

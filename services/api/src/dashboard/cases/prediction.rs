@@ -2,11 +2,8 @@
 //! uncertainty, conflict and conformal set, the image and text branches side
 //! by side, the branches' status and the model packages used.
 
-use std::collections::BTreeMap;
-
 use fusion_models::{
-    AbstainReason, BranchOpinion, BranchReport, BranchStatus, Branches, FusedLabel, Opinion,
-    PackageRef,
+    AbstainReason, BranchOpinion, BranchReport, BranchStatus, FusedLabel, Opinion,
 };
 use fusion_store::PredictionRecord;
 use serde::Serialize;
@@ -242,26 +239,25 @@ pub(super) struct PredictionPage {
 
 pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionPage {
     let pred = &p.prediction;
-    let branches: Option<Branches> = serde_json::from_value(pred.branches.clone()).ok();
-    let fused: BTreeMap<String, FusedLabel> =
-        serde_json::from_value(pred.fused.clone()).unwrap_or_default();
-    let packages: Vec<PackageRef> =
-        serde_json::from_value(pred.packages.clone()).unwrap_or_default();
+    let branches = &pred.branches;
+    let fused = &pred.fused;
     let mut labels = Vec::new();
     let mut quiet = Vec::new();
     for key in observation_keys() {
         let Some(f) = fused.get(&key) else { continue };
         let image = branches
-            .as_ref()
-            .and_then(|b| b.image.opinions.get(&key))
+            .image
+            .opinions
+            .get(&key)
             .filter(|o| !o.opinion.is_vacuous())
             .map(|o| branch_cell(o, "image"));
         let text = branches
-            .as_ref()
-            .and_then(|b| b.text.opinions.get(&key))
+            .text
+            .opinions
+            .get(&key)
             .filter(|o| !o.opinion.is_vacuous())
             .map(|o| branch_cell(o, "text"));
-        let text_opinion = branches.as_ref().and_then(|b| b.text.opinions.get(&key));
+        let text_opinion = branches.text.opinions.get(&key);
         let (prediction_set, set_meaning) =
             set_words(f, text_opinion.is_some_and(|o| o.prediction_set.is_some()));
         let head = text_opinion
@@ -298,7 +294,6 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         .timings
         .get("total")
         .or_else(|| pred.timings.get("total_ms"))
-        .and_then(serde_json::Value::as_f64)
         .map(|t| format!("{t:.0} ms"));
     PredictionPage {
         id: pred.id,
@@ -309,19 +304,16 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         abstain: pred.abstain,
         abstain_reasons: pred.abstain_reasons.clone(),
         refer: pred.refer,
-        branches: branches
-            .as_ref()
-            .map(|b| {
-                vec![
-                    branch_badge("Image", &b.image),
-                    branch_badge("Text", &b.text),
-                ]
-            })
-            .unwrap_or_default(),
+        branches: vec![
+            branch_badge("Image", &branches.image),
+            branch_badge("Text", &branches.text),
+        ],
         labels,
         quiet_labels: quiet,
-        packages: packages
-            .into_iter()
+        packages: pred
+            .packages
+            .iter()
+            .cloned()
             .map(|p| PackageView {
                 status: serde_json::to_value(p.status)
                     .ok()

@@ -163,13 +163,7 @@ pub(crate) async fn case_view(
     );
     state.repository.append_audit(&audit).await?;
 
-    let used_instance = shown.and_then(|p| {
-        p.prediction
-            .branches
-            .pointer("/image/instance")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    });
+    let used_instance = shown.and_then(|p| p.prediction.branches.image.instance.clone());
     // The image the model used first, then one per series, then the rest.
     let mut ordered: Vec<&InstanceRecord> = instances.iter().collect();
     ordered.sort_by_key(|i| used_instance.as_deref() != Some(i.sop_instance_uid.as_str()));

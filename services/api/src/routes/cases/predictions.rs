@@ -3,6 +3,8 @@
 //! `GET /cases/{id}/predictions` lists every version, newest first;
 //! `GET /predictions/{id}` shows one.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use fusion_store::{
@@ -28,11 +30,11 @@ pub(crate) struct PredictionView {
     abstain_reasons: Vec<String>,
     refer: bool,
     findings: Vec<Finding>,
-    packages: serde_json::Value,
-    branches: serde_json::Value,
-    fused: serde_json::Value,
-    timings_ms: serde_json::Value,
-    inputs: serde_json::Value,
+    packages: Vec<fusion_schemas::PackageRef>,
+    branches: fusion_schemas::Branches,
+    fused: BTreeMap<String, fusion_schemas::FusedLabel>,
+    timings_ms: BTreeMap<String, f64>,
+    inputs: fusion_schemas::PredictionInputs,
     job_id: Option<Uuid>,
     created_at: DateTime<Utc>,
 }

@@ -111,9 +111,9 @@ impl ReviewBody {
                 "decisions must name at least one observation",
             ));
         }
-        let known = prediction.prediction.fused.as_object();
+        let known = &prediction.prediction.fused;
         for (observation, d) in &self.decisions {
-            if !known.is_some_and(|k| k.contains_key(observation)) {
+            if !known.contains_key(observation) {
                 return Err(invalid(
                     "unknown_observation",
                     format!("the prediction has no observation {observation:?}"),

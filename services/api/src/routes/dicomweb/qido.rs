@@ -27,33 +27,6 @@ use crate::{ApiError, AppState};
 /// that can be requested"` and the rest is reached with `offset`.
 pub const MAX_RESULTS: i64 = 10_000;
 
-/// Attribute keywords accepted as QIDO-RS query keys, with their tags.
-const KEYWORDS: &[(&str, &str)] = &[
-    ("PatientID", "00100020"),
-    ("PatientName", "00100010"),
-    ("PatientBirthDate", "00100030"),
-    ("PatientSex", "00100040"),
-    ("AccessionNumber", "00080050"),
-    ("StudyDate", "00080020"),
-    ("StudyTime", "00080030"),
-    ("StudyDescription", "00081030"),
-    ("ReferringPhysicianName", "00080090"),
-    ("ModalitiesInStudy", "00080061"),
-    ("StudyInstanceUID", "0020000D"),
-    ("StudyID", "00200010"),
-    ("Modality", "00080060"),
-    ("SeriesDescription", "0008103E"),
-    ("SeriesInstanceUID", "0020000E"),
-    ("SeriesNumber", "00200011"),
-    ("SOPInstanceUID", "00080018"),
-    ("SOPClassUID", "00080016"),
-    ("InstanceNumber", "00200013"),
-    ("Rows", "00280010"),
-    ("Columns", "00280011"),
-    ("NumberOfFrames", "00280008"),
-    ("BodyPartExamined", "00180015"),
-];
-
 /// Default study result attributes (PS3.18 Table 10.6.3-3), from the index.
 const STUDY_TAGS: &[&str] = &[
     "00080005", "00080020", "00080030", "00080050", "00080090", "00081030", "00100010", "00100020",
@@ -79,29 +52,6 @@ const INSTANCE_TAGS: &[&str] = &[
     "00080005", "00080016", "00080018", "0020000D", "0020000E", "00200013", "00280008", "00280010",
     "00280011", "00280100",
 ];
-
-fn tag_of(key: &str) -> Option<String> {
-    if key.len() == 8 && key.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Some(key.to_ascii_uppercase());
-    }
-    KEYWORDS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, t)| (*t).to_owned())
-}
-
-/// An `includefield` value: a tag or any keyword of the PS3.6 data
-/// dictionary (PS3.18 §8.3.4.3).
-fn include_tag_of(field: &str) -> Option<String> {
-    use dicom_core::dictionary::{DataDictionary as _, DataDictionaryEntry as _};
-    tag_of(field).or_else(|| {
-        let tag = dicom_dictionary_std::StandardDataDictionary
-            .by_name(field)?
-            .tag_range()
-            .inner();
-        Some(format!("{:04X}{:04X}", tag.group(), tag.element()))
-    })
-}
 
 /// A parsed QIDO-RS query string.
 struct Qido {
@@ -160,7 +110,7 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
                 for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                     if field == "all" {
                         q.include_all = true;
-                    } else if let Some(tag) = include_tag_of(field) {
+                    } else if let Some(tag) = fusion_imaging::include_field_tag(field) {
                         q.include.insert(tag);
                     } else {
                         q.ignored.push(field.to_owned());
@@ -170,7 +120,7 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
             "fuzzymatching" => {}
             // Universal matching (PS3.4 §C.2.2.2.3): `*` alone, like an
             // empty value, matches every value, empty and absent included.
-            other => match tag_of(other) {
+            other => match fusion_imaging::search_key_tag(other) {
                 Some(tag) if !value.is_empty() && value != "*" => {
                     q.matches.insert(tag, value);
                 }
@@ -206,12 +156,7 @@ fn check_keys(q: &Qido, supported: &[&str]) -> Result<(), ApiError> {
         .matches
         .keys()
         .filter(|t| !supported.contains(&t.as_str()))
-        .map(|t| {
-            KEYWORDS
-                .iter()
-                .find(|(_, tag)| tag == t)
-                .map_or_else(|| t.clone(), |(k, _)| (*k).to_owned())
-        })
+        .map(|t| fusion_imaging::search_keyword_of(t).map_or_else(|| t.clone(), str::to_owned))
         .chain(q.unknown_keys.iter().cloned())
         .collect();
     if unsupported.is_empty() {
@@ -220,7 +165,7 @@ fn check_keys(q: &Qido, supported: &[&str]) -> Result<(), ApiError> {
     unsupported.sort();
     let names: Vec<&str> = supported
         .iter()
-        .filter_map(|t| KEYWORDS.iter().find(|(_, tag)| tag == t).map(|(k, _)| *k))
+        .filter_map(|t| fusion_imaging::search_keyword_of(t))
         .collect();
     Err(ApiError::BadRequest(format!(
         "matching on {} is not supported by this search; supported keys: {}",

@@ -1,0 +1,135 @@
+//! The attributes QIDO-RS searches by (PS3.18 §10.6.1.2, Table 10.6.1-5 and
+//! its series and instance tables) and the tags of `includefield` values
+//! (§8.3.4.3), named by keyword or by tag. Keywords resolve through the
+//! PS3.6 data dictionary of `dicom-dictionary-std`; tags are written as
+//! eight upper-case hex digits, as DICOM JSON keys them (PS3.18 §F.2).
+
+use dicom_core::Tag;
+use dicom_core::dictionary::{DataDictionary as _, DataDictionaryEntry as _};
+use dicom_dictionary_std::StandardDataDictionary;
+
+/// The attribute keywords accepted as QIDO-RS query keys. A search key may
+/// also name any attribute by its tag (`00100020`); the search routes then
+/// refuse those they cannot match on.
+pub const SEARCH_KEYWORDS: &[&str] = &[
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyTime",
+    "StudyDescription",
+    "ReferringPhysicianName",
+    "ModalitiesInStudy",
+    "StudyInstanceUID",
+    "StudyID",
+    "Modality",
+    "SeriesDescription",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "BodyPartExamined",
+];
+
+/// A tag as DICOM JSON keys it: eight upper-case hex digits, `00100020`.
+#[must_use]
+pub fn tag_key(tag: Tag) -> String {
+    format!("{:04X}{:04X}", tag.group(), tag.element())
+}
+
+/// The tag of a QIDO-RS search key: eight hex digits (any case), or one of
+/// [`SEARCH_KEYWORDS`]. `None` for anything else.
+#[must_use]
+pub fn search_key_tag(key: &str) -> Option<String> {
+    if key.len() == 8 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some(key.to_ascii_uppercase());
+    }
+    if !SEARCH_KEYWORDS.contains(&key) {
+        return None;
+    }
+    dictionary_tag(key)
+}
+
+/// The keyword of [`SEARCH_KEYWORDS`] that names `tag` (eight upper-case
+/// hex digits), if one does.
+#[must_use]
+pub fn search_keyword_of(tag: &str) -> Option<&'static str> {
+    SEARCH_KEYWORDS
+        .iter()
+        .copied()
+        .find(|k| dictionary_tag(k).as_deref() == Some(tag))
+}
+
+/// The tag of an `includefield` value: a search key ([`search_key_tag`]) or
+/// any keyword of the PS3.6 data dictionary.
+#[must_use]
+pub fn include_field_tag(field: &str) -> Option<String> {
+    search_key_tag(field).or_else(|| dictionary_tag(field))
+}
+
+/// The tag the data dictionary gives a keyword (the first of a range).
+fn dictionary_tag(keyword: &str) -> Option<String> {
+    let tag = StandardDataDictionary.by_name(keyword)?.tag_range().inner();
+    Some(tag_key(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tags the QIDO-RS routes matched these keywords to before the
+    /// dictionary did (PS3.6 Table 6-1).
+    #[test]
+    fn every_search_keyword_has_its_standard_tag() {
+        let expected = [
+            ("PatientID", "00100020"),
+            ("PatientName", "00100010"),
+            ("PatientBirthDate", "00100030"),
+            ("PatientSex", "00100040"),
+            ("AccessionNumber", "00080050"),
+            ("StudyDate", "00080020"),
+            ("StudyTime", "00080030"),
+            ("StudyDescription", "00081030"),
+            ("ReferringPhysicianName", "00080090"),
+            ("ModalitiesInStudy", "00080061"),
+            ("StudyInstanceUID", "0020000D"),
+            ("StudyID", "00200010"),
+            ("Modality", "00080060"),
+            ("SeriesDescription", "0008103E"),
+            ("SeriesInstanceUID", "0020000E"),
+            ("SeriesNumber", "00200011"),
+            ("SOPInstanceUID", "00080018"),
+            ("SOPClassUID", "00080016"),
+            ("InstanceNumber", "00200013"),
+            ("Rows", "00280010"),
+            ("Columns", "00280011"),
+            ("NumberOfFrames", "00280008"),
+            ("BodyPartExamined", "00180015"),
+        ];
+        assert_eq!(SEARCH_KEYWORDS.len(), expected.len());
+        for (keyword, tag) in expected {
+            assert_eq!(search_key_tag(keyword).as_deref(), Some(tag), "{keyword}");
+            assert_eq!(search_keyword_of(tag), Some(keyword));
+        }
+        assert_eq!(search_keyword_of("00185101"), None);
+    }
+
+    #[test]
+    fn tags_are_accepted_in_any_case_and_other_keywords_only_as_include_fields() {
+        assert_eq!(search_key_tag("0008103e").as_deref(), Some("0008103E"));
+        assert_eq!(search_key_tag("ViewPosition"), None);
+        assert_eq!(
+            include_field_tag("ViewPosition").as_deref(),
+            Some("00185101")
+        );
+        assert_eq!(search_key_tag("NoSuchKeyword"), None);
+        assert_eq!(include_field_tag("NoSuchKeyword"), None);
+        assert_eq!(search_key_tag("0010002"), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! The trait of cases: linking studies and notes to cases, and reading
+//! them. Their jobs, prediction versions and reviews have traits of their
+//! own ([`super::JobRepository`], [`super::PredictionRepository`],
+//! [`super::ReviewRepository`]).
+
+use async_trait::async_trait;
+use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::audit::AuditRecord;
+use crate::cases::{CaseFilter, CaseKey, CaseLink, CaseRecord, CaseSummary};
+
+/// Cases: a study and the notes of one order.
+///
+/// Linking methods take an audit *template* (agent, request id, purpose,
+/// patients, the note or study entities): only the store knows whether the
+/// case existed, so it sets the subtype (`case-create`, action C, or
+/// `case-link`, action U), names the case first among the entities and
+/// appends the event in the linking transaction. Nothing is appended when
+/// nothing changed.
+#[async_trait]
+pub trait CaseRepository: Send + Sync {
+    /// Finds the case of a stored study (by accession number when given,
+    /// else by Study Instance UID), creating it when there is none, and
+    /// completes its identifiers.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`]; nothing changes then.
+    async fn upsert_case_for_study(
+        &self,
+        study: &StudyInstanceUid,
+        accession: Option<&AccessionNumber>,
+        patient: Option<&PatientId>,
+        audit: &AuditRecord,
+    ) -> Result<CaseLink, StoreError>;
+
+    /// Links a stored note to the case `key` names, creating the case when
+    /// there is none. `key` needs an accession number or a study.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] (also when the note does not exist).
+    async fn link_note(
+        &self,
+        note_id: Uuid,
+        key: &CaseKey,
+        audit: &AuditRecord,
+    ) -> Result<CaseLink, StoreError>;
+
+    /// Finds or creates the case `key` names and links `note_ids` (which
+    /// must exist): `POST /cases`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn open_case(
+        &self,
+        key: &CaseKey,
+        note_ids: &[Uuid],
+        audit: &AuditRecord,
+    ) -> Result<CaseLink, StoreError>;
+
+    /// One case with its note ids.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn case(&self, id: Uuid) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// Cases matching `filter`, each with its latest prediction in brief.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
+    async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError>;
+}
