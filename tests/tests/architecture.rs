@@ -699,11 +699,6 @@ const KNOWN_CYCLES: &[&str] = &[
     // `package.rs` and `report_heads` share manifest types both ways (the
     // split of package.rs into manifest, validation, verification).
     "models/fusion-models/src/lib.rs: crate::{package, report_heads, text_encoder}",
-    // Ingest, case linking and the outbox call each other (the move to
-    // services/app, `inference` split into `cases` and `worker`).
-    "services/api/src/lib.rs: crate::{inference, ingest, outbox}",
-    // The evaluation report and its plots.
-    "services/fusion-cli/src/main.rs: crate::reports::{eval, plots}",
     // Parsing, the QIDO keyword table and the bounds of parsed values (the
     // QIDO table moving to `dicom-dictionary-std`).
     "services/imaging/src/lib.rs: crate::{bounds, index, parse}",

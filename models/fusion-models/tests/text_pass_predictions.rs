@@ -175,7 +175,11 @@ fn fused_predictions_match_the_recording() {
         .map(|input| {
             // What the text pass decides (the image branch's reason names
             // the temporary packages folder).
-            let v = serde_json::to_value(pipeline.predict(&input)).unwrap();
+            let mut v = serde_json::to_value(pipeline.predict(&input)).unwrap();
+            v["branches"]["text"]
+                .as_object_mut()
+                .unwrap()
+                .remove("timings_ms");
             serde_json::json!({
                 "text": v["branches"]["text"],
                 "fused": v["fused"],
@@ -204,5 +208,13 @@ fn fused_predictions_match_the_recording() {
 }
 
 /// How far a prediction may move from the recording, scaled as in
-/// [`compare`].
-const RECORDING_TOLERANCE: f64 = 1e-9;
+/// [`compare`]. On the machine that made the recording the pass repeats it
+/// to the last bit (measured: 0); elsewhere gemm may pick other kernels at
+/// run time (AVX2 rather than AVX-512), which sum in another order. So does
+/// any change to the pass that reorders an f32 sum: a fused attention op
+/// tried on 2026-12-06 moved fused opinion masses and probabilities by up to
+/// 3.3e-7 and zero-shot logits (a scale times the difference of two close
+/// cosines) by up to 5.4e-6, the size of the pass's distance from
+/// `BertModel` above. Hence f32 rounding's 1e-5, as there; a real change
+/// (a bias, the pooling, a label) moves predictions far more.
+const RECORDING_TOLERANCE: f64 = 1e-5;

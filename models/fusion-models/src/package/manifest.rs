@@ -8,7 +8,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::refine_tagged;
 use super::{DEFAULT_MC_PASSES, PackageError};
 use crate::abstain::AbstainPolicy;
 use crate::calibration::TemperatureScaler;
@@ -576,5 +575,47 @@ impl Manifest {
     #[must_use]
     pub fn file(&self, path: &str) -> Option<&PackageFile> {
         self.files.iter().find(|f| f.path == path)
+    }
+}
+
+/// serde reads the internally tagged sections (`input`, `output`,
+/// `uncertainty`) through a buffer, so an error inside one is reported at the
+/// section. Re-reading the section as its variant's struct recovers the exact
+/// key, e.g. `input.max_tokens`.
+fn refine_tagged(text: &str, section: &str) -> Option<(String, String)> {
+    fn inner<T: serde::de::DeserializeOwned>(
+        section: &str,
+        table: toml::Table,
+    ) -> Option<(String, String)> {
+        serde_path_to_error::deserialize::<_, T>(toml::Value::Table(table))
+            .err()
+            .map(|e| {
+                let sub = e.path().to_string();
+                let key = if sub == "." {
+                    section.to_owned()
+                } else {
+                    format!("{section}.{sub}")
+                };
+                (key, e.into_inner().to_string().trim().to_owned())
+            })
+    }
+    let tag = match section {
+        "input" | "output" => "kind",
+        "uncertainty" => "method",
+        _ => return None,
+    };
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let mut table = doc.get(section)?.as_table()?.clone();
+    let kind = table.remove(tag)?;
+    match (section, kind.as_str()?) {
+        ("input", "image") => inner::<ImageInput>(section, table),
+        ("input", "text") => inner::<TextInput>(section, table),
+        ("input", "note_features") => inner::<NoteFeaturesInput>(section, table),
+        ("output", "softmax" | "sigmoid") => inner::<ClassOutput>(section, table),
+        ("output", "embedding") => inner::<EmbeddingOutput>(section, table),
+        ("uncertainty", "mc_dropout") => inner::<McDropout>(section, table),
+        ("uncertainty", "none") => inner::<NoUncertainty>(section, table),
+        ("uncertainty", "ensemble") => inner::<EnsembleUncertainty>(section, table),
+        _ => None,
     }
 }

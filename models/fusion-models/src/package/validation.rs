@@ -397,48 +397,6 @@ impl Manifest {
     }
 }
 
-/// serde reads the internally tagged sections (`input`, `output`,
-/// `uncertainty`) through a buffer, so an error inside one is reported at the
-/// section. Re-reading the section as its variant's struct recovers the exact
-/// key, e.g. `input.max_tokens`.
-pub(super) fn refine_tagged(text: &str, section: &str) -> Option<(String, String)> {
-    fn inner<T: serde::de::DeserializeOwned>(
-        section: &str,
-        table: toml::Table,
-    ) -> Option<(String, String)> {
-        serde_path_to_error::deserialize::<_, T>(toml::Value::Table(table))
-            .err()
-            .map(|e| {
-                let sub = e.path().to_string();
-                let key = if sub == "." {
-                    section.to_owned()
-                } else {
-                    format!("{section}.{sub}")
-                };
-                (key, e.into_inner().to_string().trim().to_owned())
-            })
-    }
-    let tag = match section {
-        "input" | "output" => "kind",
-        "uncertainty" => "method",
-        _ => return None,
-    };
-    let doc: toml::Table = toml::from_str(text).ok()?;
-    let mut table = doc.get(section)?.as_table()?.clone();
-    let kind = table.remove(tag)?;
-    match (section, kind.as_str()?) {
-        ("input", "image") => inner::<ImageInput>(section, table),
-        ("input", "text") => inner::<TextInput>(section, table),
-        ("input", "note_features") => inner::<NoteFeaturesInput>(section, table),
-        ("output", "softmax" | "sigmoid") => inner::<ClassOutput>(section, table),
-        ("output", "embedding") => inner::<EmbeddingOutput>(section, table),
-        ("uncertainty", "mc_dropout") => inner::<McDropout>(section, table),
-        ("uncertainty", "none") => inner::<NoUncertainty>(section, table),
-        ("uncertainty", "ensemble") => inner::<EnsembleUncertainty>(section, table),
-        _ => None,
-    }
-}
-
 fn check_max_evidence(max_evidence: f64) -> Result<(), String> {
     if (0.0..=crate::opinion::EVIDENCE_LIMIT).contains(&max_evidence) {
         Ok(())

@@ -25,6 +25,7 @@ use fusion_notes::labelled::LabelMap;
 use fusion_schemas::{NoteLabel, Observation};
 use serde::Serialize;
 
+use super::plots::{Diagram, write_reliability};
 use super::uncertainty::{EceConsistency, Interval, ece_consistency, f1_intervals};
 use super::{AnalysedReport, EIGHT};
 
@@ -522,7 +523,27 @@ pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode
         args.split.as_deref(),
     );
     if let Some(dir) = &args.plots {
-        super::plots::write_reliability(dir, &report)?;
+        let diagrams: Vec<Diagram<'_>> = report
+            .observations
+            .iter()
+            .map(|o| Diagram {
+                stem: o.observation.as_str(),
+                title: format!(
+                    "{} — {} positives / {} reports, ECE {:.3}{}",
+                    o.observation.display_name(),
+                    o.support,
+                    o.n,
+                    o.ece,
+                    if o.calibrated {
+                        ""
+                    } else {
+                        " (not calibrated)"
+                    }
+                ),
+                bins: &o.reliability,
+            })
+            .collect();
+        write_reliability(dir, &diagrams)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -7,32 +7,29 @@
 use std::path::Path;
 
 use anyhow::Context;
-use fusion_models::metrics::reliability_svg;
+use fusion_models::metrics::{ReliabilityBin, reliability_svg};
 
-use super::eval::EvalReport;
+/// One diagram to draw: the file's stem (`reliability-<stem>.svg`), the
+/// title above the plot, and the 15 bins.
+pub struct Diagram<'a> {
+    /// The observation's snake-case name, e.g. `pleural_effusion`.
+    pub stem: &'a str,
+    /// The title drawn above the plot.
+    pub title: String,
+    /// The reliability bins, 15 equal-width bins over [0, 1].
+    pub bins: &'a [ReliabilityBin],
+}
 
-/// Writes `reliability-<observation>.svg` for every observation of `report`
-/// into `dir` (created if missing).
+/// Writes `reliability-<stem>.svg` for every diagram into `dir` (created if
+/// missing).
 ///
 /// # Errors
 /// The folder or a file cannot be written.
-pub fn write_reliability(dir: &Path, report: &EvalReport) -> anyhow::Result<()> {
+pub fn write_reliability(dir: &Path, diagrams: &[Diagram<'_>]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for o in &report.observations {
-        let title = format!(
-            "{} — {} positives / {} reports, ECE {:.3}{}",
-            o.observation.display_name(),
-            o.support,
-            o.n,
-            o.ece,
-            if o.calibrated {
-                ""
-            } else {
-                " (not calibrated)"
-            }
-        );
-        let svg = reliability_svg(&title, &o.reliability);
-        let path = dir.join(format!("reliability-{}.svg", o.observation.as_str()));
+    for d in diagrams {
+        let svg = reliability_svg(&d.title, d.bins);
+        let path = dir.join(format!("reliability-{}.svg", d.stem));
         std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
