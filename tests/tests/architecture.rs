@@ -695,11 +695,7 @@ fn cycles_of(root_file: &Path) -> Vec<(String, String)> {
 /// Cycles that other parts of issue #13 are removing, as
 /// `root file: crate::parent::{modules}`. The test fails on any cycle not
 /// listed here, and on a listed one that is gone (take it off the list).
-const KNOWN_CYCLES: &[&str] = &[
-    // Parsing, the QIDO keyword table and the bounds of parsed values (the
-    // QIDO table moving to `dicom-dictionary-std`).
-    "services/imaging/src/lib.rs: crate::{bounds, index, parse}",
-];
+const KNOWN_CYCLES: &[&str] = &[];
 
 #[test]
 fn no_crate_has_an_import_cycle_between_its_modules() {
@@ -788,7 +784,6 @@ fn the_checker_finds_a_cycle_through_a_reexport() {
 }
 
 #[test]
-#[ignore = "enabled once the #13 splits land"]
 fn no_source_file_is_over_800_lines() {
     let root = workspace_root();
     let mut long = Vec::new();

@@ -78,7 +78,7 @@ pub const ITEM_COST: u64 = 1536;
 /// by doubling (measured: 73 bytes per empty value).
 pub const STRING_VALUE_COST: u64 = 80;
 
-/// Charge per value of a top-level QIDO-RS attribute ([`crate::index::QIDO_TAGS`]):
+/// Charge per value of a top-level QIDO-RS attribute ([`crate::search_keys::QIDO_TAGS`]):
 /// its DICOM JSON value in a growing array, and the copies made on the way
 /// (measured: 80 bytes per value).
 pub const INDEX_VALUE_COST: u64 = 96;
@@ -351,7 +351,7 @@ impl<'a> Bounded<'a> {
         {
             cost += STRING_VALUE_COST * values;
         }
-        if self.open.is_empty() && crate::index::QIDO_TAGS.contains(&header.tag) {
+        if self.open.is_empty() && crate::search_keys::QIDO_TAGS.contains(&header.tag) {
             cost += INDEX_VALUE_COST * values;
         }
         self.charge(cost)

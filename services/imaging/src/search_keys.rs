@@ -7,6 +7,41 @@
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary as _, DataDictionaryEntry as _};
 use dicom_dictionary_std::StandardDataDictionary;
+use dicom_dictionary_std::tags;
+
+/// Attributes QIDO-RS returns by default at study, series and instance level
+/// (PS3.18 Tables 10.6.3-3, -4 and -5), plus Study Description and Body Part
+/// Examined. Modalities in Study (0008,0061), the related counts and Retrieve
+/// URL (0008,1190) are computed by the route from the index.
+pub const QIDO_TAGS: &[Tag] = &[
+    tags::SOP_CLASS_UID,
+    tags::SOP_INSTANCE_UID,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::ACCESSION_NUMBER,
+    tags::INSTANCE_AVAILABILITY,
+    tags::MODALITY,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::TIMEZONE_OFFSET_FROM_UTC,
+    tags::STUDY_DESCRIPTION,
+    tags::SERIES_DESCRIPTION,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::BODY_PART_EXAMINED,
+    tags::STUDY_INSTANCE_UID,
+    tags::SERIES_INSTANCE_UID,
+    tags::STUDY_ID,
+    tags::SERIES_NUMBER,
+    tags::INSTANCE_NUMBER,
+    tags::NUMBER_OF_FRAMES,
+    tags::ROWS,
+    tags::COLUMNS,
+    tags::BITS_ALLOCATED,
+    tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+    tags::PERFORMED_PROCEDURE_STEP_START_TIME,
+];
 
 /// The attribute keywords accepted as QIDO-RS query keys. A search key may
 /// also name any attribute by its tag (`00100020`); the search routes then
