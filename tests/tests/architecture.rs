@@ -18,9 +18,9 @@
 //! line of each reference. `#[cfg(test)]` items (unit-test modules and
 //! their imports) are left out: tests may reach anywhere.
 //!
-//! The crate root is the crate's façade: a name that `lib.rs` re-exports
-//! (`crate::AppState`, `crate::ApiError`) is the root's, not the file's
-//! that defines it (see [`RESOLVE_ROOT_REEXPORTS`]).
+//! A name that `lib.rs` re-exports (`crate::AppState`, `crate::State`) is
+//! followed to the module that defines it (see [`RESOLVE_ROOT_REEXPORTS`]),
+//! so a cycle cannot hide behind the crate root's façade.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 /// that defines them. Off: the root's re-exports are its public face, and
 /// modules that use them depend on the root. On, the check also sees the
 /// dependencies hidden behind `crate::AppState`.
-const RESOLVE_ROOT_REEXPORTS: bool = false;
+const RESOLVE_ROOT_REEXPORTS: bool = true;
 
 /// Longest source file, lines (issue #13: "no source file over ~800 lines
 /// outside generated code and tests").
@@ -741,7 +741,8 @@ fn the_checker_finds_a_cycle_through_a_reexport() {
         std::fs::write(f, s).unwrap();
     };
     w("lib.rs", "mod a;\nmod b;\nmod web;\npub use a::A;\n");
-    // a → b through a nested path; b → a through the root is the façade.
+    // a → b through a nested path; b → a through the root's re-export of
+    // `A`, which the check follows to `a` (RESOLVE_ROOT_REEXPORTS).
     w("a.rs", "use crate::b::B;\npub struct A;\n");
     w(
         "b.rs",
@@ -762,16 +763,21 @@ fn the_checker_finds_a_cycle_through_a_reexport() {
     );
     let keys = |c: &[(String, String)]| c.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
     let cycles = cycles_of(&dir.path().join("lib.rs"));
-    assert_eq!(keys(&cycles), ["crate::web::{gate, routes}"], "{cycles:#?}");
+    assert_eq!(
+        keys(&cycles),
+        ["crate::{a, b}", "crate::web::{gate, routes}"],
+        "{cycles:#?}"
+    );
+    assert!(cycles[0].1.contains("b.rs:1 `crate::A`"), "{}", cycles[0].1);
     assert!(
-        cycles[0].1.starts_with("gate → routes → gate"),
+        cycles[1].1.starts_with("gate → routes → gate"),
         "{}",
-        cycles[0].1
+        cycles[1].1
     );
     assert!(
-        cycles[0].1.contains("web/routes.rs:1 `super::Gate`"),
+        cycles[1].1.contains("web/routes.rs:1 `super::Gate`"),
         "{}",
-        cycles[0].1
+        cycles[1].1
     );
     // With `b.rs` naming `a` directly, the root level has its cycle too.
     w("b.rs", "pub struct B(crate::a::A);\n");

@@ -18,8 +18,10 @@ pub mod openapi;
 pub mod route_table;
 pub mod routes;
 mod startup;
+mod state;
 pub mod telemetry;
 
 pub use error::ApiError;
 pub use fusion_app::{LogFormat, Settings, SettingsError};
-pub use startup::{AppState, Application, AuthSettings, StartupError, connect_storage};
+pub use startup::{Application, StartupError, connect_storage};
+pub use state::{AppState, AuthSettings};

@@ -13,6 +13,7 @@ use fusion_app::{Settings, SettingsError};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::routes;
+use crate::state::{AppState, AuthSettings};
 
 /// Why the service could not start. Each message is one line an operator
 /// can act on; none carries a password.
@@ -35,44 +36,6 @@ pub enum StartupError {
     },
 }
 
-/// What every handler shares: the application's [`fusion_app::State`]
-/// (storage, models, queues, meters) and the HTTP-only policies; cheap to
-/// clone.
-///
-/// It dereferences to the application's state, so a handler reads
-/// `state.repository` and hands `&state` to `fusion_app`'s operations: the
-/// HTTP state is the application's state plus what only HTTP needs.
-#[derive(Clone)]
-pub struct AppState {
-    /// The application: storage handles, models, queues, meters.
-    pub app: fusion_app::State,
-    /// Session and lockout policy.
-    pub auth: AuthSettings,
-    /// Largest STOW-RS body, bytes.
-    pub stow_max_bytes: u64,
-    /// How the service names itself in the links it hands out.
-    pub public_url: crate::public_url::PublicUrl,
-    /// Per-client-address throttle of login attempts (this process).
-    pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = fusion_app::State;
-
-    fn deref(&self) -> &fusion_app::State {
-        &self.app
-    }
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("app", &self.app)
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The OpenAPI document of `GET /openapi.json`, serialised once per
 /// process.
 fn openapi_document() -> crate::routes::openapi::Document {
@@ -81,19 +44,6 @@ fn openapi_document() -> crate::routes::openapi::Document {
             Arc::new(crate::openapi::document_json().map_err(|e| e.to_string()))
         });
     crate::routes::openapi::Document(DOCUMENT.clone())
-}
-
-/// Session and lockout policy, from the settings.
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    /// Absolute session lifetime.
-    pub session_ttl: chrono::Duration,
-    /// Idle timeout.
-    pub session_idle: chrono::Duration,
-    /// `Secure` flag on the session cookie.
-    pub cookie_secure: bool,
-    /// Account lockout.
-    pub lockout: fusion_store::LockoutPolicy,
 }
 
 /// A built, bound, not yet running application.
@@ -196,7 +146,7 @@ impl Application {
         };
         if settings.monitoring_interval_seconds > 0 {
             let every = std::time::Duration::from_secs(settings.monitoring_interval_seconds);
-            tokio::spawn(fusion_app::monitoring::run_periodically(
+            tokio::spawn(fusion_app::watch::run_periodically(
                 state.app.clone(),
                 every,
             ));

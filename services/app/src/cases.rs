@@ -10,48 +10,13 @@
 
 use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
 use fusion_store::{
-    AuditAction, AuditAgent, AuditEventType, AuditRecord, AuditRecordBuilder, CaseKey, Enqueued,
-    EntityKind, NewNote, NoteStatus, StoreError,
+    AuditAction, AuditEventType, AuditRecord, CaseKey, Enqueued, EntityKind, NewNote, NoteStatus,
+    StoreError,
 };
 use uuid::Uuid;
 
 use crate::State;
-
-/// Who acts, for the audit events an action records: the agent, and over
-/// HTTP the request id and the stated purpose of use.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// The audit agent.
-    pub agent: AuditAgent,
-    /// The request id, when over HTTP.
-    pub request_id: Option<String>,
-    /// AuditEvent.purposeOfUse, when stated (HL7 v3 PurposeOfUse).
-    pub purpose_of_use: Option<String>,
-}
-
-impl Actor {
-    /// An actor outside any request: no request id, no purpose of use.
-    pub fn new(agent: AuditAgent) -> Self {
-        Self {
-            agent,
-            request_id: None,
-            purpose_of_use: None,
-        }
-    }
-
-    /// Starts the audit record of an event this actor causes: its agent,
-    /// request id and purpose of use.
-    pub fn audit(
-        &self,
-        event_type: AuditEventType,
-        subtype: &str,
-        action: AuditAction,
-    ) -> AuditRecordBuilder {
-        AuditRecord::builder(event_type, subtype, action, self.agent.clone())
-            .purpose_of_use(self.purpose_of_use.clone())
-            .request_id(self.request_id.clone())
-    }
-}
+pub use crate::actor::Actor;
 
 /// A study and what links it to its case: the Accession Number (0008,0050)
 /// and Patient ID (0010,0020) it was stored with.

@@ -22,11 +22,13 @@
 //! - [`config`], [`telemetry`], [`metrics`]: settings, logs and traces,
 //!   the meters.
 
+pub mod actor;
 pub mod admin;
 pub mod audit_export;
 pub mod blob_gc;
 pub mod cases;
 pub mod config;
+pub mod destinations;
 pub mod fhir_report;
 pub mod index_writer;
 pub mod ingest;
@@ -37,10 +39,11 @@ pub mod reviews_export;
 pub mod secrets;
 pub mod sr;
 pub mod telemetry;
+pub mod watch;
 pub mod worker;
 
 mod state;
 
-pub use cases::Actor;
+pub use actor::Actor;
 pub use config::{LogFormat, Overrides, Settings, SettingsError};
 pub use state::{StartupError, State, connect_storage, publish_audit_head};

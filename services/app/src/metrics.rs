@@ -284,13 +284,3 @@ impl Metrics {
         let _ = self.provider.shutdown_with_timeout(Duration::from_secs(2));
     }
 }
-
-/// Reads the queue depth and pool use into the gauges; a database failure
-/// is logged, not raised (the gauges keep their last values).
-pub async fn refresh_operational(state: &crate::State) {
-    state.metrics.record_pool(state.repository.pool_use());
-    match state.repository.queue_depth().await {
-        Ok(depth) => state.metrics.record_queue(depth),
-        Err(e) => tracing::warn!(error = %e, "cannot read the inference queue depth"),
-    }
-}

@@ -27,7 +27,7 @@ pub enum StartupError {
     Metrics(#[from] crate::metrics::MetricsError),
     /// The outbox destinations are malformed.
     #[error(transparent)]
-    Outbox(#[from] crate::outbox::OutboxSettingsError),
+    Outbox(#[from] crate::destinations::OutboxSettingsError),
 }
 
 /// What every operation shares: storage handles, the models, the queues'
@@ -54,7 +54,7 @@ pub struct State {
     /// The model monitor's settings and firing alerts.
     pub monitor: Arc<crate::monitoring::Monitor>,
     /// Where results go (the outbox's destinations and retry policy).
-    pub outbox: Arc<crate::outbox::OutboxSettings>,
+    pub outbox: Arc<crate::destinations::OutboxSettings>,
     /// Wakes this process's outbox senders when deliveries are queued.
     pub deliveries: Arc<tokio::sync::Notify>,
 }
@@ -92,7 +92,9 @@ pub async fn connect_storage(settings: &Settings) -> Result<State, StartupError>
         blobs = blobs.location(),
         "storage ready"
     );
-    let outbox = Arc::new(crate::outbox::OutboxSettings::from_settings(settings)?);
+    let outbox = Arc::new(crate::destinations::OutboxSettings::from_settings(
+        settings,
+    )?);
     Ok(State {
         outbox,
         deliveries: Arc::new(tokio::sync::Notify::new()),
@@ -123,5 +125,18 @@ pub async fn publish_audit_head(state: &State) {
         ),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+    }
+}
+
+impl State {
+    /// Reads the queue depth and pool use into the operational gauges
+    /// ([`crate::metrics::Metrics`]); a database failure is logged, not
+    /// raised (the gauges keep their last values).
+    pub async fn refresh_operational(&self) {
+        self.metrics.record_pool(self.repository.pool_use());
+        match self.repository.queue_depth().await {
+            Ok(depth) => self.metrics.record_queue(depth),
+            Err(e) => tracing::warn!(error = %e, "cannot read the inference queue depth"),
+        }
     }
 }

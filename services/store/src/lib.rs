@@ -43,9 +43,10 @@ pub use records::{
 pub use repository::{
     AuditRepository, Backend, CaseRepository, DatabaseUrl, IdentityRepository, ImagingRepository,
     JobRepository, LockoutPolicy, MonitoringRepository, NotesRepository, PoolOptions,
-    PredictionRepository, Repository, RepositoryCore, ReviewRepository, connect, verify_chain,
+    PredictionRepository, Repository, RepositoryCore, ReviewRepository, verify_chain,
     verify_chain_against,
 };
+pub use sql::connect;
 
 /// The repository traits, for `use fusion_store::prelude::*`.
 pub mod prelude {

@@ -27,8 +27,8 @@ pub(crate) async fn monitoring_report(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    fusion_app::metrics::refresh_operational(&state).await;
-    let report = fusion_app::monitoring::evaluate(&state).await?;
+    state.refresh_operational().await;
+    let report = fusion_app::watch::evaluate(&state).await?;
     let wants_html = req
         .headers()
         .get(header::ACCEPT)

@@ -15,7 +15,7 @@ pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `GET /metrics`: every instrument in the Prometheus text format, the
 /// queue depth and pool use read just before.
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    fusion_app::metrics::refresh_operational(&state).await;
+    state.refresh_operational().await;
     HttpResponse::Ok()
         .content_type(PROMETHEUS_TEXT)
         .body(state.metrics.encode())

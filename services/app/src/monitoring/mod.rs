@@ -1,9 +1,9 @@
 //! The service watches its own models (issue #18). Application logic, no
-//! HTTP: the routes and the page call [`evaluate`].
+//! HTTP: the routes and the page call [`crate::watch::evaluate`].
 //!
 //! Data flow: every inference job records what its models read
 //! ([`inputs`], table `model_inputs`); every clinician review is a labelled
-//! outcome of the prediction it judged. [`evaluate`] reads both, computes
+//! outcome of the prediction it judged. [`crate::watch::evaluate`] reads both, computes
 //! per package version, observation and modality-presence group the
 //! agreement, Brier score, ECE with reliability, conformal coverage against
 //! nominal and abstention over a sliding window and all time
@@ -19,14 +19,10 @@ pub mod math;
 pub mod outcomes;
 
 use chrono::{DateTime, Utc};
-use fusion_models::Observation;
-use fusion_store::StoreError;
-use opentelemetry::KeyValue;
 use serde::Serialize;
 
-use crate::State;
 use alerts::{Alert, AlertBook, AlertKind};
-use drift::{DriftSettings, PackageDrift};
+use drift::PackageDrift;
 use outcomes::GroupStats;
 
 /// The monitor's windows and thresholds (from [`crate::Settings`], keys
@@ -123,30 +119,6 @@ pub struct MonitoringReport {
     pub alerts: Vec<Alert>,
 }
 
-fn figures(
-    reviews: &[(fusion_store::ReviewRecord, fusion_store::PredictionRecord)],
-    state: &State,
-    default_nominal: f64,
-) -> ReviewFigures {
-    let catalogue = &state.catalogue;
-    let nominal = |package: &str, o: Observation| {
-        let name = package.split('@').next().unwrap_or(package);
-        let card = catalogue.package(name)?;
-        let alpha = card
-            .labels
-            .iter()
-            .find(|l| l.observation == o)?
-            .conformal_alpha?;
-        Some(1.0 - alpha)
-    };
-    let labels = outcomes::reviewed_labels(reviews, nominal);
-    ReviewFigures {
-        reviews: reviews.len(),
-        from: reviews.first().map(|(r, _)| r.created_at),
-        groups: outcomes::summarise(&labels, default_nominal),
-    }
-}
-
 /// The alert conditions holding in `window` and `drift`.
 #[must_use]
 pub fn alert_conditions(
@@ -214,107 +186,4 @@ pub fn alert_conditions(
         }
     }
     out
-}
-
-/// Computes the report from the database, records the gauges and raises
-/// the alerts that started to hold.
-///
-/// # Errors
-///
-/// [`StoreError`] when the database cannot be read or an alert's audit
-/// event cannot be appended.
-pub async fn evaluate(state: &State) -> Result<MonitoringReport, StoreError> {
-    let settings = state.monitor.settings;
-    let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let reviews = state
-        .repository
-        .reviewed_predictions(limit(settings.history_reviews))
-        .await?;
-    let now = Utc::now();
-    let since = now - chrono::Duration::days(settings.window_days.max(0));
-    let window_reviews = outcomes::window(&reviews, since, settings.window_reviews);
-    let window = figures(window_reviews, state, settings.default_nominal);
-    let all_time = figures(&reviews, state, settings.default_nominal);
-    let inputs = state
-        .repository
-        .model_inputs(limit(settings.drift_history))
-        .await?;
-    let drift = drift::drift(
-        &inputs,
-        DriftSettings {
-            reference: settings.drift_reference,
-            window: settings.drift_window,
-            threshold: settings.drift_threshold,
-        },
-    );
-    let alerts = alert_conditions(&settings, &window, &drift);
-    record_gauges(state, &window, &drift, &alerts);
-    state
-        .monitor
-        .alerts
-        .raise(state.repository.as_ref(), &alerts)
-        .await?;
-    Ok(MonitoringReport {
-        generated_at: now,
-        settings,
-        window,
-        all_time,
-        drift,
-        alerts,
-    })
-}
-
-fn record_gauges(state: &State, window: &ReviewFigures, drift: &[PackageDrift], alerts: &[Alert]) {
-    let m = &state.metrics;
-    for g in &window.groups {
-        let attrs = [
-            KeyValue::new("package", g.package.clone()),
-            KeyValue::new("observation", g.observation.as_str()),
-            KeyValue::new("group", g.group.as_str()),
-        ];
-        if let Some(c) = g.coverage {
-            m.coverage.record(c.rate, &attrs);
-            m.coverage_nominal.record(c.nominal, &attrs);
-        }
-        if let Some(c) = &g.calibration {
-            m.brier.record(c.brier, &attrs);
-            m.ece.record(c.ece, &attrs);
-        }
-        if let Some(a) = g.agreement {
-            m.agreement.record(a, &attrs);
-        }
-        m.abstention.record(g.abstention_rate, &attrs);
-    }
-    for p in drift {
-        for f in &p.features {
-            m.psi.record(
-                f.psi,
-                &[
-                    KeyValue::new("package", p.package.clone()),
-                    KeyValue::new("feature", f.feature.clone()),
-                ],
-            );
-        }
-    }
-    for kind in [AlertKind::Coverage, AlertKind::Drift] {
-        let n = alerts.iter().filter(|a| a.kind == kind).count();
-        m.alerts.record(
-            i64::try_from(n).unwrap_or(i64::MAX),
-            &[KeyValue::new("kind", kind.as_str())],
-        );
-    }
-}
-
-/// Runs [`evaluate`] every `every` until the runtime stops; a failure is
-/// logged and tried again at the next tick.
-pub async fn run_periodically(state: State, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        crate::metrics::refresh_operational(&state).await;
-        if let Err(e) = evaluate(&state).await {
-            tracing::warn!(target: "fusion::monitoring", error = %e, "model monitoring failed");
-        }
-    }
 }

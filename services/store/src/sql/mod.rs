@@ -7,6 +7,8 @@
 mod audit;
 #[macro_use]
 mod cases;
+mod connect;
+pub use connect::connect;
 #[macro_use]
 mod identity;
 #[macro_use]
