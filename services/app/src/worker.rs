@@ -443,16 +443,8 @@ fn read_candidate(
             return (candidate, None);
         }
     };
-    let attributes = gate_attributes(&object);
-    let manufacturer = object
-        .element_opt(dicom_core::Tag(0x0008, 0x0070))
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| {
-            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-                .to_owned()
-        });
+    let attributes = fusion_imaging::gate::gate_attributes(&object);
+    let manufacturer = fusion_imaging::gate::manufacturer(&object);
     let pixels = fusion_imaging::decode_pixels(&object)
         .map_err(|e| e.to_string())
         .and_then(|px| fusion_imaging::modality_values(&object, &px, 1).map_err(|e| e.to_string()))
@@ -467,37 +459,6 @@ fn read_candidate(
         pixels,
     };
     (candidate, manufacturer)
-}
-
-/// The header attributes the applicability gate reads.
-pub fn gate_attributes(object: &dicom_object::DefaultDicomObject) -> GateAttributes {
-    use dicom_core::Tag;
-    let text = |tag: Tag| -> Option<String> {
-        object
-            .element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| {
-                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-                    .to_owned()
-            })
-            .filter(|s| !s.is_empty())
-    };
-    GateAttributes {
-        modality: text(Tag(0x0008, 0x0060)),
-        body_part_examined: text(Tag(0x0018, 0x0015)),
-        view_position: text(Tag(0x0018, 0x5101)),
-        photometric_interpretation: text(Tag(0x0028, 0x0004)),
-        patient_age: text(Tag(0x0010, 0x1010)),
-        patient_birth_date: text(Tag(0x0010, 0x0030)),
-        study_date: text(Tag(0x0008, 0x0020)),
-        bits_stored: object
-            .element_opt(Tag(0x0028, 0x0101))
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_int::<u16>().ok()),
-    }
 }
 
 /// Records what the job's models read for the drift monitor; a failure is

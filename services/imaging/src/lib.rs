@@ -31,6 +31,7 @@ pub mod frames;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gate;
 pub mod index;
 mod jpeg_dct;
 pub mod palette;
