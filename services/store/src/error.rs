@@ -34,3 +34,37 @@ pub enum StoreError {
     #[error("{0} has stopped")]
     Stopped(&'static str),
 }
+
+/// Reads a stored JSON column into its typed shape. A malformed value is
+/// [`StoreError::Corrupt`] naming the column and the path of the bad field
+/// (e.g. `predictions.fused: a malformed value at no_finding.probability`),
+/// never serde's message, which quotes the value and so could carry patient
+/// data or note text into a log.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: a malformed value at {}", e.path())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Row {
+        probability: f64,
+    }
+
+    #[test]
+    fn a_malformed_stored_value_is_named_by_its_path_not_quoted() {
+        let value = serde_json::json!({ "probability": "Jane Invented-Patient" });
+        let e = from_json::<Row>("predictions.fused", value).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("predictions.fused"), "{text}");
+        assert!(text.contains("probability"), "{text}");
+        assert!(!text.contains("Jane"), "{text}");
+    }
+}

@@ -30,8 +30,8 @@ impl TryFrom<ModelInputRow> for ModelInputRecord {
     type Error = StoreError;
 
     fn try_from(r: ModelInputRow) -> Result<Self, StoreError> {
-        let features: InputFeatures = serde_json::from_value(r.features.0)
-            .map_err(|e| StoreError::Corrupt(format!("model_inputs.features: {e}")))?;
+        let features: InputFeatures =
+            crate::error::from_json("model_inputs.features", r.features.0)?;
         Ok(ModelInputRecord {
             input: NewModelInput {
                 id: r.id,

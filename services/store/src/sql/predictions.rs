@@ -19,8 +19,7 @@ fn typed<T: serde::de::DeserializeOwned>(
     column: &str,
     value: serde_json::Value,
 ) -> Result<T, StoreError> {
-    serde_json::from_value(value)
-        .map_err(|e| StoreError::Corrupt(format!("predictions.{column}: {e}")))
+    crate::error::from_json(&format!("predictions.{column}"), value)
 }
 
 #[derive(sqlx::FromRow)]
