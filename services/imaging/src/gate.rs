@@ -9,8 +9,10 @@ use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use fusion_schemas::GateAttributes;
 
-/// The text of `tag`, trimmed; `None` when absent, empty or not text.
-fn text(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
+/// The text of `tag` as stored, trailing and leading spaces and NULs
+/// trimmed (PS3.5 §6.2 pads values to even length); `None` when absent or
+/// not text. An empty value reads as `Some("")`.
+pub fn element_text(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
     object
         .element_opt(tag)
         .ok()
@@ -20,7 +22,11 @@ fn text(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
             s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
                 .to_owned()
         })
-        .filter(|s| !s.is_empty())
+}
+
+/// [`element_text`], with an empty value read as absent.
+fn text(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    element_text(object, tag).filter(|s| !s.is_empty())
 }
 
 /// The header attributes the applicability gate reads: Modality (0008,0060),
@@ -47,13 +53,5 @@ pub fn gate_attributes(object: &DefaultDicomObject) -> GateAttributes {
 /// Manufacturer (0008,0070), trimmed (kept empty when recorded empty, as the
 /// drift monitor has always grouped it); `None` when absent.
 pub fn manufacturer(object: &DefaultDicomObject) -> Option<String> {
-    object
-        .element_opt(tags::MANUFACTURER)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| {
-            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-                .to_owned()
-        })
+    element_text(object, tags::MANUFACTURER)
 }

@@ -157,16 +157,7 @@ async fn identity_of(
         .ok_or(SrError::NoSource)?;
     let mut out = Vec::new();
     for (tag, vr, type2) in IDENTITY {
-        let value = object
-            .element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| {
-                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-                    .to_owned()
-            })
-            .unwrap_or_default();
+        let value = fusion_imaging::gate::element_text(&object, tag).unwrap_or_default();
         if type2 || !value.is_empty() {
             out.push((tag, vr, value));
         }
