@@ -237,6 +237,19 @@ pub enum NoteLabel {
     NotMentioned,
 }
 
+impl NoteLabel {
+    /// The serde name: `positive`, `negative`, `uncertain`, `not_mentioned`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Positive => "positive",
+            Self::Negative => "negative",
+            Self::Uncertain => "uncertain",
+            Self::NotMentioned => "not_mentioned",
+        }
+    }
+}
+
 /// Everything [`analyze`] finds in a note. Spans are byte offsets into the
 /// analysed text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

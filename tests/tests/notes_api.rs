@@ -633,9 +633,9 @@ fn new_note(patient: &str, accession: &str, text: Option<&str>) -> NewNote {
         no_text_reason: text
             .is_none()
             .then(|| serde_json::json!({"reason": "pdf_only"})),
-        sections: serde_json::json!([{"kind": "findings", "header": null, "body": {"start": 0, "end": 4}}]),
-        mentions: serde_json::json!([]),
-        labels: serde_json::json!({"pneumothorax": "negative"}),
+        sections: serde_json::from_value(serde_json::json!([{"kind": "findings", "header": null, "body": {"start": 0, "end": 4}}])).unwrap(),
+        mentions: Vec::new(),
+        labels: serde_json::from_value(serde_json::json!({"pneumothorax": "negative"})).unwrap(),
         submitted_by: Some("fk_test".into()),
     }
 }

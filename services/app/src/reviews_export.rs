@@ -156,9 +156,9 @@ fn column_of(kind: SectionKind) -> &'static str {
 }
 
 /// Splits a note's text into the export's columns by its stored sections
-/// (the whole text as findings when they cannot be read).
-fn sections_of(text: &str, sections: &serde_json::Value) -> Vec<(&'static str, String)> {
-    let parsed: Vec<Section> = serde_json::from_value(sections.clone()).unwrap_or_default();
+/// (the whole text as findings when it has none).
+fn sections_of(text: &str, sections: &[Section]) -> Vec<(&'static str, String)> {
+    let parsed = sections;
     if parsed.is_empty() {
         return vec![("findings", text.trim().to_owned())];
     }

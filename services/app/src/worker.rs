@@ -389,13 +389,9 @@ async fn gather(
         let labels: BTreeMap<String, String> = record
             .note
             .labels
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .iter()
+            .map(|(o, l)| (o.as_str().to_owned(), l.as_str().to_owned()))
+            .collect();
         let excluded = match (&study_patient, &record.note.patient_id) {
             (Some(study), Some(note)) if study != note => Some(
                 "the note names another Patient ID than the study; not used for this case"

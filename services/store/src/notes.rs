@@ -7,7 +7,10 @@
 //! hands back exactly what it was given.
 
 use chrono::{DateTime, Utc};
-use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
+use std::collections::BTreeMap;
+
+use fusion_schemas::note::{Mention, NoteLabel, Section};
+use fusion_schemas::{AccessionNumber, Observation, PatientId, StudyInstanceUid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -83,12 +86,13 @@ pub struct NewNote {
     pub status: NoteStatus,
     /// Why there is no text (the intake's tagged JSON), when there is none.
     pub no_text_reason: Option<serde_json::Value>,
-    /// Sections (JSON array), empty without text.
-    pub sections: serde_json::Value,
-    /// Observation mentions (JSON array), empty without text.
-    pub mentions: serde_json::Value,
-    /// Note-level labels (JSON object, observation → label), empty without text.
-    pub labels: serde_json::Value,
+    /// Sections in text order (stored as a JSON array), empty without text.
+    pub sections: Vec<Section>,
+    /// Observation mentions in text order (a JSON array), empty without text.
+    pub mentions: Vec<Mention>,
+    /// Note-level labels (a JSON object, observation → label), empty without
+    /// text.
+    pub labels: BTreeMap<Observation, NoteLabel>,
     /// The principal id (user id or API key id) that submitted the note.
     pub submitted_by: Option<String>,
 }
@@ -121,8 +125,8 @@ pub struct NoteSummary {
     pub authored_at: Option<DateTime<Utc>>,
     /// Analysed, or accepted without text.
     pub status: NoteStatus,
-    /// Note-level labels (JSON object).
-    pub labels: serde_json::Value,
+    /// Note-level labels (observation → label).
+    pub labels: BTreeMap<Observation, NoteLabel>,
     /// Who submitted it.
     pub submitted_by: Option<String>,
     /// When it was stored.

@@ -17,11 +17,16 @@
 //! client, as is a note that does not exist, so that ids cannot be probed;
 //! the refusal of an existing one is audited as a security alert.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use fusion_notes::intake::{self, DecodeOptions, DecodedNote, IntakeError, SourceFormat};
-use fusion_schemas::{AccessionNumber, ErrorBody, PatientId, StudyInstanceUid};
+use fusion_schemas::{
+    AccessionNumber, ErrorBody, Mention, NoteLabel, Observation, PatientId, Section,
+    StudyInstanceUid,
+};
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, AuditOutcome, EntityKind, NewNote, NoteFilter,
     NoteRecord, NoteStatus, NoteSummary, NoteTypeCode,
@@ -348,9 +353,9 @@ struct Created {
     accession_number: Option<String>,
     study_instance_uid: Option<String>,
     source_format: String,
-    sections: serde_json::Value,
-    mentions: serde_json::Value,
-    labels: serde_json::Value,
+    sections: Vec<Section>,
+    mentions: Vec<Mention>,
+    labels: BTreeMap<Observation, NoteLabel>,
 }
 
 /// `POST /notes`.
@@ -410,16 +415,11 @@ async fn submit_note(
     let (status, sections, mentions, labels) = match &analysis {
         Some(a) => (
             NoteStatus::Analysed,
-            to_json(&a.sections)?,
-            to_json(&a.mentions)?,
-            to_json(&a.labels)?,
+            a.sections.clone(),
+            a.mentions.clone(),
+            a.labels.clone(),
         ),
-        None => (
-            NoteStatus::NoText,
-            serde_json::json!([]),
-            serde_json::json!([]),
-            serde_json::json!({}),
-        ),
+        None => (NoteStatus::NoText, Vec::new(), Vec::new(), BTreeMap::new()),
     };
     let note = NewNote {
         id: Uuid::now_v7(),
@@ -553,9 +553,9 @@ struct NoteView {
     submitted_by: Option<String>,
     created_at: DateTime<Utc>,
     text: Option<String>,
-    sections: serde_json::Value,
-    mentions: serde_json::Value,
-    labels: serde_json::Value,
+    sections: Vec<Section>,
+    mentions: Vec<Mention>,
+    labels: BTreeMap<Observation, NoteLabel>,
 }
 
 impl From<NoteRecord> for NoteView {
@@ -676,7 +676,7 @@ struct SummaryView {
     authored_at: Option<DateTime<Utc>>,
     submitted_by: Option<String>,
     created_at: DateTime<Utc>,
-    labels: serde_json::Value,
+    labels: BTreeMap<Observation, NoteLabel>,
 }
 
 impl From<NoteSummary> for SummaryView {

@@ -7,6 +7,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::StoreError;
+use crate::error::from_json;
 use crate::notes::{NewNote, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
 use crate::sql::imaging::id_corrupt;
 
@@ -126,9 +127,9 @@ impl TryFrom<NoteRow> for NoteRecord {
                 text: r.text,
                 status: NoteStatus::parse(&r.status)?,
                 no_text_reason: r.no_text_reason.map(|j| j.0),
-                sections: r.sections.0,
-                mentions: r.mentions.0,
-                labels: r.labels.0,
+                sections: from_json("notes.sections", r.sections.0)?,
+                mentions: from_json("notes.mentions", r.mentions.0)?,
+                labels: from_json("notes.labels", r.labels.0)?,
                 submitted_by: r.submitted_by,
             },
             created_at: r.created_at,
@@ -154,7 +155,7 @@ impl TryFrom<SummaryRow> for NoteSummary {
             source_format: r.source_format,
             authored_at: r.authored_at,
             status: NoteStatus::parse(&r.status)?,
-            labels: r.labels.0,
+            labels: from_json("notes.labels", r.labels.0)?,
             submitted_by: r.submitted_by,
             created_at: r.created_at,
         })

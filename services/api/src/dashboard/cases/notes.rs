@@ -207,10 +207,10 @@ fn note_type_name(code: &str) -> String {
 
 pub(super) fn note_view(n: &NoteRecord) -> NoteView {
     let note = &n.note;
-    let sections: Vec<Section> = serde_json::from_value(note.sections.clone()).unwrap_or_default();
-    let mentions: Vec<Mention> = serde_json::from_value(note.mentions.clone()).unwrap_or_default();
+    let sections: &[Section] = &note.sections;
+    let mentions: &[Mention] = &note.mentions;
     let mut counts = AssertionCounts::default();
-    for m in &mentions {
+    for m in mentions {
         *match m.assertion {
             fusion_notes::Assertion::Present => &mut counts.present,
             fusion_notes::Assertion::Absent => &mut counts.absent,
@@ -245,7 +245,7 @@ pub(super) fn note_view(n: &NoteRecord) -> NoteView {
             .ok()
             .and_then(|v| v.as_str().map(words))
             .unwrap_or_default(),
-        pieces: pieces(&text, &sections, &mentions[..marked]),
+        pieces: pieces(&text, sections, &mentions[..marked]),
         unmarked: mentions.len() - marked,
         counts,
         no_text_reason: note.no_text_reason.as_ref().map(|r| {
