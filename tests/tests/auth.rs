@@ -596,3 +596,48 @@ async fn control_characters_in_names_and_search_keys_are_refused_not_500() {
             .contains("control character")
     );
 }
+
+/// The router matches the percent-decoded path, the gate reads the route
+/// table by the raw one: `/%63ases` is `/cases` to the router and no route
+/// to the table. The gate refuses what it cannot place (attack review,
+/// HIGH: any credential reached every route that way).
+#[tokio::test]
+async fn a_percent_encoded_path_never_passes_the_permission_check() {
+    let app = fusion_tests::spawn_app().await;
+    let auditor = app.session_for("encoded-auditor", Role::Auditor).await;
+    assert_eq!(
+        call(&app, "GET", "/cases", Some(&auditor)).await.status(),
+        403
+    );
+    for path in [
+        "/%63ases",
+        "/%61udit/events",
+        "/%6detrics",
+        "/%77orklist",
+        "/%61dmin",
+    ] {
+        let res = call(&app, "GET", path, Some(&auditor)).await;
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let (id, secret) = app.api_key("encoded-pacs", Role::Integration).await;
+    let key = format!("{id}.{secret}");
+    for path in ["/%61udit/verify", "/%63ases", "/%6eotes?patient_id=P1"] {
+        let res = call(&app, "GET", path, Some(&key)).await;
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    // Without credentials it is still 401; a plain unknown path still 404.
+    assert_eq!(call(&app, "GET", "/%63ases", None).await.status(), 401);
+    assert_eq!(
+        call(&app, "GET", "/no-such-page", Some(&auditor))
+            .await
+            .status(),
+        404
+    );
+    // A known path with another method still reaches the router's 405.
+    assert_eq!(
+        call(&app, "DELETE", "/cases", Some(&auditor))
+            .await
+            .status(),
+        405
+    );
+}

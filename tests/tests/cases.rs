@@ -944,6 +944,29 @@ async fn store_story(repo: &dyn Repository) {
             .first_break
             .is_none()
     );
+
+    // A study of another patient naming a case's accession number is not
+    // linked there (attack review: it superseded the other patient's
+    // reviewed prediction).
+    let pid_a = fusion_schemas::PatientId::parse("MISMATCH-A").unwrap();
+    let pid_b = fusion_schemas::PatientId::parse("MISMATCH-B").unwrap();
+    let order_m = AccessionNumber::parse("ACC-Q-M").unwrap();
+    let study_a = StudyInstanceUid::parse("1.2.826.0.1.3680043.10.1.4712").unwrap();
+    let study_b = StudyInstanceUid::parse("1.2.826.0.1.3680043.10.1.4713").unwrap();
+    let owner = repo
+        .upsert_case_for_study(&study_a, Some(&order_m), Some(&pid_a), &template)
+        .await
+        .unwrap();
+    let other = repo
+        .upsert_case_for_study(&study_b, Some(&order_m), Some(&pid_b), &template)
+        .await;
+    assert!(
+        matches!(other, Err(fusion_store::StoreError::PatientMismatch { case_id }) if case_id == owner.case_id),
+        "{other:?}"
+    );
+    let kept = repo.case(owner.case_id).await.unwrap().unwrap();
+    assert_eq!(kept.study_instance_uid, Some(study_a));
+    assert_eq!(kept.patient_id, Some(pid_a));
 }
 
 async fn connect(url: &str) -> std::sync::Arc<dyn Repository> {

@@ -291,6 +291,43 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
             );
         }
     };
+    // Fail closed: a request the route table cannot place is refused, never
+    // passed on. The router matches the percent-decoded path while
+    // `match_pattern` reads the raw one, so `/%63ases` reaches the `/cases`
+    // handler with no pattern here; without this arm any credential would
+    // pass every permission check that way. A known path asked with another
+    // method (no spec, but a pattern) goes on to the router's 405.
+    if pattern.is_none() {
+        // An unknown plain path is an ordinary 404 (a browser's favicon);
+        // a percent-encoded one that no pattern matches is a probe: audited.
+        if !req.path().contains('%') {
+            return reply(
+                req,
+                error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
+            );
+        }
+        let http = req.request().clone();
+        let record = AuditRecord::builder(
+            AuditEventType::SecurityAlert,
+            "access-denied",
+            action_of(req.method()),
+            principal.agent(client_address(&http)),
+        )
+        .outcome(AuditOutcome::MinorFailure)
+        .outcome_desc(format!(
+            "no route of the table matches this percent-encoded {} path",
+            req.method()
+        ))
+        .request_id(request_id(&http))
+        .build();
+        if let Err(e) = state.repository.append_audit(&record).await {
+            tracing::error!(error = %e, "cannot audit a refusal");
+        }
+        return reply(
+            req,
+            error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
+        );
+    }
     match access {
         Some(Access::Any(permissions) | Access::Page(permissions))
             if !permissions.iter().any(|p| principal.can(*p)) =>

@@ -107,10 +107,25 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Arc<Pipeline> 
             "model package"
         );
     }
+    let loaded = pipeline
+        .packages()
+        .iter()
+        .filter(|p| p.status == fusion_schemas::PackageStatus::Loaded)
+        .count();
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
+        loaded,
         "model packages loaded"
     );
+    if loaded == 0 {
+        // Every case would come out "nothing usable": say so where an
+        // operator looks (review: a wrong models_dir went unnoticed).
+        tracing::warn!(
+            models_dir = %settings.models_dir.display(),
+            "no model package loaded: predictions will have no usable branch; \
+             check FUSION_MODELS_DIR and run scripts/fetch-models"
+        );
+    }
     Arc::new(pipeline)
 }
 

@@ -33,6 +33,14 @@ pub enum StoreError {
     /// as it does while the process shuts down.
     #[error("{0} has stopped")]
     Stopped(&'static str),
+    /// The case an accession number or study names belongs to another
+    /// Patient ID than what arrived: it is not linked there (a wrong-patient
+    /// link would put one patient's study or note into another's case).
+    #[error("case {case_id} belongs to another patient; not linked")]
+    PatientMismatch {
+        /// The case that was not linked to.
+        case_id: uuid::Uuid,
+    },
 }
 
 /// Reads a stored JSON column into its typed shape. A malformed value is

@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::cases::{CaseRecord, CaseStatus, CaseSummary, Finding, PredictionBrief};
+use crate::cases::{CaseRecord, CaseStatus, CaseSummary, PredictionBrief};
 use crate::sql::imaging::id_corrupt;
 
 /// Columns of a case row, in [`CaseRow`]'s order (`c` is `cases`).
@@ -122,7 +122,7 @@ pub(crate) struct SummaryRow {
     updated_at: DateTime<Utc>,
     p_id: Option<Uuid>,
     p_version: Option<i32>,
-    p_findings: Option<Json<Vec<Finding>>>,
+    p_findings: Option<Json<serde_json::Value>>,
     p_abstain: Option<bool>,
     p_refer: Option<bool>,
     p_created_at: Option<DateTime<Utc>>,
@@ -141,7 +141,10 @@ impl TryFrom<SummaryRow> for CaseSummary {
             (Some(id), Some(version), Some(created_at)) => Some(PredictionBrief {
                 id,
                 version,
-                findings: r.p_findings.map(|f| f.0).unwrap_or_default(),
+                findings: match r.p_findings {
+                    Some(f) => crate::error::from_json("predictions.findings", f.0)?,
+                    None => Vec::new(),
+                },
                 abstain: r.p_abstain.unwrap_or(false),
                 refer: r.p_refer.unwrap_or(false),
                 created_at,
@@ -241,6 +244,16 @@ macro_rules! impl_cases {
                 }
                 let (case_id, mut change) = match found {
                     Some((id, has_patient, has_accession, has_study)) => {
+                        // A case that holds a study is that study's
+                        // patient's (the PACS is authoritative; a case opened
+                        // from a note adopts its study's Patient ID): another
+                        // patient's study or note is not linked to it.
+                        if let (Some(has), Some(arrived)) = (has_patient.as_deref(), patient)
+                            && has != arrived
+                            && has_study.is_some()
+                        {
+                            return Err(StoreError::PatientMismatch { case_id: id });
+                        }
                         let fills = (has_patient.is_none() && patient.is_some())
                             || (has_accession.is_none() && accession.is_some())
                             || (has_study.is_none() && study.is_some());

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::cases::{Finding, NewPrediction, PredictionRecord, PredictionStatus};
+use crate::cases::{NewPrediction, PredictionRecord, PredictionStatus};
 
 /// Columns of a prediction row, in [`PredictionRow`]'s order.
 pub(crate) const PREDICTION_COLUMNS: &str = "id, case_id, version, status, packages, branches, \
@@ -32,10 +32,10 @@ pub(crate) struct PredictionRow {
     branches: Json<serde_json::Value>,
     fused: Json<serde_json::Value>,
     abstain: bool,
-    abstain_reasons: Json<Vec<String>>,
+    abstain_reasons: Json<serde_json::Value>,
     timings: Json<serde_json::Value>,
     inputs: Json<serde_json::Value>,
-    findings: Json<Vec<Finding>>,
+    findings: Json<serde_json::Value>,
     refer: bool,
     job_id: Option<Uuid>,
     created_at: DateTime<Utc>,
@@ -54,10 +54,10 @@ impl TryFrom<PredictionRow> for PredictionRecord {
                 branches: typed("branches", r.branches.0)?,
                 fused: typed("fused", r.fused.0)?,
                 abstain: r.abstain,
-                abstain_reasons: r.abstain_reasons.0,
+                abstain_reasons: typed("abstain_reasons", r.abstain_reasons.0)?,
                 timings: typed("timings", r.timings.0)?,
                 inputs: typed("inputs", r.inputs.0)?,
-                findings: r.findings.0,
+                findings: typed("findings", r.findings.0)?,
                 refer: r.refer,
                 job_id: r.job_id,
                 deliveries: Vec::new(),

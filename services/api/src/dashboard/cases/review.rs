@@ -184,9 +184,11 @@ pub(crate) async fn review_submit(
             code: "superseded_version",
             ..
         }) => Ok(back("review_error=stale")),
-        Err(CasesError::Invalid { .. } | CasesError::Unprocessable { .. }) => {
-            Ok(back("review_error=invalid"))
-        }
+        Err(
+            CasesError::Invalid { .. }
+            | CasesError::Unprocessable { .. }
+            | CasesError::Conflict { .. },
+        ) => Ok(back("review_error=invalid")),
         Err(CasesError::Api(e)) => Err(PageError::from(e)),
     }
 }

@@ -59,6 +59,10 @@ pub(crate) enum CasesError {
     /// The request is well formed but cannot be done (a case without inputs).
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// The request conflicts with what is stored (a case of another
+    /// patient).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// Anything the rest of the API answers.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -69,13 +73,16 @@ impl ResponseError for CasesError {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Api(e) => e.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let code = match self {
-            Self::Invalid { code, .. } | Self::Unprocessable { code, .. } => *code,
+            Self::Invalid { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Conflict { code, .. } => *code,
             Self::Api(e) => return e.error_response(),
         };
         HttpResponse::build(self.status_code()).json(ErrorBody {
@@ -88,7 +95,15 @@ impl ResponseError for CasesError {
 
 impl From<StoreError> for CasesError {
     fn from(e: StoreError) -> Self {
-        Self::Api(ApiError::Internal(e.into()))
+        match e {
+            StoreError::PatientMismatch { .. } => Self::Conflict {
+                code: "patient_mismatch",
+                message: "the case of this accession number or study belongs to another \
+                          patient"
+                    .to_owned(),
+            },
+            e => Self::Api(ApiError::Internal(e.into())),
+        }
     }
 }
 
