@@ -43,6 +43,108 @@ pub const QIDO_TAGS: &[Tag] = &[
     tags::PERFORMED_PROCEDURE_STEP_START_TIME,
 ];
 
+/// Default study result attributes (PS3.18 Table 10.6.3-3), from the index.
+pub const STUDY_RESULT: &[Tag] = &[
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::ACCESSION_NUMBER,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::STUDY_DESCRIPTION,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::STUDY_INSTANCE_UID,
+    tags::STUDY_ID,
+];
+
+/// The Patient and Study attributes a study result may carry (PS3.18
+/// §10.6.3.3, Table 10.6.3-3, from the Patient and General Study modules of
+/// PS3.3 §C.7.1.1 and §C.7.2.1, and the Timezone Offset From UTC of the SOP
+/// Common module that the standard lists at every level), as far as the
+/// index holds them; `includefield=all` returns these plus the computed
+/// ModalitiesInStudy, NumberOfStudyRelatedSeries, NumberOfStudyRelatedInstances
+/// and RetrieveURL.
+pub const STUDY_LEVEL: &[Tag] = &[
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::ACCESSION_NUMBER,
+    tags::INSTANCE_AVAILABILITY,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::TIMEZONE_OFFSET_FROM_UTC,
+    tags::STUDY_DESCRIPTION,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::STUDY_INSTANCE_UID,
+    tags::STUDY_ID,
+];
+
+/// Default series result attributes (PS3.18 Table 10.6.3-4).
+pub const SERIES_RESULT: &[Tag] = &[
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::MODALITY,
+    tags::SERIES_DESCRIPTION,
+    tags::STUDY_INSTANCE_UID,
+    tags::SERIES_INSTANCE_UID,
+    tags::SERIES_NUMBER,
+    tags::BODY_PART_EXAMINED,
+];
+
+/// Default instance result attributes (PS3.18 Table 10.6.3-5).
+pub const INSTANCE_RESULT: &[Tag] = &[
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::SOP_CLASS_UID,
+    tags::SOP_INSTANCE_UID,
+    tags::STUDY_INSTANCE_UID,
+    tags::SERIES_INSTANCE_UID,
+    tags::INSTANCE_NUMBER,
+    tags::NUMBER_OF_FRAMES,
+    tags::ROWS,
+    tags::COLUMNS,
+    tags::BITS_ALLOCATED,
+];
+
+/// Match keys of the study search (PS3.18 Table 10.6.1-5): PatientID,
+/// PatientName, AccessionNumber, StudyDescription, StudyDate, StudyTime,
+/// StudyID, ReferringPhysicianName, ModalitiesInStudy (and Modality),
+/// StudyInstanceUID.
+pub const STUDY_MATCH: &[Tag] = &[
+    tags::PATIENT_ID,
+    tags::PATIENT_NAME,
+    tags::ACCESSION_NUMBER,
+    tags::STUDY_DESCRIPTION,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::STUDY_ID,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::MODALITIES_IN_STUDY,
+    tags::MODALITY,
+    tags::STUDY_INSTANCE_UID,
+];
+
+/// Match keys of the series search (Table 10.6.1-6 less the performed
+/// procedure step keys): Modality, SeriesInstanceUID, SeriesNumber,
+/// SeriesDescription.
+pub const SERIES_MATCH: &[Tag] = &[
+    tags::MODALITY,
+    tags::SERIES_INSTANCE_UID,
+    tags::SERIES_NUMBER,
+    tags::SERIES_DESCRIPTION,
+];
+
+/// Match keys of the instance search: SeriesInstanceUID, SOPInstanceUID,
+/// SOPClassUID, InstanceNumber.
+pub const INSTANCE_MATCH: &[Tag] = &[
+    tags::SERIES_INSTANCE_UID,
+    tags::SOP_INSTANCE_UID,
+    tags::SOP_CLASS_UID,
+    tags::INSTANCE_NUMBER,
+];
+
 /// The attribute keywords accepted as QIDO-RS query keys. A search key may
 /// also name any attribute by its tag (`00100020`); the search routes then
 /// refuse those they cannot match on.
@@ -117,6 +219,59 @@ fn dictionary_tag(keyword: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_qido_lists_are_the_tags_of_ps3_18() {
+        for (list, keys) in [
+            (
+                STUDY_RESULT,
+                &[
+                    "00080005", "00080020", "00080030", "00080050", "00080090", "00081030",
+                    "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010",
+                ][..],
+            ),
+            (
+                STUDY_LEVEL,
+                &[
+                    "00080005", "00080020", "00080030", "00080050", "00080056", "00080090",
+                    "00080201", "00081030", "00100010", "00100020", "00100030", "00100040",
+                    "0020000D", "00200010",
+                ][..],
+            ),
+            (
+                SERIES_RESULT,
+                &[
+                    "00080005", "00080060", "0008103E", "0020000D", "0020000E", "00200011",
+                    "00180015",
+                ][..],
+            ),
+            (
+                INSTANCE_RESULT,
+                &[
+                    "00080005", "00080016", "00080018", "0020000D", "0020000E", "00200013",
+                    "00280008", "00280010", "00280011", "00280100",
+                ][..],
+            ),
+            (
+                STUDY_MATCH,
+                &[
+                    "00100020", "00100010", "00080050", "00081030", "00080020", "00080030",
+                    "00200010", "00080090", "00080061", "00080060", "0020000D",
+                ][..],
+            ),
+            (
+                SERIES_MATCH,
+                &["00080060", "0020000E", "00200011", "0008103E"][..],
+            ),
+            (
+                INSTANCE_MATCH,
+                &["0020000E", "00080018", "00080016", "00200013"][..],
+            ),
+        ] {
+            let got: Vec<String> = list.iter().map(|t| tag_key(*t)).collect();
+            assert_eq!(got, keys);
+        }
+    }
 
     /// The tags the QIDO-RS routes matched these keywords to before the
     /// dictionary did (PS3.6 Table 6-1).

@@ -3,9 +3,12 @@
 //! `limit`, `offset`, `includefield`, and the Warning headers of §8.3.4.4.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use dicom_dictionary_std::tags;
+use fusion_imaging::search_keys::{self, tag_key};
 use fusion_schemas::{SeriesInstanceUid, StudyInstanceUid};
 use fusion_store::{
     AuditAction, AuditEntity, AuditEventType, EntityKind, InstanceQuery, InstanceRecord,
@@ -27,31 +30,25 @@ use crate::{ApiError, AppState};
 /// that can be requested"` and the rest is reached with `offset`.
 pub const MAX_RESULTS: i64 = 10_000;
 
-/// Default study result attributes (PS3.18 Table 10.6.3-3), from the index.
-const STUDY_TAGS: &[&str] = &[
-    "00080005", "00080020", "00080030", "00080050", "00080090", "00081030", "00100010", "00100020",
-    "00100030", "00100040", "0020000D", "00200010",
-];
-/// The Patient and Study attributes a study result may carry (PS3.18
-/// §10.6.3.3, Table 10.6.3-3, from the Patient and General Study modules of
-/// PS3.3 §C.7.1.1 and §C.7.2.1, and the Timezone Offset From UTC of the SOP
-/// Common module that the standard lists at every level), as far as the
-/// index holds them; `includefield=all` returns these plus the computed
-/// ModalitiesInStudy, NumberOfStudyRelatedSeries, NumberOfStudyRelatedInstances
-/// and RetrieveURL.
-const STUDY_LEVEL: &[&str] = &[
-    "00080005", "00080020", "00080030", "00080050", "00080056", "00080090", "00080201", "00081030",
-    "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010",
-];
-/// Default series result attributes (PS3.18 Table 10.6.3-4).
-const SERIES_TAGS: &[&str] = &[
-    "00080005", "00080060", "0008103E", "0020000D", "0020000E", "00200011", "00180015",
-];
-/// Default instance result attributes (PS3.18 Table 10.6.3-5).
-const INSTANCE_TAGS: &[&str] = &[
-    "00080005", "00080016", "00080018", "0020000D", "0020000E", "00200013", "00280008", "00280010",
-    "00280011", "00280100",
-];
+/// The DICOM JSON keys (PS3.18 §F.2) of a list of tags, computed once.
+macro_rules! keys_of {
+    ($name:ident, $tags:path) => {
+        static $name: LazyLock<Vec<String>> =
+            LazyLock::new(|| $tags.iter().map(|t| tag_key(*t)).collect());
+    };
+}
+keys_of!(STUDY_TAGS, search_keys::STUDY_RESULT);
+keys_of!(STUDY_LEVEL, search_keys::STUDY_LEVEL);
+keys_of!(SERIES_TAGS, search_keys::SERIES_RESULT);
+keys_of!(INSTANCE_TAGS, search_keys::INSTANCE_RESULT);
+keys_of!(STUDY_MATCH, search_keys::STUDY_MATCH);
+keys_of!(SERIES_MATCH, search_keys::SERIES_MATCH);
+keys_of!(INSTANCE_MATCH, search_keys::INSTANCE_MATCH);
+
+/// The DICOM JSON key of one attribute.
+fn k(tag: dicom_core::Tag) -> String {
+    tag_key(tag)
+}
 
 /// A parsed QIDO-RS query string.
 struct Qido {
@@ -132,30 +129,14 @@ fn parse_qido(req: &HttpRequest) -> Result<Qido, ApiError> {
     Ok(q)
 }
 
-/// Match keys of the study search (PS3.18 Table 10.6.1-5): PatientID,
-/// PatientName, AccessionNumber, StudyDescription, StudyDate, StudyTime,
-/// StudyID, ReferringPhysicianName, ModalitiesInStudy (and Modality),
-/// StudyInstanceUID.
-const STUDY_MATCH: &[&str] = &[
-    "00100020", "00100010", "00080050", "00081030", "00080020", "00080030", "00200010", "00080090",
-    "00080061", "00080060", "0020000D",
-];
-/// Match keys of the series search (Table 10.6.1-6 less the performed
-/// procedure step keys): Modality, SeriesInstanceUID, SeriesNumber,
-/// SeriesDescription.
-const SERIES_MATCH: &[&str] = &["00080060", "0020000E", "00200011", "0008103E"];
-/// Match keys of the instance search: SeriesInstanceUID, SOPInstanceUID,
-/// SOPClassUID, InstanceNumber.
-const INSTANCE_MATCH: &[&str] = &["0020000E", "00080018", "00080016", "00200013"];
-
 /// 400 for a match key this search does not apply (PS3.18 §8.3.4: an
 /// unsupported key is never silently ignored, which would return every
 /// record as if it matched).
-fn check_keys(q: &Qido, supported: &[&str]) -> Result<(), ApiError> {
+fn check_keys(q: &Qido, supported: &[String]) -> Result<(), ApiError> {
     let mut unsupported: Vec<String> = q
         .matches
         .keys()
-        .filter(|t| !supported.contains(&t.as_str()))
+        .filter(|t| !supported.contains(t))
         .map(|t| fusion_imaging::search_keyword_of(t).map_or_else(|| t.clone(), str::to_owned))
         .chain(q.unknown_keys.iter().cloned())
         .collect();
@@ -236,17 +217,15 @@ fn time_range(value: &str) -> Result<(Option<String>, Option<String>), ApiError>
 /// Patient and Study attributes, never an instance's).
 fn select(
     attributes: &Value,
-    defaults: &[&str],
-    level: Option<&[&str]>,
+    defaults: &[String],
+    level: Option<&[String]>,
     q: &Qido,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     if let Value::Object(all) = attributes {
         for (tag, value) in all {
-            let at_level = level.is_none_or(|l| l.contains(&tag.as_str()));
-            if defaults.contains(&tag.as_str())
-                || (at_level && (q.include_all || q.include.contains(tag)))
-            {
+            let at_level = level.is_none_or(|l| l.contains(tag));
+            if defaults.contains(tag) || (at_level && (q.include_all || q.include.contains(tag))) {
                 out.insert(tag.clone(), value.clone());
             }
         }
@@ -332,39 +311,50 @@ pub(crate) async fn search_studies(
         return Ok(refusal);
     }
     let mut q = parse_qido(&req)?;
-    check_keys(&q, STUDY_MATCH)?;
+    check_keys(&q, &STUDY_MATCH)?;
     // An instance or series attribute named at study level is not
     // returned (PS3.18 §10.6.3.3): say so in the Warning header.
-    let computed = ["00080061", "00081190", "00201206", "00201208"];
+    let computed = [
+        k(tags::MODALITIES_IN_STUDY),
+        k(tags::RETRIEVE_URL),
+        k(tags::NUMBER_OF_STUDY_RELATED_SERIES),
+        k(tags::NUMBER_OF_STUDY_RELATED_INSTANCES),
+    ];
     let elsewhere: Vec<String> = q
         .include
         .iter()
-        .filter(|t| !STUDY_LEVEL.contains(&t.as_str()) && !computed.contains(&t.as_str()))
+        .filter(|t| !STUDY_LEVEL.contains(t) && !computed.contains(t))
         .cloned()
         .collect();
     q.ignored.extend(elsewhere);
     let m = &q.matches;
-    let (from, to) = match m.get("00080020") {
+    let (from, to) = match m.get(&k(tags::STUDY_DATE)) {
         Some(v) => date_range(v)?,
         None => (None, None),
     };
-    let (time_from, time_to) = match m.get("00080030") {
+    let (time_from, time_to) = match m.get(&k(tags::STUDY_TIME)) {
         Some(v) => time_range(v)?,
         None => (None, None),
     };
     let query = StudyQuery {
-        patient_id: m.get("00100020").cloned(),
-        patient_name: m.get("00100010").cloned(),
-        accession_number: m.get("00080050").cloned(),
-        study_description: m.get("00081030").cloned(),
-        study_id: m.get("00200010").cloned(),
-        referring_physician: m.get("00080090").cloned(),
+        patient_id: m.get(&k(tags::PATIENT_ID)).cloned(),
+        patient_name: m.get(&k(tags::PATIENT_NAME)).cloned(),
+        accession_number: m.get(&k(tags::ACCESSION_NUMBER)).cloned(),
+        study_description: m.get(&k(tags::STUDY_DESCRIPTION)).cloned(),
+        study_id: m.get(&k(tags::STUDY_ID)).cloned(),
+        referring_physician: m.get(&k(tags::REFERRING_PHYSICIAN_NAME)).cloned(),
         study_time_from: time_from,
         study_time_to: time_to,
         study_date_from: from,
         study_date_to: to,
-        modality: m.get("00080061").or_else(|| m.get("00080060")).cloned(),
-        study_instance_uids: m.get("0020000D").map(|v| uid_list(v)).unwrap_or_default(),
+        modality: m
+            .get(&k(tags::MODALITIES_IN_STUDY))
+            .or_else(|| m.get(&k(tags::MODALITY)))
+            .cloned(),
+        study_instance_uids: m
+            .get(&k(tags::STUDY_INSTANCE_UID))
+            .map(|v| uid_list(v))
+            .unwrap_or_default(),
         submitted_by: own_only(&ctx),
         limit: q.limit + 1,
         offset: q.offset,
@@ -383,21 +373,21 @@ pub(crate) async fn search_studies(
             if let Some(p) = &s.patient_id {
                 patients.insert(p.to_string());
             }
-            let mut obj = select(&s.attributes, STUDY_TAGS, Some(STUDY_LEVEL), &q);
+            let mut obj = select(&s.attributes, &STUDY_TAGS, Some(&STUDY_LEVEL), &q);
             obj.insert(
-                "00080061".into(),
+                k(tags::MODALITIES_IN_STUDY),
                 json!({ "vr": "CS", "Value": s.modalities }),
             );
             obj.insert(
-                "00081190".into(),
+                k(tags::RETRIEVE_URL),
                 json!({ "vr": "UR", "Value": [format!("{base}/studies/{}", s.study_instance_uid)] }),
             );
             obj.insert(
-                "00201206".into(),
+                k(tags::NUMBER_OF_STUDY_RELATED_SERIES),
                 json!({ "vr": "IS", "Value": [s.series_count] }),
             );
             obj.insert(
-                "00201208".into(),
+                k(tags::NUMBER_OF_STUDY_RELATED_INSTANCES),
                 json!({ "vr": "IS", "Value": [s.instance_count] }),
             );
             Value::Object(obj)
@@ -435,7 +425,7 @@ pub(crate) async fn search_all_series(
 
 /// The study a cross-study search names with a StudyInstanceUID key.
 fn study_key(q: &Qido) -> Result<Option<StudyInstanceUid>, ApiError> {
-    match q.matches.get("0020000D") {
+    match q.matches.get(&k(tags::STUDY_INSTANCE_UID)) {
         Some(v) if uid_list(v).len() > 1 => Err(ApiError::BadRequest(
             "a cross-study search takes one StudyInstanceUID".into(),
         )),
@@ -469,21 +459,27 @@ async fn series_search(
     let q = parse_qido(&req)?;
     let study = match study {
         Some(s) => {
-            check_keys(&q, SERIES_MATCH)?;
+            check_keys(&q, &SERIES_MATCH)?;
             Some(s)
         }
         None => {
-            check_keys(&q, &[SERIES_MATCH, &["0020000D"]].concat())?;
+            check_keys(
+                &q,
+                &[&SERIES_MATCH[..], &[k(tags::STUDY_INSTANCE_UID)]].concat(),
+            )?;
             study_key(&q)?
         }
     };
     let m = &q.matches;
     let query = SeriesQuery {
-        modality: m.get("00080060").cloned(),
-        series_instance_uids: m.get("0020000E").map(|v| uid_list(v)).unwrap_or_default(),
-        description: m.get("0008103E").cloned(),
+        modality: m.get(&k(tags::MODALITY)).cloned(),
+        series_instance_uids: m
+            .get(&k(tags::SERIES_INSTANCE_UID))
+            .map(|v| uid_list(v))
+            .unwrap_or_default(),
+        description: m.get(&k(tags::SERIES_DESCRIPTION)).cloned(),
         series_number: m
-            .get("00200011")
+            .get(&k(tags::SERIES_NUMBER))
             .map(|v| {
                 v.parse()
                     .map_err(|_| ApiError::BadRequest("SeriesNumber must be a number".into()))
@@ -503,15 +499,15 @@ async fn series_search(
     let results: Vec<Value> = series
         .iter()
         .map(|s| {
-            let mut obj = select(&s.attributes, SERIES_TAGS, None, &q);
+            let mut obj = select(&s.attributes, &SERIES_TAGS, None, &q);
             obj.insert(
-                "00081190".into(),
+                k(tags::RETRIEVE_URL),
                 json!({ "vr": "UR", "Value": [format!(
                     "{base}/studies/{}/series/{}", s.study_instance_uid, s.series_instance_uid
                 )] }),
             );
             obj.insert(
-                "00201209".into(),
+                k(tags::NUMBER_OF_SERIES_RELATED_INSTANCES),
                 json!({ "vr": "IS", "Value": [s.instance_count] }),
             );
             Value::Object(obj)
@@ -538,9 +534,9 @@ async fn series_search(
 }
 
 fn instance_result(i: &InstanceRecord, base: &str, q: &Qido) -> Value {
-    let mut obj = select(&i.attributes, INSTANCE_TAGS, None, q);
+    let mut obj = select(&i.attributes, &INSTANCE_TAGS, None, q);
     obj.insert(
-        "00081190".into(),
+        k(tags::RETRIEVE_URL),
         json!({ "vr": "UR", "Value": [instance_url(base, i)] }),
     );
     Value::Object(obj)
@@ -570,11 +566,14 @@ async fn search_instances_in(
     let q = parse_qido(&req)?;
     let study = match study {
         Some(s) => {
-            check_keys(&q, INSTANCE_MATCH)?;
+            check_keys(&q, &INSTANCE_MATCH)?;
             Some(s)
         }
         None => {
-            check_keys(&q, &[INSTANCE_MATCH, &["0020000D"]].concat())?;
+            check_keys(
+                &q,
+                &[&INSTANCE_MATCH[..], &[k(tags::STUDY_INSTANCE_UID)]].concat(),
+            )?;
             study_key(&q)?
         }
     };
@@ -582,11 +581,17 @@ async fn search_instances_in(
     let query = InstanceQuery {
         series_instance_uid: series
             .map(|s| s.to_string())
-            .or_else(|| m.get("0020000E").cloned()),
-        sop_instance_uids: m.get("00080018").map(|v| uid_list(v)).unwrap_or_default(),
-        sop_class_uids: m.get("00080016").map(|v| uid_list(v)).unwrap_or_default(),
+            .or_else(|| m.get(&k(tags::SERIES_INSTANCE_UID)).cloned()),
+        sop_instance_uids: m
+            .get(&k(tags::SOP_INSTANCE_UID))
+            .map(|v| uid_list(v))
+            .unwrap_or_default(),
+        sop_class_uids: m
+            .get(&k(tags::SOP_CLASS_UID))
+            .map(|v| uid_list(v))
+            .unwrap_or_default(),
         instance_number: m
-            .get("00200013")
+            .get(&k(tags::INSTANCE_NUMBER))
             .map(|v| {
                 v.parse()
                     .map_err(|_| ApiError::BadRequest("InstanceNumber must be a number".into()))
