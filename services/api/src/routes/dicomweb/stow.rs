@@ -188,7 +188,7 @@ async fn stow_into(
             stored += 1;
         }
         InstanceOutcome::Failed(f) => {
-            tracing::info!(reason = f.reason.code(), detail = %f.detail, "instance refused");
+            tracing::info!(reason = %format!("{:04X}", f.reason.code()), detail = %f.detail, "instance refused");
             response.failed(f.sop_class.as_deref(), f.sop_instance.as_deref(), f.reason);
             refused += 1;
         }
