@@ -138,6 +138,11 @@ pub async fn link_orphan_studies(state: &State) -> Result<usize, fusion_store::S
     Ok(n)
 }
 
+/// The detail of a refusal because the database could not be reached.
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable";
+/// The detail of a refusal because the blob store could not be written.
+pub const BLOB_STORE_UNAVAILABLE: &str = "the blob store is unavailable";
+
 /// A refused instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedInstance {
@@ -152,6 +157,14 @@ pub struct FailedInstance {
 }
 
 impl FailedInstance {
+    /// Whether the instance was refused because storage (the database or
+    /// the blob store) could not be reached, not because of the instance:
+    /// sending it again later may succeed.
+    #[must_use]
+    pub fn storage_unavailable(&self) -> bool {
+        self.detail == DATABASE_UNAVAILABLE || self.detail == BLOB_STORE_UNAVAILABLE
+    }
+
     /// A refusal of an instance whose UIDs are unknown.
     pub fn unidentified(reason: FailureReason, detail: impl Into<String>) -> Self {
         Self {
@@ -323,7 +336,7 @@ async fn store_unaudited(
                     sop_class: Some(stored.sop_class),
                     sop_instance: Some(stored.sop_instance),
                     reason: FailureReason::OutOfResources,
-                    detail: "the blob store is unavailable".into(),
+                    detail: BLOB_STORE_UNAVAILABLE.into(),
                 }),
                 Some((Some(stored.study), patient_ids)),
             );
@@ -384,7 +397,7 @@ async fn store_unaudited(
                     sop_class: Some(stored.sop_class),
                     sop_instance: Some(stored.sop_instance),
                     reason: FailureReason::OutOfResources,
-                    detail: "the database is unavailable".into(),
+                    detail: DATABASE_UNAVAILABLE.into(),
                 }),
                 Some((Some(stored.study), patient_ids)),
             )

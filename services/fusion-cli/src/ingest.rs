@@ -11,6 +11,10 @@ use fusion_app::Settings;
 use fusion_app::admin::Operator;
 use fusion_app::ingest::{InstanceOutcome, Submitter, store_instance};
 
+/// Files in a row refused because storage is unreachable before `fusion
+/// ingest` stops.
+const STOP_AFTER_UNAVAILABLE: usize = 3;
+
 pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<ExitCode> {
     if !folder.is_dir() {
         anyhow::bail!("{} is not a folder", folder.display());
@@ -37,7 +41,15 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
     let (mut stored, mut duplicate) = (0u64, 0u64);
     let mut studies = Vec::new();
     let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Storage gone: each further file would wait for the pool and fail the
+    // same way (attack review). Stop after a few in a row and say how far.
+    let mut unavailable_in_a_row = 0;
+    let mut done = 0usize;
     for path in &files {
+        if unavailable_in_a_row >= STOP_AFTER_UNAVAILABLE {
+            break;
+        }
+        done += 1;
         let shown = path
             .strip_prefix(folder)
             .unwrap_or(path)
@@ -49,6 +61,15 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
                 .or_default()
                 .push(shown),
             Ok(bytes) => match store_instance(&state, bytes.into(), None, &submitter).await {
+                InstanceOutcome::Failed(f) if f.storage_unavailable() => {
+                    unavailable_in_a_row += 1;
+                    failed
+                        .entry(format!("{:#06X} {}", f.reason.code(), f.detail))
+                        .or_default()
+                        .push(shown);
+                    bar.inc(1);
+                    continue;
+                }
                 InstanceOutcome::Stored(i) => {
                     stored += 1;
                     studies.push(fusion_app::ingest::TouchedStudy::from(&i));
@@ -63,9 +84,18 @@ pub(crate) async fn run(settings: &Settings, folder: &Path) -> anyhow::Result<Ex
                     .push(shown),
             },
         }
+        unavailable_in_a_row = 0;
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if done < files.len() {
+        eprintln!(
+            "fusion: storage unavailable for {STOP_AFTER_UNAVAILABLE} files in a row: stopped after \
+             {done} of {} files; run the same command again once it is back (stored files \
+             count as duplicates)",
+            files.len()
+        );
+    }
     // Each study, duplicates included, is linked to its case once.
     fusion_app::ingest::link_studies(&state, studies, &submitter).await;
     let n_failed: usize = failed.values().map(Vec::len).sum();
