@@ -201,6 +201,30 @@ fn is_state_changing(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Appends the `access-denied` security alert (DICOM 110113, minor failure)
+/// of a refused request; a failure to append is logged, not raised.
+async fn audit_access_denied(
+    state: &AppState,
+    req: &ServiceRequest,
+    principal: &Principal,
+    why: String,
+) {
+    let http = req.request();
+    let record = AuditRecord::builder(
+        AuditEventType::SecurityAlert,
+        "access-denied",
+        action_of(req.method()),
+        principal.agent(client_address(http)),
+    )
+    .outcome(AuditOutcome::MinorFailure)
+    .outcome_desc(why)
+    .request_id(request_id(http))
+    .build();
+    if let Err(e) = state.repository.append_audit(&record).await {
+        tracing::error!(error = %e, "cannot audit a refusal");
+    }
+}
+
 /// The middleware: authenticates, authorises against the route table,
 /// checks CSRF for cookie sessions, and audits refusals.
 pub(crate) async fn authenticate<B: MessageBody + 'static>(
@@ -306,23 +330,11 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
                 error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
             );
         }
-        let http = req.request().clone();
-        let record = AuditRecord::builder(
-            AuditEventType::SecurityAlert,
-            "access-denied",
-            action_of(req.method()),
-            principal.agent(client_address(&http)),
-        )
-        .outcome(AuditOutcome::MinorFailure)
-        .outcome_desc(format!(
+        let why = format!(
             "no route of the table matches this percent-encoded {} path",
             req.method()
-        ))
-        .request_id(request_id(&http))
-        .build();
-        if let Err(e) = state.repository.append_audit(&record).await {
-            tracing::error!(error = %e, "cannot audit a refusal");
-        }
+        );
+        audit_access_denied(&state, &req, &principal, why).await;
         return reply(
             req,
             error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
@@ -332,26 +344,14 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
         Some(Access::Any(permissions) | Access::Page(permissions))
             if !permissions.iter().any(|p| principal.can(*p)) =>
         {
-            let http = req.request().clone();
-            let record = AuditRecord::builder(
-                AuditEventType::SecurityAlert,
-                "access-denied",
-                action_of(req.method()),
-                principal.agent(client_address(&http)),
-            )
-            .outcome(AuditOutcome::MinorFailure)
-            .outcome_desc(format!(
+            let why = format!(
                 "role {} lacks {:?} for {} {}",
                 principal.role,
                 permissions,
                 req.method(),
                 pattern.as_deref().unwrap_or("")
-            ))
-            .request_id(request_id(&http))
-            .build();
-            if let Err(e) = state.repository.append_audit(&record).await {
-                tracing::error!(error = %e, "cannot audit a refusal");
-            }
+            );
+            audit_access_denied(&state, &req, &principal, why).await;
             if page {
                 let res = crate::dashboard::forbidden_page(req.request(), &principal, permissions);
                 return reply(req, res);
