@@ -480,6 +480,11 @@ async fn a_new_modality_mix_raises_the_drift_alarm_an_unchanged_one_does_not() {
         stow(&app, &pacs, &new_study(CT, n)).await;
     }
     inputs_recorded(&app, 18).await;
+    // One job per study: the start-up sweep must not queue a study that its
+    // own request is linking (it did, now and then, and a late second CR
+    // job then sat in the current window).
+    let recorded = app.state.repository.model_inputs(10_000).await.unwrap();
+    assert_eq!(recorded.len(), 18);
     let report = monitoring(&app, &auditor).await;
     let drift = &report["drift"][0];
     assert_eq!(drift["status"], "drift");

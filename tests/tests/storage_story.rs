@@ -207,7 +207,7 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         PutOutcome::ForeignStudy
     );
     // The study was stored without a case: the start-up sweep finds it.
-    let orphans = repo.studies_without_case().await.unwrap();
+    let orphans = repo.studies_without_case(chrono::Utc::now()).await.unwrap();
     assert_eq!(orphans.len(), 1);
     assert_eq!(orphans[0].study_instance_uid.as_str(), "1.2.3");
 

@@ -62,6 +62,9 @@ impl Application {
     ///
     /// [`StartupError`] naming the failing step.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        // Before anything is accepted: the sweep below links only studies
+        // stored before this instant.
+        let started = chrono::Utc::now();
         let mut state = connect_storage(settings).await?;
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
@@ -129,7 +132,7 @@ impl Application {
             i64::try_from(settings.blob_gc_grace_minutes).unwrap_or(i64::MAX / 60_000),
         );
         tokio::spawn(async move {
-            if let Err(e) = fusion_app::ingest::link_orphan_studies(&sweep).await {
+            if let Err(e) = fusion_app::ingest::link_orphan_studies(&sweep, started).await {
                 tracing::error!(error = %e, "cannot sweep studies without a case");
             }
             // Then blobs no row refers to (issue #14, finding 8).

@@ -105,13 +105,19 @@ pub async fn link_studies(
 
 /// At start: links every committed study that no case names (its instances
 /// were stored but the process stopped before it linked them) and queues
-/// its prediction. Returns how many studies it linked.
+/// its prediction. Only studies first stored before `started` (this
+/// process's start) are swept: a study arriving meanwhile is linked by its
+/// own request, and sweeping it too would queue it twice. Returns how many
+/// studies it linked.
 ///
 /// # Errors
 ///
 /// [`fusion_store::StoreError`] when the studies cannot be listed.
-pub async fn link_orphan_studies(state: &State) -> Result<usize, fusion_store::StoreError> {
-    let orphans = state.repository.studies_without_case().await?;
+pub async fn link_orphan_studies(
+    state: &State,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, fusion_store::StoreError> {
+    let orphans = state.repository.studies_without_case(started).await?;
     let submitter = Submitter {
         audit_subtype: "stow-rs",
         actor: Actor::new(AuditAgent::new(AgentKind::System, "", "start-up sweep").not_requestor()),

@@ -67,12 +67,18 @@ pub trait ImagingRepository: Send + Sync {
 
     /// Studies with stored instances that no case names, by study or by
     /// accession number: stored before a crash, never linked (issue #14,
-    /// finding 3). For the start-up sweep.
+    /// finding 3). For the start-up sweep: only studies first stored before
+    /// `stored_before` (the process's start), so a study that a request of
+    /// this process is storing and about to link is not linked, and queued,
+    /// a second time by the sweep.
     ///
     /// # Errors
     ///
     /// [`StoreError::Query`].
-    async fn studies_without_case(&self) -> Result<Vec<StudyRecord>, StoreError>;
+    async fn studies_without_case(
+        &self,
+        stored_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<StudyRecord>, StoreError>;
 
     /// The instances of a study, ordered by series then instance number.
     ///

@@ -565,17 +565,22 @@ macro_rules! impl_imaging {
                 Ok(found)
             }
 
-            async fn studies_without_case(&self) -> Result<Vec<crate::StudyRecord>, StoreError> {
+            async fn studies_without_case(
+                &self,
+                stored_before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<crate::StudyRecord>, StoreError> {
                 let sql = format!(
                     "SELECT {} FROM studies s \
                      WHERE EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = s.study_instance_uid) \
                      AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.study_instance_uid = s.study_instance_uid \
                        OR (s.accession_number IS NOT NULL AND c.accession_number = s.accession_number)) \
+                     AND s.created_at < $1 \
                      ORDER BY s.created_at, s.study_instance_uid",
                     $crate::sql::imaging::STUDY_COLUMNS
                 );
                 let rows: Vec<$crate::sql::imaging::StudyTuple> =
                     sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(stored_before)
                         .fetch_all(&self.pool)
                         .await?;
                 rows.into_iter().map($crate::sql::imaging::study_from_parts).collect()
