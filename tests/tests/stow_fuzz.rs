@@ -23,6 +23,9 @@ use serde_json::Value;
 #[global_allocator]
 static PEAK: PeakAlloc = PeakAlloc;
 
+/// The two tests here measure the same process-wide peak: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const BOUNDARY: &str = "fusion-stow-fuzz-boundary-8c1f0e3a5d7b9c2e4f6a8b0d";
 const MR_IMPLICIT: &str = "pydicom-3.0.2/test_files/MR_small_implicit.dcm";
 const CT: &str = "pydicom-3.0.2/test_files/CT_small.dcm";
@@ -104,6 +107,7 @@ fn patient_name_past_the_end() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_part_whose_length_runs_past_its_end_fails_alone_in_bounded_memory() {
+    let _guard = ONE_AT_A_TIME.lock().await;
     let app = spawn_app_with(|s| s.workers = 0).await;
     let pacs = Pacs::new(&app).await;
     let ct = read(CT);
@@ -172,6 +176,7 @@ struct Tally {
 
 #[tokio::test]
 async fn a_bounded_mutation_run_over_the_catalogue_through_stow_rs() {
+    let _guard = ONE_AT_A_TIME.lock().await;
     let requests: usize = std::env::var("STOW_FUZZ_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())
