@@ -20,6 +20,20 @@ use crate::package::{Architecture, Modality, ModelPackage, Observation};
 use crate::pipeline::{PackageRef, PackageStatus};
 use crate::report_heads::{HeadFigures, Training};
 
+/// Class-conditional conformal thresholds of one label
+/// ([`crate::conformal::ClassThresholds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClassConditionalCard {
+    /// q̂ for "present" (scores 1 − p of the gold positives).
+    pub present_qhat: f64,
+    /// Gold positives behind it.
+    pub present_n: usize,
+    /// q̂ for "absent" (scores p of the gold negatives).
+    pub absent_qhat: f64,
+    /// Gold negatives behind it.
+    pub absent_n: usize,
+}
+
 /// One label of a package, as its manifest states it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelCard {
@@ -36,6 +50,10 @@ pub struct LabelCard {
     /// Calibration examples n behind q̂.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conformal_n: Option<usize>,
+    /// Class-conditional (Mondrian) thresholds, when fitted so: sets are
+    /// built from these, not from the marginal q̂.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal_by_class: Option<ClassConditionalCard>,
     /// The base rate (prior) its opinions carry, when the package sets one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_rate: Option<f64>,
@@ -235,6 +253,16 @@ fn card(dir: &Path, check: &dyn Fn(&Path) -> Option<(String, String)>) -> Packag
                 conformal_qhat: l.conformal.as_ref().map(|c| c.qhat()),
                 conformal_alpha: l.conformal.as_ref().map(|c| c.alpha()),
                 conformal_n: l.conformal.as_ref().map(|c| c.n()),
+                conformal_by_class: l
+                    .conformal
+                    .as_ref()
+                    .and_then(|c| c.class_conditional())
+                    .map(|b| ClassConditionalCard {
+                        present_qhat: b.present.qhat,
+                        present_n: b.present.n,
+                        absent_qhat: b.absent.qhat,
+                        absent_n: b.absent.n,
+                    }),
                 base_rate: l.base_rate,
                 decision_threshold: l.decision_threshold,
                 calibrated: l.conformal.is_some(),

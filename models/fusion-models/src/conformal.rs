@@ -3,6 +3,14 @@
 //! new case's probability holds its true class with probability ≥ 1 − α
 //! (marginally, for exchangeable data).
 //!
+//! Class-conditional (Mondrian) calibration fits one q̂ per true class, so
+//! the guarantee holds for the positives of a rare finding on their own, not
+//! only on average over cases that are nearly all negative (Vovk, Gammerman
+//! & Shafer 2005, §4.5, Mondrian conformal predictors; Angelopoulos & Bates
+//! 2021, §4.1, class-conditional conformal). With one marginal q̂ fitted
+//! where 0.4 % of cases are positive, 90 % coverage is met by the negatives
+//! alone and a positive's set can be empty nearly always.
+//!
 //! Sources: V. Vovk, A. Gammerman, G. Shafer, *Algorithmic Learning in a
 //! Random World* (2005); A. N. Angelopoulos, S. Bates, *A Gentle Introduction
 //! to Conformal Prediction and Distribution-Free Uncertainty Quantification*
@@ -33,6 +41,19 @@ pub enum ConformalError {
     /// α is not in the open interval (0, 1).
     #[error("alpha = {0} must be in (0, 1)")]
     InvalidAlpha(f64),
+    /// Class-conditional thresholds whose case counts do not add up to n.
+    #[error("class-conditional counts {present} present + {absent} absent differ from n = {n}")]
+    ClassCounts {
+        /// Positive calibration cases.
+        present: usize,
+        /// Negative calibration cases.
+        absent: usize,
+        /// All calibration cases.
+        n: usize,
+    },
+    /// A threshold for one class was given without the other's.
+    #[error("class-conditional thresholds need both \"present\" and \"absent\"")]
+    OneClassOnly,
 }
 
 /// Nonconformity score s = 1 − P(true class) ∈ [0, 1] of one case, where
@@ -94,14 +115,45 @@ pub fn quantile_rank(n: usize, alpha: f64) -> Result<Option<usize>, ConformalErr
 /// with the calibration cases, P(true class ∈ set) ≥ 1 − α, and ≤ 1 − α +
 /// 1/(n + 1) when scores have no ties.
 ///
-/// Serialised as `{"qhat": q̂, "alpha": α, "n": n}`; reading re-checks the
-/// ranges.
+/// When class-conditional ([`ConformalCalibrator::fit_class_conditional`]),
+/// it also holds one threshold per true class, and sets are built from those
+/// (the marginal q̂ is kept for reporting): P(present ∈ set | present) ≥ 1 − α
+/// and P(absent ∈ set | absent) ≥ 1 − α.
+///
+/// Serialised as `{"qhat": q̂, "alpha": α, "n": n}`, with
+/// `"present": {"qhat", "n"}` and `"absent": {"qhat", "n"}` when
+/// class-conditional; reading re-checks the ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "CalibratorRecord", into = "CalibratorRecord")]
 pub struct ConformalCalibrator {
     qhat: f64,
     alpha: f64,
     n: usize,
+    by_class: Option<ClassThresholds>,
+}
+
+/// The threshold of one true class in class-conditional calibration.
+///
+/// * `qhat` q̂ ∈ [0, 1]: the k-th smallest score of the class's calibration
+///   cases, k = ⌈(n + 1)(1 − α)⌉, or 1.0 when k > n (too few cases of the
+///   class: it is in every set);
+/// * `n` ≥ 0: calibration cases of the class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassThreshold {
+    /// q̂ of the class.
+    pub qhat: f64,
+    /// Calibration cases of the class.
+    pub n: usize,
+}
+
+/// Per-class thresholds (Mondrian taxonomy by the true class).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassThresholds {
+    /// For "present": scores 1 − p of the positive calibration cases.
+    pub present: ClassThreshold,
+    /// For "absent": scores p of the negative calibration cases.
+    pub absent: ClassThreshold,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,6 +162,10 @@ struct CalibratorRecord {
     qhat: f64,
     alpha: f64,
     n: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    present: Option<ClassThreshold>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    absent: Option<ClassThreshold>,
 }
 
 impl From<ConformalCalibrator> for CalibratorRecord {
@@ -118,6 +174,8 @@ impl From<ConformalCalibrator> for CalibratorRecord {
             qhat: c.qhat,
             alpha: c.alpha,
             n: c.n,
+            present: c.by_class.map(|b| b.present),
+            absent: c.by_class.map(|b| b.absent),
         }
     }
 }
@@ -131,12 +189,43 @@ impl TryFrom<CalibratorRecord> for ConformalCalibrator {
         if r.n == 0 {
             return Err(ConformalError::Empty);
         }
+        let by_class = match (r.present, r.absent) {
+            (None, None) => None,
+            (Some(present), Some(absent)) => {
+                check_unit("qhat", 0, present.qhat)?;
+                check_unit("qhat", 1, absent.qhat)?;
+                if present.n + absent.n != r.n {
+                    return Err(ConformalError::ClassCounts {
+                        present: present.n,
+                        absent: absent.n,
+                        n: r.n,
+                    });
+                }
+                Some(ClassThresholds { present, absent })
+            }
+            _ => return Err(ConformalError::OneClassOnly),
+        };
         Ok(Self {
             qhat,
             alpha: r.alpha,
             n: r.n,
+            by_class,
         })
     }
+}
+
+/// q̂ of one class's scores: the k-th smallest, or 1.0 when the class has
+/// too few cases for level α (its label is then in every set).
+fn class_threshold(mut scores: Vec<f64>, alpha: f64) -> Result<ClassThreshold, ConformalError> {
+    let n = scores.len();
+    let qhat = match quantile_rank(n, alpha)? {
+        Some(k) => {
+            scores.sort_by(f64::total_cmp);
+            scores[k - 1]
+        }
+        None => 1.0,
+    };
+    Ok(ClassThreshold { qhat, n })
 }
 
 impl ConformalCalibrator {
@@ -167,6 +256,7 @@ impl ConformalCalibrator {
             qhat,
             alpha,
             n: scores.len(),
+            by_class: None,
         })
     }
 
@@ -186,6 +276,43 @@ impl ConformalCalibrator {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Self::from_scores(&scores, alpha)
+    }
+
+    /// Fits class-conditional (Mondrian) thresholds from calibration pairs
+    /// (p_present, present): q̂ of "present" from the positives' scores
+    /// 1 − p, q̂ of "absent" from the negatives' scores p, each at level α
+    /// (see the module docs); the marginal q̂ of all pairs is kept for
+    /// reporting. A class with fewer than ⌈1/α⌉ − 1 cases gets q̂ = 1: it is
+    /// in every set, the honest answer when its coverage cannot be
+    /// guaranteed.
+    ///
+    /// # Errors
+    /// As [`ConformalCalibrator::fit`].
+    pub fn fit_class_conditional(
+        pairs: &[(f64, bool)],
+        alpha: f64,
+    ) -> Result<Self, ConformalError> {
+        let marginal = Self::fit(pairs, alpha)?;
+        let scores = |class: bool| -> Vec<f64> {
+            pairs
+                .iter()
+                .filter(|&&(_, y)| y == class)
+                .map(|&(p, y)| score_of(p, y))
+                .collect()
+        };
+        Ok(Self {
+            by_class: Some(ClassThresholds {
+                present: class_threshold(scores(true), alpha)?,
+                absent: class_threshold(scores(false), alpha)?,
+            }),
+            ..marginal
+        })
+    }
+
+    /// The per-class thresholds, when fitted class-conditionally.
+    #[must_use]
+    pub const fn class_conditional(&self) -> Option<ClassThresholds> {
+        self.by_class
     }
 
     /// The threshold q̂ ∈ [0, 1].
@@ -208,7 +335,8 @@ impl ConformalCalibrator {
 
     /// The prediction set for a case with probability `p_present` of
     /// "present": each class y with 1 − P(y) ≤ q̂, i.e. "present" when
-    /// 1 − p ≤ q̂ and "absent" when p ≤ q̂. See [`PredictionSet`] for the
+    /// 1 − p ≤ q̂ and "absent" when p ≤ q̂, where q̂ is the class's own
+    /// threshold when class-conditional. See [`PredictionSet`] for the
     /// meaning of the empty set.
     ///
     /// # Errors
@@ -216,9 +344,13 @@ impl ConformalCalibrator {
     /// [0, 1] (a NaN must not silently become an empty set).
     pub fn predict_set(&self, p_present: f64) -> Result<PredictionSet, ConformalError> {
         let p = check_unit("probability", 0, p_present)?;
+        let (q_present, q_absent) = match self.by_class {
+            Some(b) => (b.present.qhat, b.absent.qhat),
+            None => (self.qhat, self.qhat),
+        };
         Ok(PredictionSet::new(
-            score_of(p, true) <= self.qhat,
-            score_of(p, false) <= self.qhat,
+            score_of(p, true) <= q_present,
+            score_of(p, false) <= q_absent,
         ))
     }
 }
@@ -418,6 +550,144 @@ mod tests {
         assert!(
             serde_json::from_str::<ConformalCalibrator>(r#"{"qhat":0.8,"alpha":0.1,"n":0}"#)
                 .is_err()
+        );
+    }
+
+    /// Nine positives and nineteen negatives, α = 0.1.
+    fn mondrian_pairs() -> Vec<(f64, bool)> {
+        let positives = [0.9, 0.8, 0.3, 0.95, 0.6, 0.7, 0.85, 0.5, 0.75];
+        let negatives = (1..=19).map(|i| f64::from(i) / 100.0);
+        positives
+            .iter()
+            .map(|&p| (p, true))
+            .chain(negatives.map(|p| (p, false)))
+            .collect()
+    }
+
+    #[test]
+    fn class_conditional_thresholds_hand_computed() {
+        let c = ConformalCalibrator::fit_class_conditional(&mondrian_pairs(), 0.1).unwrap();
+        let b = c.class_conditional().unwrap();
+        // Positives: scores 1 − p; n = 9, k = ⌈10·0.9⌉ = 9: the largest,
+        // 1 − 0.3.
+        assert_eq!(b.present.n, 9);
+        assert_eq!(b.present.qhat, 1.0 - 0.3);
+        // Negatives: scores p = 0.01 … 0.19; n = 19, k = ⌈20·0.9⌉ = 18.
+        assert_eq!(b.absent.n, 19);
+        assert_eq!(b.absent.qhat, 0.18);
+        // Marginal, for reporting: n = 28, k = ⌈29·0.9⌉ = 27, the second
+        // largest of all 28 scores: 1 − 0.5.
+        assert_eq!((c.qhat(), c.n()), (1.0 - 0.5, 28));
+        // Sets use the class thresholds: p = 0.35 → 1 − p = 0.65 ≤ 0.7
+        // (present), 0.35 > 0.18 (not absent).
+        assert_eq!(c.predict_set(0.35).unwrap(), set(true, false));
+        // p = 0.25: 0.75 > 0.7 and 0.25 > 0.18: empty.
+        assert!(c.predict_set(0.25).unwrap().is_empty());
+        // p = 0.1: 0.9 > 0.7; 0.1 ≤ 0.18: absent only.
+        assert_eq!(c.predict_set(0.1).unwrap(), set(false, true));
+        // The marginal q̂ alone would have called p = 0.35 empty (0.65 > 0.5,
+        // 0.35 ≤ 0.5: absent only): the positives' own q̂ keeps "present".
+        let marginal = ConformalCalibrator::fit(&mondrian_pairs(), 0.1).unwrap();
+        assert_eq!(marginal.predict_set(0.35).unwrap(), set(false, true));
+    }
+
+    #[test]
+    fn a_class_with_too_few_cases_is_in_every_set() {
+        // Four positives: k = ⌈5·0.9⌉ = 5 > 4, q̂ = 1.
+        let mut pairs = vec![(0.9, true), (0.2, true), (0.6, true), (0.05, true)];
+        pairs.extend((1..=19).map(|i| (f64::from(i) / 100.0, false)));
+        let c = ConformalCalibrator::fit_class_conditional(&pairs, 0.1).unwrap();
+        assert_eq!(c.class_conditional().unwrap().present.qhat, 1.0);
+        for p in [0.0, 0.01, 0.5, 1.0] {
+            assert!(c.predict_set(p).unwrap().contains(BinaryClass::Present));
+        }
+        // No positives at all: the same.
+        let negatives: Vec<_> = (1..=19).map(|i| (f64::from(i) / 100.0, false)).collect();
+        let c = ConformalCalibrator::fit_class_conditional(&negatives, 0.1).unwrap();
+        let b = c.class_conditional().unwrap();
+        assert_eq!((b.present.qhat, b.present.n), (1.0, 0));
+        assert!(c.predict_set(0.0).unwrap().contains(BinaryClass::Present));
+    }
+
+    #[test]
+    fn class_conditional_coverage_holds_for_the_rare_class() {
+        // 1 % positives with scores that overlap the negatives: the marginal
+        // q̂ covers the negatives and leaves most positives out; Mondrian
+        // covers ≥ 90 % of each class on fresh draws.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut draw = |n: usize| -> Vec<(f64, bool)> {
+            (0..n)
+                .map(|_| {
+                    let y = uniform() < 0.01;
+                    let p = if y {
+                        0.2 + 0.6 * uniform()
+                    } else {
+                        0.3 * uniform()
+                    };
+                    (p, y)
+                })
+                .collect()
+        };
+        let calibration = draw(20_000);
+        let test = draw(100_000);
+        let coverage = |c: &ConformalCalibrator, class: bool| {
+            let of_class: Vec<_> = test.iter().filter(|p| p.1 == class).collect();
+            let covered = of_class
+                .iter()
+                .filter(|&&&(p, y)| {
+                    c.predict_set(p).unwrap().contains(if y {
+                        BinaryClass::Present
+                    } else {
+                        BinaryClass::Absent
+                    })
+                })
+                .count();
+            covered as f64 / of_class.len() as f64
+        };
+        let marginal = ConformalCalibrator::fit(&calibration, 0.1).unwrap();
+        let mondrian = ConformalCalibrator::fit_class_conditional(&calibration, 0.1).unwrap();
+        assert!(
+            coverage(&marginal, true) < 0.5,
+            "{}",
+            coverage(&marginal, true)
+        );
+        for class in [true, false] {
+            let c = coverage(&mondrian, class);
+            assert!((0.88..0.93).contains(&c), "class {class}: {c}");
+        }
+    }
+
+    #[test]
+    fn class_conditional_serde_shape() {
+        let c = ConformalCalibrator::fit_class_conditional(&mondrian_pairs(), 0.1).unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(
+            text.contains(r#""present":{"qhat":0.7,"n":9},"absent":{"qhat":0.18,"n":19}"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<ConformalCalibrator>(&text).unwrap(),
+            c
+        );
+        let one = r#"{"qhat":0.5,"alpha":0.1,"n":28,"present":{"qhat":0.7,"n":9}}"#;
+        assert_eq!(
+            serde_json::from_str::<ConformalCalibrator>(one)
+                .unwrap_err()
+                .to_string(),
+            "class-conditional thresholds need both \"present\" and \"absent\""
+        );
+        let counts = r#"{"qhat":0.5,"alpha":0.1,"n":28,"present":{"qhat":0.7,"n":9},"absent":{"qhat":0.18,"n":18}}"#;
+        assert!(
+            serde_json::from_str::<ConformalCalibrator>(counts)
+                .unwrap_err()
+                .to_string()
+                .contains("9 present + 18 absent differ from n = 28")
         );
     }
 }

@@ -37,8 +37,8 @@ pub use calibration::{
 /// The device type models run on ([`select_device`]).
 pub use candle_core::Device;
 pub use conformal::{
-    BinaryClass, ConformalCalibrator, ConformalError, PredictionSet, nonconformity_score,
-    quantile_rank,
+    BinaryClass, ClassThreshold, ClassThresholds, ConformalCalibrator, ConformalError,
+    PredictionSet, nonconformity_score, quantile_rank,
 };
 pub use evidence::{Evidence, EvidenceExt, SampleMoments, TextEvidenceWeights, sample_moments};
 pub use fusion_schemas::NoteLabel;

@@ -132,6 +132,11 @@ pub struct HeadFigures {
     pub f1: f64,
     /// Fraction of conformal sets holding the gold class.
     pub coverage: Option<f64>,
+    /// Fraction of the gold positives' conformal sets holding "present"
+    /// (`None` without a positive or a conformal threshold; absent in
+    /// packages written before class-conditional calibration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_of_positives: Option<f64>,
 }
 
 impl HeadFigures {
@@ -144,21 +149,27 @@ impl HeadFigures {
         conformal: Option<&ConformalCalibrator>,
     ) -> Self {
         let confusion = Confusion::of(pairs.iter().map(|&(p, y)| (p >= threshold, y)));
-        let coverage = conformal.and_then(|c| {
-            let covered = pairs
-                .iter()
-                .filter(|&&(p, y)| {
-                    c.predict_set(p).is_ok_and(|set| {
-                        set.contains(if y {
-                            crate::conformal::BinaryClass::Present
-                        } else {
-                            crate::conformal::BinaryClass::Absent
+        let coverage_of = |pairs: &[&(f64, bool)]| {
+            conformal.and_then(|c| {
+                let covered = pairs
+                    .iter()
+                    .filter(|&&&(p, y)| {
+                        c.predict_set(p).is_ok_and(|set| {
+                            set.contains(if y {
+                                crate::conformal::BinaryClass::Present
+                            } else {
+                                crate::conformal::BinaryClass::Absent
+                            })
                         })
                     })
-                })
-                .count();
-            (!pairs.is_empty()).then(|| covered as f64 / pairs.len() as f64)
-        });
+                    .count();
+                (!pairs.is_empty()).then(|| covered as f64 / pairs.len() as f64)
+            })
+        };
+        let all: Vec<&(f64, bool)> = pairs.iter().collect();
+        let positives: Vec<&(f64, bool)> = pairs.iter().filter(|p| p.1).collect();
+        let coverage = coverage_of(&all);
+        let coverage_of_positives = coverage_of(&positives);
         Self {
             n: pairs.len(),
             positives: pairs.iter().filter(|p| p.1).count(),
@@ -170,6 +181,7 @@ impl HeadFigures {
             recall: confusion.recall(),
             f1: confusion.f1(),
             coverage,
+            coverage_of_positives,
         }
     }
 }

@@ -163,7 +163,12 @@ pub fn fit(
         let ece = |p: &[(f64, bool)]| expected_calibration_error(p, ECE_BINS);
         let conformal = match quantile_rank(pairs.len(), alpha) {
             Ok(Some(_)) => {
-                Some(ConformalCalibrator::fit(&pa, alpha).map_err(|e| fit_err(e.to_string()))?)
+                // Class-conditional: each class's cases covered on their
+                // own (see `crate::conformal`).
+                Some(
+                    ConformalCalibrator::fit_class_conditional(&pa, alpha)
+                        .map_err(|e| fit_err(e.to_string()))?,
+                )
             }
             Ok(None) => None,
             Err(e) => return Err(fit_err(e.to_string())),
@@ -239,6 +244,14 @@ fn set_calibration(table: &mut Table, result: &LabelCalibration) {
             t.insert("qhat", c.qhat().into());
             t.insert("alpha", c.alpha().into());
             t.insert("n", i64::try_from(c.n()).unwrap_or(i64::MAX).into());
+            if let Some(b) = c.class_conditional() {
+                for (name, class) in [("present", b.present), ("absent", b.absent)] {
+                    let mut k = InlineTable::new();
+                    k.insert("qhat", class.qhat.into());
+                    k.insert("n", i64::try_from(class.n).unwrap_or(i64::MAX).into());
+                    t.insert(name, toml_edit::Value::InlineTable(k));
+                }
+            }
             table.insert("conformal", value(t));
         }
         None => {

@@ -210,7 +210,9 @@ pub fn calibrate(scored: &[(f64, bool)], alpha: f64) -> Calibration {
         .iter()
         .map(|&(z, y)| (temperature.probability(z), y))
         .collect();
-    let conformal = ConformalCalibrator::fit(&calibrated, alpha).ok();
+    // Class-conditional: the positives of a rare finding are covered on
+    // their own (a marginal q̂ is met by the negatives alone).
+    let conformal = ConformalCalibrator::fit_class_conditional(&calibrated, alpha).ok();
     let decision_threshold = best_threshold(&calibrated);
     let figures = HeadFigures::measure(&calibrated, decision_threshold, conformal.as_ref());
     Calibration {

@@ -187,7 +187,7 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 fn figures_row(o: Observation, f: &HeadFigures) -> String {
     format!(
-        "| {} | {} / {} | {:.3} | {:.3} | {:.3} | {} | {} | {:.3} | {:.3} | {} |\n",
+        "| {} | {} / {} | {:.3} | {:.3} | {:.3} | {} | {} | {:.3} | {:.3} | {} | {} |\n",
         o.display_name(),
         f.positives,
         f.n,
@@ -198,7 +198,8 @@ fn figures_row(o: Observation, f: &HeadFigures) -> String {
         fmt_opt(f.average_precision),
         f.ece,
         f.brier,
-        fmt_opt(f.coverage)
+        fmt_opt(f.coverage),
+        fmt_opt(f.coverage_of_positives)
     )
 }
 
@@ -217,7 +218,9 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
          mention the observation and of the impression (feature layout version {}; \
          `fusion_models::report_heads::features`). The encoder is the package `{}` (manifest \
          SHA-256 `{}`), unchanged. Calibration: temperature scaling of the members' mean logit, \
-         fitted out of bag; split-conformal q̂ at α = {} from the out-of-bag probabilities; the \
+         fitted out of bag; class-conditional (Mondrian) split-conformal q̂ at α = {}, one per \
+         true class, from the out-of-bag probabilities, so the positives of a rare finding are \
+         covered on their own (Vovk et al. 2005, §4.5); the \
          decision threshold is half the best out-of-bag F1 (F*/2, the F1-optimal threshold of a \
          calibrated probability; Lipton et al., ECML PKDD 2014). The text branch turns the calibrated \
          probability and the members' variance into a Beta opinion whose base rate is the \
@@ -247,14 +250,15 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
         t.options.seed,
         t.options.c_grid
     );
-    let header = "| observation | positives / n | precision | recall | F1 | AUROC | AP | ECE | Brier | coverage |\n\
-                  | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    let header = "| observation | positives / n | precision | recall | F1 | AUROC | AP | ECE | Brier | coverage | coverage of positives |\n\
+                  | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     if t.labels.iter().any(|l| l.validation.is_some()) {
         let _ = writeln!(
             s,
             "## Figures on the `{}` split (never fitted on; {} reports)\n\n\
              The decision is p ≥ the head's threshold; ECE over 15 equal-width bins; coverage of \
-             the conformal sets against the nominal {:.0} %.\n",
+             the conformal sets against the nominal {:.0} %, over all reports and over the gold \
+             positives alone.\n",
             t.validation_split.as_deref().unwrap_or("validation"),
             t.validation_reports.unwrap_or(0),
             100.0 * (1.0 - t.options.alpha)

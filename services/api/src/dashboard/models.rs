@@ -29,6 +29,7 @@ struct FiguresView {
     recall: String,
     f1: String,
     coverage: String,
+    coverage_of_positives: String,
 }
 
 fn figures(f: &HeadFigures) -> FiguresView {
@@ -44,6 +45,7 @@ fn figures(f: &HeadFigures) -> FiguresView {
         recall: format!("{:.3}", f.recall),
         f1: format!("{:.3}", f.f1),
         coverage: opt(f.coverage),
+        coverage_of_positives: opt(f.coverage_of_positives),
     }
 }
 
@@ -62,8 +64,22 @@ struct LabelRow {
 
 fn label_row(l: &LabelCard) -> LabelRow {
     let name = l.observation.display_name().to_owned();
-    let calibration = match (l.conformal_qhat, l.conformal_alpha, l.conformal_n) {
-        (Some(q), Some(a), Some(n)) => format!(
+    let calibration = match (
+        l.conformal_qhat,
+        l.conformal_alpha,
+        l.conformal_n,
+        l.conformal_by_class,
+    ) {
+        (Some(_), Some(a), Some(_), Some(b)) => format!(
+            "T {:.2} · {:.0} % conformal sets per class: present q̂ {:.3} (n = {}), absent q̂ {:.3} (n = {})",
+            l.temperature,
+            (1.0 - a) * 100.0,
+            b.present_qhat,
+            b.present_n,
+            b.absent_qhat,
+            b.absent_n
+        ),
+        (Some(q), Some(a), Some(n), None) => format!(
             "T {:.2} · {:.0} % conformal sets, q̂ {q:.3} (n = {n})",
             l.temperature,
             (1.0 - a) * 100.0

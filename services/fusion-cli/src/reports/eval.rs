@@ -108,6 +108,10 @@ pub struct ObservationFigures {
     /// Fraction of reports whose fused conformal set holds the gold class
     /// (`None` when the observation has no calibrator).
     pub coverage: Option<f64>,
+    /// Fraction of the gold positives whose fused conformal set holds
+    /// "present" (class-conditional coverage; `None` without a positive or
+    /// a calibrator).
+    pub coverage_of_positives: Option<f64>,
     /// Mean conformal set size (0, 1 or 2 classes).
     pub mean_set_size: Option<f64>,
     /// Reports the labeller says do not mention the observation.
@@ -290,6 +294,16 @@ pub fn evaluate(
                 brier: brier_score(&pairs).unwrap_or(f64::NAN),
                 coverage: (sets.len() == rows.len() && !sets.is_empty())
                     .then(|| sets.iter().filter(|s| s.0).count() as f64 / sets.len() as f64),
+                coverage_of_positives: {
+                    let positives: Vec<bool> = rows
+                        .iter()
+                        .filter(|r| r.gold)
+                        .filter_map(|r| r.set.map(|s| s.0))
+                        .collect();
+                    (sets.len() == rows.len() && !positives.is_empty()).then(|| {
+                        positives.iter().filter(|&&c| c).count() as f64 / positives.len() as f64
+                    })
+                },
                 mean_set_size: (sets.len() == rows.len() && !sets.is_empty())
                     .then(|| sets.iter().map(|s| s.1).sum::<usize>() as f64 / sets.len() as f64),
                 not_mentioned: not_mentioned.len(),
@@ -393,7 +407,7 @@ impl std::fmt::Display for EvalReport {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<26} {:>9} | {:>5} {:>5} {:>5} | {:<8} {:>5} {:>5} {:>5} | {:>5} {:>5} {:>5} {:>5} | {:>5} {:>4} | {:>9}",
+            "{:<26} {:>9} | {:>5} {:>5} {:>5} | {:<8} {:>5} {:>5} {:>5} | {:>5} {:>5} {:>5} {:>5} | {:>5} {:>5} {:>4} | {:>9}",
             "observation",
             "pos/n",
             "lab P",
@@ -408,13 +422,14 @@ impl std::fmt::Display for EvalReport {
             "ECE",
             "Brier",
             "cover",
+            "cov+",
             "set",
             "nm p / a"
         )?;
         for o in &self.observations {
             writeln!(
                 f,
-                "{:<26} {:>4}/{:<4} | {:5.3} {:5.3} {:5.3} | {:<8} {:5.3} {:5.3} {:5.3} | {} {} {:5.3} {:5.3} | {} {} | {} / {:.3}{}",
+                "{:<26} {:>4}/{:<4} | {:5.3} {:5.3} {:5.3} | {:<8} {:5.3} {:5.3} {:5.3} | {} {} {:5.3} {:5.3} | {} {} {} | {} / {:.3}{}",
                 o.observation.display_name(),
                 o.support,
                 o.n,
@@ -430,6 +445,7 @@ impl std::fmt::Display for EvalReport {
                 o.ece,
                 o.brier,
                 opt(o.coverage),
+                opt(o.coverage_of_positives),
                 o.mean_set_size
                     .map_or_else(|| "   —".to_owned(), |s| format!("{s:4.2}")),
                 o.not_mentioned_mean_probability
@@ -485,7 +501,7 @@ impl std::fmt::Display for EvalReport {
             f,
             "\nlab: the mention labeller (uncertain counted as present); decision: what the service reports \
              (a trained head's p ≥ its threshold, else the labeller); AUROC … Brier: the fused probability; \
-             cover: conformal coverage (nominal 0.90), set: mean set size; nm p / a: mean probability of \
+             cover: conformal coverage (nominal 0.90), cov+: coverage of the gold positives alone, set: mean set size; nm p / a: mean probability of \
              reports that do not mention it / the prior. how sure: the decision's F1 with its 95 % \
              bootstrap interval over reports; the ECE beside the 95th percentile a perfectly calibrated \
              model reaches by chance on the same probabilities (chance95) and how often it reaches the \

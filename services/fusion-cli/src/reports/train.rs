@@ -361,5 +361,6 @@ fn head_figures(f: &super::eval::ObservationFigures) -> fusion_models::report_he
         recall: f.decision.recall,
         f1: f.decision.f1,
         coverage: f.coverage,
+        coverage_of_positives: f.coverage_of_positives,
     }
 }
