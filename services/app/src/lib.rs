@@ -26,6 +26,7 @@ pub mod actor;
 pub mod admin;
 pub mod audit_export;
 pub mod blob_gc;
+pub mod calls;
 pub mod cases;
 pub mod config;
 pub mod destinations;

@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fusion_models::{FusedLabel, Observation};
+use fusion_models::Observation;
 use fusion_schemas::{Section, SectionKind};
 use fusion_store::{
     AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditRecord, CaseFilter, CaseSort,
@@ -38,6 +38,8 @@ use fusion_store::{
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+pub use crate::calls::call_of;
 
 /// The text columns, in order.
 pub const TEXT_COLUMNS: [&str; 4] = ["indication", "comparison", "findings", "impression"];
@@ -94,17 +96,6 @@ pub fn service_call(prediction: &PredictionRecord, observation: Observation) -> 
         .and_then(|o| o.head.as_ref())
         .map(|h| h.present);
     call_of(fused, head)
-}
-
-/// The service's call on a fused label, given the trained head's decision
-/// where a head contributed: `None` when the label abstained or has no
-/// evidence, else the head's decision, else projected probability ≥ 0.5.
-#[must_use]
-pub fn call_of(fused: &FusedLabel, head_present: Option<bool>) -> Option<bool> {
-    if fused.abstain.is_some() || fused.sources.is_empty() {
-        return None;
-    }
-    Some(head_present.unwrap_or(fused.opinion.projected_probability() >= 0.5))
 }
 
 /// The gold a review gives one observation (see the module docs).

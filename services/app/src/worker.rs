@@ -522,8 +522,10 @@ pub fn new_prediction(
 }
 
 /// The top findings (labels with evidence, most probable first) and whether
-/// a clinician should look first: the prediction abstains, or a label with
-/// evidence is withheld (too uncertain or conflicting).
+/// a clinician should look first: the prediction abstains, a label with
+/// evidence is withheld (too uncertain or conflicting), or the service's
+/// call on a label contradicts what the report states
+/// ([`crate::calls::report_disagreements`]).
 pub fn summary(output: &PredictionOutput) -> (Vec<Finding>, bool) {
     let mut findings: Vec<Finding> = output
         .fused
@@ -540,7 +542,8 @@ pub fn summary(output: &PredictionOutput) -> (Vec<Finding>, bool) {
         || output
             .fused
             .values()
-            .any(|l| !l.sources.is_empty() && l.abstain.is_some());
+            .any(|l| !l.sources.is_empty() && l.abstain.is_some())
+        || !crate::calls::report_disagreements(output).is_empty();
     (findings, refer)
 }
 

@@ -105,6 +105,8 @@ pub(super) struct LabelView {
     /// The service's call, what a review's "accept" confirms:
     /// `present`, `absent`, or none (abstained).
     call: Option<&'static str>,
+    /// Where the call contradicts the report's own statement.
+    disagreement: Option<&'static str>,
     abstain: Option<String>,
     image: Option<BranchCell>,
     text: Option<BranchCell>,
@@ -230,6 +232,8 @@ pub(super) struct PredictionPage {
     abstain: bool,
     abstain_reasons: Vec<String>,
     refer: bool,
+    /// "Pneumothorax: the report states it, …", one per contradicted label.
+    disagreements: Vec<String>,
     branches: Vec<BranchBadge>,
     pub(super) labels: Vec<LabelView>,
     pub(super) quiet_labels: Vec<LabelView>,
@@ -263,8 +267,10 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         let head = text_opinion
             .and_then(|o| o.head.as_ref())
             .map(|h| h.present);
-        let call = fusion_app::reviews_export::call_of(f, head)
-            .map(|present| if present { "present" } else { "absent" });
+        let service_call = fusion_app::calls::call_of(f, head);
+        let disagreement = fusion_app::calls::report_disagreement(text_opinion, service_call)
+            .map(|d| d.describe());
+        let call = service_call.map(|present| if present { "present" } else { "absent" });
         let view = LabelView {
             name: observation_name(&key),
             fused: opinion_view(&f.opinion),
@@ -273,6 +279,7 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
             prediction_set,
             set_meaning,
             call,
+            disagreement,
             abstain: f.abstain.as_ref().map(abstain_words),
             image,
             text,
@@ -304,6 +311,10 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         abstain: pred.abstain,
         abstain_reasons: pred.abstain_reasons.clone(),
         refer: pred.refer,
+        disagreements: labels
+            .iter()
+            .filter_map(|l| Some(format!("{}: {}", l.name, l.disagreement?)))
+            .collect(),
         branches: vec![
             branch_badge("Image", &branches.image),
             branch_badge("Text", &branches.text),

@@ -1,0 +1,197 @@
+//! The service's call on each fused label, and where that call contradicts
+//! what the report itself states.
+//!
+//! The call is what a review's "accept" confirms and what the worklist
+//! counts: none when the fused label abstained or has no evidence; else the
+//! trained report head's decision (calibrated probability ≥ its threshold)
+//! where a head contributed; else fused projected probability ≥ 0.5.
+//!
+//! A trained head reads the mention labeller's assertion as one feature
+//! among many, so its calibrated call can go against a definite statement of
+//! the report: a pneumothorax the report states, called absent at 38 %
+//! because such reports are rare in training. That is the calibrated answer
+//! to "would the site's coders tag this report", and it is also a case a
+//! clinician must look at: the report and the model disagree. Such labels
+//! are flagged (the prediction's `refer`), never silently overruled in
+//! either direction. Hedged mentions (uncertain) are not a statement and
+//! raise no flag.
+
+use fusion_models::{BranchOpinion, FusedLabel, NoteLabel, PredictionOutput};
+
+/// The service's call on a fused label, given the trained head's decision
+/// where a head contributed: `None` when the label abstained or has no
+/// evidence, else the head's decision, else projected probability ≥ 0.5.
+#[must_use]
+pub fn call_of(fused: &FusedLabel, head_present: Option<bool>) -> Option<bool> {
+    if fused.abstain.is_some() || fused.sources.is_empty() {
+        return None;
+    }
+    Some(head_present.unwrap_or(fused.opinion.projected_probability() >= 0.5))
+}
+
+/// How the service's call contradicts the report's own assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportDisagreement {
+    /// The report states the finding (labeller: positive); the service
+    /// calls it absent.
+    StatedCalledAbsent,
+    /// The report negates the finding (labeller: negative); the service
+    /// calls it present.
+    NegatedCalledPresent,
+}
+
+impl ReportDisagreement {
+    /// Words for clinicians, e.g. "the report states it; called absent".
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::StatedCalledAbsent => "the report states it, the service calls it absent",
+            Self::NegatedCalledPresent => "the report negates it, the service calls it present",
+        }
+    }
+}
+
+/// Whether the call on one label contradicts the report: `text` is the text
+/// branch's opinion on it (its `mention` holds the labeller's assertion),
+/// `call` the service's call ([`call_of`]).
+#[must_use]
+pub fn report_disagreement(
+    text: Option<&BranchOpinion>,
+    call: Option<bool>,
+) -> Option<ReportDisagreement> {
+    let label = text?.mention.as_ref()?.label;
+    match (label, call?) {
+        (NoteLabel::Positive, false) => Some(ReportDisagreement::StatedCalledAbsent),
+        (NoteLabel::Negative, true) => Some(ReportDisagreement::NegatedCalledPresent),
+        _ => None,
+    }
+}
+
+/// The call on the label `key` (snake_case observation) of a prediction.
+#[must_use]
+pub fn call_on(output: &PredictionOutput, key: &str) -> Option<bool> {
+    let fused = output.fused.get(key)?;
+    let head = output
+        .branches
+        .text
+        .opinions
+        .get(key)
+        .and_then(|o| o.head.as_ref())
+        .map(|h| h.present);
+    call_of(fused, head)
+}
+
+/// Every label of a prediction whose call contradicts the report, as
+/// (snake_case observation, how), in observation-key order.
+#[must_use]
+pub fn report_disagreements(output: &PredictionOutput) -> Vec<(String, ReportDisagreement)> {
+    output
+        .fused
+        .keys()
+        .filter_map(|key| {
+            let text = output.branches.text.opinions.get(key);
+            report_disagreement(text, call_on(output, key)).map(|d| (key.clone(), d))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use fusion_models::{Evidence, Opinion};
+    use fusion_schemas::prediction::{HeadSource, MentionSource};
+
+    use super::*;
+
+    /// A text opinion at projected probability `p` (base rate 0.05) whose
+    /// mention label is `label`, with a head at threshold 0.48 when `head`.
+    fn text(label: NoteLabel, p: f64, head: bool) -> BranchOpinion {
+        let opinion = Opinion::new(p * 0.9, (1.0 - p) * 0.9, 0.1, 0.05).unwrap();
+        BranchOpinion {
+            opinion,
+            probability: opinion.projected_probability(),
+            mean: None,
+            variance: None,
+            passes: None,
+            evidence: Evidence::new(0.0, 0.0).unwrap(),
+            trust: None,
+            mention: Some(MentionSource {
+                note_id: "n1".to_owned(),
+                label,
+                evidence: Evidence::new(0.0, 0.0).unwrap(),
+            }),
+            zero_shot: None,
+            prediction_set: None,
+            head: head.then(|| HeadSource {
+                package: "heads@1".to_owned(),
+                note_id: "n1".to_owned(),
+                logit: 0.0,
+                temperature: 1.0,
+                members: 16,
+                decision_threshold: 0.48,
+                present: opinion.projected_probability() >= 0.48,
+            }),
+        }
+    }
+
+    fn fused(o: &BranchOpinion) -> FusedLabel {
+        FusedLabel {
+            opinion: o.opinion,
+            conflict: 0.0,
+            prediction_set: None,
+            sources: vec!["text".to_owned()],
+            abstain: None,
+        }
+    }
+
+    fn disagreement(label: NoteLabel, p: f64) -> Option<ReportDisagreement> {
+        let t = text(label, p, true);
+        let call = call_of(&fused(&t), t.head.as_ref().map(|h| h.present));
+        report_disagreement(Some(&t), call)
+    }
+
+    #[test]
+    fn a_stated_finding_called_absent_is_a_disagreement() {
+        // p = 0.9·0.38 + 0.1·0.05 = 0.347 < 0.48: called absent.
+        assert_eq!(
+            disagreement(NoteLabel::Positive, 0.38),
+            Some(ReportDisagreement::StatedCalledAbsent)
+        );
+        // p = 0.9·0.9 + 0.005 = 0.815 ≥ 0.48: called present, agrees.
+        assert_eq!(disagreement(NoteLabel::Positive, 0.9), None);
+    }
+
+    #[test]
+    fn a_negated_finding_called_present_is_a_disagreement() {
+        assert_eq!(
+            disagreement(NoteLabel::Negative, 0.9),
+            Some(ReportDisagreement::NegatedCalledPresent)
+        );
+        assert_eq!(disagreement(NoteLabel::Negative, 0.1), None);
+    }
+
+    #[test]
+    fn hedged_or_unmentioned_findings_and_abstentions_raise_no_flag() {
+        for p in [0.1, 0.9] {
+            assert_eq!(disagreement(NoteLabel::Uncertain, p), None);
+            assert_eq!(disagreement(NoteLabel::NotMentioned, p), None);
+        }
+        // An abstained label makes no call, so it cannot contradict.
+        let t = text(NoteLabel::Positive, 0.38, true);
+        let mut f = fused(&t);
+        f.abstain = Some(fusion_models::AbstainReason::HighUncertainty {
+            uncertainty: 0.9,
+            max_uncertainty: 0.8,
+        });
+        let call = call_of(&f, t.head.as_ref().map(|h| h.present));
+        assert_eq!(call, None);
+        assert_eq!(report_disagreement(Some(&t), call), None);
+        // Without a head the call is p ≥ 0.5.
+        let t = text(NoteLabel::Positive, 0.38, false);
+        let call = call_of(&fused(&t), None);
+        assert_eq!(call, Some(false));
+        assert_eq!(
+            report_disagreement(Some(&t), call),
+            Some(ReportDisagreement::StatedCalledAbsent)
+        );
+    }
+}
