@@ -83,8 +83,24 @@ async fn models_state_their_measured_calibration() {
         assert_eq!(label["validation"]["ece"].as_f64(), Some(v.ece));
         assert_eq!(label["validation"]["auroc"].as_f64(), v.auroc);
         assert_eq!(label["validation"]["coverage"].as_f64(), v.coverage);
+        assert_eq!(
+            label["validation"]["coverage_of_positives"].as_f64(),
+            v.coverage_of_positives
+        );
         assert_eq!(label["calibrated"], true);
         assert_eq!(label["conformal_alpha"].as_f64(), Some(0.1));
+        // Class-conditional: one q̂ per true class, from the out-of-bag
+        // positives and negatives.
+        let by_class = &label["conformal_by_class"];
+        assert_eq!(
+            by_class["present_n"].as_u64(),
+            Some(record.out_of_bag.positives as u64),
+            "{label}"
+        );
+        assert_eq!(
+            by_class["present_n"].as_u64().unwrap() + by_class["absent_n"].as_u64().unwrap(),
+            label["conformal_n"].as_u64().unwrap()
+        );
     }
     let not_calibrated: Vec<&str> = catalogue["not_calibrated"]
         .as_array()
@@ -143,6 +159,7 @@ async fn models_state_their_measured_calibration() {
         training.labels[1].validation.unwrap().ece
     )));
     assert!(page.contains("Not calibrated") && page.contains("Fracture"));
+    assert!(page.contains("90 % conformal sets per class: present q̂"));
     let (status, index) = get(&app, &clinician, "/models/view", "text/html").await;
     assert_eq!(status, 200);
     assert!(index.contains("href=\"/models/openi-report-heads/view\""));
@@ -308,4 +325,166 @@ async fn conformal_sets_show_and_reviews_export_as_labelled_reports() {
         Some(&!ptx_call)
     );
     assert!(!report.gold.contains_key(&Observation::Edema));
+}
+
+/// An invented report that states a finding the trained head, calibrated on
+/// how rarely such reports are coded with it, calls absent (p ≈ 0.36 below
+/// the Edema threshold 0.38 with the shipped package).
+const STATED_EDEMA_REPORT: &str = "FINDINGS: Mild pulmonary edema. IMPRESSION: Edema.";
+
+/// Posts `text` as a note for a new order and waits for its text-only
+/// prediction: (case id, prediction).
+async fn note_case(app: &TestApp, clinician: &str, accession: &str, text: &str) -> (String, Value) {
+    let pacs = app
+        .api_key(&format!("ris-{accession}"), Role::Integration)
+        .await;
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&pacs.0, Some(&pacs.1))
+        .query(&[
+            ("accession_number", accession),
+            ("patient_id", "PAT-FLAG-1"),
+        ])
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(text.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (_, list) = get(
+        app,
+        clinician,
+        &format!("/cases?accession_number={accession}"),
+        "application/json",
+    )
+    .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let case_id = list["cases"][0]["id"].as_str().unwrap().to_owned();
+    let versions = app
+        .wait_for_predictions(clinician, &case_id, "a text-only prediction", |v| {
+            !v.is_empty()
+        })
+        .await;
+    (case_id, versions[0].clone())
+}
+
+/// Issue #12 review: a finding the report states, called absent by the
+/// calibrated head, was shown as "called absent" with no flag. The call
+/// stays the calibrated one; the case is flagged for a full read, and the
+/// case view says which finding and how they disagree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_contradicts_the_report_is_flagged() {
+    let app = app_with_models().await;
+    let clinician = app.session_for("dr.flag", Role::Clinician).await;
+    let (case_id, prediction) =
+        note_case(&app, &clinician, "ACC-FLAG-1", STATED_EDEMA_REPORT).await;
+    let edema = &prediction["branches"]["text"]["opinions"]["edema"];
+    assert_eq!(edema["mention"]["label"], "positive", "{edema}");
+    assert_eq!(edema["head"]["present"], false, "{edema}");
+    assert!(prediction["abstain"] == false && prediction["fused"]["edema"]["abstain"].is_null());
+
+    let (_, list) = get(
+        &app,
+        &clinician,
+        "/cases?accession_number=ACC-FLAG-1",
+        "application/json",
+    )
+    .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        list["cases"][0]["latest_prediction"]["refer"], true,
+        "{list}"
+    );
+    let (_, worklist) = get(&app, &clinician, "/worklist", "text/html").await;
+    assert!(
+        worklist.contains("Uncertain · refer"),
+        "the worklist flags it"
+    );
+    let (_, page) = get(
+        &app,
+        &clinician,
+        &format!("/cases/{case_id}/view"),
+        "text/html",
+    )
+    .await;
+    assert!(
+        page.contains("id=\"report-disagreements\""),
+        "the banner names it"
+    );
+    assert!(
+        page.contains("Edema: the report states it, the service calls it absent"),
+        "the banner says how"
+    );
+
+    // A report that states what the head calls present raises no flag.
+    let (_, agreeing) = note_case(
+        &app,
+        &clinician,
+        "ACC-FLAG-2",
+        "FINDINGS: Small left pleural effusion. IMPRESSION: Small left effusion.",
+    )
+    .await;
+    let effusion = &agreeing["branches"]["text"]["opinions"]["pleural_effusion"];
+    assert_eq!(effusion["head"]["present"], true, "{effusion}");
+    let (_, list) = get(
+        &app,
+        &clinician,
+        "/cases?accession_number=ACC-FLAG-2",
+        "application/json",
+    )
+    .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        list["cases"][0]["latest_prediction"]["refer"], false,
+        "{list}"
+    );
+}
+
+/// Review finding: one prediction row whose stored findings cannot be read
+/// made `GET /cases` and the worklist answer 500 for everyone. The case is
+/// now listed without its findings, flagged, and the others as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unreadable_prediction_does_not_take_the_case_list_down() {
+    let app = app_with_models().await;
+    let clinician = app.session_for("dr.list", Role::Clinician).await;
+    let (broken, _) = note_case(&app, &clinician, "ACC-LIST-1", EFFUSION_REPORT).await;
+    let (intact, _) = note_case(&app, &clinician, "ACC-LIST-2", EFFUSION_REPORT).await;
+    let mut db = app.pg().admin_of_app().await;
+    sqlx::query(
+        "UPDATE predictions SET findings = '{\"not\": \"a list\"}' WHERE case_id = $1::uuid",
+    )
+    .bind(&broken)
+    .execute(&mut db)
+    .await
+    .unwrap();
+
+    let (status, body) = get(&app, &clinician, "/cases", "application/json").await;
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let case = |id: &str| {
+        list["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let b = case(&broken);
+    assert_eq!(b["latest_prediction"]["findings_unreadable"], true, "{b}");
+    assert_eq!(b["latest_prediction"]["refer"], true);
+    assert_eq!(b["latest_prediction"]["findings"], json!([]));
+    let i = case(&intact);
+    assert!(
+        i["latest_prediction"].get("findings_unreadable").is_none(),
+        "{i}"
+    );
+    assert_eq!(
+        i["latest_prediction"]["findings"][0]["label"],
+        "pleural_effusion"
+    );
+    let (status, worklist) = get(&app, &clinician, "/worklist", "text/html").await;
+    assert_eq!(status, 200);
+    assert!(worklist.contains("findings unreadable: open the case"));
 }

@@ -197,9 +197,13 @@ pub struct PredictionBrief {
     pub findings: Vec<Finding>,
     /// Whether it abstained.
     pub abstain: bool,
-    /// Whether a clinician should look first (uncertain, conflicting or
-    /// abstained).
+    /// Whether a clinician should look first (uncertain, conflicting,
+    /// abstained, contradicting the report, or its findings unreadable).
     pub refer: bool,
+    /// The stored findings could not be read ([`StoreError::Corrupt`],
+    /// logged): `findings` is empty and the case is flagged, so one bad
+    /// row does not fail the whole list.
+    pub findings_unreadable: bool,
     /// When it was issued.
     pub created_at: DateTime<Utc>,
 }

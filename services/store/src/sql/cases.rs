@@ -138,17 +138,28 @@ impl TryFrom<SummaryRow> for CaseSummary {
             r.study_instance_uid.as_deref(),
         )?;
         let latest_prediction = match (r.p_id, r.p_version, r.p_created_at) {
-            (Some(id), Some(version), Some(created_at)) => Some(PredictionBrief {
-                id,
-                version,
-                findings: match r.p_findings {
-                    Some(f) => crate::error::from_json("predictions.findings", f.0)?,
-                    None => Vec::new(),
-                },
-                abstain: r.p_abstain.unwrap_or(false),
-                refer: r.p_refer.unwrap_or(false),
-                created_at,
-            }),
+            (Some(id), Some(version), Some(created_at)) => {
+                // One unreadable value must not take the whole list down:
+                // the case is listed without its findings and flagged, and
+                // the error (column and path only, never the value) logged.
+                let findings = match r.p_findings {
+                    Some(f) => crate::error::from_json("predictions.findings", f.0),
+                    None => Ok(Vec::new()),
+                };
+                let findings_unreadable = findings.is_err();
+                if let Err(e) = &findings {
+                    tracing::warn!(case = %r.id, prediction = %id, error = %e, "listed without its findings");
+                }
+                Some(PredictionBrief {
+                    id,
+                    version,
+                    findings: findings.unwrap_or_default(),
+                    abstain: r.p_abstain.unwrap_or(false),
+                    refer: r.p_refer.unwrap_or(false) || findings_unreadable,
+                    findings_unreadable,
+                    created_at,
+                })
+            }
             _ => None,
         };
         Ok(CaseSummary {

@@ -145,6 +145,8 @@ struct WorklistRow {
     findings: Vec<FindingView>,
     refer: bool,
     abstain: bool,
+    /// The stored findings could not be read.
+    unreadable: bool,
     version: Option<i32>,
     updated_at: String,
     updated_iso: String,
@@ -152,6 +154,10 @@ struct WorklistRow {
 
 impl From<CaseSummary> for WorklistRow {
     fn from(s: CaseSummary) -> Self {
+        let unreadable = s
+            .latest_prediction
+            .as_ref()
+            .is_some_and(|p| p.findings_unreadable);
         let (findings, refer, abstain, version) = match s.latest_prediction {
             Some(p) => (
                 p.findings
@@ -186,6 +192,7 @@ impl From<CaseSummary> for WorklistRow {
             findings,
             refer,
             abstain,
+            unreadable,
             version,
             updated_at: s.updated_at.format("%Y-%m-%d %H:%M").to_string(),
             updated_iso: s.updated_at.to_rfc3339(),

@@ -35,6 +35,9 @@ struct BriefView {
     abstain: bool,
     refer: bool,
     findings: Vec<Finding>,
+    /// The stored findings could not be read: open the case.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    findings_unreadable: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -54,6 +57,7 @@ impl From<CaseSummary> for SummaryView {
                 abstain: p.abstain,
                 refer: p.refer,
                 findings: p.findings,
+                findings_unreadable: p.findings_unreadable,
                 created_at: p.created_at,
             }),
         }
