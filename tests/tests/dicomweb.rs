@@ -1064,3 +1064,102 @@ async fn an_integration_client_reads_nothing_of_another_senders_study() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// Sends `head` and `body` on a raw connection that declares
+/// `content_length` (more than `body`), then waits: returns the status the
+/// service answers with, the response text, how long it took, and whether
+/// the service closed the connection after answering.
+async fn stalled_request(
+    app: &TestApp,
+    head: &str,
+    body: &[u8],
+    content_length: usize,
+) -> (u16, String, std::time::Duration, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    socket
+        .write_all(format!("{head}Content-Length: {content_length}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    socket.write_all(body).await.unwrap();
+    // Read until the service closes the connection (or 20 s pass).
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        socket.read_to_end(&mut answer),
+    )
+    .await
+    .is_ok();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text, started.elapsed(), closed)
+}
+
+/// "A declared length larger than the bytes sent": before, the service
+/// waited for the missing bytes as long as the client kept the socket open,
+/// holding the connection and what it had buffered. Now a body that sends
+/// nothing for `body_idle_timeout_seconds` is answered without the rest
+/// (STOW-RS keeps the parts completed before the stall; a note is refused
+/// with 400) and the connection is closed.
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_answered_after_the_idle_timeout() {
+    let app = spawn_app_with(|s| s.body_idle_timeout_seconds = 1).await;
+    let pacs = Client::new(&app, "pacs").await;
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", pacs.auth.0, pacs.auth.1),
+    );
+
+    // STOW-RS: one whole instance and half of a second, declared whole.
+    let files = dicom(&[CT, MR]);
+    let body = multipart(BOUNDARY, &parts(&files));
+    let sent = files[0].len() + 200 + files[1].len() / 2;
+    let head = format!(
+        "POST /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n\
+         Accept: application/dicom+json\r\nContent-Type: {}\r\n",
+        stow_content_type(BOUNDARY)
+    );
+    let (status, text, took, closed) =
+        stalled_request(&app, &head, &body[..sent], body.len()).await;
+    println!(
+        "STOW-RS stalled after {sent} of {} bytes: {status} after {took:?}",
+        body.len()
+    );
+    assert_eq!(status, 202, "{text}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert!(closed, "the connection is closed after the answer");
+    let json: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or(""))
+        .or_else(|_| {
+            // A chunked answer: the JSON sits between the chunk sizes.
+            let start = text.find("{\"").unwrap();
+            let end = text.rfind('}').unwrap();
+            serde_json::from_str(&text[start..=end])
+        })
+        .unwrap();
+    assert_eq!(stored_uids(&json), [uid_of(CT)]);
+    assert_eq!(failure_reasons(&json), [0xC000]);
+
+    // A note: 100 of 1,000 declared bytes.
+    let head = format!(
+        "POST /notes?accession_number=ACC-STALL-1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Basic {auth}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    );
+    let (status, text, took, closed) = stalled_request(&app, &head, &[b'a'; 100], 1000).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert!(closed);
+    // Nothing half-read was stored, and the service still answers.
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
+        .fetch_one(&mut app.pg().admin_of_app().await)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(app.healthz().await.status(), 200);
+}

@@ -8,6 +8,7 @@
 //! real thing. Route groups live one per file under `routes/`.
 
 pub mod auth;
+mod body_timeout;
 pub mod dashboard;
 mod gate;
 pub mod metrics;

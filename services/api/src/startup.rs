@@ -87,6 +87,7 @@ impl Application {
         let openapi = web::Data::new(openapi_document());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::body_timeout::idle_timeout))
                 .wrap(from_fn(crate::gate::authenticate))
                 .wrap(from_fn(crate::metrics::record_request))
                 .wrap(from_fn(routes::head_as_get))
@@ -216,6 +217,7 @@ pub async fn connect_storage(settings: &Settings) -> Result<AppState, StartupErr
             },
         },
         stow_max_bytes: settings.stow_max_bytes,
+        body_idle_timeout: std::time::Duration::from_secs(settings.body_idle_timeout_seconds),
         public_url: crate::public_url::PublicUrl::new(
             settings.public_base_url.as_deref(),
             &settings.trusted_proxies,

@@ -20,6 +20,8 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// Largest STOW-RS body, bytes.
     pub stow_max_bytes: u64,
+    /// Longest pause within a request body ([`crate::body_timeout`]).
+    pub body_idle_timeout: std::time::Duration,
     /// How the service names itself in the links it hands out.
     pub public_url: crate::public_url::PublicUrl,
     /// Per-client-address throttle of login attempts (this process).

@@ -91,6 +91,11 @@ pub struct Settings {
     /// Largest STOW-RS request body, bytes (`FUSION_STOW_MAX_BYTES`).
     /// Default 4 GiB ([`fusion_imaging::DEFAULT_MAX_TOTAL_BYTES`]).
     pub stow_max_bytes: u64,
+    /// Seconds a request body may go without a byte before the request is
+    /// answered without the rest and the connection closed
+    /// (`FUSION_BODY_IDLE_TIMEOUT_SECONDS`; 0 = never). Default 60, as
+    /// nginx's `client_body_timeout`.
+    pub body_idle_timeout_seconds: u64,
     /// Folder of the model packages (`FUSION_MODELS_DIR`), loaded once at
     /// start by the inference workers. Default `models/packages`.
     pub models_dir: PathBuf,
@@ -256,6 +261,7 @@ impl Settings {
             .set_default("lockout_failures", 5)?
             .set_default("lockout_minutes", 15)?
             .set_default("stow_max_bytes", fusion_imaging::DEFAULT_MAX_TOTAL_BYTES)?
+            .set_default("body_idle_timeout_seconds", 60)?
             .set_default("models_dir", "models/packages")?
             .set_default("workers", 1)?
             .set_default("audit_head_minutes", 60)?

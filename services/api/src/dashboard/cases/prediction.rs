@@ -162,9 +162,9 @@ fn set_words(label: &FusedLabel, text_has_set: bool) -> (String, &'static str) {
             match classes.len() {
                 0 => (
                     "∅ (neither)".to_owned(),
-                    "Empty set: the model is less sure here than on 90 % of its calibration \
-                     reports (the probability lies between q̂ and 1 − q̂; for rare findings q̂ \
-                     is small), so neither answer is certain enough: treat as uncertain",
+                    "Empty set: the probability is higher than 90 % of the calibration \
+                     reports without this finding got, and lower than 90 % of those with it \
+                     got, so neither answer is plausible at that level: treat as uncertain",
                 ),
                 1 => (
                     format!("{{{}}}", classes[0]),
