@@ -641,3 +641,68 @@ async fn a_percent_encoded_path_never_passes_the_permission_check() {
         405
     );
 }
+
+/// Review finding: an Authorization header the gate cannot read (no scheme,
+/// an unknown scheme, Basic that is not base64 of `id:secret`) was answered
+/// 401 like a request without credentials and left no trace. It is a failed
+/// authentication attempt like a wrong secret: 401 `invalid_credentials`
+/// and an audited serious failure naming what was wrong (never the value).
+#[tokio::test]
+async fn malformed_authorization_headers_are_refused_and_audited() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "garbage-without-scheme",
+            "malformed Authorization header: no scheme and credentials",
+        ),
+        (
+            "Digest username=\"x\"",
+            "unsupported Authorization scheme (Bearer or Basic)",
+        ),
+        (
+            "Basic !!!not-base64!!!",
+            "malformed Authorization header: Basic credentials are not base64 of id:secret",
+        ),
+        // base64("no-colon-here")
+        (
+            "Basic bm8tY29sb24taGVyZQ==",
+            "malformed Authorization header: Basic credentials are not base64 of id:secret",
+        ),
+    ];
+    for (value, _) in cases {
+        let res = app
+            .client
+            .get(app.url("/cases"))
+            .header("Authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{value}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_credentials", "{value}");
+    }
+    let failures = app
+        .state
+        .repository
+        .audit_events(&AuditFilter {
+            outcome: Some(AuditOutcome::SeriousFailure),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = failures
+        .iter()
+        .map(|e| e.record.outcome_desc.as_deref().unwrap())
+        .collect();
+    let expected: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    assert_eq!(reasons, expected);
+    for e in &failures {
+        assert_eq!(e.record.subtype, "credential-check");
+        assert_eq!(e.record.agent.address.as_deref(), Some("127.0.0.1"));
+        let shown = format!("{:?}", e.record);
+        assert!(
+            !shown.contains("bm8tY29sb24") && !shown.contains("not-base64"),
+            "{shown}"
+        );
+    }
+}

@@ -48,48 +48,65 @@ enum Credential {
     },
 }
 
-fn presented_credential(req: &ServiceRequest) -> Option<Credential> {
+/// The credential a request presents: `Ok(None)` when it presents none,
+/// `Err(reason)` when its Authorization header is present but unusable (not
+/// visible ASCII, no scheme, an unknown scheme, Basic that is not base64 of
+/// `id:secret`), which is a failed authentication attempt like a wrong
+/// secret and audited as one (IHE ATNA User Authentication).
+fn presented_credential(req: &ServiceRequest) -> Result<Option<Credential>, &'static str> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?.trim();
-        let (scheme, rest) = value.split_once(' ')?;
+        let value = value
+            .to_str()
+            .map_err(|_| "malformed Authorization header: not visible ASCII")?
+            .trim();
+        let (scheme, rest) = value
+            .split_once(' ')
+            .ok_or("malformed Authorization header: no scheme and credentials")?;
         let rest = rest.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             if rest.starts_with(API_KEY_PREFIX)
                 && let Some((id, secret)) = rest.split_once('.')
             {
-                return Some(Credential::ApiKey {
+                return Ok(Some(Credential::ApiKey {
                     id: id.to_owned(),
                     secret: secret.to_owned(),
                     via: CredentialSource::Bearer,
-                });
+                }));
             }
-            return Some(Credential::Session {
+            return Ok(Some(Credential::Session {
                 token: rest.to_owned(),
                 via: CredentialSource::Bearer,
-            });
+            }));
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = STANDARD.decode(rest).ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            let (id, secret) = decoded.split_once(':')?;
-            return Some(Credential::ApiKey {
+            let malformed =
+                "malformed Authorization header: Basic credentials are not base64 of id:secret";
+            let decoded = STANDARD.decode(rest).map_err(|_| malformed)?;
+            let decoded = String::from_utf8(decoded).map_err(|_| malformed)?;
+            let (id, secret) = decoded.split_once(':').ok_or(malformed)?;
+            return Ok(Some(Credential::ApiKey {
                 id: id.to_owned(),
                 secret: secret.to_owned(),
                 via: CredentialSource::Basic,
-            });
+            }));
         }
-        return None;
+        return Err("unsupported Authorization scheme (Bearer or Basic)");
     }
-    req.cookie(SESSION_COOKIE).map(|c| Credential::Session {
+    Ok(req.cookie(SESSION_COOKIE).map(|c| Credential::Session {
         token: c.value().to_owned(),
         via: CredentialSource::Cookie,
-    })
+    }))
 }
 
 /// Why a credential was refused; kept out of responses (which say only
 /// "invalid credentials") but written to the audit event.
 enum Refusal {
-    Invalid { tried: String, reason: &'static str },
+    /// No credential presented at all.
+    Absent,
+    Invalid {
+        tried: String,
+        reason: &'static str,
+    },
     Unavailable(fusion_store::StoreError),
 }
 
@@ -253,22 +270,30 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
         |req: ServiceRequest, res: HttpResponse| Ok(req.into_response(res.map_into_right_body()));
     // A browser asking for a dashboard page gets pages, not JSON errors.
     let page = matches!(access, Some(Access::Page(_))) && crate::dashboard::wants_html(&req);
-    let Some(credential) = presented_credential(&req) else {
-        if page {
-            let res = crate::dashboard::to_login(req.request());
-            return reply(req, res);
-        }
-        return reply(
-            req,
-            error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "authentication required: a session token (POST /auth/login) or an API key",
-            ),
-        );
+    let checked = match presented_credential(&req) {
+        Ok(Some(credential)) => check_credential(&state, credential).await,
+        Ok(None) => Err(Refusal::Absent),
+        Err(reason) => Err(Refusal::Invalid {
+            tried: String::new(),
+            reason,
+        }),
     };
-    let principal = match check_credential(&state, credential).await {
+    let principal = match checked {
         Ok(p) => p,
+        Err(Refusal::Absent) => {
+            if page {
+                let res = crate::dashboard::to_login(req.request());
+                return reply(req, res);
+            }
+            return reply(
+                req,
+                error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "authentication required: a session token (POST /auth/login) or an API key",
+                ),
+            );
+        }
         Err(Refusal::Unavailable(e)) => {
             tracing::error!(error = %e, "cannot check credentials");
             return reply(
