@@ -129,9 +129,11 @@ pub async fn add_user(
         AuditEventType::SecurityAlert,
         "user-create",
         AuditAction::Create,
-        AuditEntity::new(EntityKind::User, id.to_string()),
+        // By username, as the disable, enable and reset events and the
+        // agent of the user's own logins name it: one filter finds them all.
+        AuditEntity::new(EntityKind::User, username),
     );
-    record.outcome_desc = Some(format!("user {username} with role {role}"));
+    record.outcome_desc = Some(format!("user {username} (id {id}) with role {role}"));
     state.repository.create_user(&user, &record).await?;
     Ok(())
 }

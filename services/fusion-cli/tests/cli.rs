@@ -310,6 +310,34 @@ fn users_and_api_keys_are_managed_from_the_command_line() {
         .output()
         .unwrap();
     assert_one_clear_line(&out, "no user named");
+    // Every event about the account names it the same way (by username),
+    // so one filter finds its creation and its disabling.
+    let out = fusion(dir.path())
+        .args(["audit", "export", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let user_events: Vec<(String, String)> = export["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["subtype"].as_str().unwrap().starts_with("user-"))
+        .map(|e| {
+            (
+                e["subtype"].as_str().unwrap().to_owned(),
+                e["entities"][0]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        user_events,
+        [
+            ("user-create".to_owned(), "dr.yang".to_owned()),
+            ("user-disable".to_owned(), "dr.yang".to_owned())
+        ],
+        "{export}"
+    );
 }
 
 #[test]

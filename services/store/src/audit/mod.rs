@@ -320,7 +320,7 @@ pub enum EntityKind {
     Job,
     /// An outbox delivery (`delivery`).
     Delivery,
-    /// A user account (`user`).
+    /// A user account (`user`), by username.
     User,
     /// An API key (`api_key`).
     ApiKey,
