@@ -284,6 +284,8 @@ impl Settings {
             .set_default("outbox_backoff_seconds", 5)?
             .set_default("outbox_timeout_seconds", 30)?
             .set_default("outbox_senders", 4)?;
+        // The defaults alone say which settings are whole numbers.
+        let defaults = builder.build_cloned()?;
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
@@ -308,7 +310,9 @@ impl Settings {
         if !env.contains_key("FUSION_LOG") {
             builder = builder.set_override_option("log", env.get("RUST_LOG").cloned())?;
         }
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let built = builder.build()?;
+        refuse_fractions(&defaults, &built)?;
+        let mut settings: Settings = built.try_deserialize()?;
         if settings
             .database_url
             .as_ref()
@@ -352,6 +356,37 @@ impl Settings {
             source: std::io::Error::other("not an absolute path"),
         })
     }
+}
+
+/// A whole-number setting given a fraction (`FUSION_STOW_MAX_BYTES=1.5`, or
+/// `1.5` in the file) is refused, naming it: the `config` crate would round
+/// it silently.
+fn refuse_fractions(
+    defaults: &config::Config,
+    built: &config::Config,
+) -> Result<(), SettingsError> {
+    use config::{Source, ValueKind};
+    for (key, default) in defaults.collect()? {
+        let whole = matches!(
+            default.kind,
+            ValueKind::I64(_) | ValueKind::U64(_) | ValueKind::I128(_) | ValueKind::U128(_)
+        );
+        if !whole {
+            continue;
+        }
+        if let Ok(value) = built.get::<config::Value>(&key)
+            && let ValueKind::Float(f) = value.kind
+            && f.fract() != 0.0
+        {
+            return Err(SettingsError::Invalid(config::ConfigError::Message(
+                format!(
+                    "{key} (FUSION_{}) must be a whole number, not {f}",
+                    key.to_ascii_uppercase()
+                ),
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, SettingsError> {
@@ -405,6 +440,31 @@ mod tests {
         };
         let s = Settings::load_from(&flags, e).unwrap();
         assert_eq!(s.bind.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn a_fraction_for_a_whole_number_is_refused_not_rounded() {
+        let err = Settings::load_from(
+            &Overrides::default(),
+            env(&[("FUSION_STOW_MAX_BYTES", "1.5")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("stow_max_bytes (FUSION_STOW_MAX_BYTES) must be a whole number, not 1.5"),
+            "{err}"
+        );
+        // Whole numbers, written either way, and fractional settings stay.
+        let s = Settings::load_from(
+            &Overrides::default(),
+            env(&[
+                ("FUSION_STOW_MAX_BYTES", "1048576"),
+                ("FUSION_MONITORING_DRIFT_THRESHOLD", "0.3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.stow_max_bytes, 1_048_576);
+        assert!((s.monitoring_drift_threshold - 0.3).abs() < 1e-12);
     }
 
     #[test]
