@@ -78,11 +78,15 @@ pub trait EvidenceExt {
     /// DESIGN's e₊ = α − 1 is that special case.) Steps, with S = α + β:
     /// 1. S from the moments as in [`Evidence::from_beta_moments`]: the cap
     ///    `max_evidence` + 2 when v = 0, p(1 − p)/v − 1 otherwise, capped;
-    ///    v ≥ p(1 − p) gives the vacuous opinion (no usable concentration);
-    /// 2. S is raised to max(2a/p, 2(1 − a)/(1 − p)) when below it: an
+    ///    v ≥ p(1 − p) (no usable concentration) gives 0 here;
+    /// 2. S is raised to max(2a/p, 2(1 − a)/(1 − p), 2) when below it: an
     ///    opinion with base rate a has P ≥ a·u and 1 − P ≥ (1 − a)·u, so a
     ///    probability far below (above) the prior needs that much strength —
-    ///    the uncertainty mass never exceeds p/a or (1 − p)/(1 − a);
+    ///    the uncertainty mass never exceeds p/a or (1 − p)/(1 − a). So the
+    ///    widest spread gives the most uncertain opinion whose projected
+    ///    probability is still p, continuous with a spread just below it.
+    ///    (It gave the vacuous opinion, P = a, before: members that disagree
+    ///    about a probability of 10⁻³ showed the prior, 9 %, instead.)
     /// 3. e₊ = p·S − 2a, e₋ = (1 − p)·S − 2(1 − a), b = e₊/S, d = e₋/S,
     ///    u = 2/S.
     ///
@@ -102,11 +106,10 @@ pub trait EvidenceExt {
         let a = check_in("base_rate", base_rate, 0.0, 1.0, "[0, 1]")?;
         let cap = check_evidence("max_evidence", max_evidence)?;
         let spread = p * (1.0 - p);
-        if v >= spread {
-            return Ok((Evidence::NONE, Opinion::vacuous().with_base_rate(a)?));
-        }
         let from_moments = if v == 0.0 {
             cap + 2.0
+        } else if v >= spread {
+            0.0
         } else {
             (spread / v - 1.0).min(cap + 2.0)
         };
@@ -310,10 +313,23 @@ mod tests {
         let (_, o) = Evidence::opinion_from_moments(0.001, 1e-4, 0.4, 100.0).unwrap();
         assert!((o.projected_probability() - 0.001).abs() < 1e-12);
         assert!(o.uncertainty() <= 0.001 / 0.4 + 1e-12);
-        // Variance at its maximum: vacuous, at the base rate.
+        // Variance at its maximum: the most uncertain opinion that keeps
+        // P = p. S = max(2·0.2/0.5, 2·0.8/0.5, 2) = 3.2: e₊ = 1.6 − 0.4 =
+        // 1.2, e₋ = 1.6 − 1.6 = 0, u = 2/3.2 = 0.625, P = 0.375 + 0.2·0.625.
         let (e, o) = Evidence::opinion_from_moments(0.5, 0.25, 0.2, 100.0).unwrap();
-        assert_eq!(e, Evidence::NONE);
-        assert!(o.is_vacuous() && (o.projected_probability() - 0.2).abs() < 1e-12);
+        assert!((e.positive() - 1.2).abs() < 1e-12 && e.negative() == 0.0);
+        assert!((o.uncertainty() - 0.625).abs() < 1e-12);
+        assert!((o.projected_probability() - 0.5).abs() < 1e-12);
+        // Continuous at v = p(1 − p): just below it the same opinion.
+        let p = 0.001;
+        let (_, below) =
+            Evidence::opinion_from_moments(p, p * (1.0 - p) * 0.999, 0.089, 100.0).unwrap();
+        let (_, at) = Evidence::opinion_from_moments(p, p * (1.0 - p) * 1.5, 0.089, 100.0).unwrap();
+        assert!((below.uncertainty() - at.uncertainty()).abs() < 1e-9);
+        assert!(
+            (at.projected_probability() - p).abs() < 1e-12,
+            "P stays p, not the prior"
+        );
         assert!(Evidence::opinion_from_moments(0.5, 0.01, 1.5, 100.0).is_err());
     }
 
