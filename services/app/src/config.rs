@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+/// The default log filter: INFO, the JPEG 2000 codec's chatter at WARN.
+pub const DEFAULT_LOG: &str = "info,jpeg2k=warn,openjp2=warn";
+
 /// Errors while reading settings.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -252,7 +255,7 @@ impl Settings {
             .set_default("bind", "127.0.0.1:8080")?
             .set_default("data_dir", "./var")?
             .set_default("log_format", "pretty")?
-            .set_default("log", "info,jpeg2k=warn,openjp2=warn")?
+            .set_default("log", DEFAULT_LOG)?
             .set_default("db_max_connections", 20)?
             .set_default("session_ttl_minutes", 720)?
             .set_default("session_idle_minutes", 30)?

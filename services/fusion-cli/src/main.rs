@@ -134,10 +134,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { bind, .. } => *bind,
         _ => None,
     };
-    let settings = Settings::load(&Overrides {
+    let mut settings = Settings::load(&Overrides {
         config_file: cli.config,
         bind,
     })?;
+    // A one-shot operator command prints its answer, not the service's
+    // INFO lines ("storage ready"), unless a log filter was asked for (in
+    // the environment or the settings file).
+    let long_running = matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Worker { .. } | Command::Ingest { .. }
+    );
+    if !long_running && settings.log == fusion_app::config::DEFAULT_LOG {
+        settings.log = "warn,jpeg2k=warn,openjp2=warn".to_owned();
+    }
     let _telemetry = fusion_app::telemetry::init(&settings)?;
     match cli.command {
         Command::Serve { demo, .. } => {

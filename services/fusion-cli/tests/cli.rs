@@ -305,6 +305,15 @@ fn users_and_api_keys_are_managed_from_the_command_line() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "dr.yang\tclinician\tdisabled"
     );
+    // Without a log filter asked for, the answer alone: no INFO lines of
+    // the service ("storage ready").
+    let out = fusion(dir.path())
+        .env_remove("RUST_LOG")
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     let out = fusion(dir.path())
         .args(["user", "disable", "nobody"])
         .output()
