@@ -1066,14 +1066,15 @@ async fn an_integration_client_reads_nothing_of_another_senders_study() {
 }
 
 /// Sends `head` and `body` on a raw connection that declares
-/// `content_length` (more than `body`), then waits: returns the status the
-/// service answers with, the response text, how long it took, and whether
-/// the service closed the connection after answering.
+/// `content_length` (more than `body`; `None`: chunked, `body` being the
+/// chunks sent), then waits: returns the status the service answers with,
+/// the response text, how long it took, and whether the service closed the
+/// connection after answering.
 async fn stalled_request(
     app: &TestApp,
     head: &str,
     body: &[u8],
-    content_length: usize,
+    content_length: Option<usize>,
 ) -> (u16, String, std::time::Duration, bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
@@ -1081,7 +1082,13 @@ async fn stalled_request(
         .unwrap();
     let started = std::time::Instant::now();
     socket
-        .write_all(format!("{head}Content-Length: {content_length}\r\n\r\n").as_bytes())
+        .write_all(
+            match content_length {
+                Some(n) => format!("{head}Content-Length: {n}\r\n\r\n"),
+                None => format!("{head}Transfer-Encoding: chunked\r\n\r\n"),
+            }
+            .as_bytes(),
+        )
         .await
         .unwrap();
     socket.write_all(body).await.unwrap();
@@ -1127,7 +1134,7 @@ async fn a_body_shorter_than_its_content_length_is_answered_after_the_idle_timeo
         stow_content_type(BOUNDARY)
     );
     let (status, text, took, closed) =
-        stalled_request(&app, &head, &body[..sent], body.len()).await;
+        stalled_request(&app, &head, &body[..sent], Some(body.len())).await;
     println!(
         "STOW-RS stalled after {sent} of {} bytes: {status} after {took:?}",
         body.len()
@@ -1145,16 +1152,43 @@ async fn a_body_shorter_than_its_content_length_is_answered_after_the_idle_timeo
         .unwrap();
     assert_eq!(stored_uids(&json), [uid_of(CT)]);
     assert_eq!(failure_reasons(&json), [0xC000]);
+    // The audit trail says why the cut part failed: the idle timeout.
+    let refusals = app
+        .state
+        .repository
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.record.outcome_desc)
+        .filter(|d| d.contains("C000"))
+        .collect::<Vec<_>>();
+    assert!(
+        refusals
+            .iter()
+            .any(|d| d.contains("no request body bytes for 1 s")),
+        "{refusals:?}"
+    );
 
     // A note: 100 of 1,000 declared bytes.
     let head = format!(
         "POST /notes?accession_number=ACC-STALL-1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Authorization: Basic {auth}\r\nContent-Type: text/plain; charset=utf-8\r\n"
     );
-    let (status, text, took, closed) = stalled_request(&app, &head, &[b'a'; 100], 1000).await;
+    let (status, text, took, closed) = stalled_request(&app, &head, &[b'a'; 100], Some(1000)).await;
     assert_eq!(status, 400, "{text}");
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     assert!(closed);
+    // Chunked, one chunk and then nothing: answered, and closed too (actix
+    // kept such a connection open).
+    let (status, text, took, closed) = stalled_request(&app, &head, b"5\r\nHELLO\r\n", None).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert!(closed, "a stalled chunked body's connection is closed");
     // Nothing half-read was stored, and the service still answers.
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
         .fetch_one(&mut app.pg().admin_of_app().await)

@@ -67,7 +67,7 @@ pub enum StowError {
     #[error("the multipart body is truncated")]
     Truncated,
     /// Reading the underlying body stream failed.
-    #[error("reading the request body failed")]
+    #[error("reading the request body failed: {}", innermost(.0))]
     Body(#[source] multer::Error),
     /// A part has no header fields at all. RFC 2046 allows it, but `multer`
     /// then takes the part's content and the next delimiter for headers, so
@@ -81,6 +81,16 @@ pub enum StowError {
     /// The multipart structure is malformed (bad part headers).
     #[error("the multipart body is malformed")]
     Malformed(#[source] multer::Error),
+}
+
+/// The innermost cause of a body-reading error (multer's own message,
+/// "failed to read stream", hides it): a client gone, or the idle timeout.
+fn innermost(e: &multer::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// One part of the body: normally one DICOM PS3.10 instance.

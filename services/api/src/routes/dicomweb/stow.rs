@@ -108,11 +108,18 @@ async fn stow_into(
         let mut total: u64 = 0;
         let mut discarded: u64 = 0;
         while let Some(chunk) = payload.next().await {
-            let Ok(chunk) = chunk else {
-                let _ = tx
-                    .send(Err(std::io::Error::other("the request body broke off")))
-                    .await;
-                break;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // The cause (a client gone, or the idle timeout of
+                    // crate::body_timeout) goes into the refusal and the log.
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!(
+                            "the request body broke off ({e})"
+                        ))))
+                        .await;
+                    break;
+                }
             };
             if relay_exceeded.load(std::sync::atomic::Ordering::Relaxed) {
                 // Drain a little so the client reads our answer; then stop.
