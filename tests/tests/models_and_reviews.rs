@@ -159,7 +159,18 @@ async fn models_state_their_measured_calibration() {
         training.labels[1].validation.unwrap().ece
     )));
     assert!(page.contains("Not calibrated") && page.contains("Fracture"));
-    assert!(page.contains("90 % conformal sets per class: present q̂"));
+    assert!(page.contains("90 % conformal sets per class: present when p ≥"));
+    // Tiny thresholds keep their digits (8.4e-5 must not read "0.000").
+    let absent_qhat = heads["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["observation"] == "pneumothorax")
+        .unwrap()["conformal_by_class"]["absent_qhat"]
+        .as_f64()
+        .unwrap();
+    assert!(absent_qhat < 1e-3, "{absent_qhat}");
+    assert!(page.contains(&format!("absent when p ≤ {absent_qhat:.2e}")));
     let (status, index) = get(&app, &clinician, "/models/view", "text/html").await;
     assert_eq!(status, 200);
     assert!(index.contains("href=\"/models/openi-report-heads/view\""));
@@ -415,6 +426,61 @@ async fn a_call_that_contradicts_the_report_is_flagged() {
     assert!(
         page.contains("Edema: the report states it, the service calls it absent"),
         "the banner says how"
+    );
+    // The EHR's report says it too (the SR's text summary is its conclusion).
+    let (status, bundle) = get(
+        &app,
+        &clinician,
+        &format!("/cases/{case_id}/fhir"),
+        "application/fhir+json",
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    let bundle: Value = serde_json::from_str(&bundle).unwrap();
+    let conclusion = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["resource"]["conclusion"].as_str())
+        .unwrap()
+        .to_owned();
+    assert!(
+        conclusion.contains(
+            "Refer for a full read: Edema: the report states it, the service calls it absent."
+        ),
+        "{conclusion}"
+    );
+
+    // Calls that contradict each other: No Finding beside a finding.
+    let (normal_case, _) = note_case(
+        &app,
+        &clinician,
+        "ACC-FLAG-3",
+        "FINDINGS: Evaluate for pneumothorax. Lungs are clear. IMPRESSION: Normal.",
+    )
+    .await;
+    let (_, page) = get(
+        &app,
+        &clinician,
+        &format!("/cases/{normal_case}/view"),
+        "text/html",
+    )
+    .await;
+    assert!(
+        page.contains("No Finding is called present beside"),
+        "the banner names the contradiction"
+    );
+    let (_, list) = get(
+        &app,
+        &clinician,
+        "/cases?accession_number=ACC-FLAG-3",
+        "application/json",
+    )
+    .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        list["cases"][0]["latest_prediction"]["refer"], true,
+        "{list}"
     );
 
     // A report that states what the head calls present raises no flag.

@@ -14,9 +14,15 @@
 //! clinician must look at: the report and the model disagree. Such labels
 //! are flagged (the prediction's `refer`), never silently overruled in
 //! either direction. Hedged mentions (uncertain) are not a statement and
-//! raise no flag.
+//! raise no flag. Calls that contradict each other (No Finding present
+//! beside a finding called present) are flagged the same way.
 
-use fusion_models::{BranchOpinion, FusedLabel, NoteLabel, PredictionOutput};
+use std::collections::BTreeMap;
+
+use fusion_models::{BranchOpinion, BranchReport, FusedLabel, NoteLabel};
+
+/// A prediction's fused labels, keyed by snake_case observation.
+pub type FusedLabels = BTreeMap<String, FusedLabel>;
 
 /// The service's call on a fused label, given the trained head's decision
 /// where a head contributed: `None` when the label abstained or has no
@@ -67,30 +73,49 @@ pub fn report_disagreement(
     }
 }
 
-/// The call on the label `key` (snake_case observation) of a prediction.
+/// The call on the label `key` (snake_case observation) of a prediction:
+/// its fused labels and its text branch's report.
 #[must_use]
-pub fn call_on(output: &PredictionOutput, key: &str) -> Option<bool> {
-    let fused = output.fused.get(key)?;
-    let head = output
-        .branches
-        .text
+pub fn call_on(fused: &FusedLabels, text: &BranchReport, key: &str) -> Option<bool> {
+    let label = fused.get(key)?;
+    let head = text
         .opinions
         .get(key)
         .and_then(|o| o.head.as_ref())
         .map(|h| h.present);
-    call_of(fused, head)
+    call_of(label, head)
+}
+
+/// Findings called present beside a No Finding also called present: the
+/// calls contradict each other (No Finding means no finding; support devices
+/// are not findings, CheXpert's convention). Each such observation's key, in
+/// observation-key order; empty when No Finding is not called present.
+#[must_use]
+pub fn contradicting_no_finding(fused: &FusedLabels, text: &BranchReport) -> Vec<String> {
+    const NO_FINDING: &str = "no_finding";
+    if call_on(fused, text, NO_FINDING) != Some(true) {
+        return Vec::new();
+    }
+    fused
+        .keys()
+        .filter(|k| k.as_str() != NO_FINDING && k.as_str() != "support_devices")
+        .filter(|k| call_on(fused, text, k) == Some(true))
+        .cloned()
+        .collect()
 }
 
 /// Every label of a prediction whose call contradicts the report, as
 /// (snake_case observation, how), in observation-key order.
 #[must_use]
-pub fn report_disagreements(output: &PredictionOutput) -> Vec<(String, ReportDisagreement)> {
-    output
-        .fused
+pub fn report_disagreements(
+    fused: &FusedLabels,
+    text: &BranchReport,
+) -> Vec<(String, ReportDisagreement)> {
+    fused
         .keys()
         .filter_map(|key| {
-            let text = output.branches.text.opinions.get(key);
-            report_disagreement(text, call_on(output, key)).map(|d| (key.clone(), d))
+            report_disagreement(text.opinions.get(key), call_on(fused, text, key))
+                .map(|d| (key.clone(), d))
         })
         .collect()
 }
@@ -193,5 +218,33 @@ mod tests {
             report_disagreement(Some(&t), call),
             Some(ReportDisagreement::StatedCalledAbsent)
         );
+    }
+
+    #[test]
+    fn no_finding_called_beside_a_finding_is_a_contradiction() {
+        let mut text_report = BranchReport::empty(fusion_models::BranchStatus::Used, "");
+        let mut fused_labels = FusedLabels::new();
+        let mut add = |key: &str, label: NoteLabel, p: f64| {
+            let t = text(label, p, true);
+            fused_labels.insert(key.to_owned(), fused(&t));
+            text_report.opinions.insert(key.to_owned(), t);
+        };
+        add("no_finding", NoteLabel::NotMentioned, 0.9);
+        add("support_devices", NoteLabel::Positive, 0.9);
+        add("cardiomegaly", NoteLabel::Negative, 0.1);
+        // No Finding with only a device and an absent finding: consistent.
+        assert!(contradicting_no_finding(&fused_labels, &text_report).is_empty());
+        let t = text(NoteLabel::Positive, 0.9, true);
+        fused_labels.insert("consolidation".to_owned(), fused(&t));
+        text_report.opinions.insert("consolidation".to_owned(), t);
+        assert_eq!(
+            contradicting_no_finding(&fused_labels, &text_report),
+            ["consolidation"]
+        );
+        // No Finding called absent: nothing to contradict.
+        let t = text(NoteLabel::NotMentioned, 0.1, true);
+        fused_labels.insert("no_finding".to_owned(), fused(&t));
+        text_report.opinions.insert("no_finding".to_owned(), t);
+        assert!(contradicting_no_finding(&fused_labels, &text_report).is_empty());
     }
 }

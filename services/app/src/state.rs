@@ -123,7 +123,13 @@ pub async fn publish_audit_head(state: &State) {
             hash = %head.hash,
             "audit chain head"
         ),
-        Ok(None) => {}
+        // Said too, so that a missing line never means "not published"
+        // (README review: a first start on a fresh database logged nothing).
+        Ok(None) => tracing::info!(
+            target: "fusion::audit_head",
+            seq = 0,
+            "audit chain head: the trail is empty"
+        ),
         Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
     }
 }

@@ -525,7 +525,8 @@ pub fn new_prediction(
 /// a clinician should look first: the prediction abstains, a label with
 /// evidence is withheld (too uncertain or conflicting), or the service's
 /// call on a label contradicts what the report states
-/// ([`crate::calls::report_disagreements`]).
+/// ([`crate::calls::report_disagreements`]) or No Finding is called present
+/// beside a finding ([`crate::calls::contradicting_no_finding`]).
 pub fn summary(output: &PredictionOutput) -> (Vec<Finding>, bool) {
     let mut findings: Vec<Finding> = output
         .fused
@@ -543,7 +544,8 @@ pub fn summary(output: &PredictionOutput) -> (Vec<Finding>, bool) {
             .fused
             .values()
             .any(|l| !l.sources.is_empty() && l.abstain.is_some())
-        || !crate::calls::report_disagreements(output).is_empty();
+        || !crate::calls::report_disagreements(&output.fused, &output.branches.text).is_empty()
+        || !crate::calls::contradicting_no_finding(&output.fused, &output.branches.text).is_empty();
     (findings, refer)
 }
 

@@ -62,6 +62,16 @@ struct LabelRow {
     diagram: Option<String>,
 }
 
+/// Three significant digits: a threshold of 8.4e-5 must not read "0.000"
+/// (README review).
+fn significant(x: f64) -> String {
+    if x == 0.0 || (0.001..1000.0).contains(&x.abs()) {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
 fn label_row(l: &LabelCard) -> LabelRow {
     let name = l.observation.display_name().to_owned();
     let calibration = match (
@@ -71,18 +81,21 @@ fn label_row(l: &LabelCard) -> LabelRow {
         l.conformal_by_class,
     ) {
         (Some(_), Some(a), Some(_), Some(b)) => format!(
-            "T {:.2} · {:.0} % conformal sets per class: present q̂ {:.3} (n = {}), absent q̂ {:.3} (n = {})",
+            "T {:.2} · {:.0} % conformal sets per class: present when p ≥ {} (q̂ {}, n = {}), absent when p ≤ {} (q̂ {}, n = {})",
             l.temperature,
             (1.0 - a) * 100.0,
-            b.present_qhat,
+            significant(1.0 - b.present_qhat),
+            significant(b.present_qhat),
             b.present_n,
-            b.absent_qhat,
+            significant(b.absent_qhat),
+            significant(b.absent_qhat),
             b.absent_n
         ),
         (Some(q), Some(a), Some(n), None) => format!(
-            "T {:.2} · {:.0} % conformal sets, q̂ {q:.3} (n = {n})",
+            "T {:.2} · {:.0} % conformal sets, q̂ {} (n = {n})",
             l.temperature,
-            (1.0 - a) * 100.0
+            (1.0 - a) * 100.0,
+            significant(q)
         ),
         _ if (l.temperature - 1.0).abs() > 1e-12 => {
             format!("T {:.2}, no conformal calibrator", l.temperature)

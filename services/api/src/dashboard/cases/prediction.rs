@@ -3,7 +3,7 @@
 //! by side, the branches' status and the model packages used.
 
 use fusion_models::{
-    AbstainReason, BranchOpinion, BranchReport, BranchStatus, FusedLabel, Opinion,
+    AbstainReason, BinaryClass, BranchOpinion, BranchReport, BranchStatus, FusedLabel, Opinion,
 };
 use fusion_store::PredictionRecord;
 use serde::Serialize;
@@ -166,13 +166,23 @@ fn set_words(label: &FusedLabel, text_has_set: bool) -> (String, &'static str) {
                      reports without this finding got, and lower than 90 % of those with it \
                      got, so neither answer is plausible at that level: treat as uncertain",
                 ),
+                1 if set.contains(BinaryClass::Present) => (
+                    format!("{{{}}}", classes[0]),
+                    "Absent ruled out at the 90 % level: the probability is higher than 90 % of \
+                     the calibration reports without this finding got, and not below what 90 % \
+                     of those with it got. Not a call: for a rare finding this happens at a low \
+                     probability too; read it with the probability and the call",
+                ),
                 1 => (
                     format!("{{{}}}", classes[0]),
-                    "One answer: at the calibrated level (90 %) only this one is plausible",
+                    "Present ruled out at the 90 % level: the probability is lower than 90 % of \
+                     the calibration reports with this finding got, and not above what 90 % of \
+                     those without it got",
                 ),
                 _ => (
                     format!("{{{}}}", classes.join(", ")),
-                    "Both answers plausible at the calibrated level (90 %): undecided",
+                    "Neither answer ruled out at the 90 % level: the probability is typical of \
+                     reports with this finding and of reports without it: undecided",
                 ),
             }
         }
@@ -314,6 +324,18 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         disagreements: labels
             .iter()
             .filter_map(|l| Some(format!("{}: {}", l.name, l.disagreement?)))
+            .chain({
+                let both = fusion_app::calls::contradicting_no_finding(fused, &branches.text);
+                (!both.is_empty()).then(|| {
+                    format!(
+                        "No Finding is called present beside {}",
+                        both.iter()
+                            .map(|k| observation_name(k))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+            })
             .collect(),
         branches: vec![
             branch_badge("Image", &branches.image),
