@@ -215,3 +215,58 @@ async fn the_collector_removes_only_old_unreferenced_blobs() {
         .unwrap();
     assert_eq!((again.removed, again.staged_removed), (0, 0));
 }
+
+/// Attack review: a note opened the order's case (no study yet), then the
+/// study was stored and the service killed before linking it. The sweep
+/// took any case with the study's accession number as its link, so the
+/// study never reached that case nor any prediction. A case links a study
+/// by accession only once it holds a study.
+#[tokio::test]
+async fn a_study_whose_order_a_note_opened_is_linked_by_the_start_sweep() {
+    const RG1: &str = "pydicom-data-1.0.0/data_store/data/RG1_UNCR.dcm";
+    let app = spawn_app_with(|s| s.workers = 0).await;
+    let key = app.api_key("pacs", Role::Integration).await;
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&key.0, Some(&key.1))
+        .query(&[("accession_number", "exam Number")])
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body("FINDINGS: No pneumothorax. IMPRESSION: Normal.")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(stow(&app, &key, &[RG1]).await, 200);
+    // The state a kill -9 between the index commit and the link leaves
+    // for a case a note opened: the case without its study, no new job.
+    let mut db = app.pg().admin_of_app().await;
+    for sql in [
+        "UPDATE cases SET study_instance_uid = NULL",
+        "DELETE FROM inference_jobs",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+    let linked = fusion_app::ingest::link_orphan_studies(&app.state, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        linked, 1,
+        "the study is found though its accession has a case"
+    );
+    let (cases, with_study, jobs): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM cases), \
+         (SELECT COUNT(*) FROM cases WHERE study_instance_uid IS NOT NULL), \
+         (SELECT COUNT(*) FROM inference_jobs)",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!((cases, with_study, jobs), (1, 1, 1));
+    assert_eq!(
+        fusion_app::ingest::link_orphan_studies(&app.state, chrono::Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -66,8 +66,9 @@ pub trait ImagingRepository: Send + Sync {
     ) -> Result<std::collections::HashSet<crate::BlobKey>, StoreError>;
 
     /// Studies with stored instances that no case names, by study or by
-    /// accession number: stored before a crash, never linked (issue #14,
-    /// finding 3). For the start-up sweep: only studies first stored before
+    /// accession number (a case that holds a study; one a note opened and
+    /// that holds none has not linked this one): stored before a crash,
+    /// never linked (issue #14, finding 3). For the start-up sweep: only studies first stored before
     /// `stored_before` (the process's start), so a study that a request of
     /// this process is storing and about to link is not linked, and queued,
     /// a second time by the sweep.

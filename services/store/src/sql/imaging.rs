@@ -573,7 +573,8 @@ macro_rules! impl_imaging {
                     "SELECT {} FROM studies s \
                      WHERE EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = s.study_instance_uid) \
                      AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.study_instance_uid = s.study_instance_uid \
-                       OR (s.accession_number IS NOT NULL AND c.accession_number = s.accession_number)) \
+                       OR (s.accession_number IS NOT NULL AND c.accession_number = s.accession_number \
+                           AND c.study_instance_uid IS NOT NULL)) \
                      AND s.created_at < $1 \
                      ORDER BY s.created_at, s.study_instance_uid",
                     $crate::sql::imaging::STUDY_COLUMNS
