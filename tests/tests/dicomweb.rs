@@ -1189,6 +1189,30 @@ async fn a_body_shorter_than_its_content_length_is_answered_after_the_idle_timeo
     );
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     assert!(closed, "a stalled chunked body's connection is closed");
+    // Nobody reads the body of a request without credentials (401): its
+    // connection is closed after the answer, not held while actix waits
+    // for the rest of a chunked body (attack review: ~100 bytes held a
+    // file descriptor for as long as the client wished).
+    let head = "POST /cases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+    let (status, text, took, closed) = stalled_request(&app, head, b"1\r\n{\r\n", None).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert!(closed, "an unread chunked body's connection is closed");
+    // The gate reads a cookie session's CSRF form itself: bounded too.
+    let session = app
+        .session_for("dr.stall", fusion_schemas::Role::Clinician)
+        .await;
+    let head = format!(
+        "POST /cases HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: fusion_session={session}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n"
+    );
+    let (status, text, took, closed) =
+        stalled_request(&app, &head, b"csrf_token=abc&accession_number=", Some(1000)).await;
+    println!("stalled CSRF form: {status} after {took:?}");
+    assert!((400..500).contains(&status), "{text}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert!(closed);
+
     // Nothing half-read was stored, and the service still answers.
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
         .fetch_one(&mut app.pg().admin_of_app().await)

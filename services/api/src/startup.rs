@@ -87,7 +87,6 @@ impl Application {
         let openapi = web::Data::new(openapi_document());
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(crate::body_timeout::idle_timeout))
                 .wrap(from_fn(crate::gate::authenticate))
                 .wrap(from_fn(crate::metrics::record_request))
                 .wrap(from_fn(routes::head_as_get))
@@ -95,6 +94,9 @@ impl Application {
                 .wrap(crate::dashboard::security_headers())
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::<crate::telemetry::RouteRootSpan>::new())
+                // Outermost: every body read, the gate's CSRF forms too, is
+                // bounded, and an unread one closes the connection.
+                .wrap(from_fn(crate::body_timeout::idle_timeout))
                 .app_data(data.clone())
                 .app_data(openapi.clone())
                 .app_data(crate::error::json_config())
