@@ -553,4 +553,16 @@ async fn one_unreadable_prediction_does_not_take_the_case_list_down() {
     let (status, worklist) = get(&app, &clinician, "/worklist", "text/html").await;
     assert_eq!(status, 200);
     assert!(worklist.contains("findings unreadable: open the case"));
+
+    // The reviews export leaves such a case out and goes on (attack review:
+    // one malformed `fused` stopped it with an error).
+    sqlx::query("UPDATE predictions SET fused = '[1, 2]' WHERE case_id = $1::uuid")
+        .bind(&broken)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let export = fusion_app::reviews_export::collect(app.state.repository.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(export.unreadable, 1);
 }

@@ -65,6 +65,10 @@ pub struct ReviewExport {
     pub rows: Vec<ReviewRow>,
     /// Reviewed cases left out because no note of theirs has text.
     pub without_text: usize,
+    /// Cases left out because a stored row of theirs cannot be read
+    /// ([`StoreError::Corrupt`], logged by column and path): one bad row
+    /// does not stop the export of the others.
+    pub unreadable: usize,
     /// Notes read.
     pub notes: Vec<Uuid>,
     /// Patient IDs of the exported cases.
@@ -187,7 +191,14 @@ pub async fn collect(repo: &dyn Repository) -> Result<ReviewExport, StoreError> 
         offset += i64::try_from(page.len()).unwrap_or(i64::MAX);
         for summary in page {
             if seen.insert(summary.id) {
-                collect_case(repo, summary.id, &mut export).await?;
+                match collect_case(repo, summary.id, &mut export).await {
+                    Ok(()) => {}
+                    Err(e @ StoreError::Corrupt(_)) => {
+                        tracing::warn!(case = %summary.id, error = %e, "case left out of the export");
+                        export.unreadable += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

@@ -186,11 +186,19 @@ pub(crate) async fn export(settings: &Settings, cmd: ExportCommand) -> anyhow::R
                 .count();
             eprintln!(
                 "fusion: {} reviewed cases written to {} ({} train, {validation} validation); \
-                 {} reviewed cases without note text left out",
+                 {} reviewed cases without note text left out{}",
                 export.rows.len(),
                 out.display(),
                 export.rows.len() - validation,
-                export.without_text
+                export.without_text,
+                if export.unreadable > 0 {
+                    format!(
+                        "; {} cases with a stored row that cannot be read left out (see the log)",
+                        export.unreadable
+                    )
+                } else {
+                    String::new()
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
