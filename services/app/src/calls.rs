@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use fusion_models::{BranchOpinion, BranchReport, FusedLabel, NoteLabel};
+use fusion_models::{BranchOpinion, BranchReport, FusedLabel, NoteLabel, Observation};
 
 /// A prediction's fused labels, keyed by snake_case observation.
 pub type FusedLabels = BTreeMap<String, FusedLabel>;
@@ -102,6 +102,31 @@ pub fn contradicting_no_finding(fused: &FusedLabels, text: &BranchReport) -> Vec
         .filter(|k| call_on(fused, text, k) == Some(true))
         .cloned()
         .collect()
+}
+
+/// Why a prediction is flagged for a full read beyond abstention, as
+/// sentences for clinicians, the SR and the FHIR conclusion: each report
+/// disagreement ("Edema: the report states it, the service calls it
+/// absent"), then No Finding beside findings ("No Finding is called present
+/// beside Consolidation").
+#[must_use]
+pub fn refer_reasons(fused: &FusedLabels, text: &BranchReport) -> Vec<String> {
+    let name = |k: &str| {
+        Observation::parse(k).map_or(k.replace('_', " "), |o| o.display_name().to_owned())
+    };
+    let mut reasons: Vec<String> = report_disagreements(fused, text)
+        .into_iter()
+        .map(|(k, d)| format!("{}: {}", name(&k), d.describe()))
+        .collect();
+    let beside = contradicting_no_finding(fused, text);
+    if !beside.is_empty() {
+        let names: Vec<String> = beside.iter().map(|k| name(k)).collect();
+        reasons.push(format!(
+            "No Finding is called present beside {}",
+            names.join(", ")
+        ));
+    }
+    reasons
 }
 
 /// Every label of a prediction whose call contradicts the report, as

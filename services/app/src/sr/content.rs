@@ -328,20 +328,7 @@ pub fn summary(input: &SrInput) -> String {
         ));
     }
     // What the dashboard flags, so the PACS and the EHR see it too.
-    let name =
-        |k: &str| Observation::parse(k).map_or(k.to_owned(), |o| o.display_name().to_owned());
-    let mut flags: Vec<String> = crate::calls::report_disagreements(&out.fused, &out.branches.text)
-        .into_iter()
-        .map(|(k, d)| format!("{}: {}", name(&k), d.describe()))
-        .collect();
-    let both = crate::calls::contradicting_no_finding(&out.fused, &out.branches.text);
-    if !both.is_empty() {
-        let names: Vec<String> = both.iter().map(|k| name(k)).collect();
-        flags.push(format!(
-            "No Finding is called present beside {}",
-            names.join(", ")
-        ));
-    }
+    let flags = crate::calls::refer_reasons(&out.fused, &out.branches.text);
     if !flags.is_empty() {
         s.push_str(&format!(" Refer for a full read: {}.", flags.join("; ")));
     }

@@ -321,22 +321,7 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         abstain: pred.abstain,
         abstain_reasons: pred.abstain_reasons.clone(),
         refer: pred.refer,
-        disagreements: labels
-            .iter()
-            .filter_map(|l| Some(format!("{}: {}", l.name, l.disagreement?)))
-            .chain({
-                let both = fusion_app::calls::contradicting_no_finding(fused, &branches.text);
-                (!both.is_empty()).then(|| {
-                    format!(
-                        "No Finding is called present beside {}",
-                        both.iter()
-                            .map(|k| observation_name(k))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
-            })
-            .collect(),
+        disagreements: fusion_app::calls::refer_reasons(fused, &branches.text),
         branches: vec![
             branch_badge("Image", &branches.image),
             branch_badge("Text", &branches.text),
