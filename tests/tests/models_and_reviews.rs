@@ -565,4 +565,52 @@ async fn one_unreadable_prediction_does_not_take_the_case_list_down() {
         .await
         .unwrap();
     assert_eq!(export.unreadable, 1);
+
+    // Reviewed, then unreadable: the export leaves it out and counts it,
+    // and the model monitor reads the other reviews (re-attack review: one
+    // such row answered 500 on /monitoring and stopped the periodic monitor
+    // for every model).
+    let mut prediction_ids = Vec::new();
+    for id in [&broken, &intact] {
+        let (id,): (uuid::Uuid,) = sqlx::query_as(
+            "SELECT id FROM predictions WHERE case_id = $1::uuid ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        prediction_ids.push(id);
+    }
+    sqlx::query(
+        "UPDATE predictions SET fused = s.fused, findings = s.findings FROM predictions s \
+         WHERE s.id = $1 AND predictions.id = $2",
+    )
+    .bind(prediction_ids[1])
+    .bind(prediction_ids[0])
+    .execute(&mut db)
+    .await
+    .unwrap();
+    for id in &prediction_ids {
+        let res = app
+            .client
+            .post(app.url(&format!("/predictions/{id}/reviews")))
+            .bearer_auth(&clinician)
+            .json(&json!({"decisions": {"pleural_effusion": {"decision": "accept"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    sqlx::query("UPDATE predictions SET fused = '[1, 2]' WHERE id = $1")
+        .bind(prediction_ids[0])
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let export = fusion_app::reviews_export::collect(app.state.repository.as_ref())
+        .await
+        .unwrap();
+    assert_eq!((export.rows.len(), export.unreadable), (1, 1));
+    let auditor = app.session_for("compliance.list", Role::Auditor).await;
+    let (status, body) = get(&app, &auditor, "/monitoring", "application/json").await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -119,10 +119,22 @@ macro_rules! impl_monitoring {
                         .bind(limit)
                         .fetch_all(&self.pool)
                         .await?;
+                // The monitor reads what it can: a prediction whose stored
+                // row cannot be read is left out and logged (by id, column
+                // and path), never the whole evaluation for every model.
                 let predictions: std::collections::HashMap<uuid::Uuid, crate::PredictionRecord> =
                     rows.into_iter()
-                        .map(|r| crate::PredictionRecord::try_from(r).map(|p| (p.prediction.id, p)))
-                        .collect::<Result<_, _>>()?;
+                        .filter_map(|r| {
+                            let id = r.id;
+                            match crate::PredictionRecord::try_from(r) {
+                                Ok(p) => Some((p.prediction.id, p)),
+                                Err(e) => {
+                                    tracing::warn!(prediction = %id, error = %e, "reviewed prediction left out of monitoring");
+                                    None
+                                }
+                            }
+                        })
+                        .collect();
                 let mut out: Vec<(crate::ReviewRecord, crate::PredictionRecord)> = reviews
                     .into_iter()
                     .map(crate::ReviewRecord::from)

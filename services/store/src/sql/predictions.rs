@@ -24,7 +24,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PredictionRow {
-    id: Uuid,
+    pub(crate) id: Uuid,
     case_id: Uuid,
     version: i32,
     status: String,
