@@ -668,6 +668,12 @@ async fn malformed_authorization_headers_are_refused_and_audited() {
             "Basic bm8tY29sb24taGVyZQ==",
             "malformed Authorization header: Basic credentials are not base64 of id:secret",
         ),
+        // base64("dr.test\nFORGED line:whatever"): an id with a line break,
+        // never written into the trail.
+        (
+            "Basic ZHIudGVzdApGT1JHRUQgbGluZTp3aGF0ZXZlcg==",
+            "malformed API key id",
+        ),
     ];
     for (value, _) in cases {
         let res = app
@@ -700,6 +706,7 @@ async fn malformed_authorization_headers_are_refused_and_audited() {
         assert_eq!(e.record.subtype, "credential-check");
         assert_eq!(e.record.agent.address.as_deref(), Some("127.0.0.1"));
         let shown = format!("{:?}", e.record);
+        assert!(!shown.contains("FORGED"), "{shown}");
         assert!(
             !shown.contains("bm8tY29sb24") && !shown.contains("not-base64"),
             "{shown}"

@@ -98,6 +98,18 @@ fn presented_credential(req: &ServiceRequest) -> Result<Option<Credential>, &'st
     }))
 }
 
+/// Whether `id` has the shape of an API key id: the prefix, then at most 64
+/// letters, digits, `-` or `_` (issued ids are the prefix and 16 hex digits).
+fn is_key_id(id: &str) -> bool {
+    id.strip_prefix(API_KEY_PREFIX).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 64
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// Why a credential was refused; kept out of responses (which say only
 /// "invalid credentials") but written to the audit event.
 enum Refusal {
@@ -114,6 +126,17 @@ async fn check_credential(state: &AppState, credential: Credential) -> Result<Pr
     let now = Utc::now();
     match credential {
         Credential::ApiKey { id, secret, via } => {
+            // What is not shaped like a key id goes nowhere, and never into
+            // the append-only trail: no control characters, no 6,000-byte
+            // ids, no secret pasted into the id field (re-attack review).
+            if !is_key_id(&id) {
+                let _ =
+                    secrets::digests_equal(&secrets::token_hash(&secret), &secrets::token_hash(""));
+                return Err(Refusal::Invalid {
+                    tried: String::new(),
+                    reason: "malformed API key id",
+                });
+            }
             let key = state
                 .repository
                 .api_key(&id)
