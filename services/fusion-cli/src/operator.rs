@@ -200,7 +200,12 @@ pub(crate) async fn export(settings: &Settings, cmd: ExportCommand) -> anyhow::R
                     String::new()
                 }
             );
-            Ok(ExitCode::SUCCESS)
+            // Written, but not everything: a script must be able to tell.
+            Ok(if export.unreadable > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }

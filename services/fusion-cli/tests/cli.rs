@@ -857,6 +857,25 @@ async fn export_reviews_writes_the_labelled_header_and_is_audited() {
     .await
     .unwrap();
     assert_eq!(n, 2, "the refused export is not audited");
+
+    // A case whose stored prediction cannot be read is left out, the rest
+    // written, and the command exits 2 so that a script can tell.
+    for sql in [
+        "INSERT INTO cases (id, accession_number, status) \
+         VALUES (gen_random_uuid(), 'ACC-CORRUPT-1', 'predicted')",
+        "INSERT INTO predictions (id, case_id, version, status, fused) \
+         SELECT gen_random_uuid(), id, 1, 'predicted', '[1, 2]' FROM cases",
+    ] {
+        sqlx::query(sql).execute(&mut owner).await.unwrap();
+    }
+    let partial = export(true);
+    assert_eq!(partial.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&partial.stderr)
+            .contains("1 cases with a stored row that cannot be read left out"),
+        "{}",
+        String::from_utf8_lossy(&partial.stderr)
+    );
 }
 
 /// `fusion worker`, `fusion ingest` and the operator's commands run the
