@@ -39,8 +39,6 @@ use fusion_store::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use crate::calls::call_of;
-
 /// The text columns, in order.
 pub const TEXT_COLUMNS: [&str; 4] = ["indication", "comparison", "findings", "impression"];
 
@@ -89,17 +87,11 @@ pub fn split_of(case_id: Uuid) -> &'static str {
 /// module docs); `None` when it made none.
 #[must_use]
 pub fn service_call(prediction: &PredictionRecord, observation: Observation) -> Option<bool> {
-    let key = observation.as_str();
-    let fused = prediction.prediction.fused.get(key)?;
-    let head = prediction
-        .prediction
-        .branches
-        .text
-        .opinions
-        .get(key)
-        .and_then(|o| o.head.as_ref())
-        .map(|h| h.present);
-    call_of(fused, head)
+    crate::calls::call_on(
+        &prediction.prediction.fused,
+        &prediction.prediction.branches.text,
+        observation.as_str(),
+    )
 }
 
 /// The gold a review gives one observation (see the module docs).

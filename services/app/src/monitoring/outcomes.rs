@@ -19,7 +19,7 @@ use fusion_store::{PredictionRecord, ReviewRecord};
 use serde::Serialize;
 
 use super::math::{Calibration, Coverage, calibration};
-use crate::reviews_export::{call_of, gold_of};
+use crate::reviews_export::gold_of;
 
 /// Which modalities contributed to a fused label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -131,15 +131,11 @@ pub fn reviewed_labels(
             let Some(group) = Presence::of(&fused.sources) else {
                 continue;
             };
-            let head = prediction
-                .prediction
-                .branches
-                .text
-                .opinions
-                .get(key)
-                .and_then(|o| o.head.as_ref())
-                .map(|h| h.present);
-            let call = call_of(fused, head);
+            let call = crate::calls::call_on(
+                &prediction.prediction.fused,
+                &prediction.prediction.branches.text,
+                key,
+            );
             let gold = gold_of(decision, call);
             let packages = contributing_packages(prediction, &fused.sources);
             let set_nominal = fused.prediction_set.and_then(|_| {

@@ -274,10 +274,7 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         let text_opinion = branches.text.opinions.get(&key);
         let (prediction_set, set_meaning) =
             set_words(f, text_opinion.is_some_and(|o| o.prediction_set.is_some()));
-        let head = text_opinion
-            .and_then(|o| o.head.as_ref())
-            .map(|h| h.present);
-        let service_call = fusion_app::calls::call_of(f, head);
+        let service_call = fusion_app::calls::call_on(fused, &branches.text, &key);
         let disagreement = fusion_app::calls::report_disagreement(text_opinion, service_call)
             .map(|d| d.describe());
         let call = service_call.map(|present| if present { "present" } else { "absent" });
