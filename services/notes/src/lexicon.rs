@@ -87,7 +87,7 @@ fn entries() -> Vec<(Sense, String)> {
 
     add(
         Names(Cardiomegaly),
-        "cardiomegaly|cardiac (enlargement|prominence)|cardiomegalic|enlarged {HEART}|(enlargement|prominence) of the {HEART}",
+        "cardiomegaly|cardiac (enlargement|prominence)|cardiomegalic|enlarged {HEART}|(enlargement|prominence) of the {HEART}|(heart|cardiac silhouette|cardiac contour|cardiac shadow) enlargement",
     );
     add(
         Names(Cardiomegaly),
@@ -95,7 +95,7 @@ fn entries() -> Vec<(Sense, String)> {
     );
     add(
         Hedges(Cardiomegaly),
-        "{HEART} [{IS}] {ADV}borderline[ (enlarged|in size|large)]|borderline (heart size|heart|cardiac size|cardiac silhouette|enlarged heart|enlargement of the heart)",
+        "{HEART} [{IS}] {ADV}borderline[ (enlarged|in size|large)]|borderline (heart size|heart|cardiac size|cardiac silhouette|enlarged heart|enlargement of the heart)|{HEART} [{IS}] {ADV}[at ][the ](upper limits normal|upper limits of normal|upper limit of normal|upper normal|top normal|top-normal|normal) or {DEGREE}(enlarged|large)",
     );
     add(
         Denies(Cardiomegaly),
@@ -104,7 +104,7 @@ fn entries() -> Vec<(Sense, String)> {
 
     add(
         Names(LungLesion),
-        "nodule[s]|nodular (opacity|opacities|density|densities|lesion|lesions)|mass|masses|mass lesion[s]|lesion[s]|tumor[s]|tumour[s]|neoplasm[s]|malignancy|carcinoma|cancer|metastasis|metastases|metastatic disease|cavitary lesion[s]|(pulmonary|lung) (nodule|nodules|mass|masses|lesion|lesions)",
+        "nodule[s]|nodular (opacity|opacities|density|densities|lesion|lesions)|masslike (opacity|opacities|density|densities|lesion|lesions)|mass|masses|mass lesion[s]|lesion[s]|tumor[s]|tumour[s]|neoplasm[s]|malignancy|carcinoma|cancer|metastasis|metastases|metastatic disease|cavitary lesion[s]|(pulmonary|lung) (nodule|nodules|mass|masses|lesion|lesions)",
     );
     add(
         Old(LungLesion),
@@ -329,6 +329,37 @@ mod tests {
                 (SupportDevices, "ETT", false),
                 (SupportDevices, "NG tube", false),
             ]
+        );
+    }
+
+    #[test]
+    fn heart_enlargement_and_normal_or_enlarged() {
+        use Observation::*;
+        assert_eq!(
+            found("Stable mild heart enlargement."),
+            [(Cardiomegaly, "heart enlargement", false)]
+        );
+        // "normal or enlarged" is a hedge, not a statement of normality.
+        let text = "Heart size is upper limits of normal or mildly enlarged.";
+        let m = find_observations(text);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].kind, MatchKind::Hedges);
+        assert_eq!(
+            &text[m[0].span.start..m[0].span.end],
+            "Heart size is upper limits of normal or mildly enlarged"
+        );
+        assert_eq!(
+            found("Heart size is upper limits of normal."),
+            [(Cardiomegaly, "Heart size is upper limits of normal", true)]
+        );
+    }
+
+    #[test]
+    fn a_masslike_opacity_is_a_lesion() {
+        use Observation::*;
+        assert_eq!(
+            found("Right upper lobe masslike opacity."),
+            [(LungLesion, "masslike opacity", false)]
         );
     }
 
