@@ -341,7 +341,11 @@ async fn conformal_sets_show_and_reviews_export_as_labelled_reports() {
 /// An invented report that states a finding the trained head, calibrated on
 /// how rarely such reports are coded with it, calls absent (p ≈ 0.36 below
 /// the Edema threshold 0.38 with the shipped package).
-const STATED_EDEMA_REPORT: &str = "FINDINGS: Mild pulmonary edema. IMPRESSION: Edema.";
+/// Vascular congestion is an Edema phrase for the labeller (CheXpert) but
+/// the Open-i coders do not tag it alone (`models/maps/CONVENTIONS.md`), so
+/// the calibrated head calls it absent.
+const STATED_EDEMA_REPORT: &str =
+    "FINDINGS: Mild central pulmonary vascular congestion. IMPRESSION: Vascular congestion.";
 
 /// Posts `text` as a note for a new order and waits for its text-only
 /// prediction: (case id, prediction).

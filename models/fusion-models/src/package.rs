@@ -24,9 +24,9 @@ mod verification;
 pub use manifest::{
     AgeRange, Architecture, ClassOutput, ConvertedFrom, EmbeddingOutput, EnsembleUncertainty,
     FileRole, ImageInput, ImagePreprocessing, InputSpec, IntendedUse, Interpolation, LabelSpec,
-    Manifest, McDropout, Modality, NoUncertainty, Normalisation, NoteFeaturesInput, Observation,
-    OutOfRangeAge, OutputSpec, PackageFile, Pooling, Source, TextInput, Trust, UncertaintyMethod,
-    ZeroShot, ZeroShotLabel,
+    Manifest, McDropout, Modality, NOTE_FEATURES_VERSIONS, NoUncertainty, Normalisation,
+    NoteFeaturesInput, Observation, OutOfRangeAge, OutputSpec, PackageFile, Pooling, Source,
+    TextInput, Trust, UncertaintyMethod, ZeroShot, ZeroShotLabel,
 };
 pub use verification::{
     ModelPackage, PackageListing, VerifiedFile, default_packages_dir, list, verify,

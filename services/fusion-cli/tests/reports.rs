@@ -119,7 +119,9 @@ fn train_then_evaluate_an_invented_site() {
     let root = tempfile::tempdir().unwrap();
     let models = models_with_encoder(root.path());
     let (csv, map) = invented_site(root.path());
-    let out_dir = models.join("site-heads");
+    // Written outside the models folder: train measures it beside the
+    // folder's encoder all the same.
+    let out_dir = root.path().join("elsewhere/site-heads");
     let trained = fusion(
         &[
             "train",
@@ -139,6 +141,11 @@ fn train_then_evaluate_an_invented_site() {
     );
     let table = ok(&trained);
     assert!(table.contains("split validation: 40 reports"), "{table}");
+    assert!(
+        table.contains("site-heads@1.0.0 (loaded)") && table.contains("minilm-l6-v2@"),
+        "{table}"
+    );
+    std::os::unix::fs::symlink(&out_dir, models.join("site-heads")).unwrap();
     let manifest = std::fs::read_to_string(out_dir.join("manifest.toml")).unwrap();
     for needle in [
         "architecture = \"report_heads\"",
@@ -189,10 +196,32 @@ fn train_then_evaluate_an_invented_site() {
             models.to_str().unwrap(),
             "--plots",
             plots.to_str().unwrap(),
+            "--disagreements",
+            root.path().join("disagreements.csv").to_str().unwrap(),
         ],
         root.path(),
     );
     let json: serde_json::Value = serde_json::from_str(&ok(&eval)).unwrap();
+    // The validation reports are r3, r7, …; the hedged effusion ("Possible
+    // trace right effusion.") falls on r19, r39, …, r159, all untagged
+    // there (only even reports' hedges are), while the labeller counts a
+    // hedge as present: eight labeller disagreements, ids and no text.
+    let rows = std::fs::read_to_string(root.path().join("disagreements.csv")).unwrap();
+    let mut lines = rows.lines();
+    assert_eq!(
+        lines.next(),
+        Some("report_id,observation,gold,labeller,probability,decision")
+    );
+    let hedged: Vec<&str> = lines
+        .filter(|l| l.contains(",pleural_effusion,false,true,"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        hedged,
+        ["r19", "r39", "r59", "r79", "r99", "r119", "r139", "r159"],
+        "{rows}"
+    );
+    assert!(!rows.contains("effusion."), "no report text: {rows}");
     assert_eq!(json["reports"], 40);
     let observations = json["observations"].as_array().unwrap();
     assert_eq!(observations.len(), 3);
@@ -276,4 +305,58 @@ fn shipped_package_is_reproduced_from_the_shared_reports() {
             );
         }
     }
+}
+
+/// Outputs that would destroy an input are refused before any work: a
+/// package folder holding the encoder, and a disagreements file that is the
+/// labelled CSV or its map.
+#[test]
+fn outputs_never_overwrite_inputs() {
+    let root = tempfile::tempdir().unwrap();
+    let models = models_with_encoder(root.path());
+    let (csv, map) = invented_site(root.path());
+    let encoder_manifest = models.join("minilm-l6-v2/manifest.toml");
+    let before = std::fs::read(&encoder_manifest).unwrap();
+    let train = fusion(
+        &[
+            "train",
+            csv.to_str().unwrap(),
+            "--map",
+            map.to_str().unwrap(),
+            "--out",
+            models.join("minilm-l6-v2").to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+        ],
+        root.path(),
+    );
+    assert!(!train.status.success());
+    let err = String::from_utf8_lossy(&train.stderr);
+    assert!(
+        err.contains("holds the package minilm-l6-v2") && err.contains("not writing over it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&encoder_manifest).unwrap(), before);
+
+    let csv_before = std::fs::read(&csv).unwrap();
+    for target in [&csv, &map] {
+        let eval = fusion(
+            &[
+                "eval",
+                "reports",
+                csv.to_str().unwrap(),
+                "--map",
+                map.to_str().unwrap(),
+                "--models",
+                models.to_str().unwrap(),
+                "--disagreements",
+                target.to_str().unwrap(),
+            ],
+            root.path(),
+        );
+        assert!(!eval.status.success());
+        let err = String::from_utf8_lossy(&eval.stderr);
+        assert!(err.contains("is an input of this evaluation"), "{err}");
+    }
+    assert_eq!(std::fs::read(&csv).unwrap(), csv_before);
 }

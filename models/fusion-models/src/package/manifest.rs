@@ -151,6 +151,10 @@ pub enum InputSpec {
     NoteFeatures(NoteFeaturesInput),
 }
 
+/// The note-feature layout versions this build computes
+/// ([`crate::report_heads::features`]).
+pub const NOTE_FEATURES_VERSIONS: [u32; 2] = [1, 2];
+
 /// The input of a [`Architecture::ReportHeads`] package: the feature layout
 /// and the encoder package whose embeddings it reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +165,8 @@ pub struct NoteFeaturesInput {
     /// SHA-256 of that package's `manifest.toml`: the heads were trained on
     /// exactly its embeddings.
     pub encoder_manifest_sha256: String,
-    /// Feature layout version ([`crate::report_heads::FeatureSpec`]).
+    /// Feature layout version ([`crate::report_heads::FeatureSpec`]), one
+    /// of [`NOTE_FEATURES_VERSIONS`].
     pub features_version: u32,
     /// Hash buckets of the mention phrases.
     pub hash_buckets: usize,

@@ -170,10 +170,10 @@ impl Manifest {
                         "need 64 lowercase hex digits".to_owned(),
                     ));
                 }
-                if *features_version != 1 {
+                if !super::manifest::NOTE_FEATURES_VERSIONS.contains(features_version) {
                     return Err(invalid(
                         "input.features_version",
-                        format!("{features_version}: this build reads version 1"),
+                        format!("{features_version}: this build reads versions 1 and 2"),
                     ));
                 }
             }

@@ -3,7 +3,8 @@
 //! are, the phrases used) and what the frozen MiniLM encoder makes of the
 //! sentences that mention the observation and of the impression.
 //!
-//! Layout of the vector (version 1), D = 54 + H + 2·384 with H hash buckets:
+//! Layout of the vector, D = 54 + H + 2·384 with H hash buckets in version 1,
+//! and D = 56 + H + 3·384 in version 2, which appends three entries:
 //!
 //! | range | what |
 //! | --- | --- |
@@ -13,7 +14,17 @@
 //! | 12..54 | every observation's note label (CheXpert order): positive, negative, uncertain |
 //! | 54..54+H | ln(1 + n) per bucket of the mentions' `phrase|assertion[|historical]`, hashed with SHA-256 |
 //! | next 384 | mean embedding of the sentences mentioning the observation, L2-normalised (0 when none) |
-//! | last 384 | mean embedding of the impression's sentences (of all sentences when there is no impression), L2-normalised |
+//! | next 384 | mean embedding of the impression's sentences (of all sentences when there is no impression), L2-normalised |
+//! | version 2: next 1 | ln(1 + n) of the report's *unlabelled* sentences: in the findings, the impression or a note without headers (preamble), and without a counted mention of any observation |
+//! | version 2: next 1 | ln(1 + n) of old (historical) mentions of any observation in those sections ("calcified granuloma", "healed rib fracture") |
+//! | version 2: last 384 | mean embedding of the unlabelled sentences, L2-normalised (0 when none) |
+//!
+//! Version 2's block is for what the 14 observations do not name: a
+//! site whose "normal" excludes incidental findings (degenerative spine,
+//! granulomas, a tortuous aorta, scoliosis, a hiatal hernia: Open-i's MeSH
+//! `normal`, see `models/maps/CONVENTIONS.md`) states them in sentences the
+//! mention labeller has nothing to say about. The No Finding head reads them
+//! there; other heads may use them or not (their weights are fitted).
 
 use fusion_schemas::{Assertion, Mention, NoteAnalysis, NoteLabel, Observation, SectionKind, Span};
 use serde::{Deserialize, Serialize};
@@ -24,11 +35,14 @@ use crate::text_encoder::{EMBEDDING_DIM, Embedding};
 /// Features before the hashed and embedding blocks.
 const FIXED: usize = 54;
 
+/// Feature layout versions this build computes.
+pub use crate::package::NOTE_FEATURES_VERSIONS as SUPPORTED_VERSIONS;
+
 /// The feature layout a package was trained with (manifest `[heads.features]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
-    /// Layout version; 1 is the table in this module's documentation.
+    /// Layout version (1 or 2), the table in this module's documentation.
     pub version: u32,
     /// Number of hash buckets H for the mention phrases.
     pub hash_buckets: usize,
@@ -37,7 +51,7 @@ pub struct FeatureSpec {
 impl Default for FeatureSpec {
     fn default() -> Self {
         Self {
-            version: 1,
+            version: 2,
             hash_buckets: 128,
         }
     }
@@ -47,7 +61,12 @@ impl FeatureSpec {
     /// Width D of a feature vector.
     #[must_use]
     pub const fn width(&self) -> usize {
-        FIXED + self.hash_buckets + 2 * EMBEDDING_DIM
+        let v1 = FIXED + self.hash_buckets + 2 * EMBEDDING_DIM;
+        if self.version >= 2 {
+            v1 + 2 + EMBEDDING_DIM
+        } else {
+            v1
+        }
     }
 
     /// The feature vectors of every observation in `observations` for one
@@ -91,6 +110,7 @@ impl FeatureSpec {
                 .unwrap_or(NoteLabel::NotMentioned);
             others.extend(one_hot(label).into_iter().take(3));
         }
+        let unlabelled = (self.version >= 2).then(|| unlabelled_block(analysis, &embedding_of));
         observations
             .iter()
             .map(|&o| {
@@ -135,10 +155,58 @@ impl FeatureSpec {
                     .collect();
                 x.extend(mean_normalised(mentioned.into_iter()));
                 x.extend(report_embedding.iter().copied());
+                if let Some(block) = &unlabelled {
+                    x.extend_from_slice(block);
+                }
                 x
             })
             .collect()
     }
+}
+
+/// Version 2's last block (2 + 384 entries, the same for every
+/// observation of a report): see the module's table.
+fn unlabelled_block<'a>(
+    analysis: &NoteAnalysis,
+    embedding_of: &impl Fn(Span) -> Option<&'a Embedding>,
+) -> Vec<f64> {
+    let about_the_image = |kind: SectionKind| {
+        matches!(
+            kind,
+            SectionKind::Findings | SectionKind::Impression | SectionKind::Preamble
+        )
+    };
+    let section_of = |span: Span| {
+        analysis
+            .sections
+            .iter()
+            .find(|s| s.body.contains(span))
+            .map(|s| s.kind)
+    };
+    let sentences: Vec<Span> = analysis
+        .sentences
+        .iter()
+        .copied()
+        .filter(|&s| section_of(s).is_some_and(about_the_image))
+        .filter(|&s| {
+            !analysis
+                .mentions
+                .iter()
+                .any(|m| m.sentence == s && m.counts())
+        })
+        .collect();
+    let old = analysis
+        .mentions
+        .iter()
+        .filter(|m| m.historical && !m.family && about_the_image(m.section))
+        .count();
+    let mut block = Vec::with_capacity(2 + EMBEDDING_DIM);
+    block.push(ln1p_count(sentences.len()));
+    block.push(ln1p_count(old));
+    block.extend(mean_normalised(
+        sentences.iter().filter_map(|&s| embedding_of(s)),
+    ));
+    block
 }
 
 /// `phrase|assertion[|h]`: the phrase lower-cased with its whitespace
@@ -284,7 +352,10 @@ mod tests {
 
     #[test]
     fn layout_by_hand() {
-        let spec = FeatureSpec::default();
+        let spec = FeatureSpec {
+            version: 1,
+            hash_buckets: 128,
+        };
         let emb = [Some(unit(0)), Some(unit(1))];
         let x = spec.features(
             &analysis(),
@@ -312,5 +383,36 @@ mod tests {
         assert_eq!(&p[0..4], &[0.0, 0.0, 0.0, 1.0]);
         assert!(p[54..54 + 128 + 384].iter().all(|&v| v == 0.0));
         assert_eq!(&p[54 + 128 + 384..], report_emb);
+    }
+
+    #[test]
+    fn version_2_appends_the_unlabelled_sentences() {
+        let spec = FeatureSpec::default();
+        assert_eq!(spec.version, 2);
+        assert_eq!(spec.width(), 56 + 128 + 3 * 384);
+        let emb = [Some(unit(0)), Some(unit(1))];
+        let v1 = FeatureSpec { version: 1, ..spec };
+        // Both sentences carry a counted mention: no unlabelled sentence.
+        let x = spec.features(&analysis(), &emb, &[Observation::NoFinding]);
+        let v1_x = v1.features(&analysis(), &emb, &[Observation::NoFinding]);
+        assert_eq!(x[0].len(), spec.width());
+        assert_eq!(&x[0][..v1.width()], &v1_x[0][..], "version 1 is a prefix");
+        assert!(x[0][v1.width()..].iter().all(|&v| v == 0.0));
+        // The impression's nodule made old ("old calcified nodule"): that
+        // sentence is now unlabelled, and one old mention is counted.
+        let mut old = analysis();
+        old.mentions[1].historical = true;
+        let x = spec.features(&old, &emb, &[Observation::Cardiomegaly]);
+        let block = &x[0][v1.width()..];
+        assert_eq!(block[0], 2.0_f64.ln(), "one unlabelled sentence");
+        assert_eq!(block[1], 2.0_f64.ln(), "one old mention");
+        assert_eq!(block[2 + 1], 1.0, "the impression's embedding");
+        assert_eq!(block[2..].iter().filter(|&&v| v != 0.0).count(), 1);
+        // A sentence in no about-the-image section is never unlabelled.
+        let mut indication = old.clone();
+        indication.sections[1].kind = SectionKind::Indication;
+        indication.mentions[1].section = SectionKind::Indication;
+        let x = spec.features(&indication, &emb, &[Observation::Cardiomegaly]);
+        assert!(x[0][v1.width()..].iter().all(|&v| v == 0.0));
     }
 }

@@ -37,7 +37,7 @@ use crate::package::{InputSpec, ModelPackage, UncertaintyMethod};
 pub use crate::package::training::{Prior, Training, TrainingLabel};
 pub use features::FeatureSpec;
 pub use train::{Calibration, HeadFigures, TrainOptions, TrainedHead, calibrate, train_head};
-pub use write::{PackageDraft, write_package};
+pub use write::{PackageDraft, check_writable, write_package};
 
 /// Why a heads package could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -170,6 +170,7 @@ pub fn write_package(dir: &Path, draft: &PackageDraft) -> Result<Manifest, Strin
     text.push_str(&toml::to_string_pretty(&manifest).map_err(|e| e.to_string())?);
     // Read it back exactly as the service will.
     let parsed = Manifest::from_toml(&text, &dir.join(MANIFEST_FILE)).map_err(|e| e.to_string())?;
+    check_writable(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let write = |name: &str, data: &[u8]| {
         std::fs::write(dir.join(name), data)
@@ -203,6 +204,41 @@ fn figures_row(o: Observation, f: &HeadFigures) -> String {
     )
 }
 
+/// Whether [`write_package`] may write into `dir`: a folder that already
+/// holds a package other than report heads (the encoder, an image model) or
+/// a manifest that cannot be read is never written over, so `fusion train
+/// --out models/packages/minilm-l6-v2` cannot destroy the encoder it trains
+/// on.
+///
+/// # Errors
+/// Why `dir` is refused.
+pub fn check_writable(dir: &Path) -> Result<(), String> {
+    let existing = dir.join(MANIFEST_FILE);
+    let Ok(text) = std::fs::read_to_string(&existing) else {
+        return if existing.exists() {
+            Err(format!(
+                "{} exists and cannot be read: not writing over it",
+                existing.display()
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    match Manifest::from_toml(&text, &existing) {
+        Ok(m) if m.architecture == Architecture::ReportHeads => Ok(()),
+        Ok(m) => Err(format!(
+            "{} holds the package {} ({:?}), not report heads: not writing over it",
+            dir.display(),
+            m.name,
+            m.architecture
+        )),
+        Err(e) => Err(format!(
+            "{} holds a manifest that does not parse ({e}): not writing over it",
+            dir.display()
+        )),
+    }
+}
+
 fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
     let t = &draft.training;
     let mut s = String::new();
@@ -215,7 +251,7 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
          stratified bootstrap resample, on frozen features of the analysed report: the mention \
          labeller's note label, counted mentions by assertion and section, the phrases used \
          (hashed into {} buckets), and the mean all-MiniLM-L6-v2 embedding of the sentences that \
-         mention the observation and of the impression (feature layout version {}; \
+         mention the observation and of the impression{} (feature layout version {}; \
          `fusion_models::report_heads::features`). The encoder is the package `{}` (manifest \
          SHA-256 `{}`), unchanged. Calibration: temperature scaling of the members' mean logit, \
          fitted out of bag; class-conditional (Mondrian) split-conformal q̂ at α = {}, one per \
@@ -228,6 +264,14 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
          calibrated probability.\n",
         t.options.members,
         draft.spec.hash_buckets,
+        if draft.spec.version >= 2 {
+            ", and of the findings' and impression's sentences in which the labeller found no \
+             counted mention (incidental findings such as degenerative changes or an old \
+             granuloma, which a site's \"normal\" may exclude), with their count and the count of \
+             old mentions"
+        } else {
+            ""
+        },
         draft.spec.version,
         draft.encoder,
         draft.encoder_manifest_sha256,

@@ -49,6 +49,29 @@ pub struct EvalReportsArgs {
     /// The model packages folder [default: FUSION_MODELS_DIR or models/packages].
     #[arg(long, value_name = "DIR")]
     pub models: Option<PathBuf>,
+    /// Write every (report, observation) where the service's decision or
+    /// the labeller disagrees with the gold as CSV (report ids, no text),
+    /// for error analysis on a training split.
+    #[arg(long, value_name = "FILE")]
+    pub disagreements: Option<PathBuf>,
+}
+
+/// One (report, observation) where the decision or the labeller disagrees
+/// with the gold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disagreement {
+    /// The report's id in the CSV.
+    pub report_id: String,
+    /// The observation.
+    pub observation: Observation,
+    /// The gold.
+    pub gold: bool,
+    /// The labeller's label (uncertain counted as present).
+    pub labeller: bool,
+    /// The fused probability.
+    pub probability: f64,
+    /// The service's decision.
+    pub decision: bool,
 }
 
 /// Precision, recall and F1 of one decision rule.
@@ -168,6 +191,10 @@ pub struct EvalReport {
     pub all: Averages,
     /// Over the eight findings of [`EIGHT`].
     pub eight: Averages,
+    /// Every disagreement with the gold, CheXpert order then report order
+    /// (not serialised: `--disagreements` writes them).
+    #[serde(skip)]
+    pub disagreements: Vec<Disagreement>,
 }
 
 /// Per-report outputs for one observation.
@@ -369,7 +396,21 @@ pub fn evaluate(
             f.decision_f1_95 = Some(i);
         }
     }
+    let disagreements = observations
+        .iter()
+        .flat_map(|&o| rows.get(&o).into_iter().flatten().map(move |r| (o, r)))
+        .filter(|(_, r)| r.decision != r.gold || r.labeller != r.gold)
+        .map(|(o, r)| Disagreement {
+            report_id: reports[r.report].report.id.clone(),
+            observation: o,
+            gold: r.gold,
+            labeller: r.labeller,
+            probability: r.probability,
+            decision: r.decision,
+        })
+        .collect();
     EvalReport {
+        disagreements,
         data: data.0.to_owned(),
         data_sha256: data.1.to_owned(),
         map: map.name.clone(),
@@ -515,6 +556,20 @@ impl std::fmt::Display for EvalReport {
 /// # Errors
 /// Unreadable CSV, map or plots folder.
 pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.disagreements {
+        let same = |other: &Path| {
+            std::fs::canonicalize(other)
+                .ok()
+                .zip(std::fs::canonicalize(path).ok())
+                .is_some_and(|(a, b)| a == b)
+        };
+        if same(&args.csv) || same(&args.map) {
+            anyhow::bail!(
+                "--disagreements {} is an input of this evaluation; nothing was written",
+                path.display()
+            );
+        }
+    }
     let map = LabelMap::read(&args.map)?;
     let (reports, refused) = super::load(&args.csv, &map, args.split.as_deref())?;
     if reports.is_empty() {
@@ -560,6 +615,14 @@ pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode
             })
             .collect();
         write_reliability(dir, &diagrams)?;
+    }
+    if let Some(path) = &args.disagreements {
+        let mut out = csv::Writer::from_path(path)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        for d in &report.disagreements {
+            out.serialize(d)?;
+        }
+        out.flush()?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -57,6 +57,9 @@ pub struct TrainArgs {
     /// Conformal miscoverage α.
     #[arg(long, default_value_t = TrainOptions::default().alpha)]
     pub alpha: f64,
+    /// Feature layout version (1 or 2; see `report_heads::features`).
+    #[arg(long, default_value_t = FeatureSpec::default().version)]
+    pub features_version: u32,
     /// Folder of the sentence-embedding cache [default: ~/.cache/fusion/embeddings].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
@@ -73,6 +76,14 @@ pub struct TrainArgs {
 /// be written.
 #[allow(clippy::too_many_lines)] // one linear procedure, commented step by step
 pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
+    if !fusion_models::report_heads::features::SUPPORTED_VERSIONS.contains(&args.features_version) {
+        bail!(
+            "--features-version {}: this build computes versions {:?}",
+            args.features_version,
+            fusion_models::report_heads::features::SUPPORTED_VERSIONS
+        );
+    }
+    fusion_models::report_heads::check_writable(&args.out).map_err(anyhow::Error::msg)?;
     let map = LabelMap::read(&args.map)?;
     let (reports, refused) = super::load(&args.csv, &map, Some(&args.split))?;
     if reports.is_empty() {
@@ -114,7 +125,10 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
         .collect();
 
     // 2. Per mapped observation with enough gold: features and a head.
-    let spec = FeatureSpec::default();
+    let spec = FeatureSpec {
+        version: args.features_version,
+        ..FeatureSpec::default()
+    };
     let options = TrainOptions {
         members: args.members,
         seed: args.seed,
@@ -273,8 +287,33 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let packages_dir = args.out.parent().unwrap_or(Path::new("."));
-    let pipeline = Pipeline::load(packages_dir);
+    let (with_dir, pipeline) = linked_pipeline(models_dir, &args.out, true)?;
+    let folder = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let own = pipeline
+        .packages()
+        .into_iter()
+        .find(|p| p.name == draft.name || Some(&p.name) == folder.as_ref());
+    if let Some(problem) = match &own {
+        None => Some("not found".to_owned()),
+        Some(p) if p.status != fusion_schemas::PackageStatus::Loaded => Some(format!(
+            "{:?}: {}",
+            p.status,
+            p.reason.as_deref().unwrap_or_default()
+        )),
+        Some(_) => None,
+    } {
+        let _ = std::fs::remove_dir_all(&with_dir);
+        bail!(
+            "the package written to {} does not load beside the packages of {} ({problem}); \
+             nothing was measured on {:?}",
+            args.out.display(),
+            models_dir.display(),
+            args.validation_split
+        );
+    }
     let sha = draft.training.data_sha256.clone();
     let report = super::eval::evaluate(
         &validation,
@@ -284,6 +323,7 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
         (&data, &sha),
         Some(&args.validation_split),
     );
+    let _ = std::fs::remove_dir_all(&with_dir);
     for label in &mut draft.training.labels {
         if let Some(f) = report
             .observations
@@ -296,7 +336,7 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     // 5. "Before": the same split through the service without this package.
-    match baseline_pipeline(packages_dir, &args.out) {
+    match linked_pipeline(models_dir, &args.out, false) {
         Ok((dir, baseline)) => {
             let before = super::eval::evaluate(
                 &validation,
@@ -326,15 +366,24 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pipeline of the packages beside `out` but without it: a private
-/// temporary folder of symbolic links to every other package folder.
-/// Returns the folder (the caller removes it) and the pipeline.
-fn baseline_pipeline(packages_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, Pipeline)> {
-    let dir = std::env::temp_dir().join(format!("fusion-train-before-{}", std::process::id()));
+/// The pipeline of the packages of `models_dir` other than one named as
+/// `out`'s folder, plus `out` itself when `with_out`: a private temporary
+/// folder of symbolic links, so `out` may lie anywhere. Returns the folder
+/// (the caller removes it) and the pipeline.
+fn linked_pipeline(
+    models_dir: &Path,
+    out: &Path,
+    with_out: bool,
+) -> anyhow::Result<(PathBuf, Pipeline)> {
+    let dir = std::env::temp_dir().join(format!(
+        "fusion-train-{}-{}",
+        if with_out { "after" } else { "before" },
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let own = out.file_name();
-    for entry in std::fs::read_dir(packages_dir)? {
+    for entry in std::fs::read_dir(models_dir)? {
         let path = entry?.path();
         if path.is_dir() && path.file_name() != own && path.join("manifest.toml").is_file() {
             let target = std::fs::canonicalize(&path)?;
@@ -342,6 +391,11 @@ fn baseline_pipeline(packages_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf
                 std::os::unix::fs::symlink(target, dir.join(name))?;
             }
         }
+    }
+    if with_out {
+        let name =
+            own.ok_or_else(|| anyhow::anyhow!("--out {} has no folder name", out.display()))?;
+        std::os::unix::fs::symlink(std::fs::canonicalize(out)?, dir.join(name))?;
     }
     let pipeline = Pipeline::load(&dir);
     Ok((dir, pipeline))
