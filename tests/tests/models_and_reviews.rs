@@ -557,6 +557,30 @@ async fn one_unreadable_prediction_does_not_take_the_case_list_down() {
     let (status, worklist) = get(&app, &clinician, "/worklist", "text/html").await;
     assert_eq!(status, 200);
     assert!(worklist.contains("findings unreadable: open the case"));
+    // The case the worklist sends the clinician to opens, and says why
+    // there is nothing to show (re-attack review: it answered 500).
+    let (status, page) = get(
+        &app,
+        &clinician,
+        &format!("/cases/{broken}/view"),
+        "text/html",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"unreadable-versions\""), "{page}");
+    assert!(page.contains("Prediction version v1 of this case cannot be read"));
+    assert!(page.contains("The newest version is among them"));
+    assert!(page.contains("No readable prediction: see above."));
+    assert!(!page.contains("not\": \"a list"), "never the stored value");
+    let (status, page) = get(
+        &app,
+        &clinician,
+        &format!("/cases/{intact}/view"),
+        "text/html",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("id=\"unreadable-versions\""));
 
     // The reviews export leaves such a case out and goes on (attack review:
     // one malformed `fused` stopped it with an error).

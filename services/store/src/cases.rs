@@ -333,6 +333,43 @@ pub struct PredictionRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A stored prediction version whose row cannot be read back into a
+/// [`PredictionRecord`] (a malformed JSON column: written by another build,
+/// or damaged), listed instead of failing its case's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableVersion {
+    /// The prediction's id.
+    pub id: Uuid,
+    /// Its version within the case.
+    pub version: i32,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// Which column is malformed and where (never its content).
+    pub reason: String,
+}
+
+/// Every version of a case's prediction, newest first, the readable and the
+/// unreadable apart.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CaseVersions {
+    /// The versions that read back, newest first.
+    pub readable: Vec<PredictionRecord>,
+    /// The versions that do not, newest first.
+    pub unreadable: Vec<UnreadableVersion>,
+}
+
+impl CaseVersions {
+    /// The highest version number, readable or not.
+    #[must_use]
+    pub fn latest_version(&self) -> Option<i32> {
+        self.readable
+            .iter()
+            .map(|p| p.version)
+            .chain(self.unreadable.iter().map(|u| u.version))
+            .max()
+    }
+}
+
 /// A review to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReview {

@@ -24,9 +24,10 @@ pub use audit::{
 };
 pub use blob::{BlobError, BlobKey, BlobStore};
 pub use cases::{
-    CaseFilter, CaseKey, CaseLink, CaseRecord, CaseSort, CaseStatus, CaseSummary, Enqueued,
-    Finding, JobRecord, JobState, LinkChange, MAX_FINDINGS, MAX_JOB_ATTEMPTS, NewPrediction,
-    NewReview, PredictionBrief, PredictionRecord, PredictionStatus, ReviewRecord,
+    CaseFilter, CaseKey, CaseLink, CaseRecord, CaseSort, CaseStatus, CaseSummary, CaseVersions,
+    Enqueued, Finding, JobRecord, JobState, LinkChange, MAX_FINDINGS, MAX_JOB_ATTEMPTS,
+    NewPrediction, NewReview, PredictionBrief, PredictionRecord, PredictionStatus, ReviewRecord,
+    UnreadableVersion,
 };
 pub use error::StoreError;
 pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::audit::AuditRecord;
-use crate::cases::{NewPrediction, PredictionRecord};
+use crate::cases::{CaseVersions, NewPrediction, PredictionRecord};
 
 /// A case's prediction versions: insert-only, numbered from 1.
 #[async_trait]
@@ -30,6 +30,15 @@ pub trait PredictionRepository: Send + Sync {
     /// [`StoreError::Query`], or [`StoreError::Corrupt`] for a malformed row.
     async fn predictions_of_case(&self, case_id: Uuid)
     -> Result<Vec<PredictionRecord>, StoreError>;
+
+    /// Every version of a case's prediction, newest first, with the rows
+    /// that do not read back listed apart instead of failing the call: for
+    /// the pages that must still show the case.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`].
+    async fn prediction_versions(&self, case_id: Uuid) -> Result<CaseVersions, StoreError>;
 
     /// One prediction version.
     ///

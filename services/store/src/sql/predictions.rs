@@ -7,7 +7,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::cases::{NewPrediction, PredictionRecord, PredictionStatus};
+use crate::cases::{
+    CaseVersions, NewPrediction, PredictionRecord, PredictionStatus, UnreadableVersion,
+};
 
 /// Columns of a prediction row, in [`PredictionRow`]'s order.
 pub(crate) const PREDICTION_COLUMNS: &str = "id, case_id, version, status, packages, branches, \
@@ -66,6 +68,26 @@ impl TryFrom<PredictionRow> for PredictionRecord {
             created_at: r.created_at,
         })
     }
+}
+
+/// Rows (newest first) read back, a row that does not parse listed apart
+/// ([`StoreError::Corrupt`]); any other error is returned.
+pub(crate) fn partition(rows: Vec<PredictionRow>) -> Result<CaseVersions, StoreError> {
+    let mut out = CaseVersions::default();
+    for row in rows {
+        let (id, version, created_at) = (row.id, row.version, row.created_at);
+        match PredictionRecord::try_from(row) {
+            Ok(p) => out.readable.push(p),
+            Err(StoreError::Corrupt(reason)) => out.unreadable.push(UnreadableVersion {
+                id,
+                version,
+                created_at,
+                reason,
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 macro_rules! impl_predictions {
@@ -157,6 +179,22 @@ macro_rules! impl_predictions {
                         .fetch_all(&self.pool)
                         .await?;
                 rows.into_iter().map(crate::PredictionRecord::try_from).collect()
+            }
+
+            async fn prediction_versions(
+                &self,
+                case_id: uuid::Uuid,
+            ) -> Result<crate::CaseVersions, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM predictions WHERE case_id = $1 ORDER BY version DESC",
+                    $crate::sql::predictions::PREDICTION_COLUMNS
+                );
+                let rows: Vec<$crate::sql::predictions::PredictionRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(case_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                $crate::sql::predictions::partition(rows)
             }
 
             async fn prediction(

@@ -66,6 +66,10 @@ struct CasePage {
     saved: bool,
     /// A `?version=` the case does not have (as asked, at most 12 characters).
     missing_version: Option<String>,
+    /// Versions whose stored row cannot be read, newest first.
+    unreadable_versions: Vec<i32>,
+    /// Whether the newest version is one of them.
+    latest_unreadable: bool,
     review_error: Option<&'static str>,
     max_comment: usize,
 }
@@ -85,7 +89,16 @@ pub(crate) async fn case_view(
         Ok(c) => c,
         Err(page) => return Ok(page),
     };
-    let versions = state.repository.predictions_of_case(case.id).await?;
+    // A version that does not read back is listed apart, never a 500: the
+    // worklist sends the clinician here for exactly such a case.
+    let all_versions = state.repository.prediction_versions(case.id).await?;
+    for u in &all_versions.unreadable {
+        tracing::error!(prediction = %u.id, version = u.version, reason = %u.reason, "a prediction version of a case cannot be read");
+    }
+    let latest_version = all_versions.latest_version();
+    let unreadable_versions: Vec<i32> = all_versions.unreadable.iter().map(|u| u.version).collect();
+    let latest_unreadable = latest_version.is_some_and(|v| unreadable_versions.contains(&v));
+    let versions = all_versions.readable;
     let deliveries = state
         .repository
         .deliveries(&fusion_store::DeliveryFilter {
@@ -93,7 +106,6 @@ pub(crate) async fn case_view(
             ..Default::default()
         })
         .await?;
-    let latest_version = versions.first().map(|p| p.version);
     // An unknown version number falls back to the latest, and says so.
     let wanted = query
         .version
@@ -260,6 +272,8 @@ pub(crate) async fn case_view(
             .and_then(|r| Uuid::parse_str(r).ok())
             .is_some_and(|id| reviews.iter().any(|r| r.review.id == id)),
         missing_version,
+        unreadable_versions,
+        latest_unreadable,
         review_error: query.review_error.as_deref().and_then(review_error),
         max_comment: MAX_COMMENT_CHARS,
         prediction,
