@@ -120,8 +120,12 @@ fn train_then_evaluate_an_invented_site() {
     let models = models_with_encoder(root.path());
     let (csv, map) = invented_site(root.path());
     // Written outside the models folder: train measures it beside the
-    // folder's encoder all the same.
+    // folder's encoder all the same, and leaves out the shipped heads that
+    // sit there too (only one heads package runs at a time).
     let out_dir = root.path().join("elsewhere/site-heads");
+    let shipped = models.join("openi-report-heads");
+    std::os::unix::fs::symlink(repo().join("models/packages/openi-report-heads"), &shipped)
+        .unwrap();
     let trained = fusion(
         &[
             "train",
@@ -145,6 +149,8 @@ fn train_then_evaluate_an_invented_site() {
         table.contains("site-heads@1.0.0 (loaded)") && table.contains("minilm-l6-v2@"),
         "{table}"
     );
+    assert!(!table.contains("openi-report-heads"), "{table}");
+    std::fs::remove_file(&shipped).unwrap();
     std::os::unix::fs::symlink(&out_dir, models.join("site-heads")).unwrap();
     let manifest = std::fs::read_to_string(out_dir.join("manifest.toml")).unwrap();
     for needle in [
@@ -164,6 +170,19 @@ fn train_then_evaluate_an_invented_site() {
     assert!(out_dir.join("heads.safetensors").is_file());
     let card = std::fs::read_to_string(out_dir.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("## Figures on the `validation` split"));
+    // The site's data, described as the map describes it, and kept inside
+    // the site (the map does not say its parameters may be shared).
+    assert!(manifest.contains("redistributable = false"), "{manifest}");
+    assert!(
+        card.contains("Source, as the map states it: invented for a test"),
+        "{card}"
+    );
+    assert!(card.contains("keep the package inside the site"), "{card}");
+    assert!(!card.contains("Open-i"), "{card}");
+    assert!(
+        card.contains("--features-version 2 --seed 20261206 --members 4 --alpha 0.1"),
+        "{card}"
+    );
     // Before and after: the same split without the package (rules only, base
     // rate 0.5), so every trained label has both.
     assert!(
@@ -338,8 +357,33 @@ fn outputs_never_overwrite_inputs() {
     );
     assert_eq!(std::fs::read(&encoder_manifest).unwrap(), before);
 
+    for (members, why) in [
+        ("0", "--members 0: between 1 and 256"),
+        ("100000", "--members 100000"),
+    ] {
+        let train = fusion(
+            &[
+                "train",
+                csv.to_str().unwrap(),
+                "--map",
+                map.to_str().unwrap(),
+                "--out",
+                root.path().join("heads").to_str().unwrap(),
+                "--models",
+                models.to_str().unwrap(),
+                "--members",
+                members,
+            ],
+            root.path(),
+        );
+        assert!(!train.status.success());
+        assert!(String::from_utf8_lossy(&train.stderr).contains(why));
+    }
+
     let csv_before = std::fs::read(&csv).unwrap();
-    for target in [&csv, &map] {
+    let hard = root.path().join("hard-link.csv");
+    std::fs::hard_link(&csv, &hard).unwrap();
+    for target in [&csv, &map, &hard] {
         let eval = fusion(
             &[
                 "eval",

@@ -74,6 +74,11 @@ pub struct LabelMap {
     pub name: String,
     /// Where the data comes from, and its terms of use.
     pub source: String,
+    /// Whether parameters fitted on this data may leave the site (a
+    /// public research set: yes; a hospital's own reviewed reports: no, the
+    /// default). Written into the trained package's manifest and card.
+    #[serde(default)]
+    pub redistributable: bool,
     /// The text columns.
     pub text: TextColumns,
     /// Observation (snake_case) → the gold columns that feed it (OR-ed).
@@ -275,8 +280,10 @@ pub fn read_reports_from(
                         return Err(csv_error(
                             line,
                             format!(
-                                "column {:?}: gold {other:?} is not 0, 1 or empty",
-                                &headers[c]
+                                "column {:?}: a gold value of {} characters is not 0, 1 or \
+                                 empty (the value is not shown: it may be report text)",
+                                &headers[c],
+                                other.chars().count()
                             ),
                         ));
                     }
@@ -348,6 +355,13 @@ Hernia = "no CheXpert observation"
                    r1,train,,,,x,2,0,0,0\n";
         let e = read(bad, None).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("\"Effusion\""), "{e}");
+        // Text in a gold cell (a shifted row) is never echoed: it may be a
+        // report.
+        let shifted = "id,split,why,seen,said,tags,Effusion,Mass,Nodule,Hernia\n\
+                       r1,train,,,,x,Invented words in a gold cell.,0,0,0\n";
+        let e = read(shifted, None).unwrap_err().to_string();
+        assert!(e.contains("a gold value of 30 characters"), "{e}");
+        assert!(!e.contains("Invented"), "{e}");
         assert!(LabelMap::parse(&MAP.replace("[\"Mass\", \"Nodule\"]", "[\"Effusion\"]")).is_err());
     }
 }

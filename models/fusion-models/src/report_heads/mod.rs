@@ -161,10 +161,25 @@ impl ReportHeads {
                 || weights.iter().any(|w| w.len() != spec.width())
             {
                 return Err(HeadsError::Weights(format!(
-                    "`{name}`: expected [{}, {}] weights and [{}] biases",
+                    "`{name}`: expected [{}, {}] weights and [{}] biases (features_version {}, \
+                     {} hash buckets)",
                     ensemble.members,
                     spec.width(),
-                    ensemble.members
+                    ensemble.members,
+                    spec.version,
+                    spec.hash_buckets
+                )));
+            }
+            // A NaN or infinite parameter would call every report present
+            // (or fall back silently): refused like a wrong shape.
+            if weights
+                .iter()
+                .flatten()
+                .chain(&biases)
+                .any(|v| !v.is_finite())
+            {
+                return Err(HeadsError::Weights(format!(
+                    "`{name}`: a weight or bias is not a finite number"
                 )));
             }
             let base_rate = label.base_rate.unwrap_or(crate::opinion::DEFAULT_BASE_RATE);

@@ -49,6 +49,16 @@ pub struct PackageDraft {
     pub abstain: AbstainPolicy,
     /// Intended use.
     pub intended_use: IntendedUse,
+    /// Where the training data comes from and its terms (the label map's
+    /// `source`), quoted in the model card.
+    pub data_source: String,
+    /// Whether the fitted parameters may leave the site (the label map's
+    /// `redistributable`): sets the manifest's licence and
+    /// `redistributable`.
+    pub redistributable: bool,
+    /// The `fusion train` command line that rebuilds the package, every
+    /// option spelled out.
+    pub reproduce: String,
 }
 
 /// Writes the package into `dir` (created if missing; existing package
@@ -67,6 +77,9 @@ pub fn write_package(dir: &Path, draft: &PackageDraft) -> Result<Manifest, Strin
     for (o, head) in &draft.heads {
         let mut w = Vec::with_capacity(members * width * 4);
         for m in &head.members {
+            if m.weights.iter().chain([&m.bias]).any(|v| !v.is_finite()) {
+                return Err(format!("{o}: a member has a weight that is not finite"));
+            }
             if m.weights.len() != width {
                 return Err(format!(
                     "{o}: a member has {} weights, expected {width}",
@@ -141,16 +154,32 @@ pub fn write_package(dir: &Path, draft: &PackageDraft) -> Result<Manifest, Strin
         zero_shot: None,
         intended_use: draft.intended_use.clone(),
         source: Source {
-            fetch: format!(
-                "committed; rebuilt by `fusion train` (seed {})",
-                draft.training.options.seed
-            ),
+            fetch: if draft.redistributable {
+                format!(
+                    "committed; rebuilt by `fusion train` (seed {})",
+                    draft.training.options.seed
+                )
+            } else {
+                format!(
+                    "trained at the site by `fusion train` (seed {}); not for distribution",
+                    draft.training.options.seed
+                )
+            },
+            // Local files, not fetched from a registry.
             registry: "repository".to_owned(),
             package: format!("models/packages/{}", draft.name),
             wheel_sha256: None,
             upstream: None,
-            licence: "Apache-2.0 (parameters fitted by this project)".to_owned(),
-            redistributable: true,
+            licence: if draft.redistributable {
+                "Apache-2.0 (parameters fitted by this project)".to_owned()
+            } else {
+                format!(
+                    "site-internal: parameters fitted on the data of the label map {}, whose \
+                     terms do not allow sharing them",
+                    draft.training.map
+                )
+            },
+            redistributable: draft.redistributable,
             attribution: Some(format!("fitted on {}", draft.training.data)),
             converted_from: None,
         },
@@ -172,13 +201,23 @@ pub fn write_package(dir: &Path, draft: &PackageDraft) -> Result<Manifest, Strin
     let parsed = Manifest::from_toml(&text, &dir.join(MANIFEST_FILE)).map_err(|e| e.to_string())?;
     check_writable(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Each file is written beside its place and renamed over it (never
+    // through a link that stands there), the manifest last: a kill leaves
+    // whole files, and at worst new weights under the old manifest, which
+    // `fusion models verify` names and a re-run repairs.
     let write = |name: &str, data: &[u8]| {
-        std::fs::write(dir.join(name), data)
-            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+        let target = dir.join(name);
+        let staged = dir.join(format!(".{name}.{}.partial", std::process::id()));
+        std::fs::write(&staged, data)
+            .and_then(|()| std::fs::rename(&staged, &target))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&staged);
+                format!("{}: {e}", target.display())
+            })
     };
     write(WEIGHTS_FILE, &bytes)?;
-    write(MANIFEST_FILE, text.as_bytes())?;
     write(MODEL_CARD_FILE, model_card(draft, &parsed).as_bytes())?;
+    write(MANIFEST_FILE, text.as_bytes())?;
     Ok(parsed)
 }
 
@@ -233,7 +272,9 @@ pub fn check_writable(dir: &Path) -> Result<(), String> {
             m.architecture
         )),
         Err(e) => Err(format!(
-            "{} holds a manifest that does not parse ({e}): not writing over it",
+            "{} holds a manifest that does not parse ({e}): not writing over it (if it is a \
+             report-heads package a killed `fusion train` left behind, remove the folder and train \
+             again)",
             dir.display()
         )),
     }
@@ -281,16 +322,23 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
     let _ = writeln!(
         s,
         "`{}` (SHA-256 `{}`), split `{}`: {} reports, read through the label map `{}` (SHA-256 \
-         `{}`). Source: the Open-i chest radiograph reports of the Indiana University collection \
-         (Demner-Fushman et al., JAMIA 2016), with NegBio's report-level gold (public domain). \
-         The report text is for research use and is not part of this package; only fitted \
-         parameters are. Seed {}, C chosen from {:?} by out-of-bag log-loss.\n",
+         `{}`). Source, as the map states it: {} The report text is not part of this package; \
+         only fitted parameters are{}. Seed {}, C chosen from {:?} by out-of-bag log-loss. The \
+         out-of-bag figures below count the reports some member left out (a report drawn into \
+         every bootstrap resample has no out-of-bag prediction), so their n can be a few below \
+         the reports trained on.\n",
         t.data,
         t.data_sha256,
         t.split,
         t.reports,
         t.map,
         t.map_sha256,
+        draft.data_source.trim(),
+        if draft.redistributable {
+            ""
+        } else {
+            ", and they were fitted on this site's data: keep the package inside the site"
+        },
         t.options.seed,
         t.options.c_grid
     );
@@ -342,6 +390,30 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
             }
         }
         s.push('\n');
+        let worse: Vec<String> = t
+            .labels
+            .iter()
+            .filter_map(|l| {
+                let (b, a) = (l.before.as_ref()?, l.validation.as_ref()?);
+                (a.f1 < b.f1).then(|| {
+                    format!(
+                        "{} (F1 {:.3} → {:.3})",
+                        l.observation.display_name(),
+                        b.f1,
+                        a.f1
+                    )
+                })
+            })
+            .collect();
+        if !worse.is_empty() {
+            let _ = writeln!(
+                s,
+                "**Where the head decides worse than the rules on this split:** {}. The \
+                 service still reports the head's decision for these (the choice was made on the \
+                 training split, not here); read their calls with this in mind.\n",
+                worse.join(", ")
+            );
+        }
     }
     s.push_str("## Out-of-bag figures on the training split\n\n");
     s.push_str(header);
@@ -377,10 +449,6 @@ fn model_card(draft: &PackageDraft, manifest: &Manifest) -> String {
          Observations with few positives have wide uncertainty in every figure above. English only.\n\n\
          ## Reproduce\n\n```sh\n",
     );
-    let _ = writeln!(
-        s,
-        "fusion train ../shared/data/notes/openi/openi_dev.csv --map models/maps/openi-chestxray14.toml \\\n  --out models/packages/{} --seed {}\n```",
-        manifest.name, t.options.seed
-    );
+    let _ = writeln!(s, "{}\n```", draft.reproduce);
     s
 }

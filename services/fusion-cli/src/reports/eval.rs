@@ -420,7 +420,15 @@ pub fn evaluate(
         packages: pipeline
             .packages()
             .iter()
-            .map(|p| format!("{}@{} ({:?})", p.name, p.version, p.status).to_lowercase())
+            .map(|p| {
+                let head = format!("{}@{} ({:?}", p.name, p.version, p.status).to_lowercase();
+                match &p.reason {
+                    Some(why) if p.status != fusion_schemas::PackageStatus::Loaded => {
+                        format!("{head}: {why})")
+                    }
+                    _ => format!("{head})"),
+                }
+            })
             .collect(),
         all,
         eight,
@@ -557,11 +565,13 @@ impl std::fmt::Display for EvalReport {
 /// Unreadable CSV, map or plots folder.
 pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.disagreements {
+        // The same file whatever the name: symbolic and hard links too.
         let same = |other: &Path| {
-            std::fs::canonicalize(other)
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(other)
                 .ok()
-                .zip(std::fs::canonicalize(path).ok())
-                .is_some_and(|(a, b)| a == b)
+                .zip(std::fs::metadata(path).ok())
+                .is_some_and(|(a, b)| a.dev() == b.dev() && a.ino() == b.ino())
         };
         if same(&args.csv) || same(&args.map) {
             anyhow::bail!(
@@ -577,6 +587,12 @@ pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode
             "no report in {} for split {:?}",
             args.csv.display(),
             args.split.as_deref().unwrap_or("(all)")
+        );
+    }
+    if !models_dir.is_dir() {
+        anyhow::bail!(
+            "the models folder {} does not exist: nothing to evaluate with",
+            models_dir.display()
         );
     }
     let pipeline = Pipeline::load(models_dir);
@@ -620,7 +636,13 @@ pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode
         let mut out = csv::Writer::from_path(path)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         for d in &report.disagreements {
-            out.serialize(d)?;
+            // A spreadsheet runs a cell that starts with = + - @ as a
+            // formula (CSV injection, OWASP): such an id gets a leading '.
+            let mut row = d.clone();
+            if row.report_id.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                row.report_id.insert(0, '\'');
+            }
+            out.serialize(&row)?;
         }
         out.flush()?;
     }

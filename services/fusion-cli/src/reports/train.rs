@@ -22,6 +22,10 @@ use fusion_schemas::{NoteLabel, Observation};
 
 use super::{EmbeddingCache, file_sha256};
 
+/// Most ensemble members per observation `--members` accepts (16 is the
+/// default; each member is a full fit).
+const MAX_MEMBERS: usize = 256;
+
 /// Arguments of `fusion train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -81,6 +85,18 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
             "--features-version {}: this build computes versions {:?}",
             args.features_version,
             fusion_models::report_heads::features::SUPPORTED_VERSIONS
+        );
+    }
+    if !(1..=MAX_MEMBERS).contains(&args.members) {
+        bail!("--members {}: between 1 and {MAX_MEMBERS}", args.members);
+    }
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        bail!("--alpha {}: must lie strictly between 0 and 1", args.alpha);
+    }
+    if args.out.is_file() {
+        bail!(
+            "--out {} is a file, not a package folder",
+            args.out.display()
         );
     }
     fusion_models::report_heads::check_writable(&args.out).map_err(anyhow::Error::msg)?;
@@ -257,6 +273,9 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
             labels,
             priors,
         },
+        data_source: map.source.clone(),
+        redistributable: map.redistributable,
+        reproduce: reproduce_command(args),
         max_evidence: 100.0,
         abstain: AbstainPolicy::new(0.8, 0.5)?,
         intended_use: IntendedUse {
@@ -366,8 +385,8 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pipeline of the packages of `models_dir` other than one named as
-/// `out`'s folder, plus `out` itself when `with_out`: a private temporary
+/// The pipeline of the packages of `models_dir` other than report heads,
+/// plus `out` itself when `with_out`: a private temporary
 /// folder of symbolic links, so `out` may lie anywhere. Returns the folder
 /// (the caller removes it) and the pipeline.
 fn linked_pipeline(
@@ -385,7 +404,16 @@ fn linked_pipeline(
     let own = out.file_name();
     for entry in std::fs::read_dir(models_dir)? {
         let path = entry?.path();
-        if path.is_dir() && path.file_name() != own && path.join("manifest.toml").is_file() {
+        // Only one report-heads package runs at a time: the others (the
+        // shipped one beside a site's own) are left out of both runs, so
+        // "after" is this package and "before" is the rules.
+        let other_heads = ModelPackage::read_manifest(&path)
+            .is_ok_and(|m| m.architecture == fusion_models::package::Architecture::ReportHeads);
+        if path.is_dir()
+            && path.file_name() != own
+            && path.join("manifest.toml").is_file()
+            && !other_heads
+        {
             let target = std::fs::canonicalize(&path)?;
             if let Some(name) = path.file_name() {
                 std::os::unix::fs::symlink(target, dir.join(name))?;
@@ -399,6 +427,32 @@ fn linked_pipeline(
     }
     let pipeline = Pipeline::load(&dir);
     Ok((dir, pipeline))
+}
+
+/// The command line that rebuilds the package, every option spelled out
+/// (paths as given).
+fn reproduce_command(args: &TrainArgs) -> String {
+    let mut cmd = format!(
+        "fusion train {} --map {} \\\n  --out {} --split {} --validation-split {} \\\n  \
+         --encoder {} --features-version {} --seed {} --members {} --alpha {}",
+        args.csv.display(),
+        args.map.display(),
+        args.out.display(),
+        args.split,
+        args.validation_split,
+        args.encoder,
+        args.features_version,
+        args.seed,
+        args.members,
+        args.alpha
+    );
+    if let Some(name) = &args.name {
+        cmd.push_str(&format!(" --name {name}"));
+    }
+    if args.version != "1.0.0" {
+        cmd.push_str(&format!(" --version {}", args.version));
+    }
+    cmd
 }
 
 /// One observation's evaluation as the manifest records it: the service's

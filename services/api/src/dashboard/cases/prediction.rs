@@ -164,7 +164,9 @@ fn set_words(label: &FusedLabel, text_has_set: bool) -> (String, &'static str) {
                     "∅ (neither)".to_owned(),
                     "Empty set: the probability is higher than 90 % of the calibration \
                      reports without this finding got, and lower than 90 % of those with it \
-                     got, so neither answer is plausible at that level: treat as uncertain",
+                     got, so the report is atypical of both at that level. Not a call: for a \
+                     rare finding this happens at a probability of a few percent too (a \
+                     negated or unmentioned finding); read it with the probability and the call",
                 ),
                 1 if set.contains(BinaryClass::Present) => (
                     format!("{{{}}}", classes[0]),
