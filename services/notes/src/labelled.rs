@@ -117,6 +117,15 @@ impl LabelMap {
     /// A message naming what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
         let map: Self = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        if map.observations.is_empty() {
+            return Err(
+                "[observations] maps no observation: nothing to evaluate or train".to_owned(),
+            );
+        }
+        let text_columns: Vec<&str> = std::iter::once(map.text.id.as_str())
+            .chain(map.text.split.as_deref())
+            .chain(map.text.sections.iter().map(|[c, _]| c.as_str()))
+            .collect();
         let mut seen: BTreeMap<&str, Observation> = BTreeMap::new();
         for (observation, columns) in &map.observations {
             if columns.is_empty() {
@@ -128,6 +137,12 @@ impl LabelMap {
                 }
                 if map.unmapped.contains_key(c) {
                     return Err(format!("column {c:?} is both mapped and unmapped"));
+                }
+                if text_columns.contains(&c.as_str()) {
+                    return Err(format!(
+                        "column {c:?} is a text column (id, split or section) and gold for \
+                         {observation}"
+                    ));
                 }
             }
         }
@@ -363,5 +378,12 @@ Hernia = "no CheXpert observation"
         assert!(e.contains("a gold value of 30 characters"), "{e}");
         assert!(!e.contains("Invented"), "{e}");
         assert!(LabelMap::parse(&MAP.replace("[\"Mass\", \"Nodule\"]", "[\"Effusion\"]")).is_err());
+        let e = LabelMap::parse(&MAP.replace("[\"Mass\", \"Nodule\"]", "[\"seen\"]")).unwrap_err();
+        assert!(e.contains("is a text column"), "{e}");
+        let none = MAP
+            .replace("pleural_effusion = [\"Effusion\"]\n", "")
+            .replace("lung_lesion = [\"Mass\", \"Nodule\"]\n", "");
+        let e = LabelMap::parse(&none).unwrap_err();
+        assert!(e.contains("maps no observation"), "{e}");
     }
 }

@@ -232,6 +232,13 @@ impl EmbeddingCache {
                 options.mode(0o600);
             }
             let mut f = options.open(&self.path)?;
+            // A kill during an earlier append leaves a torn record: cut it
+            // off, or every record appended after it would be misaligned.
+            let record = (32 + 4 * EMBEDDING_DIM) as u64;
+            let len = f.metadata()?.len();
+            if len % record != 0 {
+                f.set_len(len - len % record)?;
+            }
             let mut buf = Vec::with_capacity(self.fresh.len() * (32 + 4 * EMBEDDING_DIM));
             for (key, e) in &self.fresh {
                 buf.extend_from_slice(key);
@@ -247,5 +254,31 @@ impl EmbeddingCache {
             );
         }
         self.fresh.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A torn record left by a kill mid-append is cut off before the next
+    /// append, so every record after it still reads back (attack review:
+    /// one torn write misaligned the cache for good).
+    #[test]
+    fn a_torn_cache_tail_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = 32 + 4 * EMBEDDING_DIM;
+        let path = dir.path().join("enc.bin");
+        let mut bytes = vec![7_u8; record]; // one whole record
+        bytes.extend(vec![9_u8; record / 2]); // and half of one
+        std::fs::write(&path, &bytes).unwrap();
+        let mut cache = EmbeddingCache::open("enc", Some(dir.path()));
+        assert_eq!(cache.known.len(), 1, "the torn tail is not read");
+        cache.fresh.push(([1_u8; 32], [0.5_f32; EMBEDDING_DIM]));
+        cache.flush();
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, 2 * record);
+        let reopened = EmbeddingCache::open("enc", Some(dir.path()));
+        assert_eq!(reopened.known.len(), 2);
+        assert_eq!(reopened.known[&[1_u8; 32]], [0.5_f32; EMBEDDING_DIM]);
     }
 }
