@@ -169,16 +169,11 @@ macro_rules! impl_predictions {
                 &self,
                 case_id: uuid::Uuid,
             ) -> Result<Vec<crate::PredictionRecord>, StoreError> {
-                let sql = format!(
-                    "SELECT {} FROM predictions WHERE case_id = $1 ORDER BY version DESC",
-                    $crate::sql::predictions::PREDICTION_COLUMNS
-                );
-                let rows: Vec<$crate::sql::predictions::PredictionRow> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .bind(case_id)
-                        .fetch_all(&self.pool)
-                        .await?;
-                rows.into_iter().map(crate::PredictionRecord::try_from).collect()
+                let versions = self.prediction_versions(case_id).await?;
+                match versions.unreadable.into_iter().next() {
+                    Some(u) => Err(StoreError::Corrupt(u.reason)),
+                    None => Ok(versions.readable),
+                }
             }
 
             async fn prediction_versions(
