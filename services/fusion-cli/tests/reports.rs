@@ -380,6 +380,62 @@ fn outputs_never_overwrite_inputs() {
         assert!(String::from_utf8_lossy(&train.stderr).contains(why));
     }
 
+    // Heads trained with another map (the shipped Open-i package, here a
+    // copy) are not replaced by a site's run without --force.
+    let shipped_copy = root.path().join("copy/openi-report-heads");
+    std::fs::create_dir_all(&shipped_copy).unwrap();
+    for f in ["manifest.toml", "heads.safetensors", "MODEL_CARD.md"] {
+        std::fs::copy(
+            repo().join("models/packages/openi-report-heads").join(f),
+            shipped_copy.join(f),
+        )
+        .unwrap();
+    }
+    let train = fusion(
+        &[
+            "train",
+            csv.to_str().unwrap(),
+            "--map",
+            map.to_str().unwrap(),
+            "--out",
+            shipped_copy.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+        ],
+        root.path(),
+    );
+    assert!(!train.status.success());
+    let err = String::from_utf8_lossy(&train.stderr);
+    assert!(
+        err.contains("holds heads trained with the map \"openi-chestxray14\""),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(shipped_copy.join("manifest.toml")).unwrap(),
+        std::fs::read(repo().join("models/packages/openi-report-heads/manifest.toml")).unwrap()
+    );
+
+    // An existing disagreements file is kept without --force.
+    let existing = root.path().join("kept.csv");
+    std::fs::write(&existing, "keep me").unwrap();
+    let eval = fusion(
+        &[
+            "eval",
+            "reports",
+            csv.to_str().unwrap(),
+            "--map",
+            map.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+            "--disagreements",
+            existing.to_str().unwrap(),
+        ],
+        root.path(),
+    );
+    assert!(!eval.status.success());
+    assert!(String::from_utf8_lossy(&eval.stderr).contains("exists: kept (give --force"));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+
     let csv_before = std::fs::read(&csv).unwrap();
     let hard = root.path().join("hard-link.csv");
     std::fs::hard_link(&csv, &hard).unwrap();

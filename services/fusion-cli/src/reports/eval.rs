@@ -51,9 +51,13 @@ pub struct EvalReportsArgs {
     pub models: Option<PathBuf>,
     /// Write every (report, observation) where the service's decision or
     /// the labeller disagrees with the gold as CSV (report ids, no text),
-    /// for error analysis on a training split.
+    /// for error analysis on a training split. An existing file is kept
+    /// unless `--force`.
     #[arg(long, value_name = "FILE")]
     pub disagreements: Option<PathBuf>,
+    /// Replace an existing `--disagreements` file (never an input).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// One (report, observation) where the decision or the labeller disagrees
@@ -579,6 +583,12 @@ pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode
                 path.display()
             );
         }
+        if !args.force && std::fs::symlink_metadata(path).is_ok() {
+            anyhow::bail!(
+                "--disagreements {} exists: kept (give --force to replace it)",
+                path.display()
+            );
+        }
     }
     let map = LabelMap::read(&args.map)?;
     let (reports, refused) = super::load(&args.csv, &map, args.split.as_deref())?;
@@ -639,7 +649,11 @@ pub fn run(args: &EvalReportsArgs, models_dir: &Path) -> anyhow::Result<ExitCode
             // A spreadsheet runs a cell that starts with = + - @ as a
             // formula (CSV injection, OWASP): such an id gets a leading '.
             let mut row = d.clone();
-            if row.report_id.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            if row
+                .report_id
+                .trim_start_matches(' ')
+                .starts_with(['=', '+', '-', '@', '\t', '\r'])
+            {
                 row.report_id.insert(0, '\'');
             }
             out.serialize(&row)?;

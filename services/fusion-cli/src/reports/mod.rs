@@ -159,7 +159,11 @@ impl EmbeddingCache {
                 for (v, b) in e.iter_mut().zip(chunk[32..].chunks_exact(4)) {
                     *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 }
-                known.insert(key, e);
+                // A damaged record (NaN, infinity) is embedded again, never
+                // fed to a fit (attack review: a NaN hung training).
+                if e.iter().all(|v| v.is_finite()) {
+                    known.insert(key, e);
+                }
             }
         }
         Self {
@@ -280,5 +284,19 @@ mod tests {
         let reopened = EmbeddingCache::open("enc", Some(dir.path()));
         assert_eq!(reopened.known.len(), 2);
         assert_eq!(reopened.known[&[1_u8; 32]], [0.5_f32; EMBEDDING_DIM]);
+    }
+
+    #[test]
+    fn a_damaged_cache_record_is_embedded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = EmbeddingCache::open("enc", Some(dir.path()));
+        let mut bad = [0.5_f32; EMBEDDING_DIM];
+        bad[7] = f32::NAN;
+        cache.fresh.push(([2_u8; 32], bad));
+        cache.fresh.push(([3_u8; 32], [0.25_f32; EMBEDDING_DIM]));
+        cache.flush();
+        let reopened = EmbeddingCache::open("enc", Some(dir.path()));
+        assert!(!reopened.known.contains_key(&[2_u8; 32]));
+        assert!(reopened.known.contains_key(&[3_u8; 32]));
     }
 }

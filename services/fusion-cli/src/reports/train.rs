@@ -61,6 +61,10 @@ pub struct TrainArgs {
     /// Conformal miscoverage α.
     #[arg(long, default_value_t = TrainOptions::default().alpha)]
     pub alpha: f64,
+    /// Replace a heads package at `--out` that was trained with another
+    /// label map.
+    #[arg(long)]
+    pub force: bool,
     /// Feature layout version (1 or 2; see `report_heads::features`).
     #[arg(long, default_value_t = FeatureSpec::default().version)]
     pub features_version: u32,
@@ -93,14 +97,26 @@ pub fn run(args: &TrainArgs, models_dir: &Path) -> anyhow::Result<ExitCode> {
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
         bail!("--alpha {}: must lie strictly between 0 and 1", args.alpha);
     }
-    if args.out.is_file() {
-        bail!(
-            "--out {} is a file, not a package folder",
-            args.out.display()
-        );
+    if args.out.exists() && !args.out.is_dir() {
+        bail!("--out {} is not a package folder", args.out.display());
     }
     fusion_models::report_heads::check_writable(&args.out).map_err(anyhow::Error::msg)?;
     let map = LabelMap::read(&args.map)?;
+    // Heads trained on another map are another site's (the shipped Open-i
+    // package under the default --out): never replaced by accident.
+    if let Ok(existing) = ModelPackage::read_manifest(&args.out)
+        && let Some(trained) = &existing.training
+        && trained.map != map.name
+        && !args.force
+    {
+        bail!(
+            "--out {} holds heads trained with the map {:?}, not {:?}: choose another --out, \
+             or give --force to replace them",
+            args.out.display(),
+            trained.map,
+            map.name
+        );
+    }
     let (reports, refused) = super::load(&args.csv, &map, Some(&args.split))?;
     if reports.is_empty() {
         bail!(
