@@ -334,23 +334,43 @@ fn outputs_never_overwrite_inputs() {
     let root = tempfile::tempdir().unwrap();
     let models = models_with_encoder(root.path());
     let (csv, map) = invented_site(root.path());
-    let encoder_manifest = models.join("minilm-l6-v2/manifest.toml");
-    let before = std::fs::read(&encoder_manifest).unwrap();
-    let train = fusion(
-        &[
+    // A command that must fail before any work: its standard error.
+    let refused = |args: &[&str]| -> String {
+        let o = fusion(args, root.path());
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let train_into = |out: &Path, extra: &[&str]| -> String {
+        let mut args = vec![
             "train",
             csv.to_str().unwrap(),
             "--map",
             map.to_str().unwrap(),
             "--out",
-            models.join("minilm-l6-v2").to_str().unwrap(),
+            out.to_str().unwrap(),
             "--models",
             models.to_str().unwrap(),
-        ],
-        root.path(),
-    );
-    assert!(!train.status.success());
-    let err = String::from_utf8_lossy(&train.stderr);
+        ];
+        args.extend_from_slice(extra);
+        refused(&args)
+    };
+    let eval_into = |disagreements: &Path| -> String {
+        refused(&[
+            "eval",
+            "reports",
+            csv.to_str().unwrap(),
+            "--map",
+            map.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+            "--disagreements",
+            disagreements.to_str().unwrap(),
+        ])
+    };
+
+    let encoder_manifest = models.join("minilm-l6-v2/manifest.toml");
+    let before = std::fs::read(&encoder_manifest).unwrap();
+    let err = train_into(&models.join("minilm-l6-v2"), &[]);
     assert!(
         err.contains("holds the package minilm-l6-v2") && err.contains("not writing over it"),
         "{err}"
@@ -361,23 +381,8 @@ fn outputs_never_overwrite_inputs() {
         ("0", "--members 0: between 1 and 256"),
         ("100000", "--members 100000"),
     ] {
-        let train = fusion(
-            &[
-                "train",
-                csv.to_str().unwrap(),
-                "--map",
-                map.to_str().unwrap(),
-                "--out",
-                root.path().join("heads").to_str().unwrap(),
-                "--models",
-                models.to_str().unwrap(),
-                "--members",
-                members,
-            ],
-            root.path(),
-        );
-        assert!(!train.status.success());
-        assert!(String::from_utf8_lossy(&train.stderr).contains(why));
+        let err = train_into(&root.path().join("heads"), &["--members", members]);
+        assert!(err.contains(why), "{err}");
     }
 
     // Heads trained with another map (the shipped Open-i package, here a
@@ -391,21 +396,7 @@ fn outputs_never_overwrite_inputs() {
         )
         .unwrap();
     }
-    let train = fusion(
-        &[
-            "train",
-            csv.to_str().unwrap(),
-            "--map",
-            map.to_str().unwrap(),
-            "--out",
-            shipped_copy.to_str().unwrap(),
-            "--models",
-            models.to_str().unwrap(),
-        ],
-        root.path(),
-    );
-    assert!(!train.status.success());
-    let err = String::from_utf8_lossy(&train.stderr);
+    let err = train_into(&shipped_copy, &[]);
     assert!(
         err.contains("holds heads trained with the map \"openi-chestxray14\""),
         "{err}"
@@ -418,44 +409,14 @@ fn outputs_never_overwrite_inputs() {
     // An existing disagreements file is kept without --force.
     let existing = root.path().join("kept.csv");
     std::fs::write(&existing, "keep me").unwrap();
-    let eval = fusion(
-        &[
-            "eval",
-            "reports",
-            csv.to_str().unwrap(),
-            "--map",
-            map.to_str().unwrap(),
-            "--models",
-            models.to_str().unwrap(),
-            "--disagreements",
-            existing.to_str().unwrap(),
-        ],
-        root.path(),
-    );
-    assert!(!eval.status.success());
-    assert!(String::from_utf8_lossy(&eval.stderr).contains("exists: kept (give --force"));
+    assert!(eval_into(&existing).contains("exists: kept (give --force"));
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
 
     let csv_before = std::fs::read(&csv).unwrap();
     let hard = root.path().join("hard-link.csv");
     std::fs::hard_link(&csv, &hard).unwrap();
     for target in [&csv, &map, &hard] {
-        let eval = fusion(
-            &[
-                "eval",
-                "reports",
-                csv.to_str().unwrap(),
-                "--map",
-                map.to_str().unwrap(),
-                "--models",
-                models.to_str().unwrap(),
-                "--disagreements",
-                target.to_str().unwrap(),
-            ],
-            root.path(),
-        );
-        assert!(!eval.status.success());
-        let err = String::from_utf8_lossy(&eval.stderr);
+        let err = eval_into(target);
         assert!(err.contains("is an input of this evaluation"), "{err}");
     }
     assert_eq!(std::fs::read(&csv).unwrap(), csv_before);
