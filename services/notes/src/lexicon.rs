@@ -35,8 +35,13 @@ pub(crate) enum Sense {
     Blocks,
 }
 
-/// Copulas between a structure and its qualifier.
-const IS: &str = "(is|are|appears|appear|remains|remain|appears to be|is again|are again|is otherwise|are otherwise)";
+/// Copulas between a structure and its qualifier. A de-identification mask
+/// may stand in the copula's slot: the Open-i collection replaces every word
+/// its scrubber took for an identifier with `XXXX`, and that is often the
+/// verb itself or a word beside it ("heart size XXXX mildly enlarged", "the
+/// heart XXXX is slightly large", "heart size XXXX at XXXX normal"); the
+/// qualifier after the mask still says what the sentence states.
+const IS: &str = "(is|are|appears|appear|remains|remain|appears to be|is again|are again|is otherwise|are otherwise|xxxx[ (is|are|appears|appear|at|to be)][ xxxx])";
 /// Degree words before a qualifier ("mildly enlarged").
 const DEGREE: &str = "[(slightly|mildly|moderately|markedly|severely|massively|stably|minimally) ]";
 /// Adverbs between a copula and its qualifier ("is again enlarged").
@@ -145,6 +150,12 @@ fn entries() -> Vec<(Sense, String)> {
     add(
         Names(PleuralOther),
         "pleural (thickening|scarring|plaque|plaques|calcification|calcifications|reaction|abnormality|disease)|fibrothorax|pleural-based (opacity|thickening)|pleural based (opacity|thickening)|apical [pleural ](cap|capping|thickening)|[calcified ]pleural plaques|(fissural|interlobar fissural|fissure) thickening|thickening of the (fissure|fissures|minor fissure|major fissure)",
+    );
+    // Normality stated after a named finding ("pulmonary vascular engorgement
+    // appears within limits of normal"): the phrase denies it.
+    add(
+        Denies(Edema),
+        "[(pulmonary|central|central pulmonary) ]vascular (congestion|engorgement|prominence) {IS} {NORMAL}",
     );
     add(
         Structure(Cardiomegaly),
@@ -351,6 +362,49 @@ mod tests {
         assert_eq!(
             found("Heart size is upper limits of normal."),
             [(Cardiomegaly, "Heart size is upper limits of normal", true)]
+        );
+    }
+
+    #[test]
+    fn a_deidentification_mask_in_the_copula_slot() {
+        use Observation::*;
+        assert_eq!(
+            found("Heart size XXXX mildly enlarged."),
+            [(Cardiomegaly, "Heart size XXXX mildly enlarged", false)]
+        );
+        assert_eq!(
+            found("The heart XXXX is slightly large."),
+            [(Cardiomegaly, "heart XXXX is slightly large", false)]
+        );
+        assert_eq!(
+            found("Heart size XXXX at XXXX normal."),
+            [(Cardiomegaly, "Heart size XXXX at XXXX normal", true)]
+        );
+        let text = "Heart size XXXX borderline enlarged.";
+        let m = find_observations(text);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].kind, MatchKind::Hedges);
+        // A mask with no qualifier after it states nothing: the structure
+        // alone, which becomes no mention.
+        let m = find_observations("Heart XXXX.");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].kind, MatchKind::Structure);
+    }
+
+    #[test]
+    fn normality_stated_after_a_named_finding() {
+        use Observation::*;
+        assert_eq!(
+            found("Central vascular congestion is within normal limits."),
+            [(
+                Edema,
+                "Central vascular congestion is within normal limits",
+                true
+            )]
+        );
+        assert_eq!(
+            found("Mild central vascular congestion."),
+            [(Edema, "vascular congestion", false)]
         );
     }
 
