@@ -145,7 +145,7 @@ fn entries() -> Vec<(Sense, String)> {
     );
     add(
         Blocks,
-        "(pericardial|joint|knee|elbow|ankle|hip|shoulder|middle ear|subdural) effusion[s]|(pericardial|joint) fluid|(peripheral|pedal|leg|lower extremity|extremity|ankle|facial|cerebral|bowel wall|soft tissue|scalp|macular) edema|urinary tract infection|wound infection|skin infection|(soft tissue|adrenal|liver|renal|hepatic|breast|neck|abdominal|pelvic|brain|skin) (mass|masses|lesion|lesions|nodule|nodules)|breast cancer|mass effect|bone density|nasal congestion|sinus congestion|pleural fluid analysis",
+        "(pericardial|joint|knee|elbow|ankle|hip|shoulder|middle ear|subdural) effusion[s]|(pericardial|joint) fluid|(peripheral|pedal|leg|lower extremity|extremity|ankle|facial|cerebral|bowel wall|soft tissue|scalp|macular) edema|urinary tract infection|wound infection|skin infection|(soft tissue|adrenal|liver|renal|hepatic|breast|neck|abdominal|pelvic|brain|skin) (mass|masses|lesion|lesions|nodule|nodules)|(bone|bony|osseous|skeletal|rib|vertebral|spinal|humeral|clavicular|sternal|lytic|blastic|sclerotic|lucent|expansile|destructive|mediastinal|anterior mediastinal|pericardial|chest wall) (mass|masses|lesion|lesions)|(lesion|lesions|mass|masses) (of|in) the [(left|right|anterior|posterior) ](rib|ribs|humerus|humeral head|clavicle|scapula|sternum|spine|vertebral body|mediastinum)|breast cancer|mass effect|bone density|nasal congestion|sinus congestion|pleural fluid analysis",
     );
     add(
         Names(PleuralOther),
@@ -405,6 +405,22 @@ mod tests {
         assert_eq!(
             found("Mild central vascular congestion."),
             [(Edema, "vascular congestion", false)]
+        );
+    }
+
+    #[test]
+    fn a_lesion_of_bone_or_mediastinum_is_not_a_lung_lesion() {
+        use Observation::*;
+        // CheXpert's Lung Lesion is a lesion of the lung parenchyma: a bone,
+        // mediastinal or pericardial mass is not one.
+        assert_eq!(
+            found("Lytic lesion of the left humeral head. Anterior mediastinal mass."),
+            []
+        );
+        assert_eq!(found("Expansile lesion of the posterior rib."), []);
+        assert_eq!(
+            found("Lucent lesion in the right humeral head; right upper lobe mass."),
+            [(LungLesion, "mass", false)]
         );
     }
 
