@@ -1106,6 +1106,35 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     }
     let (_, notes) = get_json(&app, &who.clinician, "/notes?patient_id=TP-OTHER-2").await;
     assert_eq!(notes["notes"], json!([]), "{notes}");
+    // Nor can `POST /cases` link another patient's note into the study's
+    // case, by study or with a second note of another patient; the case's
+    // notes stay as they were.
+    let (_, before) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    let foreign = post_note(
+        &app,
+        &who,
+        &[("patient_id", "TP-OTHER-3")],
+        PNEUMONIA_REPORT,
+    )
+    .await;
+    let own_note = post_note(
+        &app,
+        &who,
+        &[("patient_id", own.as_str())],
+        PNEUMONIA_REPORT,
+    )
+    .await;
+    for body in [
+        json!({"study_instance_uid": study, "note_ids": [foreign["id"]]}),
+        json!({"accession_number": accession, "note_ids": [foreign["id"]]}),
+        json!({"study_instance_uid": study, "note_ids": [own_note["id"], foreign["id"]]}),
+    ] {
+        let (status, answer) = post_json_as_key(&app, &who, "/cases", &body).await;
+        assert_eq!(status, 409, "{body} -> {answer}");
+        assert_eq!(answer["code"], "patient_mismatch", "{answer}");
+    }
+    let (_, after) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    assert_eq!(after["note_ids"], before["note_ids"], "{after:#}");
     // The study's own patient is fine.
     post_note(
         &app,

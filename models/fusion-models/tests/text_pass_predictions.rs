@@ -218,3 +218,32 @@ fn fused_predictions_match_the_recording() {
 /// `BertModel` above. Hence f32 rounding's 1e-5, as there; a real change
 /// (a bias, the pooling, a label) moves predictions far more.
 const RECORDING_TOLERANCE: f64 = 1e-5;
+
+/// A normal report (NOTES[2]) mentions neither Lung Opacity nor an enlarged
+/// cardiomediastinum as present: those observations have no trained head,
+/// and the zero-shot prompts, which tell "the lungs are clear" poorly from
+/// "there is lung opacity", add no evidence to an observation the labeller
+/// found not mentioned. Each keeps its prior (the heads package's base rate),
+/// far below a call; before, Lung Opacity scored 0.57 here.
+#[test]
+fn a_not_mentioned_finding_keeps_its_prior() {
+    let dir = text_packages();
+    let pipeline = Pipeline::load_with_text_pass(dir.path(), Some(ForwardPass::MiniLm));
+    let input = case(NOTES[2], true);
+    let label = &input.notes[0].labels;
+    assert_eq!(label["lung_opacity"], "not_mentioned");
+    let v = serde_json::to_value(pipeline.predict(&input)).unwrap();
+    for key in ["lung_opacity", "fracture", "support_devices"] {
+        let text = &v["branches"]["text"]["opinions"][key];
+        assert!(text["zero_shot"].is_null(), "{key}: {text:#}");
+        let opinion = &text["opinion"];
+        assert_eq!(opinion["belief"], 0.0, "{key}: {text:#}");
+        assert_eq!(opinion["uncertainty"], 1.0, "{key}: {text:#}");
+        let p = text["probability"].as_f64().unwrap();
+        let prior = opinion["base_rate"].as_f64().unwrap();
+        assert!(
+            (p - prior).abs() < 1e-12 && p < 0.3,
+            "{key}: {p} vs prior {prior}"
+        );
+    }
+}

@@ -10,7 +10,14 @@
 //!   without an analysis) the rules of [`crate::pipeline`]: the mention
 //!   label's evidence through the package's [`TextEvidenceWeights`],
 //!   combined with weak zero-shot evidence; rebased to the heads package's
-//!   prior for the observation where it has one.
+//!   prior for the observation where it has one. The zero-shot evidence
+//!   only weighs in on an observation the labeller found mentioned: the
+//!   encoder separates negation and normality poorly, so on a report that
+//!   does not mention a finding its most similar sentence is a normal
+//!   statement about the same organ ("the lungs are clear" scores near
+//!   "there is lung opacity"), and a not-mentioned finding keeps its prior,
+//!   as the trained heads measure it should (not-mentioned reports: mean
+//!   probability below 0.03 beside priors of 0.004–0.36).
 //!
 //! With several notes (oldest first) each observation uses the latest note
 //! that mentions it, else the latest usable note (reports copy forward;
@@ -326,7 +333,13 @@ fn rule_opinion(
     let mut opinion = mention_evidence.to_opinion();
     let mut evidence = mention_evidence;
     let mut zero_shot = None;
-    if let (Some((spec, prompts)), Some(emb)) = (&model.zero_shot, &sentences.embeddings)
+    // The labeller ran and found no mention: the zero-shot prompts add
+    // nothing (module docs). A note with no labels at all was never
+    // labelled, and the prompts are all the text evidence it has.
+    let labelled = note.analysis.is_some() || !note.labels.is_empty();
+    let mentioned = label != NoteLabel::NotMentioned || !labelled;
+    if mentioned
+        && let (Some((spec, prompts)), Some(emb)) = (&model.zero_shot, &sentences.embeddings)
         && let Some((_, present, absent)) = prompts.iter().find(|(o, _, _)| *o == observation)
     {
         let calibration = zero_shot_calibration(spec, observation);

@@ -1,7 +1,7 @@
 //! Who may act on a case: a clinician always; an integration client only
 //! on what it sent (issue #14, finding 7).
 
-use fusion_store::{CaseKey, CaseRecord};
+use fusion_store::{CaseKey, CaseRecord, SR_SUBMITTER};
 
 use super::{CasesError, not_found};
 use crate::AppState;
@@ -41,7 +41,14 @@ async fn ownership(
     }
     if let Some(study) = &case.study_instance_uid {
         let instances = state.repository.study_instances(study).await?;
-        owners.extend(instances.iter().map(|i| i.submitted_by.as_deref() == me));
+        // The service's own SR belongs to no sender: it neither gives nor
+        // takes a hold on the case.
+        owners.extend(
+            instances
+                .iter()
+                .filter(|i| i.submitted_by.as_deref() != Some(SR_SUBMITTER))
+                .map(|i| i.submitted_by.as_deref() == me),
+        );
     }
     Ok(owners)
 }
@@ -62,7 +69,10 @@ pub(super) async fn may_open(
     let me = Some(ctx.principal.id.as_str());
     if let Some(study) = &key.study_instance_uid {
         let instances = state.repository.study_instances(study).await?;
-        if instances.iter().any(|i| i.submitted_by.as_deref() != me) {
+        if instances.iter().any(|i| {
+            let by = i.submitted_by.as_deref();
+            by != me && by != Some(SR_SUBMITTER)
+        }) {
             return Err(not_found("study"));
         }
     }

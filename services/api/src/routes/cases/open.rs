@@ -91,8 +91,14 @@ pub(crate) async fn open(
         let Some(note) = visible else {
             return Err(invalid("unknown_note", format!("no such note: {id}")));
         };
-        if key.patient_id.is_none() {
-            key.patient_id = note.note.patient_id;
+        // Every note names the same patient, or none: one patient's report
+        // is never linked into another's case.
+        match (&key.patient_id, note.note.patient_id) {
+            (Some(first), Some(this)) if *first != this => {
+                return Err(patient_mismatch("the notes name different patients"));
+            }
+            (None, this) => key.patient_id = this,
+            _ => {}
         }
     }
     may_open(&state, &ctx, &key).await?;
@@ -100,6 +106,13 @@ pub(crate) async fn open(
         && let Some(stored) = state.repository.study(study).await?
         && stored.patient_id.is_some()
     {
+        // The PACS is authoritative for the study's patient; a note naming
+        // another is refused, as `POST /notes` refuses it.
+        if key.patient_id.is_some() && key.patient_id != stored.patient_id {
+            return Err(patient_mismatch(
+                "a note names another patient than the study",
+            ));
+        }
         key.patient_id = stored.patient_id;
     }
     let mut entities: Vec<AuditEntity> = note_ids
@@ -157,4 +170,12 @@ pub(crate) async fn open(
     Ok(res
         .insert_header(("location", format!("/cases/{}", case.id)))
         .json(view))
+}
+
+/// 409 `patient_mismatch`, as `POST /notes` and the accession path answer.
+fn patient_mismatch(message: &str) -> CasesError {
+    CasesError::Conflict {
+        code: "patient_mismatch",
+        message: message.to_owned(),
+    }
 }
