@@ -1164,3 +1164,76 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "superseded_version", "{body}");
 }
+
+/// Notes of several patients racing into one accession number (found by an
+/// attacker: six concurrent notes all passed the patient check before any
+/// case existed, and one note-only case fused all six reports). Whatever
+/// the race leaves linked, a prediction never uses a note naming another
+/// patient than the case's: the others are skipped with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notes_of_several_patients_racing_into_one_accession_are_never_fused() {
+    let app = app_with_models().await;
+    let who = actors(&app).await;
+    let accession = "ACC-RACE-1";
+    let texts = [
+        "FINDINGS:\nMild cardiomegaly.",
+        "FINDINGS:\nLarge left pleural effusion.",
+        "FINDINGS:\nSmall right pneumothorax.",
+        "FINDINGS:\nLeft lower lobe atelectasis.",
+    ];
+    let sends = texts.iter().enumerate().map(|(i, text)| {
+        let patient = format!("TP-RACE-{i}");
+        let request = app
+            .client
+            .post(app.url("/notes"))
+            .basic_auth(&who.pacs.0, Some(&who.pacs.1))
+            .query(&[
+                ("patient_id", patient.as_str()),
+                ("accession_number", accession),
+            ])
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(text.to_string());
+        async move {
+            let res = request.send().await.unwrap();
+            let status = res.status().as_u16();
+            (
+                patient,
+                status,
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    });
+    let mut patient_of = BTreeMap::new();
+    for (patient, status, body) in futures::future::join_all(sends).await {
+        assert!(status == 201 || status == 409, "{status} {body}");
+        if status == 201 {
+            patient_of.insert(body["id"].as_str().unwrap().to_owned(), patient);
+        }
+    }
+    let case_id = case_by_accession(&app, &who, accession).await;
+    let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    let own = case["patient_id"].as_str().unwrap().to_owned();
+    let linked = case["note_ids"].as_array().unwrap().len();
+    let versions = wait_for_predictions(&app, &who, &case_id, "a version with every note", |v| {
+        v.first()
+            .is_some_and(|p| p["inputs"]["notes"].as_array().unwrap().len() == linked)
+    })
+    .await;
+    for version in &versions {
+        let skipped: Vec<&str> = version["branches"]["text"]["skipped"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|x| x["id"].as_str()).collect())
+            .unwrap_or_default();
+        for id in version["inputs"]["notes"].as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            if skipped.contains(&id) {
+                continue;
+            }
+            assert_eq!(
+                patient_of.get(id),
+                Some(&own),
+                "a note of another patient was used: {version:#}"
+            );
+        }
+    }
+}

@@ -365,7 +365,8 @@ async fn gather(
     case: &CaseRecord,
 ) -> Result<(Vec<(String, Result<Bytes, String>)>, Vec<NoteInput>), WorkerError> {
     let mut images = Vec::new();
-    // The study's Patient ID: a note naming another patient is not used.
+    // The study's Patient ID: a note naming another patient is not used
+    // (nor, without a study, one naming another than the case's).
     let study_patient = match &case.study_instance_uid {
         Some(uid) => state
             .repository
@@ -407,11 +408,17 @@ async fn gather(
             .iter()
             .map(|(o, l)| (o.as_str().to_owned(), l.as_str().to_owned()))
             .collect();
-        let excluded = match (&study_patient, &record.note.patient_id) {
-            (Some(study), Some(note)) if study != note => Some(
-                "the note names another Patient ID than the study; not used for this case"
-                    .to_owned(),
-            ),
+        // The study's patient (the PACS is authoritative), else the case's:
+        // notes that raced into one note-only case from several patients
+        // are never fused into one patient's prediction.
+        let reference = study_patient
+            .as_ref()
+            .map(|p| (p, "study"))
+            .or_else(|| case.patient_id.as_ref().map(|p| (p, "case")));
+        let excluded = match (reference, &record.note.patient_id) {
+            (Some((want, what)), Some(note)) if want != note => Some(format!(
+                "the note names another Patient ID than the {what}; not used for this case"
+            )),
             _ => None,
         };
         // The labeller is deterministic and fast: the analysis the models

@@ -36,12 +36,17 @@ pub(crate) enum Sense {
 }
 
 /// Copulas between a structure and its qualifier. A de-identification mask
-/// may stand in the copula's slot: the Open-i collection replaces every word
-/// its scrubber took for an identifier with `XXXX`, and that is often the
-/// verb itself or a word beside it ("heart size XXXX mildly enlarged", "the
-/// heart XXXX is slightly large", "heart size XXXX at XXXX normal"); the
-/// qualifier after the mask still says what the sentence states.
-const IS: &str = "(is|are|appears|appear|remains|remain|appears to be|is again|are again|is otherwise|are otherwise|xxxx[ (is|are|appears|appear|at|to be)][ xxxx])";
+/// may stand before the copula: the Open-i collection replaces every word
+/// its scrubber took for an identifier with `XXXX` ("the heart XXXX is
+/// slightly large"); the qualifier after it still says what the sentence
+/// states. A mask standing for the verb itself: [`SIZE_MASK`].
+const IS: &str = "(is|are|appears|appear|remains|remain|appears to be|is again|are again|is otherwise|are otherwise|xxxx (is|are|appears|appear))";
+/// A size noun of the heart with a de-identification mask standing for its
+/// verb ("heart size XXXX mildly enlarged", "heart size XXXX at XXXX
+/// normal"). Only a size noun: after a bare "heart" the mask may stand for
+/// a verb whose subject is something else ("behind the heart XXXX large
+/// hiatal hernia").
+const SIZE_MASK: &str = "(heart size|cardiac size|cardiac silhouette) xxxx[ at xxxx]";
 /// Degree words before a qualifier ("mildly enlarged").
 const DEGREE: &str = "[(slightly|mildly|moderately|markedly|severely|massively|stably|minimally) ]";
 /// Adverbs between a copula and its qualifier ("is again enlarged").
@@ -106,6 +111,15 @@ fn entries() -> Vec<(Sense, String)> {
         Denies(Cardiomegaly),
         "(normal|unremarkable|stable normal) {HEART}|{HEART} [{IS}] {NORMAL}|{HEART} (is|are|appears|remains) (normal|unremarkable|within normal limits|not enlarged)",
     );
+    add(
+        Names(Cardiomegaly),
+        "{SIZE_MASK} {DEGREE}(enlarged|prominent|large|increased)",
+    );
+    add(
+        Hedges(Cardiomegaly),
+        "{SIZE_MASK} borderline[ (enlarged|in size|large)]",
+    );
+    add(Denies(Cardiomegaly), "{SIZE_MASK} {NORMAL}");
 
     add(
         Names(LungLesion),
@@ -182,6 +196,7 @@ fn entries() -> Vec<(Sense, String)> {
         .map(|(sense, p)| {
             let p = p
                 .replace("{MED}", MEDIASTINUM)
+                .replace("{SIZE_MASK}", SIZE_MASK)
                 .replace("{HEART}", HEART)
                 .replace("{IS}", IS)
                 .replace("{NORMAL}", NORMAL)
@@ -384,6 +399,18 @@ mod tests {
         let m = find_observations(text);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].kind, MatchKind::Hedges);
+        // After a bare "heart" the mask may stand for a verb of another
+        // subject: no Cardiomegaly mention, the structure alone.
+        for text in [
+            "Behind the heart XXXX large hiatal hernia.",
+            "Heart XXXX enlarged pulmonary arteries.",
+        ] {
+            let m = find_observations(text);
+            assert!(
+                m.iter().all(|m| m.kind == MatchKind::Structure),
+                "{text}: {m:?}"
+            );
+        }
         // A mask with no qualifier after it states nothing: the structure
         // alone, which becomes no mention.
         let m = find_observations("Heart XXXX.");
