@@ -460,7 +460,11 @@ async fn a_call_that_contradicts_the_report_is_flagged() {
         &app,
         &clinician,
         "ACC-FLAG-3",
-        "FINDINGS: Evaluate for pneumothorax. Lungs are clear. IMPRESSION: Normal.",
+        // The No Finding head reads "normal chest"; the Cardiomegaly head
+        // calls the borderline heart present. (A normal report alone no
+        // longer does this: the encoder used to score Lung Opacity present
+        // on "lungs are clear".)
+        "FINDINGS: Lungs are clear. Heart size is borderline. IMPRESSION: Normal chest.",
     )
     .await;
     let (_, page) = get(
@@ -471,7 +475,7 @@ async fn a_call_that_contradicts_the_report_is_flagged() {
     )
     .await;
     assert!(
-        page.contains("No Finding is called present beside"),
+        page.contains("No Finding is called present beside Cardiomegaly"),
         "the banner names the contradiction"
     );
     let (_, list) = get(

@@ -84,6 +84,21 @@ pub fn decode_hl7v2(body: &[u8], options: &DecodeOptions) -> Result<DecodedNote,
 
     let first = |name: &str| message.segments.iter().find(|s| s.name == name);
     let (pid, obr, orc, txa) = (first("PID"), first("OBR"), first("ORC"), first("TXA"));
+    // ORU^R01 may repeat its PATIENT_RESULT group (v2.5.1 §7.3.1), one per
+    // patient; a note is one patient's report, so a second patient is
+    // refused rather than stored under the first one's id.
+    if let Some(second) = message
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name == "PID")
+        .nth(1)
+    {
+        return Err(IntakeError::Hl7Malformed {
+            segment: second.0 + 1,
+            reason: "a second PID segment: send one patient's report per message",
+        });
+    }
 
     note.patient_id = pid
         .and_then(|pid| patient(&d, pid))
@@ -524,6 +539,12 @@ OBR|1||A1\rNTE|1||Order comment.\rOBX|1|CWE|x||y^z\rPRT|1|AD\rNTE|1||Result comm
             "invalid_datetime"
         );
         assert_eq!(code("MSH|^~\\&|A|B\0|C\r"), "binary_content");
+        // Two patients' results in one ORU: refused, naming the segment.
+        let two = "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1||P1\rOBR|1||A1\r\
+                   OBX|1|TX|||No effusion.||||||F\rPID|2||P2\rOBR|1||A2\rOBX|1|TX|||Mild cardiomegaly.||||||F\r";
+        let err = decode(two).unwrap_err();
+        assert_eq!(err.code(), "hl7_malformed");
+        assert!(err.to_string().contains("segment 5"), "{err}");
     }
 
     #[test]
