@@ -1237,3 +1237,35 @@ async fn notes_of_several_patients_racing_into_one_accession_are_never_fused() {
         }
     }
 }
+
+/// `POST /cases` by accession number into a note-only case (no study yet)
+/// refuses a note of another patient than the case's, as the study path
+/// does (found by a re-attack: it answered 200 and linked it).
+#[tokio::test]
+async fn a_note_only_case_refuses_another_patients_note() {
+    let app = app_with_models().await;
+    let who = actors(&app).await;
+    let first = post_note(
+        &app,
+        &who,
+        &[
+            ("patient_id", "TP-ONLY-1"),
+            ("accession_number", "ACC-ONLY-1"),
+        ],
+        PNEUMONIA_REPORT,
+    )
+    .await;
+    let foreign = post_note(&app, &who, &[("patient_id", "TP-ONLY-2")], PNEUMONIA_REPORT).await;
+    let body = json!({"accession_number": "ACC-ONLY-1", "note_ids": [foreign["id"]]});
+    let (status, answer) = post_json_as_key(&app, &who, "/cases", &body).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["code"], "patient_mismatch", "{answer}");
+    let case_id = case_by_accession(&app, &who, "ACC-ONLY-1").await;
+    let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    assert_eq!(case["note_ids"], json!([first["id"]]), "{case:#}");
+    // The case's own patient is linked.
+    let own = post_note(&app, &who, &[("patient_id", "TP-ONLY-1")], PNEUMONIA_REPORT).await;
+    let body = json!({"accession_number": "ACC-ONLY-1", "note_ids": [own["id"]]});
+    let (status, answer) = post_json_as_key(&app, &who, "/cases", &body).await;
+    assert_eq!(status, 200, "{answer}");
+}

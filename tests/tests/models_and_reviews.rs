@@ -456,7 +456,7 @@ async fn a_call_that_contradicts_the_report_is_flagged() {
     );
 
     // Calls that contradict each other: No Finding beside a finding.
-    let (normal_case, _) = note_case(
+    let (normal_case, normal) = note_case(
         &app,
         &clinician,
         "ACC-FLAG-3",
@@ -464,7 +464,7 @@ async fn a_call_that_contradicts_the_report_is_flagged() {
         // calls the borderline heart present. (A normal report alone no
         // longer does this: the encoder used to score Lung Opacity present
         // on "lungs are clear".)
-        "FINDINGS: Lungs are clear. Heart size is borderline. IMPRESSION: Normal chest.",
+        "FINDINGS:\nLungs are clear. Heart size is borderline.\nIMPRESSION:\nNormal chest.",
     )
     .await;
     let (_, page) = get(
@@ -476,7 +476,8 @@ async fn a_call_that_contradicts_the_report_is_flagged() {
     .await;
     assert!(
         page.contains("No Finding is called present beside Cardiomegaly"),
-        "the banner names the contradiction"
+        "the banner names the contradiction: {}",
+        normal["fused"]
     );
     let (_, list) = get(
         &app,

@@ -115,6 +115,23 @@ pub(crate) async fn open(
         }
         key.patient_id = stored.patient_id;
     }
+    // Nor into the case of an accession number that already belongs to
+    // another patient (a note-only case has its first note's patient).
+    if let (Some(accession), Some(patient)) = (&key.accession_number, &key.patient_id) {
+        let filter = fusion_store::CaseFilter {
+            accession_number: Some(accession.clone()),
+            ..fusion_store::CaseFilter::default()
+        };
+        let cases = state.repository.list_cases(&filter).await?;
+        if cases
+            .iter()
+            .any(|c| c.patient_id.as_ref().is_some_and(|p| p != patient))
+        {
+            return Err(patient_mismatch(
+                "a note names another patient than the case",
+            ));
+        }
+    }
     let mut entities: Vec<AuditEntity> = note_ids
         .iter()
         .map(|n| AuditEntity::new(EntityKind::Note, n.to_string()))
