@@ -151,6 +151,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _telemetry = fusion_app::telemetry::init(&settings)?;
     match cli.command {
         Command::Serve { demo, .. } => {
+            // The labeller's phrase tables (about half a million phrases)
+            // are built on first use; build them now, beside start-up, so
+            // the first note after a restart does not wait for them.
+            std::thread::spawn(|| fusion_notes::analyze("FINDINGS:\nNo pleural effusion."));
             let app = Application::build(&settings).await?;
             if let Some(password) =
                 fusion_app::admin::bootstrap_admin(app.state(), settings.admin_password.as_ref())
