@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use base64::Engine as _;
 use fusion_schemas::{AccessionNumber, PatientId, Role};
 use fusion_store::prelude::*;
 use fusion_store::{
@@ -319,6 +320,21 @@ async fn every_refusal_has_its_own_code_and_stores_nothing() {
     let hl7 = fixture("cxr_oru_r01.hl7");
     let mut too_large = vec![b'a'; 10 * 1024 * 1024 + 1];
     too_large[..9].copy_from_slice(b"FINDINGS:");
+    // A body well under 10 MiB whose text is one byte over the 64 KiB
+    // that are analysed: as plain text, and as a FHIR attachment.
+    let mut too_long = b"FINDINGS:\n".to_vec();
+    while too_long.len() <= 64 * 1024 {
+        too_long.extend_from_slice(b"No pleural effusion. ");
+    }
+    too_long.truncate(64 * 1024 + 1);
+    let too_long_fhir = serde_json::json!({
+        "resourceType": "DiagnosticReport", "status": "final",
+        "code": {"text": "XR chest"},
+        "presentedForm": [{"contentType": "text/plain",
+            "data": base64::engine::general_purpose::STANDARD.encode(&too_long)}]
+    })
+    .to_string()
+    .into_bytes();
     // (what, query, Content-Type, body, status, code)
     let cases: Vec<Refusal> = vec![
         ("FHIR that does not parse", "", Some("application/fhir+json"),
@@ -342,6 +358,9 @@ async fn every_refusal_has_its_own_code_and_stores_nothing() {
         ("an empty body", "", Some("text/plain"), Vec::new(), 400, "empty_body"),
         ("a whitespace body", "", Some("application/hl7-v2"), b" \r\n ".to_vec(), 400, "empty_body"),
         ("10 MiB + 1", "", Some("text/plain"), too_large, 413, "too_large"),
+        ("text of 64 KiB + 1", "", Some("text/plain"), too_long, 413, "text_too_long"),
+        ("a FHIR attachment of 64 KiB + 1", "", Some("application/fhir+json"), too_long_fhir,
+         413, "text_too_long"),
         ("UTF-16 without BOM", "", Some("text/plain"),
          "No effusion.".encode_utf16().flat_map(u16::to_le_bytes).collect(), 400, "utf16_without_bom"),
         ("declared UTF-8, is not", "", Some("text/plain; charset=utf-8"),
@@ -403,6 +422,33 @@ async fn every_refusal_has_its_own_code_and_stores_nothing() {
     .await;
     assert_eq!(res.status(), 201);
     assert_eq!(note_count(&app).await, 1);
+}
+
+/// A note of exactly the 64 KiB of text that are analysed is accepted and
+/// labelled: the limit refuses only what is over it.
+#[tokio::test]
+async fn a_note_of_the_whole_text_limit_is_analysed() {
+    let app = spawn_app().await;
+    let ehr = integration(&app, "ehr").await;
+    let mut text = b"FINDINGS:\nMild cardiomegaly.\n".to_vec();
+    let filler: [&[u8]; 3] = [
+        b"No pleural effusion. ",
+        b"The osseous structures are intact. ",
+        b"Degenerative changes of the spine.\n",
+    ];
+    for k in 0.. {
+        let next = filler[k % filler.len()];
+        if text.len() + next.len() > 64 * 1024 {
+            break;
+        }
+        text.extend_from_slice(next);
+    }
+    text.resize(64 * 1024, b' ');
+    let res = post_note(&app, &ehr, "?patient_id=TP-9", Some("text/plain"), text).await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["labels"]["cardiomegaly"], "positive");
+    assert_eq!(created["labels"]["pleural_effusion"], "negative");
 }
 
 #[tokio::test]

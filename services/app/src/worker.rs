@@ -23,6 +23,7 @@ use bytes::Bytes;
 use fusion_models::{
     CaseInput, FrameValues, GateAttributes, ImageCandidate, NoteInput, Pipeline, PredictionOutput,
 };
+use fusion_notes::intake::DEFAULT_MAX_TEXT_BYTES as MAX_TEXT_BYTES;
 use fusion_schemas::PredictionInputs;
 use fusion_store::{
     AgentKind, AuditAction, AuditAgent, AuditEntity, AuditEventType, AuditRecord, CaseRecord,
@@ -419,12 +420,18 @@ async fn gather(
             (Some((want, what)), Some(note)) if want != note => Some(format!(
                 "the note names another Patient ID than the {what}; not used for this case"
             )),
+            // Intake refuses such text; one stored before the limit existed
+            // is left out rather than labelled and embedded without bound.
+            _ if text.len() > MAX_TEXT_BYTES => Some(format!(
+                "the note's text is over the {MAX_TEXT_BYTES} bytes that are analysed; \
+                 not used for this case"
+            )),
             _ => None,
         };
         // The labeller is deterministic and fast: the analysis the models
         // read is recomputed on the stored text (its labels are the stored
         // ones unless the labeller has changed since).
-        let analysis = Some(fusion_notes::analyze(&text));
+        let analysis = excluded.is_none().then(|| fusion_notes::analyze(&text));
         notes.push(NoteInput {
             note_id: id.to_string(),
             text,

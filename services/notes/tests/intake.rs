@@ -124,6 +124,55 @@ mod intake {
         assert_eq!(code("fhir_truncated.json"), "fhir_malformed");
     }
 
+    /// The text limit applies to the decoded text of every format, whatever
+    /// the body's size: the fixtures decode to texts of known length.
+    #[test]
+    fn text_over_the_limit_is_refused_in_every_format() {
+        let fixtures = [
+            ("text/plain", "plain_utf8.txt"),
+            ("application/fhir+json", "fhir_documentreference_plain.json"),
+            ("application/fhir+json", "fhir_diagnosticreport_xhtml.json"),
+            ("application/hl7-v2", "hl7v2_oru_r01_radiology.hl7"),
+            ("application/hl7-v2", "hl7v2_mdm_t02_custom_delimiters.hl7"),
+        ];
+        for (content_type, name) in fixtures {
+            let len = decode_fixture(content_type, name)
+                .unwrap()
+                .text
+                .unwrap()
+                .len();
+            let at = |max_text_bytes| DecodeOptions {
+                max_text_bytes,
+                ..DecodeOptions::default()
+            };
+            let fits = decode(content_type, &fixture(name), &at(len));
+            assert!(
+                fits.is_ok(),
+                "{name}: a text of exactly the limit is accepted"
+            );
+            let err = decode(content_type, &fixture(name), &at(len - 1)).unwrap_err();
+            assert_eq!(
+                err,
+                IntakeError::TextTooLong {
+                    size: len,
+                    limit: len - 1
+                },
+                "{name}"
+            );
+            assert_eq!(err.code(), "text_too_long");
+        }
+        // A PDF-only note has no text to limit.
+        let pdf = decode(
+            "application/fhir+json",
+            &fixture("fhir_diagnosticreport_pdf_only.json"),
+            &DecodeOptions {
+                max_text_bytes: 0,
+                ..DecodeOptions::default()
+            },
+        );
+        assert_eq!(pdf.unwrap().no_text_reason, Some(NoTextReason::PdfOnly));
+    }
+
     #[test]
     fn hl7v2_oru_radiology() {
         let note = decode_fixture("application/hl7-v2", "hl7v2_oru_r01_radiology.hl7").unwrap();

@@ -64,11 +64,11 @@ fn api() -> Vec<Op> {
         Op::post("/notes", "notes", "Submit a clinical note")
             .describe("Plain text (metadata in the query), a FHIR R4 DocumentReference or DiagnosticReport, or an HL7 v2 ORU^R01 / MDM^T02 (ER7; a line feed inside a field is text). The note is decoded, sectioned and labelled, and stored with an audit event.")
             .query_of::<notes::SubmitQuery>()
-            .body(NOTE_TYPES, "The note, at most 10 MiB")
+            .body(NOTE_TYPES, "The note, at most 10 MiB, whose text is at most 64 KiB")
             .answers(201, "`{id, status, patient_id, accession_number, study_instance_uid, source_format, sections, mentions, labels}`; `Location: /notes/{id}`", JSON)
             .error(400, "The intake's code: `empty_body`, `not_utf8`, `invalid_encoding`, `unsupported_charset`, `utf16_without_bom`, `binary_content`, `fhir_malformed`, `fhir_bundle`, `fhir_unsupported_resource`, `fhir_bad_base64`, `fhir_not_usable`, `hl7_no_msh`, `hl7_malformed`, `hl7_unsupported_message`, `invalid_identifier`, `invalid_datetime`; or `invalid_parameter`, `metadata_conflict`, `bad_request`")
             .error(409, "`patient_mismatch`: the note's patient differs from the patient of the study or case it names")
-            .error(413, "`too_large`: over 10 MiB")
+            .error(413, "`too_large`: a body over 10 MiB; `text_too_long`: decoded text over 64 KiB (65,536 bytes of UTF-8)")
             .error(415, "`unsupported_media_type`"),
         Op::get("/notes", "notes", "List note summaries")
             .query_of::<notes::ListQuery>()

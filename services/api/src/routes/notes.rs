@@ -75,7 +75,9 @@ impl ResponseError for NotesError {
             Self::Intake(IntakeError::UnsupportedMediaType { .. }) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Self::Intake(IntakeError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Intake(IntakeError::TooLarge { .. } | IntakeError::TextTooLong { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::PatientMismatch(_) => StatusCode::CONFLICT,
             Self::Intake(_) | Self::BadParameter { .. } | Self::Conflict { .. } | Self::Body(_) => {
                 StatusCode::BAD_REQUEST
@@ -512,6 +514,7 @@ async fn intake_note(
         let _entered = span.enter();
         let options = DecodeOptions {
             max_body_bytes: MAX_NOTE_BYTES,
+            ..DecodeOptions::default()
         };
         intake::decode(&content_type, &body, &options).map(|decoded| {
             let analysis = decoded.text.as_deref().map(fusion_notes::analyze);

@@ -29,6 +29,15 @@ pub enum IntakeError {
         /// The limit in bytes ([`crate::intake::DecodeOptions::max_body_bytes`]).
         limit: usize,
     },
+    /// The decoded text is longer than the caller's limit: the body fits, but
+    /// the note is too long to label and embed in bounded time.
+    #[error("the note's text is {size} bytes, over the limit of {limit} bytes that are analysed")]
+    TextTooLong {
+        /// Text size in bytes of UTF-8.
+        size: usize,
+        /// The limit in bytes ([`crate::intake::DecodeOptions::max_text_bytes`]).
+        limit: usize,
+    },
     /// The body was declared or required to be UTF-8 (FHIR JSON always is,
     /// FHIR R4 §2.6.2 "JSON") but is not.
     #[error("the body is not valid UTF-8 (first bad byte at offset {valid_up_to})")]
@@ -133,6 +142,7 @@ impl IntakeError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::EmptyBody => "empty_body",
             Self::TooLarge { .. } => "too_large",
+            Self::TextTooLong { .. } => "text_too_long",
             Self::NotUtf8 { .. } => "not_utf8",
             Self::InvalidEncoding { .. } => "invalid_encoding",
             Self::UnsupportedCharset { .. } => "unsupported_charset",

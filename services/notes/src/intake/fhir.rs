@@ -50,7 +50,8 @@ use super::datetime::{self, Stamp};
 use super::error::{IntakeError, clip};
 use super::text::{charset_param, decode_text, essence, html_to_text};
 use super::{
-    DecodeOptions, DecodedNote, NoTextReason, NoteType, SourceFormat, check_size, join_lines,
+    DecodeOptions, DecodedNote, NoTextReason, NoteType, SourceFormat, check_size, check_text,
+    join_lines,
 };
 
 /// RFC 4648 §4 base64, as FHIR base64Binary; padding optional because some
@@ -93,14 +94,15 @@ pub fn decode_fhir_json(body: &[u8], options: &DecodeOptions) -> Result<DecodedN
         None if value.is_object() => return Err(malformed("no resourceType")),
         None => return Err(malformed("not a JSON object")),
     };
-    match resource_type.as_str() {
+    let note = match resource_type.as_str() {
         "DocumentReference" => document_reference(typed(value, "DocumentReference")?),
         "DiagnosticReport" => diagnostic_report(typed(value, "DiagnosticReport")?),
         "Bundle" => Err(IntakeError::FhirBundle),
         other => Err(IntakeError::FhirUnsupportedResource {
             resource_type: clip(other, 64),
         }),
-    }
+    }?;
+    check_text(note, options)
 }
 
 fn malformed(reason: &str) -> IntakeError {

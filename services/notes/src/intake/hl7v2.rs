@@ -39,7 +39,8 @@ use super::er7::{self, Delimiters, Message, Segment};
 use super::error::{IntakeError, clip};
 use super::text::{decode_text, html_to_text};
 use super::{
-    DecodeOptions, DecodedNote, NoTextReason, NoteType, SourceFormat, check_size, join_lines,
+    DecodeOptions, DecodedNote, NoTextReason, NoteType, SourceFormat, check_size, check_text,
+    join_lines,
 };
 
 /// Decodes an HL7 v2 ER7 message (`application/hl7-v2`,
@@ -145,7 +146,7 @@ pub fn decode_hl7v2(body: &[u8], options: &DecodeOptions) -> Result<DecodedNote,
         .transpose()?;
     note.authored_at = stamp.map(|s| s.0);
     note.authored_at_precision = stamp.map(|s| s.1);
-    Ok(note)
+    check_text(note, options)
 }
 
 /// What the message body holds: text lines and what else was seen.

@@ -32,8 +32,17 @@ pub use error::IntakeError;
 pub use fhir::decode_fhir_json;
 pub use hl7v2::decode_hl7v2;
 
-/// The default body limit: 10 MiB (10 485 760 bytes).
+/// The default body limit: 10 MiB (10 485 760 bytes). A FHIR or HL7 v2 body
+/// may carry a base64 PDF of several MiB, which is accepted without text.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The default limit on a note's decoded text: 64 KiB (65 536 bytes of
+/// UTF-8). Every sentence of an accepted note is labelled and embedded, so
+/// the time a note costs grows with its text; this bounds it. A chest
+/// radiograph report is a few hundred bytes to a few KiB (the longest of the
+/// 3,080 Open-i reports in `../shared` is 1,446 bytes), so the limit is some
+/// forty times the longest report seen.
+pub const DEFAULT_MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// Limits a caller sets on decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +50,16 @@ pub struct DecodeOptions {
     /// The largest body accepted, in bytes; larger ones are
     /// [`IntakeError::TooLarge`]. Default [`DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
+    /// The longest decoded text accepted, in bytes of UTF-8; longer ones are
+    /// [`IntakeError::TextTooLong`]. Default [`DEFAULT_MAX_TEXT_BYTES`].
+    pub max_text_bytes: usize,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
         }
     }
 }
@@ -205,7 +218,7 @@ pub fn decode(
 /// # Errors
 ///
 /// [`IntakeError::TooLarge`], [`IntakeError::EmptyBody`] (no bytes or only
-/// whitespace), [`IntakeError::BinaryContent`], [`IntakeError::Utf16WithoutBom`],
+/// whitespace), [`IntakeError::TextTooLong`], [`IntakeError::BinaryContent`], [`IntakeError::Utf16WithoutBom`],
 /// [`IntakeError::NotUtf8`] (declared UTF-8), [`IntakeError::InvalidEncoding`],
 /// [`IntakeError::UnsupportedCharset`].
 pub fn decode_plain_text(
@@ -220,7 +233,18 @@ pub fn decode_plain_text(
     }
     let mut note = DecodedNote::empty(SourceFormat::TextPlain);
     note.set_text(Ok(text));
-    Ok(note)
+    check_text(note, options)
+}
+
+/// The check every format ends with: the decoded text's length.
+fn check_text(note: DecodedNote, options: &DecodeOptions) -> Result<DecodedNote, IntakeError> {
+    match &note.text {
+        Some(text) if text.len() > options.max_text_bytes => Err(IntakeError::TextTooLong {
+            size: text.len(),
+            limit: options.max_text_bytes,
+        }),
+        _ => Ok(note),
+    }
 }
 
 /// The checks every format starts with: the size limit, then emptiness.
@@ -266,7 +290,10 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_bodies_are_refused_before_decoding() {
-        let opts = DecodeOptions { max_body_bytes: 8 };
+        let opts = DecodeOptions {
+            max_body_bytes: 8,
+            ..DecodeOptions::default()
+        };
         assert_eq!(
             decode("text/plain", b"", &opts).unwrap_err().code(),
             "empty_body"
@@ -292,15 +319,28 @@ mod tests {
     }
 
     #[test]
-    fn ten_mib_is_the_default_limit() {
+    fn ten_mib_of_body_and_64_kib_of_text_are_the_default_limits() {
         let opts = DecodeOptions::default();
         let at_limit = vec![b'a'; DEFAULT_MAX_BODY_BYTES];
-        assert!(decode_plain_text(&at_limit, None, &opts).is_ok());
+        assert_eq!(
+            decode_plain_text(&at_limit, None, &opts).unwrap_err(),
+            IntakeError::TextTooLong {
+                size: DEFAULT_MAX_BODY_BYTES,
+                limit: 65_536
+            }
+        );
         let over = vec![b'a'; DEFAULT_MAX_BODY_BYTES + 1];
         assert_eq!(
             decode_plain_text(&over, None, &opts).unwrap_err().code(),
             "too_large"
         );
+        let text_at_limit = vec![b'a'; DEFAULT_MAX_TEXT_BYTES];
+        assert!(decode_plain_text(&text_at_limit, None, &opts).is_ok());
+        let lifted = DecodeOptions {
+            max_text_bytes: DEFAULT_MAX_BODY_BYTES,
+            ..opts
+        };
+        assert!(decode_plain_text(&at_limit, None, &lifted).is_ok());
     }
 
     #[test]
