@@ -341,6 +341,11 @@ async fn every_refusal_has_its_own_code_and_stores_nothing() {
          br#"{"resourceType": "DiagnosticReport", "status": "final""#.to_vec(), 400, "fhir_malformed"),
         ("FHIR of the wrong shape", "", Some("application/fhir+json"),
          br#"{"resourceType": "DiagnosticReport", "presentedForm": {"data": 7}}"#.to_vec(), 400, "fhir_malformed"),
+        // Two subjects: we would read the last, another reader the first.
+        ("FHIR with a property twice", "", Some("application/fhir+json"),
+         br#"{"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "XR"},
+             "subject": {"identifier": {"value": "TP-1"}}, "conclusion": "No effusion.",
+             "subject": {"identifier": {"value": "TP-2"}}}"#.to_vec(), 400, "fhir_malformed"),
         ("a FHIR Bundle", "", Some("application/fhir+json"),
          br#"{"resourceType": "Bundle", "type": "collection", "entry": []}"#.to_vec(), 400, "fhir_bundle"),
         ("a FHIR Patient", "", Some("application/fhir+json"),

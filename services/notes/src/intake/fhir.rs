@@ -72,8 +72,8 @@ const DICOM_UID: &str = "urn:dicom:uid";
 ///
 /// [`IntakeError::TooLarge`], [`IntakeError::EmptyBody`],
 /// [`IntakeError::NotUtf8`] (FHIR JSON is always UTF-8),
-/// [`IntakeError::FhirMalformed`] (bad JSON, or an element of the wrong
-/// shape), [`IntakeError::FhirBundle`], [`IntakeError::FhirUnsupportedResource`],
+/// [`IntakeError::FhirMalformed`] (bad JSON, a property name twice in one
+/// object (RFC 8259 §4), or an element of the wrong shape), [`IntakeError::FhirBundle`], [`IntakeError::FhirUnsupportedResource`],
 /// [`IntakeError::FhirNotUsable`] (`entered-in-error`, `cancelled`),
 /// [`IntakeError::FhirBadBase64`], [`IntakeError::InvalidIdentifier`],
 /// [`IntakeError::InvalidDateTime`], and the text errors of
@@ -84,6 +84,9 @@ pub fn decode_fhir_json(body: &[u8], options: &DecodeOptions) -> Result<DecodedN
     let json = std::str::from_utf8(body).map_err(|e| IntakeError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
+    if let Some(duplicate) = super::json_unique::first_duplicate(json) {
+        return Err(malformed(&duplicate));
+    }
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|e| IntakeError::FhirMalformed {
             reason: format!("invalid JSON at line {} column {}", e.line(), e.column()),

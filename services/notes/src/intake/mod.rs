@@ -21,6 +21,7 @@ mod er7;
 mod error;
 mod fhir;
 mod hl7v2;
+mod json_unique;
 mod text;
 
 use chrono::{DateTime, Utc};
