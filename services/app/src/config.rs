@@ -290,7 +290,8 @@ impl Settings {
         // The defaults alone say which settings are whole numbers.
         let defaults = builder.build_cloned()?;
         if let Some(file) = config_file {
-            builder = builder.add_source(config::File::from(file).required(true));
+            builder = builder.add_source(config::File::from(file.clone()).required(true));
+            refuse_unknown_keys(&builder, &file)?;
         }
         let fusion_env: std::collections::HashMap<String, String> = env
             .iter()
@@ -358,6 +359,28 @@ impl Settings {
             path: folder,
             source: std::io::Error::other("not an absolute path"),
         })
+    }
+}
+
+/// A key of the settings file that names no setting (`databse_url`) is
+/// refused, naming it: ignored, it would leave the setting at its default
+/// (for `database_url`, a new local SQLite database) without a word. The
+/// environment is not checked this way, since other `FUSION_*` variables
+/// (of tests and tools) share its prefix.
+fn refuse_unknown_keys(
+    defaults_and_file: &config::ConfigBuilder<config::builder::DefaultState>,
+    file: &Path,
+) -> Result<(), SettingsError> {
+    let built = defaults_and_file.build_cloned()?;
+    let mut unknown = Vec::new();
+    // Errors of the values themselves are reported by the full load.
+    let _ = serde_ignored::deserialize(built, |path| unknown.push(path.to_string()))
+        .map(|_: Settings| ());
+    match unknown.first() {
+        None => Ok(()),
+        Some(key) => Err(SettingsError::Invalid(config::ConfigError::Message(
+            format!("{}: unknown setting {key:?}", file.display()),
+        ))),
     }
 }
 
@@ -490,6 +513,31 @@ mod tests {
         let s = Settings::load_from(&flags, env(&[("FUSION_LOG_FORMAT", "pretty")])).unwrap();
         assert_eq!(s.bind.to_string(), "127.0.0.1:7000");
         assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fusion.toml");
+        std::fs::write(&file, "databse_url = \"postgres://u@db/fusion\"\n").unwrap();
+        let flags = Overrides {
+            config_file: Some(file.clone()),
+            ..Overrides::default()
+        };
+        let err = Settings::load_from(&flags, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown setting \"databse_url\""), "{err}");
+        assert!(err.contains("fusion.toml"), "{err}");
+        // Every key of a settings struct is known; other FUSION_ variables
+        // of the environment are not settings and are let be.
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://u@db/fusion\"\nworkers = 2\nmodels_dir = \"m\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(&flags, env(&[("FUSION_RECORD_PREDICTIONS", "1")])).unwrap();
+        assert_eq!(s.workers, 2);
     }
 
     #[test]

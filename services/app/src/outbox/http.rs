@@ -179,8 +179,12 @@ pub async fn stow(client: &reqwest::Client, dest: &Destination, doc: &SrDocument
     }
 }
 
-/// POSTs a FHIR `transaction` Bundle to the endpoint's base. Delivered on
-/// 200 with a `transaction-response` Bundle.
+/// POSTs a FHIR `transaction` Bundle to the endpoint's base. Delivered on a
+/// 2xx with a `transaction-response` Bundle that answers every entry with a
+/// 2xx `response.status` (FHIR R4 §3.1.0.11.2, transaction processing: one
+/// response entry per request entry, in order; a transaction succeeds or
+/// fails as a whole). A response that does not say so is transient: the
+/// server may not have processed the transaction, so it is retried.
 pub async fn post_fhir(
     client: &reqwest::Client,
     dest: &Destination,
@@ -199,24 +203,94 @@ pub async fn post_fhir(
         Err(attempt) => return attempt,
     };
     let code = Some(i32::from(status));
-    let ok = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .is_some_and(|v| {
-            v.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle")
-                && v.get("type").and_then(|t| t.as_str()) == Some("transaction-response")
-        });
-    if ok {
-        Attempt::Delivered {
+    match transaction_outcome(bundle, &bytes) {
+        Ok(()) => Attempt::Delivered {
             status: code,
             sop_instance_uid: None,
-        }
-    } else {
-        Attempt::Transient {
+        },
+        Err(why) => Attempt::Transient {
             status: code,
-            error: format!(
-                "HTTP {status} with a body that is not a transaction-response Bundle: {}",
-                excerpt(&bytes)
-            ),
+            error: format!("HTTP {status}, but {why}: {}", excerpt(&bytes)),
+        },
+    }
+}
+
+/// Whether `response` is a `transaction-response` Bundle that answers each
+/// entry of `request` with a 2xx status; else what is wrong with it.
+fn transaction_outcome(request: &serde_json::Value, response: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(response)
+        .map_err(|_| "the body is not a transaction-response Bundle".to_owned())?;
+    if v.get("resourceType").and_then(|t| t.as_str()) != Some("Bundle")
+        || v.get("type").and_then(|t| t.as_str()) != Some("transaction-response")
+    {
+        return Err("the body is not a transaction-response Bundle".to_owned());
+    }
+    let count = |b: &serde_json::Value| {
+        b.get("entry")
+            .and_then(|e| e.as_array())
+            .map_or(0, Vec::len)
+    };
+    let answered = v
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .map_or(&[][..], Vec::as_slice);
+    if answered.len() != count(request) {
+        return Err(format!(
+            "the transaction-response has {} entries for the {} sent",
+            answered.len(),
+            count(request)
+        ));
+    }
+    for (k, entry) in answered.iter().enumerate() {
+        let status = entry
+            .pointer("/response/status")
+            .and_then(|s| s.as_str())
+            .unwrap_or("");
+        // `response.status` is the HTTP status code first, e.g. "201 Created".
+        if !status.trim_start().starts_with('2') {
+            return Err(format!(
+                "entry {k} of the transaction-response is not a success"
+            ));
         }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::transaction_outcome;
+
+    #[test]
+    fn a_transaction_is_delivered_only_when_every_entry_succeeded() {
+        let request = json!({"resourceType": "Bundle", "type": "transaction",
+            "entry": [{"request": {"method": "POST"}}, {"request": {"method": "PUT"}}]});
+        let response = |entries: serde_json::Value| {
+            json!({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
+                .to_string()
+        };
+        let ok = response(json!([{"response": {"status": "201 Created"}},
+            {"response": {"status": "200"}}]));
+        assert_eq!(transaction_outcome(&request, ok.as_bytes()), Ok(()));
+        // An empty transaction-response says nothing was processed.
+        let empty = json!({"resourceType": "Bundle", "type": "transaction-response"}).to_string();
+        assert_eq!(
+            transaction_outcome(&request, empty.as_bytes()),
+            Err("the transaction-response has 0 entries for the 2 sent".to_owned())
+        );
+        let one = response(json!([{"response": {"status": "201 Created"}}]));
+        assert!(transaction_outcome(&request, one.as_bytes()).is_err());
+        let failed = response(json!([{"response": {"status": "201 Created"}},
+            {"response": {"status": "400 Bad Request"}}]));
+        assert_eq!(
+            transaction_outcome(&request, failed.as_bytes()),
+            Err("entry 1 of the transaction-response is not a success".to_owned())
+        );
+        let no_status = response(json!([{"response": {"status": "201 Created"}}, {}]));
+        assert!(transaction_outcome(&request, no_status.as_bytes()).is_err());
+        let batch = json!({"resourceType": "Bundle", "type": "batch-response"}).to_string();
+        assert!(transaction_outcome(&request, batch.as_bytes()).is_err());
+        assert!(transaction_outcome(&request, b"\x00garbage!").is_err());
     }
 }
