@@ -230,6 +230,7 @@ pub(crate) async fn frames(
         std::slice::from_ref(&record),
     )
     .await?;
+    let _slot = super::decode_slots::acquire().await;
     let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
     let extracted = web::block(move || extract(&bytes, &numbers, form))
         .await
@@ -348,6 +349,7 @@ pub(crate) async fn bulk_data(
         std::slice::from_ref(&record),
     )
     .await?;
+    let _slot = super::decode_slots::acquire().await;
     let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
     let found = web::block(
         move || -> Result<(Bulk, Option<dicom_object::DefaultDicomObject>), anyhow::Error> {

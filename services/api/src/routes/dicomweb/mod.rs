@@ -9,6 +9,7 @@
 //! Integration clients may read back only what they sent; other instances
 //! answer 404 to them, as if absent.
 
+mod decode_slots;
 mod frames;
 mod negotiate;
 mod qido;

@@ -240,6 +240,7 @@ async fn rendered(
         std::slice::from_ref(&record),
     )
     .await?;
+    let _slot = super::decode_slots::acquire().await;
     let bytes = state.blobs.get(&record.blob_key).await.map_err(internal)?;
     let image = web::block(move || render(&bytes, frame, &params, format))
         .await
@@ -406,6 +407,7 @@ async fn many_rendered(
                 tracing::error!(step = what, "rendered part failed; stream aborted");
                 actix_web::error::ErrorInternalServerError("rendering failed")
             };
+            let _slot = super::decode_slots::acquire().await;
             let bytes = blobs
                 .get(&record.blob_key)
                 .await

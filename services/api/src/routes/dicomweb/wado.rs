@@ -224,6 +224,7 @@ pub(crate) async fn retrieve(
                 tracing::error!(step = what, "WADO-RS part failed; stream aborted");
                 actix_web::error::ErrorInternalServerError("retrieve failed")
             };
+            let _slot = super::decode_slots::acquire().await;
             let bytes = blobs.get(&i.blob_key).await.map_err(|_| fail("blob"))?;
             let stored_ts = i.transfer_syntax_uid.to_string();
             let (bytes, ts) = if syntax == DicomSyntax::ExplicitLittleEndian
