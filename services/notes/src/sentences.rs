@@ -16,11 +16,13 @@ const SOFT_ABBREVIATIONS: &[&str] = &["etc", "al"];
 
 use crate::Span;
 
-/// The longest sentence, in bytes, before it is cut at the next whitespace.
-/// Report sentences run to a few hundred bytes; text with no sentence end
-/// (a run-on list, a pasted table) would otherwise be one sentence whose
-/// assertion scopes cost time that grows with the cube of its mentions (a
-/// 32 KiB run-on took 43 s, a 1 MiB one never finished).
+/// The longest sentence, in bytes, before it is cut at the next whitespace
+/// or punctuation other than a sentence end, and at twice this length
+/// wherever it is. Report sentences run to a few hundred bytes; text with no
+/// sentence end (a run-on list, a pasted table, a list glued by commas with
+/// no space) would otherwise be one sentence whose assertion scopes cost
+/// time that grows with the cube of its mentions (a 32 KiB run-on took 43 s;
+/// a 64 KiB comma list with no space, 6.5 min).
 pub const MAX_SENTENCE_BYTES: usize = 1_000;
 
 /// Splits `text` into sentences. Returned spans are byte offsets into
@@ -42,7 +44,23 @@ pub fn split_sentences(text: &str) -> Vec<Span> {
             }
             continue;
         }
-        let s = *start.get_or_insert(i);
+        let mut s = *start.get_or_insert(i);
+        if i - s >= 2 * MAX_SENTENCE_BYTES {
+            // No whitespace for twice the limit: no word is that long, so
+            // cut before this character.
+            push_trimmed(text, s, i, &mut spans);
+            start = Some(i);
+            s = i;
+        } else if i - s >= MAX_SENTENCE_BYTES
+            && !c.is_alphanumeric()
+            && !matches!(c, '.' | '!' | '?')
+        {
+            // Past the limit, a comma, semicolon or slash ends the piece
+            // as whitespace would ("effusion,edema,…" with no space).
+            push_trimmed(text, s, i + c.len_utf8(), &mut spans);
+            start = None;
+            continue;
+        }
         if matches!(c, '.' | '!' | '?') {
             let mut end = i + c.len_utf8();
             while let Some(&(j, q)) = chars.peek() {
@@ -244,6 +262,29 @@ mod tests {
         // A word is never cut.
         let joined: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(joined.join(" "), text.trim_end());
+    }
+
+    #[test]
+    fn text_without_whitespace_is_cut_at_punctuation_or_at_twice_the_limit() {
+        let text = "effusion,pneumonia,no,edema,".repeat(100);
+        let spans = split_sentences(&text);
+        let pieces: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
+        assert!(pieces.len() >= 2, "{}", pieces.len());
+        for piece in &pieces {
+            assert!(piece.len() <= MAX_SENTENCE_BYTES + 20, "{}", piece.len());
+            assert!(piece.ends_with(','), "cut after a comma: {piece:?}");
+        }
+        assert_eq!(pieces.concat(), text);
+        // No punctuation at all: cut at twice the limit, on a character
+        // boundary (multi-byte letters included).
+        let text = "é".repeat(3 * MAX_SENTENCE_BYTES);
+        let spans = split_sentences(&text);
+        assert_eq!(spans.len(), 3);
+        for s in &spans {
+            assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+            assert!(s.end - s.start <= 2 * MAX_SENTENCE_BYTES);
+        }
+        assert_eq!(spans.last().unwrap().end, text.len());
     }
 
     #[test]
