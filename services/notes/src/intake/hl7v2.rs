@@ -16,7 +16,9 @@
 //! - Accession: radiology feeds put it in different places; we take the
 //!   filler order number OBR-3 (EI.1), then the placer order number OBR-2,
 //!   then ORC-3, ORC-2, then for MDM TXA-15 (filler) and TXA-14 (placer).
-//!   The first OBR of the message is used.
+//!   The first OBR of the message is used; a later OBR (or TXA) naming
+//!   another order (its OBR-3, else OBR-2, differs) is refused, as a second
+//!   PID is: one message, one patient's report of one order.
 //! - Study Instance UID: OBX-5 of an OBX whose OBX-3 is `113014` ("DICOM
 //!   Study", DCM) or `110180` ("Study Instance UID", DCM) or whose OBX-3
 //!   text is "Study Instance UID"; else ZDS-1 (IHE Radiology Scheduled
@@ -99,6 +101,37 @@ pub fn decode_hl7v2(body: &[u8], options: &DecodeOptions) -> Result<DecodedNote,
             segment: second.0 + 1,
             reason: "a second PID segment: send one patient's report per message",
         });
+    }
+
+    // Likewise one order: a second OBR (or TXA) naming another order than
+    // the first would have its report filed under the first's accession.
+    // Several OBRs of one order (one accession) are one report.
+    for (name, filler, placer) in [("OBR", 3, 2), ("TXA", 15, 14)] {
+        let mut orders = message
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name == name)
+            .map(|(k, s)| {
+                (
+                    k,
+                    first_value(&d, &[(Some(s), filler, ""), (Some(s), placer, "")]),
+                )
+            });
+        if let Some((_, first_order)) = orders.next()
+            && let Some((k, _)) = orders.find(|(_, order)| {
+                order.as_ref().map(|o| &o.0) != first_order.as_ref().map(|o| &o.0)
+            })
+        {
+            return Err(IntakeError::Hl7Malformed {
+                segment: k + 1,
+                reason: if name == "OBR" {
+                    "an OBR of another order (OBR-3/OBR-2): send one order's report per message"
+                } else {
+                    "a TXA of another order (TXA-15/TXA-14): send one document per message"
+                },
+            });
+        }
     }
 
     note.patient_id = pid
@@ -546,6 +579,39 @@ OBR|1||A1\rNTE|1||Order comment.\rOBX|1|CWE|x||y^z\rPRT|1|AD\rNTE|1||Result comm
         let err = decode(two).unwrap_err();
         assert_eq!(err.code(), "hl7_malformed");
         assert!(err.to_string().contains("segment 5"), "{err}");
+        // Two orders of one patient: refused, naming the second OBR; two
+        // OBRs of one order (one accession) are one report.
+        let orders = |second: &str| {
+            format!(
+                "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1||P1\rOBR|1|PL-1|A1\r\
+                 OBX|1|TX|||No effusion.||||||F\r{second}OBX|1|TX|||Mild cardiomegaly.||||||F\r"
+            )
+        };
+        let err = decode(&orders("OBR|2|PL-2|A2\r")).unwrap_err();
+        assert_eq!(err.code(), "hl7_malformed");
+        let message = err.to_string();
+        assert!(
+            message.contains("another order") && message.contains("segment 5"),
+            "{message}"
+        );
+        let err = decode(&orders("OBR|2|PL-2|\r")).unwrap_err();
+        assert_eq!(
+            err.code(),
+            "hl7_malformed",
+            "a placer number of another order"
+        );
+        let one = decode(&orders("OBR|2|PL-1|A1\r")).unwrap();
+        assert_eq!(one.accession_number.unwrap().as_str(), "A1");
+        assert_eq!(
+            one.text.as_deref(),
+            Some("No effusion.\nMild cardiomegaly.")
+        );
+        let mdm = "MSH|^~\\&|A|B|C|D|20240101||MDM^T02|1|P|2.5.1\rPID|1||P1\r\
+                   TXA|1|DS|TX|20240305||||||||DOC-1||PL-9|ACC-1||AU\r\
+                   TXA|2|DS|TX|20240305||||||||DOC-2||PL-8|ACC-2||AU\r\
+                   OBX|1|TX|||No effusion.||||||F\r";
+        let err = decode(mdm).unwrap_err();
+        assert!(err.to_string().contains("a TXA of another order"), "{err}");
     }
 
     #[test]
