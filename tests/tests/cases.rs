@@ -1078,6 +1078,42 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     let (_, listed) = get_json(&app, &who.clinician, &format!("/cases?patient_id={own}")).await;
     assert_eq!(listed["cases"][0]["id"], case_id.as_str(), "{listed:#}");
 
+    // The same by Study Instance UID: a note naming the study (before it
+    // arrives) and another patient opens a case keyed by that study; the
+    // study then arriving makes the case its own patient's and queues a
+    // version without the note (attack review: the case kept a version from
+    // the other patient's report alone, listed under the study's patient).
+    let ct = attrs(CT);
+    let ct_study = ct.study_instance_uid.to_string();
+    post_note(
+        &app,
+        &who,
+        &[
+            ("study_instance_uid", ct_study.as_str()),
+            ("patient_id", "TP-OTHER-3"),
+        ],
+        PNEUMONIA_REPORT,
+    )
+    .await;
+    let (_, listed) = get_json(&app, &who.clinician, "/cases?patient_id=TP-OTHER-3").await;
+    let ct_case = listed["cases"][0]["id"].as_str().unwrap().to_owned();
+    stow(&app, &who, CT).await;
+    // The CT is not a chest radiograph and the note is left out, so the new
+    // job ends with no usable modality (the case's status says so).
+    let own_ct = ct.patient_id.clone().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let case = loop {
+        let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{ct_case}")).await;
+        if case["status"] == "no_modality" || std::time::Instant::now() > deadline {
+            break case;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(case["status"], "no_modality", "{case:#}");
+    assert_eq!(case["patient_id"], own_ct.as_str(), "{case:#}");
+    let (_, listed) = get_json(&app, &who.clinician, "/cases?patient_id=TP-OTHER-3").await;
+    assert_eq!(listed["cases"], json!([]), "{listed:#}");
+
     // Now the study is known: a note for it naming another patient is
     // refused, and nothing of it is stored.
     for query in [

@@ -259,13 +259,44 @@ macro_rules! impl_cases {
                         // patient's (the PACS is authoritative; a case opened
                         // from a note adopts its study's Patient ID): another
                         // patient's study or note is not linked to it.
+                        let mut adopts_patient = false;
                         if let (Some(has), Some(arrived)) = (has_patient.as_deref(), patient)
                             && has != arrived
                             && has_study.is_some()
                         {
-                            return Err(StoreError::PatientMismatch { case_id: id });
+                            // The one exception: the study itself arriving
+                            // (no note) at a case that only named it, from
+                            // a note of another patient. The PACS's Patient
+                            // ID, as the study stores it, becomes the case's;
+                            // the worker then leaves that note out, and the
+                            // new link queues a prediction without it.
+                            let stored: Option<(Option<String>,)> = if note_ids.is_empty()
+                                && has_study.as_deref() == study
+                            {
+                                sqlx::query_as(
+                                    "SELECT patient_id FROM studies WHERE study_instance_uid = $1",
+                                )
+                                .bind(study)
+                                .fetch_optional(&mut **tx)
+                                .await?
+                            } else {
+                                None
+                            };
+                            if stored.and_then(|s| s.0).as_deref() != Some(arrived) {
+                                return Err(StoreError::PatientMismatch { case_id: id });
+                            }
+                            sqlx::query(
+                                "UPDATE cases SET patient_id = $2, updated_at = $3 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(arrived)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                            adopts_patient = true;
                         }
-                        let fills = (has_patient.is_none() && patient.is_some())
+                        let fills = adopts_patient
+                            || (has_patient.is_none() && patient.is_some())
                             || (has_accession.is_none() && accession.is_some())
                             || (has_study.is_none() && study.is_some());
                         if fills {
