@@ -173,6 +173,35 @@ mod intake {
         assert_eq!(pdf.unwrap().no_text_reason, Some(NoTextReason::PdfOnly));
     }
 
+    /// A wrong resourceType or message type is echoed only when it has the
+    /// form of a code: a name put there by mistake is not repeated.
+    #[test]
+    fn only_code_like_values_are_echoed() {
+        let opts = DecodeOptions::default();
+        let err = |content_type, body: &[u8]| decode(content_type, body, &opts).unwrap_err();
+        let fhir = err(
+            "application/fhir+json",
+            br#"{"resourceType": "Patient", "id": "x"}"#,
+        );
+        assert!(fhir.to_string().contains("\"Patient\""), "{fhir}");
+        let fhir = err(
+            "application/fhir+json",
+            br#"{"resourceType": "Jane Doe 1970"}"#,
+        );
+        assert!(!fhir.to_string().contains("Jane"), "{fhir}");
+        assert!(fhir.to_string().contains("(not a code)"), "{fhir}");
+        let hl7 = err(
+            "application/hl7-v2",
+            b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5.1\r",
+        );
+        assert!(hl7.to_string().contains("\"ADT^A01\""), "{hl7}");
+        let hl7 = err(
+            "application/hl7-v2",
+            b"MSH|^~\\&|A|B|C|D|20240101||Jane Doe^1970|1|P|2.5.1\r",
+        );
+        assert!(!hl7.to_string().contains("Jane"), "{hl7}");
+    }
+
     #[test]
     fn hl7v2_oru_radiology() {
         let note = decode_fixture("application/hl7-v2", "hl7v2_oru_r01_radiology.hl7").unwrap();

@@ -81,7 +81,8 @@ pub enum IntakeError {
         "FHIR resourceType {resource_type:?} is not a note (DocumentReference or DiagnosticReport)"
     )]
     FhirUnsupportedResource {
-        /// The resourceType as sent, at most 64 characters.
+        /// The resourceType as sent when it has the form of a code (ASCII
+        /// letters and digits, at most 64), else `(not a code)`.
         resource_type: String,
     },
     /// An `Attachment.data` (FHIR R4 §2.24.0.1 base64Binary) that is not base64.
@@ -114,7 +115,8 @@ pub enum IntakeError {
     /// An MSH-9 message type other than ORU^R01 and MDM^T02.
     #[error("HL7 v2 message type {message_type:?} is not accepted (ORU^R01 or MDM^T02)")]
     Hl7UnsupportedMessage {
-        /// MSG.1^MSG.2 as sent, at most 40 characters.
+        /// MSG.1^MSG.2 as sent when it has the form of a code (at most 40
+        /// ASCII letters, digits, `^`, `_`), else `(not a code)`.
         message_type: String,
     },
     /// A patient ID, accession number or Study Instance UID that breaks the
@@ -166,4 +168,21 @@ impl IntakeError {
 /// that an error body stays small whatever was sent.
 pub(crate) fn clip(value: &str, max: usize) -> String {
     value.chars().take(max).collect()
+}
+
+/// A code we echo (a FHIR resourceType, an HL7 message type) when it has
+/// the form of one: ASCII letters, digits, `^` and `_`, at most `max`;
+/// anything else (a name, free text a sender put in the wrong field, which
+/// could be PHI) is not repeated in the error body or the log.
+pub(crate) fn code_like(value: &str, max: usize) -> String {
+    let is_code = !value.is_empty()
+        && value.len() <= max
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '^' || c == '_');
+    if is_code {
+        value.to_owned()
+    } else {
+        "(not a code)".to_owned()
+    }
 }
