@@ -1051,7 +1051,35 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
         PNEUMONIA_REPORT,
     )
     .await;
+    // And one naming the study with another order's accession number: its
+    // own case, which shows the study's patient once the study is stored,
+    // gets a version without it (re-attack: it kept one from this note).
+    let other_order = post_note(
+        &app,
+        &who,
+        &[
+            ("study_instance_uid", study.as_str()),
+            ("accession_number", "ACC-OTHER-ORDER"),
+            ("patient_id", "TP-OTHER-5"),
+        ],
+        PNEUMONIA_REPORT,
+    )
+    .await;
     stow(&app, &who, CR).await;
+    let other_case = case_by_accession(&app, &who, "ACC-OTHER-ORDER").await;
+    let versions =
+        wait_for_predictions(&app, &who, &other_case, "the other order's version", |v| {
+            v.first()
+                .is_some_and(|p| p["branches"]["text"]["skipped"][0]["id"] == other_order["id"])
+        })
+        .await;
+    assert!(
+        sources(&versions[0], "pneumonia")
+            .iter()
+            .all(|s| s == "image"),
+        "{:#}",
+        versions[0]
+    );
     let case_id = case_by_accession(&app, &who, &accession).await;
     let versions = wait_for_predictions(&app, &who, &case_id, "the study's version", |v| {
         v.first()

@@ -103,6 +103,47 @@ async fn link_study_and_enqueue(
         }
         Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
     }
+    requeue_other_cases_of(state, study, patient, link.case_id).await;
+}
+
+/// Other cases that name `study` (opened from a note that named the study
+/// with another order's accession number) show the study's patient from now
+/// on (the PACS is authoritative): each gets a new version, in which the
+/// workers leave out notes of another patient than the study's. Without it
+/// such a case kept, under the study's patient, a version computed from
+/// another patient's report alone. Failures are logged.
+async fn requeue_other_cases_of(
+    state: &State,
+    study: &StudyInstanceUid,
+    patient: Option<&PatientId>,
+    linked: Uuid,
+) {
+    let Some(patient) = patient else {
+        return;
+    };
+    let filter = fusion_store::CaseFilter {
+        patient_id: Some(patient.clone()),
+        limit: Some(1000),
+        ..fusion_store::CaseFilter::default()
+    };
+    let cases = match state.repository.list_cases(&filter).await {
+        Ok(cases) => cases,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the other cases of a study");
+            return;
+        }
+    };
+    let others = cases
+        .iter()
+        .filter(|c| c.id != linked && c.study_instance_uid.as_ref() == Some(study));
+    for other in others {
+        match enqueue(state, other.id, None).await {
+            Ok(q) => {
+                tracing::info!(case = %other.id, job = %q.job_id, "another case names the study; prediction queued")
+            }
+            Err(e) => tracing::error!(case = %other.id, error = %e, "cannot queue a prediction"),
+        }
+    }
 }
 
 /// After a note was stored: when it names an accession number or a study,

@@ -314,7 +314,7 @@ impl Settings {
         if !env.contains_key("FUSION_LOG") {
             builder = builder.set_override_option("log", env.get("RUST_LOG").cloned())?;
         }
-        let built = builder.build()?;
+        let built = builder.build().map_err(without_excerpt)?;
         refuse_fractions(&defaults, &built)?;
         let mut settings: Settings = built.try_deserialize()?;
         if settings
@@ -371,7 +371,7 @@ fn refuse_unknown_keys(
     defaults_and_file: &config::ConfigBuilder<config::builder::DefaultState>,
     file: &Path,
 ) -> Result<(), SettingsError> {
-    let built = defaults_and_file.build_cloned()?;
+    let built = defaults_and_file.build_cloned().map_err(without_excerpt)?;
     let mut unknown = Vec::new();
     // Errors of the values themselves are reported by the full load.
     let _ = serde_ignored::deserialize(built, |path| unknown.push(path.to_string()))
@@ -381,6 +381,23 @@ fn refuse_unknown_keys(
         Some(key) => Err(SettingsError::Invalid(config::ConfigError::Message(
             format!("{}: unknown setting {key:?}", file.display()),
         ))),
+    }
+}
+
+/// A settings file that does not parse is named with the first line of the
+/// parser's message (the line and column) only: the parser quotes the line,
+/// which may hold the database URL's password.
+fn without_excerpt(e: config::ConfigError) -> config::ConfigError {
+    match e {
+        config::ConfigError::FileParse { uri, cause } => {
+            let cause = cause.to_string();
+            let first = cause.lines().next().unwrap_or("not valid");
+            config::ConfigError::Message(format!(
+                "{}: {first}",
+                uri.as_deref().unwrap_or("the settings file")
+            ))
+        }
+        other => other,
     }
 }
 
@@ -538,6 +555,29 @@ mod tests {
         .unwrap();
         let s = Settings::load_from(&flags, env(&[("FUSION_RECORD_PREDICTIONS", "1")])).unwrap();
         assert_eq!(s.workers, 2);
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_without_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fusion.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:7000\"\ndatabase_url = \"postgres://u:hunter2@db/f\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        };
+        let err = Settings::load_from(&flags, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("fusion.toml") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
