@@ -966,7 +966,90 @@ async fn store_story(repo: &dyn Repository) {
     );
     let kept = repo.case(owner.case_id).await.unwrap().unwrap();
     assert_eq!(kept.study_instance_uid, Some(study_a));
-    assert_eq!(kept.patient_id, Some(pid_a));
+    assert_eq!(kept.patient_id, Some(pid_a.clone()));
+
+    // A note is stored, linked and queued in one transaction; one naming
+    // another patient than its note-only case's is refused and nothing of
+    // it is stored (under the link lock, so racing notes cannot all pass).
+    let order_n = AccessionNumber::parse("ACC-Q-N").unwrap();
+    let first = note_for(&pid_a, &order_n);
+    let link_key = |n: &fusion_store::NewNote| CaseKey {
+        accession_number: n.accession_number.clone(),
+        study_instance_uid: None,
+        patient_id: n.patient_id.clone(),
+    };
+    let (link, queued) = repo
+        .put_note_linked(&first, &template, &link_key(&first), &template, true)
+        .await
+        .unwrap();
+    assert_eq!(link.change, LinkChange::Created);
+    assert!(queued.is_some_and(|q| q.created));
+    let case = repo.case(link.case_id).await.unwrap().unwrap();
+    assert_eq!(case.note_ids, vec![first.id]);
+    assert_eq!(case.status, CaseStatus::Queued);
+    let foreign = note_for(&pid_b, &order_n);
+    let refused = repo
+        .put_note_linked(&foreign, &template, &link_key(&foreign), &template, true)
+        .await;
+    assert!(
+        matches!(refused, Err(fusion_store::StoreError::PatientMismatch { case_id }) if case_id == link.case_id),
+        "{refused:?}"
+    );
+    assert!(
+        repo.note(foreign.id).await.unwrap().is_none(),
+        "nothing stored"
+    );
+    // A note of the same patient joins, its job deduplicated.
+    let second = note_for(&pid_a, &order_n);
+    let (again, queued) = repo
+        .put_note_linked(&second, &template, &link_key(&second), &template, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.case_id, again.change),
+        (link.case_id, LinkChange::Updated)
+    );
+    assert!(queued.is_some_and(|q| !q.created));
+    // `POST /cases` linking an already stored note of another patient into
+    // the note-only case is refused the same way.
+    repo.put_note(&foreign, &template).await.unwrap();
+    let opened = repo
+        .open_case(&key("ACC-Q-N"), &[foreign.id], &template)
+        .await;
+    assert!(
+        matches!(
+            opened,
+            Err(fusion_store::StoreError::PatientMismatch { .. })
+        ),
+        "{opened:?}"
+    );
+    let case = repo.case(link.case_id).await.unwrap().unwrap();
+    assert_eq!(case.note_ids, vec![first.id, second.id]);
+}
+
+/// An analysed note of `patient` for order `accession`, invented text.
+fn note_for(
+    patient: &fusion_schemas::PatientId,
+    accession: &AccessionNumber,
+) -> fusion_store::NewNote {
+    fusion_store::NewNote {
+        id: Uuid::now_v7(),
+        patient_id: Some(patient.clone()),
+        accession_number: Some(accession.clone()),
+        study_instance_uid: None,
+        note_type: None,
+        source_format: "text/plain".into(),
+        source_id: None,
+        authored_at: None,
+        authored_at_precision: None,
+        text: Some("FINDINGS: Mild cardiomegaly.".into()),
+        status: fusion_store::NoteStatus::Analysed,
+        no_text_reason: None,
+        sections: Vec::new(),
+        mentions: Vec::new(),
+        labels: BTreeMap::new(),
+        submitted_by: None,
+    }
 }
 
 async fn connect(url: &str) -> std::sync::Arc<dyn Repository> {
@@ -1104,7 +1187,16 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
     assert_eq!(case["patient_id"], own.as_str(), "{case:#}");
     let (_, listed) = get_json(&app, &who.clinician, &format!("/cases?patient_id={own}")).await;
-    assert_eq!(listed["cases"][0]["id"], case_id.as_str(), "{listed:#}");
+    // Both cases naming the study are listed under its patient, in order
+    // of last change.
+    assert!(
+        listed["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == case_id.as_str()),
+        "{listed:#}"
+    );
 
     // The same by Study Instance UID: a note naming the study (before it
     // arrives) and another patient opens a case keyed by that study; the
@@ -1125,6 +1217,11 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     .await;
     let (_, listed) = get_json(&app, &who.clinician, "/cases?patient_id=TP-OTHER-3").await;
     let ct_case = listed["cases"][0]["id"].as_str().unwrap().to_owned();
+    // Its version from the other patient's report alone, before the study.
+    wait_for_predictions(&app, &who, &ct_case, "the note's version", |v| {
+        !v.is_empty()
+    })
+    .await;
     stow(&app, &who, CT).await;
     // The CT is not a chest radiograph and the note is left out, so the new
     // job ends with no usable modality (the case's status says so).
@@ -1139,6 +1236,30 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     };
     assert_eq!(case["status"], "no_modality", "{case:#}");
     assert_eq!(case["patient_id"], own_ct.as_str(), "{case:#}");
+    // The version made from the other patient's report alone is no longer
+    // the latest: an abstaining version without a usable modality supersedes
+    // it (found by review: the case kept showing it).
+    let versions = wait_for_predictions(&app, &who, &ct_case, "a superseding version", |v| {
+        v.len() >= 2
+    })
+    .await;
+    let latest = &versions[0];
+    assert_eq!(latest["abstain"], true, "{latest:#}");
+    assert!(
+        latest["abstain_reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("no usable modality")),
+        "{latest:#}"
+    );
+    assert_eq!(branch(latest, "text"), "unusable", "{latest:#}");
+    assert!(
+        latest["fused"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|l| l["sources"] == json!([])),
+        "{latest:#}"
+    );
     let (_, listed) = get_json(&app, &who.clinician, "/cases?patient_id=TP-OTHER-3").await;
     assert_eq!(listed["cases"], json!([]), "{listed:#}");
 
@@ -1272,8 +1393,14 @@ async fn notes_of_several_patients_racing_into_one_accession_are_never_fused() {
         assert!(status == 201 || status == 409, "{status} {body}");
         if status == 201 {
             patient_of.insert(body["id"].as_str().unwrap().to_owned(), patient);
+        } else {
+            assert_eq!(body["code"], "patient_mismatch", "{body}");
         }
     }
+    // The patient check runs under the link lock, in the transaction that
+    // stores the note: exactly one patient's note is stored and linked,
+    // the others are refused and nothing of them is kept.
+    assert_eq!(patient_of.len(), 1, "{patient_of:?}");
     let case_id = case_by_accession(&app, &who, accession).await;
     let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
     let own = case["patient_id"].as_str().unwrap().to_owned();

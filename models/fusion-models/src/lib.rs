@@ -51,7 +51,9 @@ pub use pipeline::{
     GateAttributes, ImageCandidate, NoteInput, PackageRef, PackageStatus, Pipeline,
     PredictionOutput,
 };
-pub use text_encoder::{Embedding, ForwardPass, TextEncoder, TextEncoderError};
+pub use text_encoder::{
+    Embedding, ForwardPass, MAX_WINDOWS_PER_TEXT, TextEncoder, TextEncoderError,
+};
 
 /// The device to run models on, chosen once at start-up: the first CUDA GPU
 /// when the crate is built with the `cuda` feature and one is present, else

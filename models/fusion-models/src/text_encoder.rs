@@ -29,6 +29,9 @@ use crate::package::{
     Architecture, EmbeddingOutput, InputSpec, ModelPackage, OutputSpec, PackageError, TextInput,
 };
 
+/// Most windows one text is embedded as ([`TextEncoder::sequences`]).
+pub const MAX_WINDOWS_PER_TEXT: usize = 4;
+
 /// Width of an all-MiniLM-L6-v2 embedding.
 pub const EMBEDDING_DIM: usize = 384;
 
@@ -287,7 +290,12 @@ impl TextEncoder {
     /// The token sequences `text` is encoded as, each `[CLS] … [SEP]` and at
     /// most `max_tokens` long: one for a short text; for a longer one,
     /// windows of `max_tokens − 2` word pieces starting every `chunk_stride`
-    /// word pieces, the last ending at the text's end.
+    /// word pieces, the last ending at the text's end. A text that would
+    /// need more than [`MAX_WINDOWS_PER_TEXT`] windows (over about 830 word
+    /// pieces with the shipped 256/192) gets that many, evenly spaced from
+    /// its start to its end, so one run-on sentence cannot stall the worker
+    /// (a sentence is at most 2,000 bytes; the longest in the Open-i
+    /// reports fits one window).
     ///
     /// # Errors
     /// [`TextEncoderError::Tokenizer`] if the tokenizer fails.
@@ -301,17 +309,22 @@ impl TextEncoder {
             seq.push(self.sep_id);
             seq
         };
-        let mut out = Vec::new();
-        let mut start = 0;
-        loop {
-            let end = (start + window).min(pieces.len());
-            out.push(wrap(&pieces[start..end]));
-            if end == pieces.len() {
-                break;
-            }
-            start += self.chunk_stride;
+        let mut starts = vec![0];
+        while starts.last().is_some_and(|s| s + window < pieces.len()) {
+            starts.push(starts.last().map_or(0, |s| s + self.chunk_stride));
         }
-        Ok(out)
+        if starts.len() > MAX_WINDOWS_PER_TEXT {
+            // Evenly spaced windows, the first at the start and the last
+            // ending at the end: the cost of one text stays bounded.
+            let last = pieces.len() - window;
+            starts = (0..MAX_WINDOWS_PER_TEXT)
+                .map(|k| k * last / (MAX_WINDOWS_PER_TEXT - 1))
+                .collect();
+        }
+        Ok(starts
+            .into_iter()
+            .map(|start| wrap(&pieces[start..(start + window).min(pieces.len())]))
+            .collect())
     }
 
     /// Embeds each text: `[N]` texts → N unit-length 384-d vectors, in order.

@@ -102,6 +102,30 @@ fn first_values_of_the_known_sentence() {
     assert_eq!(e[0].len(), EMBEDDING_DIM);
 }
 
+/// A run-on text is embedded as at most `MAX_WINDOWS_PER_TEXT` windows,
+/// evenly spaced from its first word piece to its last, so its cost is
+/// bounded (a 2,000-byte run-on sentence was ten windows).
+#[test]
+fn a_run_on_text_is_embedded_as_a_bounded_number_of_windows() {
+    let enc = encoder();
+    let r = reference();
+    let long = [r.sentences[5].text.as_str(); 12].join(" ");
+    let pieces = enc.word_pieces(&long).unwrap();
+    assert!(pieces.len() > 1500, "{} word pieces", pieces.len());
+    let seqs = enc.sequences(&long).unwrap();
+    assert_eq!(seqs.len(), fusion_models::MAX_WINDOWS_PER_TEXT);
+    assert!(seqs.iter().all(|s| s.len() == 256));
+    assert_eq!(seqs[0][1..255], pieces[..254]);
+    let last = &seqs[seqs.len() - 1];
+    assert_eq!(last[1..255], pieces[pieces.len() - 254..]);
+    // Evenly spaced: the second window starts a third of the way.
+    let second = (pieces.len() - 254) / 3;
+    assert_eq!(seqs[1][1..255], pieces[second..second + 254]);
+    // A text of three windows keeps every natural window.
+    let three = [r.sentences[5].text.as_str(); 3].join(" ");
+    assert!(enc.sequences(&three).unwrap().len() <= fusion_models::MAX_WINDOWS_PER_TEXT);
+}
+
 #[test]
 fn long_text_is_chunked_not_truncated() {
     let enc = encoder();

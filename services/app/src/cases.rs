@@ -146,12 +146,27 @@ async fn requeue_other_cases_of(
     }
 }
 
-/// After a note was stored: when it names an accession number or a study,
-/// links it to that case (created when missing) and, when it has text,
-/// queues a prediction. A failure is logged, not raised: the note is stored.
-pub async fn link_note(state: &State, note: &NewNote, actor: &Actor) {
+/// Stores a note and, when it names an accession number or a study, links
+/// it to that case (created when missing) and, when it has text, queues a
+/// prediction: one transaction with `audit` (the note's event) and the
+/// link's event, so a crash never leaves a note stored but unlinked.
+/// Returns the case linked to, if any.
+///
+/// # Errors
+///
+/// [`StoreError::PatientMismatch`] when the note names another Patient ID
+/// than its case's study or case (checked under the link lock, so racing
+/// notes of several patients cannot all pass): nothing is stored.
+/// [`StoreError`] otherwise; nothing is stored then either.
+pub async fn store_note(
+    state: &State,
+    note: &NewNote,
+    audit: &AuditRecord,
+    actor: &Actor,
+) -> Result<Option<Uuid>, StoreError> {
     if note.accession_number.is_none() && note.study_instance_uid.is_none() {
-        return;
+        state.repository.put_note(note, audit).await?;
+        return Ok(None);
     }
     let patient_ids: Vec<String> = note
         .patient_id
@@ -172,20 +187,17 @@ pub async fn link_note(state: &State, note: &NewNote, actor: &Actor) {
         study_instance_uid: note.study_instance_uid.clone(),
         patient_id: note.patient_id.clone(),
     };
-    let link = match state.repository.link_note(note.id, &key, &template).await {
-        Ok(link) => link,
-        Err(e) => {
-            tracing::error!(note = %note.id, error = %e, "cannot link a note to its case");
-            return;
+    let analysed = note.status == NoteStatus::Analysed;
+    let (link, queued) = state
+        .repository
+        .put_note_linked(note, audit, &key, &template, analysed)
+        .await?;
+    match queued {
+        Some(q) => {
+            state.jobs.notify_one();
+            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "note linked; prediction queued");
         }
-    };
-    if note.status != NoteStatus::Analysed {
-        return;
+        None => tracing::info!(case = %link.case_id, "note linked"),
     }
-    match enqueue(state, link.case_id, None).await {
-        Ok(q) => {
-            tracing::info!(case = %link.case_id, job = %q.job_id, new_job = q.created, "note linked; prediction queued")
-        }
-        Err(e) => tracing::error!(case = %link.case_id, error = %e, "cannot queue a prediction"),
-    }
+    Ok(Some(link.case_id))
 }

@@ -75,7 +75,9 @@ pub enum JobOutcome {
         /// Whether it abstained.
         abstain: bool,
     },
-    /// Neither modality was usable: nothing stored, case `no_modality`.
+    /// Neither modality was usable and the case had no version yet:
+    /// nothing stored, case `no_modality`. (With earlier versions, an
+    /// abstaining version supersedes them: [`Self::Predicted`].)
     NoModality,
     /// The job was no longer ours (requeued as stale meanwhile).
     Lost,
@@ -292,7 +294,18 @@ pub async fn process_job(
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect();
-    if !output.modalities_available {
+    // A first job with no usable modality stores no version; a later one
+    // supersedes the earlier versions (computed from inputs since left out
+    // or unusable) with an abstaining one, so the case never shows them as
+    // its latest.
+    let supersedes = !output.modalities_available
+        && state
+            .repository
+            .prediction_versions(case.id)
+            .await?
+            .latest_version()
+            .is_some();
+    if !output.modalities_available && !supersedes {
         let audit = AuditRecord::builder(
             AuditEventType::PatientRecord,
             "prediction-none",
@@ -318,10 +331,13 @@ pub async fn process_job(
         });
     }
     let mut new = new_prediction(&output, case.id, job.id, inputs)?;
-    // Its SR and FHIR deliveries, queued in the same transaction (#17).
-    new.deliveries = state
-        .outbox
-        .for_prediction(case.study_instance_uid.is_some());
+    // Its SR and FHIR deliveries, queued in the same transaction (#17);
+    // a version without a usable modality has no result to send.
+    if output.modalities_available {
+        new.deliveries = state
+            .outbox
+            .for_prediction(case.study_instance_uid.is_some());
+    }
     let audit = AuditRecord::builder(
         AuditEventType::PatientRecord,
         "prediction-create",

@@ -302,13 +302,27 @@ pub struct NewPrediction {
 }
 
 impl NewPrediction {
-    /// The case status this prediction leaves behind.
+    /// The case status this prediction leaves behind: `no_modality` for a
+    /// version in which neither branch contributed
+    /// ([`Self::modalities_available`]).
     pub fn case_status(&self) -> CaseStatus {
-        self.status.case_status()
+        if self.modalities_available() {
+            self.status.case_status()
+        } else {
+            CaseStatus::NoModality
+        }
     }
 
-    /// The pipeline's answer this version stores. `modalities_available`
-    /// is true: a case with no usable modality gets no version.
+    /// Whether a branch contributed. A case's first job with no usable
+    /// modality stores no version; a later one stores an abstaining version
+    /// with only vacuous opinions, so that an earlier version (made from
+    /// inputs since left out, e.g. another patient's note) is no longer
+    /// the latest.
+    pub fn modalities_available(&self) -> bool {
+        self.branches.image.status.contributed() || self.branches.text.status.contributed()
+    }
+
+    /// The pipeline's answer this version stores.
     pub fn output(&self) -> PredictionOutput {
         PredictionOutput {
             packages: self.packages.clone(),
@@ -317,7 +331,7 @@ impl NewPrediction {
             abstain: self.abstain,
             abstain_reasons: self.abstain_reasons.clone(),
             timings_ms: self.timings.clone(),
-            modalities_available: true,
+            modalities_available: self.modalities_available(),
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct AuditContext {
 
 impl AuditContext {
     /// Who acts, for the application's operations that record their own
-    /// audit events ([`fusion_app::cases::link_note`]).
+    /// audit events ([`fusion_app::cases::store_note`]).
     pub fn actor(&self) -> fusion_app::Actor {
         fusion_app::Actor {
             agent: self.principal.agent(self.address.clone()),

@@ -474,13 +474,20 @@ async fn submit_note(
         entities,
         patient_ids,
     );
-    state
-        .repository
-        .put_note(&note, &record)
-        .await
-        .map_err(internal)?;
+    match fusion_app::cases::store_note(&state, &note, &record, &ctx.actor()).await {
+        Ok(_) => {}
+        Err(fusion_store::StoreError::PatientMismatch { .. }) => {
+            // Another note of this order, of another patient, was linked
+            // first (a race the check above cannot see): nothing stored.
+            tracing::info!(
+                on = "case",
+                "note refused: its Patient ID differs from its case's"
+            );
+            return Err(NotesError::PatientMismatch("case"));
+        }
+        Err(e) => return Err(internal(e)),
+    }
     tracing::info!(note = %note.id, status = status.as_str(), format = %note.source_format, "note stored");
-    fusion_app::cases::link_note(&state, &note, &ctx.actor()).await;
     let location = format!("/notes/{}", note.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::audit::AuditRecord;
-use crate::cases::{CaseFilter, CaseKey, CaseLink, CaseRecord, CaseSummary};
+use crate::cases::{CaseFilter, CaseKey, CaseLink, CaseRecord, CaseSummary, Enqueued};
+use crate::notes::NewNote;
 
 /// Cases: a study and the notes of one order.
 ///
@@ -48,6 +49,28 @@ pub trait CaseRepository: Send + Sync {
         key: &CaseKey,
         audit: &AuditRecord,
     ) -> Result<CaseLink, StoreError>;
+
+    /// Stores a note and links it to the case `key` names (created when
+    /// missing), in one transaction with `note_audit` and the link's event;
+    /// when `enqueue`, a prediction of that case is queued in it too. A
+    /// crash between storing and linking can no longer leave a note stored
+    /// but never linked, and the patient check runs under the link lock:
+    /// of notes of several patients racing into one accession, one is
+    /// linked and the others are refused.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::PatientMismatch`] when the note names another Patient
+    /// ID than the case's study or the case (nothing is stored then),
+    /// [`StoreError::AlreadyExists`] for a note id taken, [`StoreError::Query`].
+    async fn put_note_linked(
+        &self,
+        note: &NewNote,
+        note_audit: &AuditRecord,
+        key: &CaseKey,
+        link_audit: &AuditRecord,
+        enqueue: bool,
+    ) -> Result<(CaseLink, Option<Enqueued>), StoreError>;
 
     /// Finds or creates the case `key` names and links `note_ids` (which
     /// must exist): `POST /cases`.

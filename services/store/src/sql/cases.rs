@@ -206,6 +206,53 @@ macro_rules! impl_cases {
         link_lock = $link_lock:literal $(,)?
     ) => {
         impl $name {
+            /// Refuses to link `note_ids` to case `case_id` when any names
+            /// another Patient ID than the case's reference patient: its
+            /// study's as stored (the PACS is authoritative), else the
+            /// case's, else the first of these notes that names one. Run
+            /// under the link lock, so notes racing into one case are
+            /// checked one after the other: one patient's report is never
+            /// linked into another patient's case.
+            async fn check_note_patients(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                case_id: uuid::Uuid,
+                case_patient: Option<String>,
+                case_study: Option<String>,
+                note_ids: &[uuid::Uuid],
+            ) -> Result<(), StoreError> {
+                if note_ids.is_empty() {
+                    return Ok(());
+                }
+                let mut reference: Option<String> = None;
+                if let Some(study) = &case_study {
+                    reference = sqlx::query_scalar::<_, Option<String>>(
+                        "SELECT patient_id FROM studies WHERE study_instance_uid = $1",
+                    )
+                    .bind(study)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .flatten();
+                }
+                let mut reference = reference.or(case_patient);
+                for note in note_ids {
+                    let named: Option<String> = sqlx::query_scalar::<_, Option<String>>(
+                        "SELECT patient_id FROM notes WHERE id = $1",
+                    )
+                    .bind(*note)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .flatten();
+                    match (&reference, named) {
+                        (Some(want), Some(named)) if *want != named => {
+                            return Err(StoreError::PatientMismatch { case_id });
+                        }
+                        (None, named @ Some(_)) => reference = named,
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+
             /// Finds or creates the case for `key`, completes its
             /// identifiers and links `note_ids`, inside `tx`.
             async fn link_in(
@@ -213,6 +260,7 @@ macro_rules! impl_cases {
                 key: &crate::CaseKey,
                 note_ids: &[uuid::Uuid],
                 audit: &crate::AuditRecord,
+                first: Option<&crate::AuditRecord>,
             ) -> Result<crate::CaseLink, StoreError> {
                 use crate::LinkChange;
                 if key.accession_number.is_none() && key.study_instance_uid.is_none() {
@@ -262,16 +310,17 @@ macro_rules! impl_cases {
                         let mut adopts_patient = false;
                         if let (Some(has), Some(arrived)) = (has_patient.as_deref(), patient)
                             && has != arrived
-                            && has_study.is_some()
                         {
                             // The one exception: the study itself arriving
-                            // (no note) at a case that only named it, from
-                            // a note of another patient. The PACS's Patient
-                            // ID, as the study stores it, becomes the case's;
-                            // the worker then leaves that note out, and the
-                            // new link queues a prediction without it.
+                            // (no note) at a case that only named it, or
+                            // named no study yet, from a note of another
+                            // patient. The PACS's Patient ID, as the study
+                            // stores it, becomes the case's; the worker then
+                            // leaves that note out, and the new link queues
+                            // a prediction without it.
                             let stored: Option<(Option<String>,)> = if note_ids.is_empty()
-                                && has_study.as_deref() == study
+                                && study.is_some()
+                                && (has_study.is_none() || has_study.as_deref() == study)
                             {
                                 sqlx::query_as(
                                     "SELECT patient_id FROM studies WHERE study_instance_uid = $1",
@@ -314,10 +363,26 @@ macro_rules! impl_cases {
                             .execute(&mut **tx)
                             .await?;
                         }
+                        let case_patient = if adopts_patient {
+                            patient.map(str::to_owned)
+                        } else {
+                            has_patient.or_else(|| patient.map(str::to_owned))
+                        };
+                        let case_study = has_study.or_else(|| study.map(str::to_owned));
+                        Self::check_note_patients(tx, id, case_patient, case_study, note_ids)
+                            .await?;
                         (id, if fills { LinkChange::Updated } else { LinkChange::Unchanged })
                     }
                     None => {
                         let id = uuid::Uuid::now_v7();
+                        Self::check_note_patients(
+                            tx,
+                            id,
+                            patient.map(str::to_owned),
+                            study.map(str::to_owned),
+                            note_ids,
+                        )
+                        .await?;
                         sqlx::query(
                             "INSERT INTO cases (id, patient_id, accession_number, study_instance_uid, \
                              status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'awaiting_image', $5, $5)",
@@ -355,6 +420,14 @@ macro_rules! impl_cases {
                         .bind(case_id)
                         .execute(&mut **tx)
                         .await?;
+                    // Locks in one order on every path (the link lock, the
+                    // case's row, then the audit chain's), so linking never
+                    // deadlocks with a prediction or a queued job: an event
+                    // that belongs before the link's (the note's creation)
+                    // is appended here, after the case row is held.
+                    if let Some(first) = first {
+                        Self::append_audit_in(tx, first).await?;
+                    }
                     let record = $crate::sql::cases::link_audit(audit, case_id, change);
                     Self::append_audit_in(tx, &record).await?;
                 }
@@ -378,7 +451,7 @@ macro_rules! impl_cases {
                     patient_id: patient.cloned(),
                 };
                 let mut tx = self.pool.begin_with($begin).await?;
-                let link = Self::link_in(&mut tx, &key, &[], audit).await?;
+                let link = Self::link_in(&mut tx, &key, &[], audit, None).await?;
                 tx.commit().await?;
                 Ok(link)
             }
@@ -391,9 +464,39 @@ macro_rules! impl_cases {
                 audit: &crate::AuditRecord,
             ) -> Result<crate::CaseLink, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
-                let link = Self::link_in(&mut tx, key, &[note_id], audit).await?;
+                let link = Self::link_in(&mut tx, key, &[note_id], audit, None).await?;
                 tx.commit().await?;
                 Ok(link)
+            }
+
+            #[tracing::instrument(skip_all, fields(note = %note.id))]
+            async fn put_note_linked(
+                &self,
+                note: &crate::NewNote,
+                note_audit: &crate::AuditRecord,
+                key: &crate::CaseKey,
+                link_audit: &crate::AuditRecord,
+                enqueue: bool,
+            ) -> Result<(crate::CaseLink, Option<crate::Enqueued>), StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                Self::insert_note_in(&mut tx, note).await?;
+                // A new note always changes its case, so `link_in` holds the
+                // case's row before it appends the note's event, then the
+                // link's: the audit chain is taken last, as on every path.
+                let link =
+                    Self::link_in(&mut tx, key, &[note.id], link_audit, Some(note_audit)).await?;
+                if link.change == crate::LinkChange::Unchanged {
+                    return Err(StoreError::Corrupt(
+                        "a new note left its case unchanged".into(),
+                    ));
+                }
+                let queued = if enqueue {
+                    Some(Self::enqueue_in(&mut tx, link.case_id).await?)
+                } else {
+                    None
+                };
+                tx.commit().await?;
+                Ok((link, queued))
             }
 
             #[tracing::instrument(skip_all)]
@@ -404,7 +507,7 @@ macro_rules! impl_cases {
                 audit: &crate::AuditRecord,
             ) -> Result<crate::CaseLink, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
-                let link = Self::link_in(&mut tx, key, note_ids, audit).await?;
+                let link = Self::link_in(&mut tx, key, note_ids, audit, None).await?;
                 tx.commit().await?;
                 Ok(link)
             }

@@ -64,6 +64,44 @@ macro_rules! impl_jobs {
         skip_locked = $skip_locked:literal $(,)?
     ) => {
         impl $name {
+            /// Queues a prediction of `case_id` inside `tx` (deduplicated:
+            /// a case has at most one queued job) and marks the case queued.
+            async fn enqueue_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                case_id: uuid::Uuid,
+            ) -> Result<crate::Enqueued, StoreError> {
+                let now = crate::audit::audit_time(chrono::Utc::now());
+                sqlx::query($lock_case).bind(case_id).execute(&mut **tx).await?;
+                let id = uuid::Uuid::now_v7();
+                let inserted = sqlx::query(
+                    "INSERT INTO inference_jobs (id, case_id, state, attempts, created_at) \
+                     VALUES ($1, $2, 'queued', 0, $3) \
+                     ON CONFLICT (case_id) WHERE state = 'queued' DO NOTHING",
+                )
+                .bind(id)
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let created = inserted.rows_affected() > 0;
+                let job_id = if created {
+                    id
+                } else {
+                    sqlx::query_scalar(
+                        "SELECT id FROM inference_jobs WHERE case_id = $1 AND state = 'queued'",
+                    )
+                    .bind(case_id)
+                    .fetch_one(&mut **tx)
+                    .await?
+                };
+                sqlx::query("UPDATE cases SET status = 'queued', updated_at = $2 WHERE id = $1")
+                    .bind(case_id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(crate::Enqueued { job_id, created })
+            }
+
             /// Ends a job that produced no prediction: `done` or, after a
             /// failure, back to `queued` (or `failed` after the last
             /// attempt, or when another job of the case is queued already).
@@ -123,41 +161,13 @@ macro_rules! impl_jobs {
                 case_id: uuid::Uuid,
                 audit: Option<&crate::AuditRecord>,
             ) -> Result<crate::Enqueued, StoreError> {
-                let now = crate::audit::audit_time(chrono::Utc::now());
                 let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query($lock_case).bind(case_id).execute(&mut *tx).await?;
-                let id = uuid::Uuid::now_v7();
-                let inserted = sqlx::query(
-                    "INSERT INTO inference_jobs (id, case_id, state, attempts, created_at) \
-                     VALUES ($1, $2, 'queued', 0, $3) \
-                     ON CONFLICT (case_id) WHERE state = 'queued' DO NOTHING",
-                )
-                .bind(id)
-                .bind(case_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let created = inserted.rows_affected() > 0;
-                let job_id = if created {
-                    id
-                } else {
-                    sqlx::query_scalar(
-                        "SELECT id FROM inference_jobs WHERE case_id = $1 AND state = 'queued'",
-                    )
-                    .bind(case_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                };
-                sqlx::query("UPDATE cases SET status = 'queued', updated_at = $2 WHERE id = $1")
-                    .bind(case_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                let queued = Self::enqueue_in(&mut tx, case_id).await?;
                 if let Some(audit) = audit {
                     Self::append_audit_in(&mut tx, audit).await?;
                 }
                 tx.commit().await?;
-                Ok(crate::Enqueued { job_id, created })
+                Ok(queued)
             }
 
             async fn claim_job(

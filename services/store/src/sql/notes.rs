@@ -164,16 +164,13 @@ impl TryFrom<SummaryRow> for NoteSummary {
 
 macro_rules! impl_notes {
     ($name:ident, $db:ty, begin_write = $begin:literal $(,)?) => {
-        #[async_trait::async_trait]
-        impl crate::NotesRepository for $name {
-            #[tracing::instrument(skip_all, fields(note = %note.id))]
-            async fn put_note(
-                &self,
+        impl $name {
+            /// Inserts `note` inside `tx` (no audit: the caller appends it).
+            async fn insert_note_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
                 note: &crate::NewNote,
-                audit: &crate::AuditRecord,
             ) -> Result<(), StoreError> {
                 let kind = note.note_type.as_ref();
-                let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query(
                     "INSERT INTO notes (id, patient_id, accession_number, study_instance_uid, \
                      note_type, note_type_system, note_type_display, source_format, source_id, \
@@ -201,9 +198,23 @@ macro_rules! impl_notes {
                 .bind(sqlx::types::Json(&note.labels))
                 .bind(note.submitted_by.as_deref())
                 .bind(chrono::Utc::now())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(|e| $crate::sql::unique_violation(e, "note id"))?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::NotesRepository for $name {
+            #[tracing::instrument(skip_all, fields(note = %note.id))]
+            async fn put_note(
+                &self,
+                note: &crate::NewNote,
+                audit: &crate::AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                Self::insert_note_in(&mut tx, note).await?;
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
