@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use fusion_api::auth::{Permission, allows};
 use fusion_api::route_table::{Access, table};
 use fusion_schemas::Role;
-use fusion_store::{AuditFilter, AuditOutcome};
+use fusion_store::{AuditEventType, AuditFilter, AuditOutcome};
 use fusion_tests::{TestApp, spawn_app};
 use reqwest::Method;
 
@@ -438,6 +438,31 @@ async fn a_cookie_session_needs_the_csrf_token_to_change_state() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+    // Both refusals are security alerts in the audit trail, naming the
+    // route, never the token.
+    let events = app
+        .state
+        .repository
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.record.subtype == "access-denied"
+                && e.record
+                    .outcome_desc
+                    .as_deref()
+                    .is_some_and(|d| d.contains("CSRF"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{events:#?}");
+    for e in refused {
+        assert_eq!(e.record.event_type, AuditEventType::SecurityAlert);
+        let desc = e.record.outcome_desc.as_deref().unwrap();
+        assert!(desc.ends_with("POST /auth/logout"), "{desc}");
+        assert!(!desc.contains("forged"), "{desc}");
+    }
     // As a form field (HTML forms) it works, and so does the header.
     let res = client
         .post(app.url("/auth/logout"))

@@ -418,11 +418,20 @@ pub(crate) async fn authenticate<B: MessageBody + 'static>(
     if principal.via == CredentialSource::Cookie && is_state_changing(req.method()) {
         match csrf_ok(&mut req, &state, &principal).await {
             Ok(true) => {}
-            Ok(false) if page => {
-                let res = crate::dashboard::csrf_page(req.request(), &principal);
-                return reply(req, res);
-            }
             Ok(false) => {
+                // A forged cross-site request looks like this: a security
+                // alert, as every other refusal (IHE ATNA), naming the
+                // route pattern only (never the path or query).
+                let why = format!(
+                    "missing or wrong CSRF token for a cookie session's {} {}",
+                    req.method(),
+                    pattern.as_deref().unwrap_or("")
+                );
+                audit_access_denied(&state, &req, &principal, why).await;
+                if page {
+                    let res = crate::dashboard::csrf_page(req.request(), &principal);
+                    return reply(req, res);
+                }
                 return reply(
                     req,
                     error_response(
