@@ -580,6 +580,33 @@ async fn explicit_cases_and_prediction_requests() {
     assert_eq!(res.status(), 404);
     let seen = res.text().await.unwrap();
     assert!(!seen.contains(case_id.as_str()), "{seen}");
+    // Once a report of its own joined the order, both senders open it: the
+    // first sender keeps its hold on the case it opened (it was refused
+    // once another sender's note joined).
+    let res = app
+        .client
+        .post(app.url("/notes"))
+        .basic_auth(&other.0, Some(&other.1))
+        .query(&[("patient_id", "TP-CASE-2"), ("accession_number", "ACC-X-1")])
+        .header("Content-Type", "text/plain")
+        .body(PNEUMONIA_REPORT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    for key in [&who.pacs, &other] {
+        let res = app
+            .client
+            .post(app.url("/cases"))
+            .basic_auth(&key.0, Some(&key.1))
+            .json(&json!({"accession_number": "ACC-X-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", key.0);
+        let opened: Value = res.json().await.unwrap();
+        assert_eq!(opened["id"], case_id.as_str());
+    }
 
     // A case with nothing to predict from: 422, nothing queued.
     let (status, empty) = post_json_as_key(

@@ -55,7 +55,8 @@ async fn ownership(
 
 /// For an integration client opening a case: the study it names must be
 /// unknown or hold only its own instances, and the case its accession
-/// number names must not hold another sender's data; otherwise it is
+/// number names must hold some of its own data or no other sender's;
+/// otherwise it is
 /// answered as unknown, before anything is written, so the answer (case id,
 /// status, study) never shows another sender's case (issue #14, finding 7).
 pub(super) async fn may_open(
@@ -82,9 +83,14 @@ pub(super) async fn may_open(
             ..fusion_store::CaseFilter::default()
         };
         for summary in state.repository.list_cases(&filter).await? {
-            if let Some(case) = state.repository.case(summary.id).await?
-                && ownership(state, ctx, &case).await?.iter().any(|mine| !mine)
-            {
+            let Some(case) = state.repository.case(summary.id).await? else {
+                continue;
+            };
+            // Another sender's data alone: unknown. A case holding some of
+            // the caller's own (the PACS's study, which the EHR's report
+            // joined) is one it may act on already ([`may_act_on`]).
+            let owners = ownership(state, ctx, &case).await?;
+            if owners.iter().any(|mine| !mine) && !owners.iter().any(|mine| *mine) {
                 return Err(not_found("case"));
             }
         }
