@@ -1176,11 +1176,17 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     )
     .await;
     stow(&app, &who, CR).await;
+    // Both cases become the study's patient's, and the other patient's
+    // notes leave them (stored still, under their own Patient ID): the new
+    // versions use the image alone, and the case shows no other patient's
+    // report (walkthrough: the case view showed it as this patient's note).
     let other_case = case_by_accession(&app, &who, "ACC-OTHER-ORDER").await;
     let versions =
         wait_for_predictions(&app, &who, &other_case, "the other order's version", |v| {
-            v.first()
-                .is_some_and(|p| p["branches"]["text"]["skipped"][0]["id"] == other_order["id"])
+            v.first().is_some_and(|p| {
+                p["inputs"]["study_instance_uid"] == study.as_str()
+                    && p["inputs"]["notes"] == json!([])
+            })
         })
         .await;
     assert!(
@@ -1190,6 +1196,18 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
         "{:#}",
         versions[0]
     );
+    let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{other_case}")).await;
+    assert_eq!(case["note_ids"], json!([]), "{case:#}");
+    let (_, kept) = get_json(
+        &app,
+        &who.clinician,
+        &format!("/notes/{}", other_order["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        kept["patient_id"], "TP-OTHER-5",
+        "kept under its own patient"
+    );
     let case_id = case_by_accession(&app, &who, &accession).await;
     let versions = wait_for_predictions(&app, &who, &case_id, "the study's version", |v| {
         v.first()
@@ -1197,16 +1215,46 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
     })
     .await;
     let latest = &versions[0];
-    assert_eq!(branch(latest, "text"), "unusable", "{latest:#}");
-    let skipped = &latest["branches"]["text"]["skipped"][0];
-    assert_eq!(skipped["id"], early["id"]);
-    assert_eq!(
-        skipped["reason"],
-        "the note names another Patient ID than the study; not used for this case"
-    );
+    assert_eq!(branch(latest, "text"), "missing", "{latest:#}");
+    assert_eq!(latest["inputs"]["notes"], json!([]), "{latest:#}");
     assert!(
         sources(latest, "pneumonia").iter().all(|s| s == "image"),
         "{latest:#}"
+    );
+    let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    assert_eq!(case["note_ids"], json!([]), "{case:#}");
+    let (status, note) = get_json(
+        &app,
+        &who.clinician,
+        &format!("/notes/{}", early["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        note["patient_id"], "TP-OTHER-1",
+        "kept under its own patient"
+    );
+    // The unlinking is audited on the case, naming the note.
+    let events = app
+        .state
+        .repository
+        .audit_events(&AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| {
+            e.record.subtype == "case-link"
+                && e.record.entities.iter().any(|x| x.id == case_id)
+                && e.record
+                    .entities
+                    .iter()
+                    .any(|x| early["id"].as_str() == Some(x.id.as_str()))
+                && e.record
+                    .outcome_desc
+                    .as_deref()
+                    .is_some_and(|d| d.contains("left it"))
+        }),
+        "no audit event names the unlinked note"
     );
     // The case is the study's patient's (the PACS is authoritative), on the
     // case and in the list.
@@ -1278,7 +1326,7 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
             .is_some_and(|r| r.starts_with("no usable modality")),
         "{latest:#}"
     );
-    assert_eq!(branch(latest, "text"), "unusable", "{latest:#}");
+    assert_eq!(branch(latest, "text"), "missing", "{latest:#}");
     assert!(
         latest["fused"]
             .as_object()
@@ -1287,6 +1335,30 @@ async fn a_note_for_another_patient_is_refused_or_left_out() {
             .all(|l| l["sources"] == json!([])),
         "{latest:#}"
     );
+    // The dashboard says, on the old version, that it was made from a note
+    // no longer part of the case.
+    let old_version = versions.last().unwrap()["version"].as_i64().unwrap();
+    let page = app
+        .client
+        .get(app.url(&format!("/cases/{ct_case}/view?version={old_version}")))
+        .bearer_auth(&who.clinician)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("removed-notes-banner"), "{html}");
+    let page = app
+        .client
+        .get(app.url(&format!("/cases/{ct_case}/view")))
+        .bearer_auth(&who.clinician)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("removed-notes-banner"), "{html}");
     let (_, listed) = get_json(&app, &who.clinician, "/cases?patient_id=TP-OTHER-3").await;
     assert_eq!(listed["cases"], json!([]), "{listed:#}");
 
@@ -1486,4 +1558,45 @@ async fn a_note_only_case_refuses_another_patients_note() {
     let body = json!({"accession_number": "ACC-ONLY-1", "note_ids": [own["id"]]});
     let (status, answer) = post_json_as_key(&app, &who, "/cases", &body).await;
     assert_eq!(status, 200, "{answer}");
+}
+
+/// Notes of one patient for one order arriving while the workers store
+/// predictions of that case are all stored and linked (walkthrough: 3 of 8
+/// staggered rounds answered 500 on a deadlock, the note's transaction
+/// holding the audit chain's lock while waiting for the case's row, which
+/// a worker held while waiting for the audit chain). Every path now takes
+/// the link lock, the case's row, then the audit chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_of_one_patient_arriving_while_predictions_are_stored_are_all_kept() {
+    let app = app_with_models().await;
+    let who = actors(&app).await;
+    let sends = (0..12u64).map(|i| {
+        let request = app
+            .client
+            .post(app.url("/notes"))
+            .basic_auth(&who.pacs.0, Some(&who.pacs.1))
+            .query(&[
+                ("patient_id", "TP-SAME-1"),
+                ("accession_number", "ACC-SAME-1"),
+            ])
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(format!("FINDINGS:\nMild cardiomegaly, addendum {i}."));
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(i * 60)).await;
+            let res = request.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap_or_default())
+        }
+    });
+    for (status, body) in futures::future::join_all(sends).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let case_id = case_by_accession(&app, &who, "ACC-SAME-1").await;
+    let (_, case) = get_json(&app, &who.clinician, &format!("/cases/{case_id}")).await;
+    assert_eq!(case["note_ids"].as_array().unwrap().len(), 12, "{case:#}");
+    wait_for_predictions(&app, &who, &case_id, "a version with all 12 notes", |v| {
+        v.first()
+            .is_some_and(|p| p["inputs"]["notes"].as_array().unwrap().len() == 12)
+    })
+    .await;
 }

@@ -104,7 +104,8 @@ pub(crate) enum AuditCommand {
         /// Only events by this agent (id or name).
         #[arg(long)]
         agent: Option<String>,
-        /// Write here instead of standard output.
+        /// Write here instead of standard output, readable by its owner
+        /// only when created (0600; an existing file is replaced).
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
@@ -422,7 +423,11 @@ pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Res
             let body = render(&events, format, Some(&own.hash))?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, body)?;
+                    // Patient IDs and who read what: owner-only, as the
+                    // reviews export (an existing file is replaced).
+                    let mut file = open_export(&path, true)?;
+                    file.write_all(&body)?;
+                    file.flush()?;
                     eprintln!(
                         "fusion: {} events written to {}; chain head {}",
                         events.len(),

@@ -469,6 +469,12 @@ async fn audit_verify_exits_1_and_names_the_first_broken_event() {
     // `collection` carries no `total` (FHIR R4 invariant bdl-1).
     assert_eq!(bundle["entry"].as_array().map(Vec::len), Some(5));
     assert!(bundle.get("total").is_none());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "patient ids: owner only");
+    }
 }
 
 /// A whole scenario at debug level: no password, session token, CSRF token

@@ -308,7 +308,13 @@ pub fn summary(input: &SrInput) -> String {
                         BinaryClass::Absent => "absent",
                     })
                     .collect();
-                s.push_str(&format!(", set {{{}}}", classes.join(", ")));
+                if classes.is_empty() {
+                    // As the dashboard writes it: neither class reached the
+                    // conformal threshold.
+                    s.push_str(", set ∅ (neither)");
+                } else {
+                    s.push_str(&format!(", set {{{}}}", classes.join(", ")));
+                }
             }
             if let Some(review) = &input.review
                 && let Some((decision, value)) = review.decisions.get(label.as_str())

@@ -199,6 +199,23 @@ pub(crate) fn link_audit(
     record
 }
 
+/// Says in a link's audit record which notes left the case because it
+/// became its study's patient's (nothing when none did).
+pub(crate) fn name_unlinked(record: &mut crate::AuditRecord, unlinked: &[Uuid]) {
+    if unlinked.is_empty() {
+        return;
+    }
+    record.outcome_desc = Some(format!(
+        "the case became its study's patient's; {} note(s) naming another Patient ID left it",
+        unlinked.len()
+    ));
+    record.entities.extend(
+        unlinked
+            .iter()
+            .map(|n| crate::AuditEntity::new(crate::EntityKind::Note, n.to_string())),
+    );
+}
+
 macro_rules! impl_cases {
     (
         $name:ident, $db:ty,
@@ -206,6 +223,34 @@ macro_rules! impl_cases {
         link_lock = $link_lock:literal $(,)?
     ) => {
         impl $name {
+            /// Makes case `case_id` patient `patient`'s (its study's, as
+            /// stored: the PACS is authoritative) and unlinks its notes that
+            /// name another Patient ID; they stay stored under their own.
+            /// One patient's report is never shown, sent or used with another
+            /// patient's study. Returns the notes unlinked.
+            async fn adopt_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                case_id: uuid::Uuid,
+                patient: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<uuid::Uuid>, StoreError> {
+                sqlx::query("UPDATE cases SET patient_id = $2, updated_at = $3 WHERE id = $1")
+                    .bind(case_id)
+                    .bind(patient)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(sqlx::query_scalar(
+                    "DELETE FROM case_notes WHERE case_id = $1 AND note_id IN \
+                     (SELECT n.id FROM notes n WHERE n.patient_id IS NOT NULL \
+                     AND n.patient_id <> $2) RETURNING note_id",
+                )
+                .bind(case_id)
+                .bind(patient)
+                .fetch_all(&mut **tx)
+                .await?)
+            }
+
             /// Refuses to link `note_ids` to case `case_id` when any names
             /// another Patient ID than the case's reference patient: its
             /// study's as stored (the PACS is authoritative), else the
@@ -274,6 +319,7 @@ macro_rules! impl_cases {
                 let study = key.study_instance_uid.as_ref().map(|s| s.as_str());
                 let patient = key.patient_id.as_ref().map(|p| p.as_str());
                 let mut found: Option<$crate::sql::cases::LinkRow> = None;
+                let mut unlinked: Vec<uuid::Uuid> = Vec::new();
                 if let Some(accession) = accession {
                     found = sqlx::query_as(
                         "SELECT id, patient_id, accession_number, study_instance_uid FROM cases \
@@ -334,14 +380,7 @@ macro_rules! impl_cases {
                             if stored.and_then(|s| s.0).as_deref() != Some(arrived) {
                                 return Err(StoreError::PatientMismatch { case_id: id });
                             }
-                            sqlx::query(
-                                "UPDATE cases SET patient_id = $2, updated_at = $3 WHERE id = $1",
-                            )
-                            .bind(id)
-                            .bind(arrived)
-                            .bind(now)
-                            .execute(&mut **tx)
-                            .await?;
+                            unlinked = Self::adopt_in(tx, id, arrived, now).await?;
                             adopts_patient = true;
                         }
                         let fills = adopts_patient
@@ -428,7 +467,8 @@ macro_rules! impl_cases {
                     if let Some(first) = first {
                         Self::append_audit_in(tx, first).await?;
                     }
-                    let record = $crate::sql::cases::link_audit(audit, case_id, change);
+                    let mut record = $crate::sql::cases::link_audit(audit, case_id, change);
+                    $crate::sql::cases::name_unlinked(&mut record, &unlinked);
                     Self::append_audit_in(tx, &record).await?;
                 }
                 Ok(crate::CaseLink { case_id, change })
@@ -451,7 +491,49 @@ macro_rules! impl_cases {
                     patient_id: patient.cloned(),
                 };
                 let mut tx = self.pool.begin_with($begin).await?;
+                // Other cases naming this study (opened by a note that named
+                // it with another order's accession number, of another
+                // patient) become the study's patient's too, before any
+                // event is appended (locks: link, cases, then the audit
+                // chain).
+                let mut adopted = Vec::new();
+                if let Some(patient) = patient.map(|p| p.as_str()) {
+                    sqlx::query($link_lock).execute(&mut *tx).await?;
+                    let stored: Option<Option<String>> = sqlx::query_scalar(
+                        "SELECT patient_id FROM studies WHERE study_instance_uid = $1",
+                    )
+                    .bind(study.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if stored.flatten().as_deref() == Some(patient) {
+                        let others: Vec<uuid::Uuid> = sqlx::query_scalar(
+                            "SELECT id FROM cases WHERE study_instance_uid = $1 \
+                             AND patient_id IS NOT NULL AND patient_id <> $2 \
+                             AND (accession_number IS NULL OR $3 IS NULL OR accession_number <> $3) \
+                             ORDER BY id",
+                        )
+                        .bind(study.as_str())
+                        .bind(patient)
+                        .bind(accession.map(|a| a.as_str()))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let now = crate::audit::audit_time(chrono::Utc::now());
+                        for other in others {
+                            let unlinked = Self::adopt_in(&mut tx, other, patient, now).await?;
+                            adopted.push((other, unlinked));
+                        }
+                    }
+                }
                 let link = Self::link_in(&mut tx, &key, &[], audit, None).await?;
+                for (other, unlinked) in &adopted {
+                    let mut record = $crate::sql::cases::link_audit(
+                        audit,
+                        *other,
+                        crate::LinkChange::Updated,
+                    );
+                    $crate::sql::cases::name_unlinked(&mut record, unlinked);
+                    Self::append_audit_in(&mut tx, &record).await?;
+                }
                 tx.commit().await?;
                 Ok(link)
             }

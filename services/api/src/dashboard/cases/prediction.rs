@@ -239,6 +239,9 @@ pub(super) struct PredictionPage {
     id: Uuid,
     version: i32,
     pub(super) latest: bool,
+    /// Made from a note no longer linked to the case (another patient's
+    /// report, removed when the case became its study's patient's).
+    pub(super) from_removed_notes: bool,
     created_at: String,
     created_iso: String,
     abstain: bool,
@@ -315,6 +318,7 @@ pub(super) fn prediction_page(p: &PredictionRecord, latest: bool) -> PredictionP
         id: pred.id,
         version: p.version,
         latest,
+        from_removed_notes: false,
         created_at: p.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         created_iso: p.created_at.to_rfc3339(),
         abstain: pred.abstain,

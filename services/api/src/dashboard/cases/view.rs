@@ -186,6 +186,19 @@ pub(crate) async fn case_view(
         .collect();
 
     let mut prediction = shown.map(|p| prediction_page(p, Some(p.version) == latest_version));
+    // A version made from a note that has since left the case (another
+    // patient's report, unlinked when the study's patient became the
+    // case's) says so above everything else.
+    if let (Some(page), Some(p)) = (prediction.as_mut(), shown) {
+        let linked: Vec<String> = case.note_ids.iter().map(Uuid::to_string).collect();
+        let skipped = &p.prediction.branches.text.skipped;
+        page.from_removed_notes = p
+            .prediction
+            .inputs
+            .notes
+            .iter()
+            .any(|n| !linked.contains(n) && !skipped.iter().any(|s| &s.id == n));
+    }
     let mut names = BTreeMap::new();
     for r in &reviews {
         if let Ok(uid) = Uuid::parse_str(&r.review.reviewer)
