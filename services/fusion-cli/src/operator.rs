@@ -367,6 +367,7 @@ pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Res
                 }
                 None => None,
             };
+            let expected = anchor.as_ref().map(|a| a.hash.clone());
             let report =
                 fusion_store::verify_chain_against(state.repository.as_ref(), anchor).await?;
             match report.first_break {
@@ -377,6 +378,9 @@ pub(crate) async fn audit(settings: &Settings, cmd: AuditCommand) -> anyhow::Res
                         report.head.as_deref().unwrap_or("(empty)"),
                         report.events
                     );
+                    if let Some(hash) = expected {
+                        println!("fusion: the expected head {hash} is in the chain");
+                    }
                     state
                         .repository
                         .append_audit(&operator_record(

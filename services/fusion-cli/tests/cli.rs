@@ -742,7 +742,14 @@ async fn audit_verify_expect_head_and_blobs_gc() {
             .args(extra);
         cmd.output().unwrap()
     };
-    assert!(anchored(&["--expect-seq", "2"]).status.success());
+    let found = anchored(&["--expect-seq", "2"]);
+    assert!(found.status.success());
+    assert!(
+        String::from_utf8_lossy(&found.stdout)
+            .contains(&format!("the expected head {head} is in the chain")),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
     assert!(anchored(&[]).status.success());
     let bad = with_db()
         .args(["audit", "verify", "--expect-head", "not-a-hash"])
