@@ -189,7 +189,13 @@ mod intake {
             br#"{"resourceType": "Jane Doe 1970"}"#,
         );
         assert!(!fhir.to_string().contains("Jane"), "{fhir}");
-        assert!(fhir.to_string().contains("(not a code)"), "{fhir}");
+        assert!(
+            fhir.to_string().contains("(not an R4 resource type)"),
+            "{fhir}"
+        );
+        // A name written like a code is not echoed either.
+        let fhir = err("application/fhir+json", br#"{"resourceType": "SmithJohn"}"#);
+        assert!(!fhir.to_string().contains("Smith"), "{fhir}");
         let hl7 = err(
             "application/hl7-v2",
             b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5.1\r",
@@ -200,6 +206,12 @@ mod intake {
             b"MSH|^~\\&|A|B|C|D|20240101||Jane Doe^1970|1|P|2.5.1\r",
         );
         assert!(!hl7.to_string().contains("Jane"), "{hl7}");
+        let hl7 = err(
+            "application/hl7-v2",
+            b"MSH|^~\\&|A|B|C|D|20240101||SMITH^JOHN|1|P|2.5.1\r",
+        );
+        assert!(!hl7.to_string().contains("SMITH"), "{hl7}");
+        assert!(hl7.to_string().contains("(not a message type)"), "{hl7}");
     }
 
     #[test]

@@ -81,8 +81,8 @@ pub enum IntakeError {
         "FHIR resourceType {resource_type:?} is not a note (DocumentReference or DiagnosticReport)"
     )]
     FhirUnsupportedResource {
-        /// The resourceType as sent when it has the form of a code (ASCII
-        /// letters and digits, at most 64), else `(not a code)`.
+        /// The resourceType as sent when it is a FHIR R4 resource type,
+        /// else `(not an R4 resource type)`.
         resource_type: String,
     },
     /// An `Attachment.data` (FHIR R4 §2.24.0.1 base64Binary) that is not base64.
@@ -115,8 +115,9 @@ pub enum IntakeError {
     /// An MSH-9 message type other than ORU^R01 and MDM^T02.
     #[error("HL7 v2 message type {message_type:?} is not accepted (ORU^R01 or MDM^T02)")]
     Hl7UnsupportedMessage {
-        /// MSG.1^MSG.2 as sent when it has the form of a code (at most 40
-        /// ASCII letters, digits, `^`, `_`), else `(not a code)`.
+        /// MSG.1^MSG.2 as sent when it has the form of a message type (three
+        /// capitals, and a capital and two digits), else
+        /// `(not a message type)`.
         message_type: String,
     },
     /// A patient ID, accession number or Study Instance UID that breaks the
@@ -170,19 +171,31 @@ pub(crate) fn clip(value: &str, max: usize) -> String {
     value.chars().take(max).collect()
 }
 
-/// A code we echo (a FHIR resourceType, an HL7 message type) when it has
-/// the form of one: ASCII letters, digits, `^` and `_`, at most `max`;
-/// anything else (a name, free text a sender put in the wrong field, which
-/// could be PHI) is not repeated in the error body or the log.
-pub(crate) fn code_like(value: &str, max: usize) -> String {
-    let is_code = !value.is_empty()
-        && value.len() <= max
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '^' || c == '_');
-    if is_code {
+/// A FHIR resourceType we echo in a refusal when it is an R4 resource type
+/// (`Patient`, say); anything else (a name, free text a sender put in the
+/// wrong field, which could be PHI, even written like a code) is not
+/// repeated in the error body or the log.
+pub(crate) fn known_resource_type(value: &str) -> String {
+    if super::fhir_types::is_r4_resource_type(value) {
         value.to_owned()
     } else {
-        "(not a code)".to_owned()
+        "(not an R4 resource type)".to_owned()
+    }
+}
+
+/// An HL7 v2 message type (MSH-9) we echo in a refusal when it has the form
+/// of one: a three-letter message code (HL7 table 0076, e.g. `ADT`) and an
+/// event of a letter and two digits (table 0003, e.g. `A01`) or none;
+/// anything else ("SMITH^JOHN") is not repeated.
+pub(crate) fn message_type_like(code: &str, event: &str) -> String {
+    let code_ok = code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase());
+    let event_ok = event.is_empty()
+        || (event.len() == 3
+            && event.as_bytes()[0].is_ascii_uppercase()
+            && event.bytes().skip(1).all(|b| b.is_ascii_digit()));
+    match (code_ok && event_ok, event.is_empty()) {
+        (true, true) => code.to_owned(),
+        (true, false) => format!("{code}^{event}"),
+        (false, _) => "(not a message type)".to_owned(),
     }
 }

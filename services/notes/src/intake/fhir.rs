@@ -47,7 +47,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::datetime::{self, Stamp};
-use super::error::{IntakeError, code_like};
+use super::error::{IntakeError, known_resource_type};
 use super::text::{charset_param, decode_text, essence, html_to_text};
 use super::{
     DecodeOptions, DecodedNote, NoTextReason, NoteType, SourceFormat, check_size, check_text,
@@ -102,7 +102,7 @@ pub fn decode_fhir_json(body: &[u8], options: &DecodeOptions) -> Result<DecodedN
         "DiagnosticReport" => diagnostic_report(typed(value, "DiagnosticReport")?),
         "Bundle" => Err(IntakeError::FhirBundle),
         other => Err(IntakeError::FhirUnsupportedResource {
-            resource_type: code_like(other, 64),
+            resource_type: known_resource_type(other),
         }),
     }?;
     check_text(note, options)

@@ -38,7 +38,7 @@ use fusion_schemas::{AccessionNumber, PatientId, StudyInstanceUid};
 
 use super::datetime::{self, Stamp};
 use super::er7::{self, Delimiters, Message, Segment};
-use super::error::{IntakeError, code_like};
+use super::error::{IntakeError, message_type_like};
 use super::text::{decode_text, html_to_text};
 use super::{
     DecodeOptions, DecodedNote, NoTextReason, NoteType, SourceFormat, check_size, check_text,
@@ -75,7 +75,7 @@ pub fn decode_hl7v2(body: &[u8], options: &DecodeOptions) -> Result<DecodedNote,
         }
         _ => {
             return Err(IntakeError::Hl7UnsupportedMessage {
-                message_type: code_like(&format!("{kind}^{event}"), 40),
+                message_type: message_type_like(kind, event),
             });
         }
     };

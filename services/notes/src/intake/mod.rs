@@ -20,6 +20,7 @@ mod datetime;
 mod er7;
 mod error;
 mod fhir;
+mod fhir_types;
 mod hl7v2;
 mod json_unique;
 mod text;
