@@ -1052,6 +1052,46 @@ async fn store_story(repo: &dyn Repository) {
     );
     let case = repo.case(link.case_id).await.unwrap().unwrap();
     assert_eq!(case.note_ids, vec![first.id, second.id]);
+
+    // A version that abstains for want of a usable modality leaves the case
+    // `no_modality`, and so does a later job that fails for good.
+    let order_z = repo
+        .open_case(&key("ACC-Q-Z"), &[], &template)
+        .await
+        .unwrap();
+    let mut none = prediction(order_z.case_id, None);
+    none.status = PredictionStatus::Abstained;
+    none.branches = Branches {
+        image: BranchReport::empty(BranchStatus::NotApplicable, "a CT"),
+        text: BranchReport::empty(BranchStatus::Missing, "no note"),
+    };
+    none.abstain = true;
+    none.abstain_reasons = vec!["no usable modality: image not_applicable, text missing".into()];
+    none.findings = vec![];
+    none.refer = true;
+    assert_eq!(none.case_status(), CaseStatus::NoModality);
+    assert!(!none.output().modalities_available);
+    repo.insert_prediction(
+        &none,
+        &worker_audit("prediction-create", AuditAction::Create),
+    )
+    .await
+    .unwrap();
+    let status = |id| async move { repo.case(id).await.unwrap().unwrap().status };
+    assert_eq!(status(order_z.case_id).await, CaseStatus::NoModality);
+    repo.enqueue(order_z.case_id, None).await.unwrap();
+    for _ in 0..fusion_store::MAX_JOB_ATTEMPTS {
+        // Other cases' jobs may be queued: claim until this case's comes.
+        loop {
+            let job = repo.claim_job("worker-z").await.unwrap().unwrap();
+            let failed = repo.fail_job(job.id, "boom").await.unwrap();
+            if job.case_id == order_z.case_id {
+                assert!(failed.is_some());
+                break;
+            }
+        }
+    }
+    assert_eq!(status(order_z.case_id).await, CaseStatus::NoModality);
 }
 
 /// An analysed note of `patient` for order `accession`, invented text.

@@ -13,15 +13,17 @@ pub(crate) const JOB_COLUMNS: &str =
     "id, case_id, state, attempts, claimed_by, claimed_at, last_error, created_at";
 
 /// When a job ends without a prediction, a case with another job queued
-/// stays queued; otherwise it returns to its latest prediction's status,
-/// or to awaiting one.
+/// stays queued; otherwise it returns to its latest prediction's status
+/// (`no_modality` for a version that abstained for want of a usable
+/// modality, as when it was stored), or to awaiting one.
 pub(crate) const SETTLE_STATUS: &str = "UPDATE cases SET status = CASE \
     WHEN EXISTS (SELECT 1 FROM inference_jobs j WHERE j.case_id = cases.id AND j.state IN ('queued', 'running')) \
       THEN 'queued' \
     WHEN EXISTS (SELECT 1 FROM reviews r JOIN predictions p ON p.id = r.prediction_id WHERE p.case_id = cases.id) \
       THEN 'reviewed' \
     WHEN EXISTS (SELECT 1 FROM predictions p WHERE p.case_id = cases.id) \
-      THEN (SELECT p.status FROM predictions p WHERE p.case_id = cases.id ORDER BY p.version DESC LIMIT 1) \
+      THEN (SELECT CASE WHEN p.reason LIKE 'no usable modality%' THEN 'no_modality' ELSE p.status END \
+        FROM predictions p WHERE p.case_id = cases.id ORDER BY p.version DESC LIMIT 1) \
     WHEN NOT EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = cases.study_instance_uid) \
       THEN 'awaiting_image' \
     ELSE 'awaiting_note' END, updated_at = $2 \
