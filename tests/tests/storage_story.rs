@@ -206,6 +206,23 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
         repo.put_instance(&foreign, &stow_audit()).await.unwrap(),
         PutOutcome::ForeignStudy
     );
+    // Nor may the same submitter add an instance of another patient to it:
+    // a study is one patient's (re-attack: it was shown and used for the
+    // study's patient).
+    let mut other_patient = instance("1.2.3", "1.2.3.9", "1.2.3.9.2", "CT", &loose);
+    other_patient.instance.patient_id = Some(PatientId::parse("TEST-0002").unwrap());
+    assert_eq!(
+        repo.put_instance(&other_patient, &stow_audit())
+            .await
+            .unwrap(),
+        PutOutcome::PatientMismatch
+    );
+    assert!(
+        repo.instance(&other_patient.instance.sop_instance_uid)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The study was stored without a case: the start-up sweep finds it.
     let orphans = repo.studies_without_case(chrono::Utc::now()).await.unwrap();
     assert_eq!(orphans.len(), 1);

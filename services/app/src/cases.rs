@@ -90,6 +90,10 @@ async fn link_study_and_enqueue(
         Ok(link) => link,
         Err(e) => {
             tracing::error!(error = %e, "cannot link a study to its case");
+            // Cases that named the study and became its patient's before
+            // the link was refused still get a version without the other
+            // patient's notes.
+            requeue_other_cases_of(state, study, patient, Uuid::nil()).await;
             return;
         }
     };

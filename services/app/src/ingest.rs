@@ -387,6 +387,15 @@ async fn store_unaudited(
             }),
             None,
         ),
+        Ok(PutOutcome::PatientMismatch) => (
+            InstanceOutcome::Failed(FailedInstance {
+                sop_class: Some(stored.sop_class),
+                sop_instance: Some(stored.sop_instance),
+                reason: FailureReason::CannotUnderstand,
+                detail: "the study is stored with another Patient ID".into(),
+            }),
+            None,
+        ),
         Ok(PutOutcome::Conflict { .. }) => (
             InstanceOutcome::Failed(FailedInstance {
                 sop_class: Some(stored.sop_class),

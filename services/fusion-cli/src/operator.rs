@@ -105,7 +105,7 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         agent: Option<String>,
         /// Write here instead of standard output, readable by its owner
-        /// only when created (0600; an existing file is replaced).
+        /// only (0600; an existing file is replaced and made so).
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
@@ -129,8 +129,8 @@ pub(crate) enum ExportCommand {
 }
 
 /// Opens the export's file before anything is read or audited: owner-only
-/// (0600), not following a symbolic link at the final component, refusing
-/// an existing file unless `force`.
+/// (0600, also when an existing file is replaced), not following a symbolic
+/// link at the final component, refusing an existing file unless `force`.
 fn open_export(path: &std::path::Path, force: bool) -> anyhow::Result<Box<dyn Write>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(std::io::stdout()));
@@ -154,6 +154,13 @@ fn open_export(path: &std::path::Path, force: bool) -> anyhow::Result<Box<dyn Wr
             anyhow::anyhow!("cannot write {}: {e}", path.display())
         }
     })?;
+    // A replaced file keeps its old mode on open: made owner-only too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| anyhow::anyhow!("cannot make {} owner-only: {e}", path.display()))?;
+    }
     Ok(Box::new(std::io::BufWriter::new(file)))
 }
 

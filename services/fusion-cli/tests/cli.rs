@@ -474,6 +474,15 @@ async fn audit_verify_exits_1_and_names_the_first_broken_event() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "patient ids: owner only");
+        // Replacing a world-readable file leaves it owner-only too.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = with_db()
+            .args(["audit", "export", "--out", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "replaced: owner only");
     }
 }
 

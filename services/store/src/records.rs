@@ -82,6 +82,9 @@ pub enum PutOutcome {
     /// refused, nothing indexed (an integration client may add only to its
     /// own studies; issue #14, finding 7).
     ForeignStudy,
+    /// The instance names another Patient ID than its study was stored
+    /// with: refused, nothing indexed (a study is one patient's).
+    PatientMismatch,
 }
 
 /// An indexed instance.

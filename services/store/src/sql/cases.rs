@@ -201,7 +201,7 @@ pub(crate) fn link_audit(
 
 /// Says in a link's audit record which notes left the case because it
 /// became its study's patient's (nothing when none did).
-pub(crate) fn name_unlinked(record: &mut crate::AuditRecord, unlinked: &[Uuid]) {
+pub(crate) fn name_unlinked(record: &mut crate::AuditRecord, unlinked: &[(Uuid, String)]) {
     if unlinked.is_empty() {
         return;
     }
@@ -209,11 +209,17 @@ pub(crate) fn name_unlinked(record: &mut crate::AuditRecord, unlinked: &[Uuid]) 
         "the case became its study's patient's; {} note(s) naming another Patient ID left it",
         unlinked.len()
     ));
-    record.entities.extend(
-        unlinked
-            .iter()
-            .map(|n| crate::AuditEntity::new(crate::EntityKind::Note, n.to_string())),
-    );
+    for (note, patient) in unlinked {
+        record.entities.push(crate::AuditEntity::new(
+            crate::EntityKind::Note,
+            note.to_string(),
+        ));
+        // The other patient's record changed too: the event is found by
+        // either Patient ID.
+        if !record.patient_ids.contains(patient) {
+            record.patient_ids.push(patient.clone());
+        }
+    }
 }
 
 macro_rules! impl_cases {
@@ -233,22 +239,103 @@ macro_rules! impl_cases {
                 case_id: uuid::Uuid,
                 patient: &str,
                 now: chrono::DateTime<chrono::Utc>,
-            ) -> Result<Vec<uuid::Uuid>, StoreError> {
+            ) -> Result<Vec<(uuid::Uuid, String)>, StoreError> {
                 sqlx::query("UPDATE cases SET patient_id = $2, updated_at = $3 WHERE id = $1")
                     .bind(case_id)
                     .bind(patient)
                     .bind(now)
                     .execute(&mut **tx)
                     .await?;
-                Ok(sqlx::query_scalar(
-                    "DELETE FROM case_notes WHERE case_id = $1 AND note_id IN \
-                     (SELECT n.id FROM notes n WHERE n.patient_id IS NOT NULL \
-                     AND n.patient_id <> $2) RETURNING note_id",
+                let leaving: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+                    "SELECT n.id, n.patient_id FROM case_notes cn JOIN notes n ON n.id = cn.note_id \
+                     WHERE cn.case_id = $1 AND n.patient_id IS NOT NULL AND n.patient_id <> $2 \
+                     ORDER BY n.id",
                 )
                 .bind(case_id)
                 .bind(patient)
                 .fetch_all(&mut **tx)
-                .await?)
+                .await?;
+                for (note, _) in &leaving {
+                    sqlx::query("DELETE FROM case_notes WHERE case_id = $1 AND note_id = $2")
+                        .bind(case_id)
+                        .bind(*note)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(leaving)
+            }
+
+            /// Other cases naming `study` with another Patient ID than the
+            /// study was stored with (`patient`), each settled before the
+            /// study is linked, in a transaction of its own so that this
+            /// holds even when the study's own link is refused: a case of
+            /// another order (its accession number is not the study's) no
+            /// longer names the study, the note's claim being contradicted
+            /// by the PACS, and keeps its patient and notes; a case keyed by
+            /// the study alone becomes the study's patient's and the other
+            /// patient's notes leave it ([`Self::adopt_in`]). Returns the
+            /// cases that changed.
+            async fn settle_claims_on(
+                &self,
+                study: &str,
+                accession: Option<&str>,
+                patient: &str,
+                audit: &crate::AuditRecord,
+            ) -> Result<Vec<uuid::Uuid>, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($link_lock).execute(&mut *tx).await?;
+                let stored: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT patient_id FROM studies WHERE study_instance_uid = $1")
+                        .bind(study)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if stored.flatten().as_deref() != Some(patient) {
+                    return Ok(Vec::new());
+                }
+                let others: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+                    "SELECT id, accession_number FROM cases WHERE study_instance_uid = $1 \
+                     AND patient_id IS NOT NULL AND patient_id <> $2 \
+                     AND (accession_number IS NULL OR $3 IS NULL OR accession_number <> $3) \
+                     ORDER BY id",
+                )
+                .bind(study)
+                .bind(patient)
+                .bind(accession)
+                .fetch_all(&mut *tx)
+                .await?;
+                let now = crate::audit::audit_time(chrono::Utc::now());
+                let mut records = Vec::new();
+                for (other, other_accession) in &others {
+                    let mut record = $crate::sql::cases::link_audit(
+                        audit,
+                        *other,
+                        crate::LinkChange::Updated,
+                    );
+                    if other_accession.is_some() {
+                        sqlx::query(
+                            "UPDATE cases SET study_instance_uid = NULL, updated_at = $2 \
+                             WHERE id = $1",
+                        )
+                        .bind(*other)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        record.outcome_desc = Some(
+                            "the study is another patient's: the case, of another order, \
+                             no longer names it"
+                                .to_owned(),
+                        );
+                    } else {
+                        let unlinked = Self::adopt_in(&mut tx, *other, patient, now).await?;
+                        $crate::sql::cases::name_unlinked(&mut record, &unlinked);
+                    }
+                    records.push(record);
+                }
+                for record in &records {
+                    Self::append_audit_in(&mut tx, record).await?;
+                }
+                tx.commit().await?;
+                Ok(others.into_iter().map(|(id, _)| id).collect())
             }
 
             /// Refuses to link `note_ids` to case `case_id` when any names
@@ -295,6 +382,24 @@ macro_rules! impl_cases {
                         _ => {}
                     }
                 }
+                // Nor is a note linked to a case naming a study that another
+                // case names for another patient (two notes of two patients
+                // naming one study before it arrives: re-attack, both were
+                // linked); the study, once stored, settles such claims.
+                if let (Some(study), Some(patient)) = (&case_study, &reference) {
+                    let other: Option<uuid::Uuid> = sqlx::query_scalar(
+                        "SELECT id FROM cases WHERE study_instance_uid = $1 AND id <> $2 \
+                         AND patient_id IS NOT NULL AND patient_id <> $3 LIMIT 1",
+                    )
+                    .bind(study)
+                    .bind(case_id)
+                    .bind(patient)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(other) = other {
+                        return Err(StoreError::PatientMismatch { case_id: other });
+                    }
+                }
                 Ok(())
             }
 
@@ -319,7 +424,7 @@ macro_rules! impl_cases {
                 let study = key.study_instance_uid.as_ref().map(|s| s.as_str());
                 let patient = key.patient_id.as_ref().map(|p| p.as_str());
                 let mut found: Option<$crate::sql::cases::LinkRow> = None;
-                let mut unlinked: Vec<uuid::Uuid> = Vec::new();
+                let mut unlinked: Vec<(uuid::Uuid, String)> = Vec::new();
                 if let Some(accession) = accession {
                     found = sqlx::query_as(
                         "SELECT id, patient_id, accession_number, study_instance_uid FROM cases \
@@ -490,50 +595,17 @@ macro_rules! impl_cases {
                     study_instance_uid: Some(study.clone()),
                     patient_id: patient.cloned(),
                 };
-                let mut tx = self.pool.begin_with($begin).await?;
-                // Other cases naming this study (opened by a note that named
-                // it with another order's accession number, of another
-                // patient) become the study's patient's too, before any
-                // event is appended (locks: link, cases, then the audit
-                // chain).
-                let mut adopted = Vec::new();
-                if let Some(patient) = patient.map(|p| p.as_str()) {
-                    sqlx::query($link_lock).execute(&mut *tx).await?;
-                    let stored: Option<Option<String>> = sqlx::query_scalar(
-                        "SELECT patient_id FROM studies WHERE study_instance_uid = $1",
-                    )
-                    .bind(study.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if stored.flatten().as_deref() == Some(patient) {
-                        let others: Vec<uuid::Uuid> = sqlx::query_scalar(
-                            "SELECT id FROM cases WHERE study_instance_uid = $1 \
-                             AND patient_id IS NOT NULL AND patient_id <> $2 \
-                             AND (accession_number IS NULL OR $3 IS NULL OR accession_number <> $3) \
-                             ORDER BY id",
-                        )
-                        .bind(study.as_str())
-                        .bind(patient)
-                        .bind(accession.map(|a| a.as_str()))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                        let now = crate::audit::audit_time(chrono::Utc::now());
-                        for other in others {
-                            let unlinked = Self::adopt_in(&mut tx, other, patient, now).await?;
-                            adopted.push((other, unlinked));
-                        }
-                    }
-                }
-                let link = Self::link_in(&mut tx, &key, &[], audit, None).await?;
-                for (other, unlinked) in &adopted {
-                    let mut record = $crate::sql::cases::link_audit(
+                if let Some(patient) = patient {
+                    self.settle_claims_on(
+                        study.as_str(),
+                        accession.map(|a| a.as_str()),
+                        patient.as_str(),
                         audit,
-                        *other,
-                        crate::LinkChange::Updated,
-                    );
-                    $crate::sql::cases::name_unlinked(&mut record, unlinked);
-                    Self::append_audit_in(&mut tx, &record).await?;
+                    )
+                    .await?;
                 }
+                let mut tx = self.pool.begin_with($begin).await?;
+                let link = Self::link_in(&mut tx, &key, &[], audit, None).await?;
                 tx.commit().await?;
                 Ok(link)
             }

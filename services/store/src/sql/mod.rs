@@ -13,6 +13,7 @@ pub use connect::connect;
 mod identity;
 #[macro_use]
 mod imaging;
+mod imaging_query;
 #[macro_use]
 mod jobs;
 #[macro_use]
