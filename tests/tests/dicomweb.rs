@@ -990,8 +990,36 @@ async fn an_integration_client_reads_nothing_of_another_senders_study() {
         .unwrap();
     assert_eq!(res.status(), 200);
 
-    // A study that already holds two senders' instances (stored before
-    // this check): each sees its own instances, patient and counts only.
+    // Nor may A itself add an instance of another patient to its study: a
+    // study is one patient's (C000, "the study is stored with another
+    // Patient ID").
+    let (status, body) = a
+        .stow(
+            &app,
+            "/dicom-web/studies",
+            &[("application/dicom", &injected)],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(failure_reasons(&body), [0xC000]);
+
+    // A study that already holds two senders' instances of two patients
+    // (stored before these checks, simulated by lifting the study's Patient
+    // ID for the store): each sees its own instances, patient and counts
+    // only.
+    let set_study_patient = |patient: Option<String>| {
+        let study = study.clone();
+        let app = &app;
+        async move {
+            sqlx::query("UPDATE studies SET patient_id = $2 WHERE study_instance_uid = $1")
+                .bind(study)
+                .bind(patient)
+                .execute(&mut app.pg().admin_of_app().await)
+                .await
+                .unwrap();
+        }
+    };
+    set_study_patient(None).await;
     let (status, _) = a
         .stow(
             &app,
@@ -1000,6 +1028,7 @@ async fn an_integration_client_reads_nothing_of_another_senders_study() {
         )
         .await;
     assert_eq!(status, 200);
+    set_study_patient(ct_attrs.patient_id.clone().map(|p| p.to_string())).await;
     sqlx::query("UPDATE instances SET submitted_by = $1 WHERE sop_instance_uid = $2")
         .bind(&b.auth.0)
         .bind(injected_uid)
