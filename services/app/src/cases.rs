@@ -192,10 +192,22 @@ pub async fn store_note(
         patient_id: note.patient_id.clone(),
     };
     let analysed = note.status == NoteStatus::Analysed;
-    let (link, queued) = state
-        .repository
-        .put_note_linked(note, audit, &key, &template, analysed)
-        .await?;
+    let mut attempt = 1;
+    let (link, queued) = loop {
+        match state
+            .repository
+            .put_note_linked(note, audit, &key, &template, analysed)
+            .await
+        {
+            // Aborted as the loser of a deadlock: nothing was kept, so the
+            // same transaction runs again.
+            Err(e) if e.is_transient() && attempt < fusion_store::TRANSIENT_ATTEMPTS => {
+                tracing::warn!(note = %note.id, error = %e, attempt, "note transaction lost a race; running it again");
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
     match queued {
         Some(q) => {
             state.jobs.notify_one();

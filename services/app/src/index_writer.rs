@@ -74,7 +74,7 @@ async fn run(repository: Arc<dyn Repository>, mut rx: mpsc::Receiver<Job>) {
         let jobs = std::mem::take(&mut batch);
         if jobs.len() == 1 {
             for job in jobs {
-                let outcome = repository.put_instance(&job.new, &job.audit).await;
+                let outcome = put_one(repository.as_ref(), &job).await;
                 let _ = job.reply.send(outcome);
             }
             continue;
@@ -93,10 +93,27 @@ async fn run(repository: Arc<dyn Repository>, mut rx: mpsc::Receiver<Job>) {
                     tracing::warn!(error = %e, instances = jobs.len(), "index batch failed; retrying one by one");
                 }
                 for job in jobs {
-                    let outcome = repository.put_instance(&job.new, &job.audit).await;
+                    let outcome = put_one(repository.as_ref(), &job).await;
                     let _ = job.reply.send(outcome);
                 }
             }
+        }
+    }
+}
+
+/// One instance's transaction, run again when the database aborted it as
+/// the loser of a deadlock ([`StoreError::is_transient`]): a STOW-RS request
+/// racing notes and predictions of its case answered A700 for an instance
+/// it could have stored.
+async fn put_one(repository: &dyn Repository, job: &Job) -> Result<PutOutcome, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match repository.put_instance(&job.new, &job.audit).await {
+            Err(e) if e.is_transient() && attempt < fusion_store::TRANSIENT_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "index transaction lost a race; running it again");
+                attempt += 1;
+            }
+            outcome => return outcome,
         }
     }
 }

@@ -289,6 +289,13 @@ pub async fn process_job(
     .await
     .map_err(|e| WorkerError::Task(e.to_string()))?;
     let (output, features) = output;
+    // A job that outlived the stale limit was requeued and may have been
+    // claimed again by another worker meanwhile: its result is that
+    // worker's to store (attack: one job stored two versions, 9 min apart).
+    if !still_ours(state, job).await? {
+        tracing::warn!(job = %job.id, "the job was claimed again while it ran; its result is dropped");
+        return Ok(JobOutcome::Lost);
+    }
     let patient_ids: Vec<String> = case
         .patient_id
         .iter()
@@ -373,6 +380,16 @@ pub async fn process_job(
         version: stored.version,
         abstain: stored.prediction.abstain,
     })
+}
+
+/// Whether `job` is still running under this claim: the same worker and
+/// the same attempt as when it was claimed.
+async fn still_ours(state: &State, job: &JobRecord) -> Result<bool, WorkerError> {
+    Ok(state.repository.job(job.id).await?.is_some_and(|now| {
+        now.state == fusion_store::JobState::Running
+            && now.attempts == job.attempts
+            && now.claimed_by == job.claimed_by
+    }))
 }
 
 /// The study's instances (decoded ones first, at most [`MAX_IMAGES`]) as

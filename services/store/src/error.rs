@@ -43,6 +43,27 @@ pub enum StoreError {
     },
 }
 
+/// Attempts a transaction is given when the database aborts it as the
+/// loser of a deadlock or a serialisation conflict ([`StoreError::is_transient`]).
+pub const TRANSIENT_ATTEMPTS: u32 = 3;
+
+impl StoreError {
+    /// Whether the database aborted the transaction only because another
+    /// one raced it: PostgreSQL's `40P01` (deadlock detected) and `40001`
+    /// (serialization failure), SQLSTATE class 40 "Transaction Rollback"
+    /// (PostgreSQL manual, Appendix A). Nothing of it was kept, so the same
+    /// transaction may be run again.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Reads a stored JSON column into its typed shape. A malformed value is
 /// [`StoreError::Corrupt`] naming the column and the path of the bad field
 /// (e.g. `predictions.fused: a malformed value at no_finding.probability`),

@@ -29,7 +29,7 @@ pub use cases::{
     NewPrediction, NewReview, PredictionBrief, PredictionRecord, PredictionStatus, ReviewRecord,
     UnreadableVersion,
 };
-pub use error::StoreError;
+pub use error::{StoreError, TRANSIENT_ATTEMPTS};
 pub use identity::{ApiKeyRecord, LoginGate, NewUser, SessionRecord, UserChange, UserRecord};
 pub use monitoring::{InputFeatures, ModelInputRecord, NewModelInput, PoolUse, QueueDepth};
 pub use notes::{NewNote, NoteFilter, NoteRecord, NoteStatus, NoteSummary, NoteTypeCode};
