@@ -223,6 +223,13 @@ async fn story(repo: Arc<dyn Repository>, blobs: BlobStore) {
             .unwrap()
             .is_none()
     );
+    // Nor one naming no Patient ID at all.
+    let mut no_patient = instance("1.2.3", "1.2.3.9", "1.2.3.9.3", "CT", &loose);
+    no_patient.instance.patient_id = None;
+    assert_eq!(
+        repo.put_instance(&no_patient, &stow_audit()).await.unwrap(),
+        PutOutcome::PatientMismatch
+    );
     // The study was stored without a case: the start-up sweep finds it.
     let orphans = repo.studies_without_case(chrono::Utc::now()).await.unwrap();
     assert_eq!(orphans.len(), 1);

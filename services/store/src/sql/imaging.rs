@@ -238,14 +238,19 @@ macro_rules! impl_imaging {
                 // Patient ID than the study was stored with is refused
                 // (re-attack: it joined the study, showed in that patient's
                 // case and was used for the prediction).
-                if let Some(patient) = new.instance.patient_id.as_ref().map(|p| p.as_str()) {
+                // An instance naming no Patient ID does not join a study
+                // stored with one either (final re-attack: it was used for
+                // that patient's prediction, and our SR took its name); the
+                // service's own SRs are exempt.
+                if new.submitted_by.as_deref() != Some(crate::SR_SUBMITTER) {
+                    let named = new.instance.patient_id.as_ref().map(|p| p.as_str());
                     let stored: Option<Option<String>> = sqlx::query_scalar(
                         "SELECT patient_id FROM studies WHERE study_instance_uid = $1",
                     )
                     .bind(new.instance.study_instance_uid.as_str())
                     .fetch_optional(&mut **tx)
                     .await?;
-                    if stored.flatten().is_some_and(|s| s != patient) {
+                    if stored.flatten().is_some_and(|s| Some(s.as_str()) != named) {
                         sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
                             .execute(&mut **tx)
                             .await?;
