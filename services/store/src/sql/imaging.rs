@@ -153,6 +153,26 @@ macro_rules! impl_imaging {
         ilike = $ilike:literal $(,)?
     ) => {
         impl $name {
+            /// Undoes a refused instance's rows back to its savepoint and
+            /// records the refusal (a minor failure saying `why`).
+            async fn refuse_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                audit: &crate::AuditRecord,
+                why: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT put_instance")
+                    .execute(&mut **tx)
+                    .await?;
+                let mut audit = audit.clone();
+                audit.outcome = crate::AuditOutcome::MinorFailure;
+                audit.outcome_desc = Some(why.to_owned());
+                Self::append_audit_in(tx, &audit).await?;
+                Ok(())
+            }
+
             /// One instance's index rows, conflict record and audit event,
             /// inside `tx` (see [`crate::ImagingRepository::put_instance`]).
             async fn put_instance_in(
@@ -220,17 +240,8 @@ macro_rules! impl_imaging {
                     .fetch_optional(&mut **tx)
                     .await?;
                     if foreign.is_some() {
-                        sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
-                            .execute(&mut **tx)
-                            .await?;
-                        sqlx::query("RELEASE SAVEPOINT put_instance")
-                            .execute(&mut **tx)
-                            .await?;
-                        let mut audit = audit.clone();
-                        audit.outcome = crate::AuditOutcome::MinorFailure;
-                        audit.outcome_desc =
-                            Some("the study holds another sender's instances; refused".to_owned());
-                        Self::append_audit_in(tx, &audit).await?;
+                        let why = "the study holds another sender's instances; refused";
+                        Self::refuse_in(tx, audit, why).await?;
                         return Ok(crate::PutOutcome::ForeignStudy);
                     }
                 }
@@ -251,18 +262,8 @@ macro_rules! impl_imaging {
                     .fetch_optional(&mut **tx)
                     .await?;
                     if stored.flatten().is_some_and(|s| Some(s.as_str()) != named) {
-                        sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
-                            .execute(&mut **tx)
-                            .await?;
-                        sqlx::query("RELEASE SAVEPOINT put_instance")
-                            .execute(&mut **tx)
-                            .await?;
-                        let mut audit = audit.clone();
-                        audit.outcome = crate::AuditOutcome::MinorFailure;
-                        audit.outcome_desc = Some(
-                            "the study is stored with another Patient ID; refused".to_owned(),
-                        );
-                        Self::append_audit_in(tx, &audit).await?;
+                        let why = "the study is stored with another Patient ID; refused";
+                        Self::refuse_in(tx, audit, why).await?;
                         return Ok(crate::PutOutcome::PatientMismatch);
                     }
                 }
