@@ -37,19 +37,6 @@ pub trait CaseRepository: Send + Sync {
         audit: &AuditRecord,
     ) -> Result<CaseLink, StoreError>;
 
-    /// Links a stored note to the case `key` names, creating the case when
-    /// there is none. `key` needs an accession number or a study.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Query`] (also when the note does not exist).
-    async fn link_note(
-        &self,
-        note_id: Uuid,
-        key: &CaseKey,
-        audit: &AuditRecord,
-    ) -> Result<CaseLink, StoreError>;
-
     /// Stores a note and links it to the case `key` names (created when
     /// missing), in one transaction with `note_audit` and the link's event;
     /// when `enqueue`, a prediction of that case is queued in it too. A

@@ -610,19 +610,6 @@ macro_rules! impl_cases {
                 Ok(link)
             }
 
-            #[tracing::instrument(skip_all, fields(note = %note_id))]
-            async fn link_note(
-                &self,
-                note_id: uuid::Uuid,
-                key: &crate::CaseKey,
-                audit: &crate::AuditRecord,
-            ) -> Result<crate::CaseLink, StoreError> {
-                let mut tx = self.pool.begin_with($begin).await?;
-                let link = Self::link_in(&mut tx, key, &[note_id], audit, None).await?;
-                tx.commit().await?;
-                Ok(link)
-            }
-
             #[tracing::instrument(skip_all, fields(note = %note.id))]
             async fn put_note_linked(
                 &self,
