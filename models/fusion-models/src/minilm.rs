@@ -13,6 +13,13 @@
 //! * **Packed tokens.** The sequences of a pass are concatenated into one
 //!   `[T, 384]` matrix (T = the sum of their lengths); every linear layer
 //!   runs on it, so no padding row is ever multiplied.
+//! * **Runs side by side.** [`MiniLm::forward`] cuts a pass into
+//!   [`PARTS_PER_THREAD`] runs of consecutive sequences per Rayon thread,
+//!   of about equal tokens ([`token_parts`]), and each run goes through all
+//!   six layers on its own: the threads work on separate rows instead of
+//!   meeting at the end of every product and kernel (some 50 meeting points
+//!   a pass): 1.06–1.27× one run for the whole pass on 2 threads
+//!   (`examples/bench_text_parts.rs`), hidden states bitwise equal.
 //! * **Attention in sub-batches.** Only attention needs a rectangular
 //!   layout: consecutive sequences (callers sort them by length) are grouped
 //!   into sub-batches padded to their own longest member
@@ -33,11 +40,11 @@
 //!   uses its AVX-512 kernels where the CPU has them (AVX2 + FMA otherwise).
 //!   This speeds `BertModel` up as well.
 //!
-//! Where the time goes (perf, 1,000 sentences at batch 32, 2 threads, this
-//! machine): about 60 % in gemm's micro-kernel, 6 % zeroing the products'
-//! output buffers (inside candle), 13 % in the fused kernels above (memory
-//! bound: their loads dominate), the rest in attention's small products,
-//! copies and tokenisation.
+//! Where the time goes (perf, 1,000 sentences at batch 32, 2 threads, an
+//! AVX2 machine): 77 % in gemm's micro-kernel, 4.6 % in gemm packing its
+//! operands, 3.9 % zeroing the products' output buffers (inside candle), 7 %
+//! in the fused kernels above (memory bound: their loads dominate), the rest
+//! in splitting and merging heads, copies and tokenisation.
 //!
 //! Weights are the checkpoint's (`model.safetensors`, no `bert.` prefix);
 //! the `vb.pp` names below are its keys. Linear weights are stored
@@ -46,6 +53,8 @@
 //! CPU only: the custom ops have no GPU kernels, and [`MiniLm::load`]
 //! refuses another device (the text encoder runs `BertModel` there).
 mod ops;
+
+use std::ops::Range;
 
 use candle_core::{DType, Device, IndexOp, Tensor, bail};
 use candle_nn::VarBuilder;
@@ -354,10 +363,41 @@ impl MiniLm {
     /// A candle error for an empty sequence, one longer than
     /// `max_position_embeddings`, or an id outside the vocabulary.
     pub fn forward(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
+        self.forward_in_parts(seqs, PARTS_PER_THREAD * rayon::current_num_threads())
+    }
+
+    /// As [`MiniLm::forward`], with the sequences cut into at most `parts`
+    /// runs of consecutive sequences of about equal tokens
+    /// ([`token_parts`]) that go through the encoder side by side on the
+    /// Rayon pool, each with its own products and attention; the runs'
+    /// states are concatenated in input order. Every sequence's states are
+    /// the same whatever `parts` is, up to the products' rounding (a row of
+    /// a product depends on its own row only; bitwise equal on the shipped
+    /// benchmark sentences). `parts` 0 counts as 1.
+    ///
+    /// # Errors
+    /// As [`MiniLm::forward`].
+    pub fn forward_in_parts(&self, seqs: &[&[u32]], parts: usize) -> candle_core::Result<Tensor> {
+        self.check(seqs)?;
         let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-        if let Some(&len) = lens
+        let runs = token_parts(&lens, parts);
+        if runs.len() <= 1 {
+            return self.forward_packed(seqs);
+        }
+        let states = runs
+            .par_iter()
+            .map(|run| self.forward_packed(&seqs[run.clone()]))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&states, 0)
+    }
+
+    /// Refuses an empty sequence, one over `max_position_embeddings`, or an
+    /// id outside the vocabulary.
+    fn check(&self, seqs: &[&[u32]]) -> candle_core::Result<()> {
+        if let Some(len) = seqs
             .iter()
-            .find(|&&n| n == 0 || n > self.config.max_position_embeddings)
+            .map(|s| s.len())
+            .find(|&n| n == 0 || n > self.config.max_position_embeddings)
         {
             bail!(
                 "sequence of {len} tokens: must be 1 to {}",
@@ -374,6 +414,13 @@ impl MiniLm {
                 self.config.vocab_size
             );
         }
+        Ok(())
+    }
+
+    /// One run of checked sequences through the encoder, every product on
+    /// the run's packed `[Σ lens, H]` rows.
+    fn forward_packed(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
         let ids: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
         // Positions restart at 0 for every sequence; each is < 512 (checked).
         #[allow(clippy::cast_possible_truncation)]
@@ -398,4 +445,77 @@ fn transposed(w: &Tensor) -> candle_core::Result<Tensor> {
 /// A `[n]` f32 tensor `name` under `vb` as a vector.
 fn vector(vb: &VarBuilder, name: &str, n: usize) -> candle_core::Result<Vec<f32>> {
     vb.get(n, name)?.to_dtype(DType::F32)?.to_vec1::<f32>()
+}
+
+/// Runs per Rayon thread that [`MiniLm::forward`] cuts a pass into: two,
+/// so a thread that finishes its first run early takes another rather than
+/// waiting (measured on 2 threads: 1 run per thread 0.87–1.03× of 2, 4 runs
+/// per thread 0.89–1.02×, most rounds slower; see `models/README.md`).
+pub const PARTS_PER_THREAD: usize = 2;
+
+/// Cuts sequences of lengths `lens` into at most `parts` runs of
+/// consecutive sequences, each run's tokens about `Σ lens / parts` (a run
+/// ends at the first sequence that reaches its share), none empty; no
+/// more runs than sequences. Empty `lens` gives no run.
+#[must_use]
+pub fn token_parts(lens: &[usize], parts: usize) -> Vec<Range<usize>> {
+    let total: usize = lens.iter().sum();
+    let parts = parts.clamp(1, lens.len().max(1));
+    let mut runs = Vec::with_capacity(parts);
+    let (mut start, mut tokens) = (0, 0);
+    for (i, &n) in lens.iter().enumerate() {
+        tokens += n;
+        let k = runs.len() + 1;
+        if k < parts && tokens * parts >= total * k {
+            runs.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < lens.len() {
+        runs.push(start..lens.len());
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs cover every sequence once, in order, none empty, at most
+    /// `parts` and at most one per sequence.
+    fn assert_runs_cover(lens: &[usize], parts: usize, runs: &[Range<usize>]) {
+        assert!(runs.len() <= parts.max(1) && runs.len() <= lens.len());
+        let mut next = 0;
+        for run in runs {
+            assert_eq!(run.start, next, "{runs:?}");
+            assert!(run.end > run.start, "{runs:?}");
+            next = run.end;
+        }
+        assert_eq!(next, lens.len());
+    }
+
+    #[test]
+    fn token_parts_cut_equal_tokens_in_order() {
+        // 8 sequences of 10 tokens into 4 runs: 20 tokens each.
+        let lens = [10; 8];
+        assert_eq!(token_parts(&lens, 4), vec![0..2, 2..4, 4..6, 6..8]);
+        // Sorted lengths 1..=8 (36 tokens) into 2: the first run ends at the
+        // first sequence reaching 18 tokens (1+…+6 = 21).
+        let lens: Vec<usize> = (1..=8).collect();
+        assert_eq!(token_parts(&lens, 2), vec![0..6, 6..8]);
+        // One long sequence takes a run of its own.
+        assert_eq!(token_parts(&[200, 5, 5, 5], 2), vec![0..1, 1..4]);
+        for (lens, parts) in [
+            (vec![7_usize, 9, 30, 31, 60, 200], 4),
+            (vec![3, 3], 8),
+            (vec![50], 4),
+            (vec![5; 33], 4),
+        ] {
+            assert_runs_cover(&lens, parts, &token_parts(&lens, parts));
+        }
+        // Fewer sequences than parts: a run each; 0 parts is one run.
+        assert_eq!(token_parts(&[3, 3], 8), vec![0..1, 1..2]);
+        assert_eq!(token_parts(&[3, 4, 5], 0), vec![0..3]);
+        assert!(token_parts(&[], 4).is_empty());
+    }
 }

@@ -400,9 +400,9 @@ impl TextEncoder {
     /// sequence, in order; sequences sorted by length run fastest.
     fn encode_sequences(&self, seqs: &[&[u32]]) -> Result<Vec<Embedding>, TextEncoderError> {
         match &self.model {
-            // One pass of up to BATCH_SIZE sequences at a time; each pass
-            // spreads its products, attention groups and element-wise
-            // kernels over the Rayon pool itself.
+            // One pass of up to BATCH_SIZE sequences at a time; the pass
+            // cuts itself into runs that go through the layers side by
+            // side on the Rayon pool (MiniLm::forward).
             Model::MiniLm(model) => {
                 let mut out = Vec::with_capacity(seqs.len());
                 for pass in seqs.chunks(BATCH_SIZE) {

@@ -7,7 +7,9 @@
 mod common;
 
 use candle_core::Device;
+use candle_nn::VarBuilder;
 use fusion_models::ModelPackage;
+use fusion_models::minilm::{Config, MiniLm};
 use fusion_models::text_encoder::{EMBEDDING_DIM, ForwardPass, TextEncoder, cosine};
 use serde::Deserialize;
 
@@ -263,6 +265,75 @@ fn minilm_pass_matches_bert_model() {
         texts.len(),
         1.0 - worst
     );
+}
+
+/// A pass cut into runs side by side (`MiniLm::forward`) gives every
+/// sequence the hidden states it gets in one run, whatever the number of
+/// runs: each run is its own packed batch and a product's row depends on
+/// its own row only.
+#[test]
+fn runs_side_by_side_give_the_states_of_one_run() {
+    let pkg = ModelPackage::load(common::fetched_package("minilm-l6-v2")).unwrap();
+    let config: Config =
+        serde_json::from_slice(&pkg.read_verified("config.json").unwrap()).unwrap();
+    let vb = VarBuilder::from_buffered_safetensors(
+        pkg.read_weights().unwrap(),
+        candle_core::DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let model = MiniLm::load(&vb, &config).unwrap();
+    let enc = encoder();
+    let bench =
+        std::fs::read_to_string(common::repo_root().join("models/bench/sentences.txt")).unwrap();
+    let mut seqs: Vec<Vec<u32>> = bench
+        .lines()
+        .step_by(31)
+        .flat_map(|line| enc.sequences(line).unwrap())
+        .collect();
+    seqs.push(vec![101, 102]);
+    seqs.sort_by_key(Vec::len);
+    let seqs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    assert!(seqs.len() > 30);
+    let states = |parts: usize| {
+        model
+            .forward_in_parts(&seqs, parts)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let one = states(1);
+    let tokens: usize = seqs.iter().map(|s| s.len()).sum();
+    assert_eq!(one.len(), tokens * EMBEDDING_DIM);
+    let default = model
+        .forward(&seqs)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (parts, cut) in [
+        ("2 runs", states(2)),
+        ("5 runs", states(5)),
+        ("a run per sequence", states(64)),
+        ("forward's default", default),
+    ] {
+        assert_eq!(cut.len(), one.len());
+        let worst = one
+            .iter()
+            .zip(&cut)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, f32::max);
+        eprintln!("{parts}: max |difference| {worst:e}");
+        assert!(worst <= 1e-6, "{parts}: differs by {worst}");
+    }
+    // Bad input is refused before any run starts.
+    let long = vec![101_u32; config.max_position_embeddings + 1];
+    assert!(model.forward_in_parts(&[&[101, 102], &long], 2).is_err());
+    assert!(model.forward_in_parts(&[&[101, 102], &[]], 2).is_err());
+    assert!(model.forward_in_parts(&[&[101, 999_999, 102]], 2).is_err());
 }
 
 fn reference_fixture_texts() -> Vec<String> {
