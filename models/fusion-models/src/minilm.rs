@@ -16,10 +16,12 @@
 //! * **Runs side by side.** [`MiniLm::forward`] cuts a pass into
 //!   [`PARTS_PER_THREAD`] runs of consecutive sequences per Rayon thread,
 //!   of about equal tokens ([`token_parts`]), and each run goes through all
-//!   six layers on its own: the threads work on separate rows instead of
-//!   meeting at the end of every product and kernel (some 50 meeting points
-//!   a pass): 1.06–1.27× one run for the whole pass on 2 threads
-//!   (`examples/bench_text_parts.rs`), hidden states bitwise equal.
+//!   six layers on its own, side by side on the pool. A run's products and
+//!   kernels still split their work over the pool, but a thread that would
+//!   wait at the end of one of them (some 50 such joins a pass) takes work
+//!   of another run instead: 1.06–1.27× one run for the whole pass on 2
+//!   threads (`examples/bench_text_parts.rs`), hidden states bitwise
+//!   equal.
 //! * **Attention in sub-batches.** Only attention needs a rectangular
 //!   layout: consecutive sequences (callers sort them by length) are grouped
 //!   into sub-batches padded to their own longest member
@@ -352,16 +354,17 @@ impl MiniLm {
         &self.config
     }
 
-    /// Runs the encoder on token sequences (each `[CLS] … [SEP]`, ids below
-    /// `vocab_size`, at most `max_position_embeddings` long; sort them by
+    /// Runs the encoder on token sequences (each `[CLS] … [SEP]`, so at
+    /// least 2 tokens, ids below `vocab_size`, at most
+    /// `max_position_embeddings` long; sort them by
     /// length for the least attention padding) and returns the last hidden
     /// states packed: `[T, H]` with T = Σ lengths, sequence after sequence in
     /// input order. Every token attends to the tokens of its own sequence
     /// only, as BERT with an attention mask does.
     ///
     /// # Errors
-    /// A candle error for an empty sequence, one longer than
-    /// `max_position_embeddings`, or an id outside the vocabulary.
+    /// A candle error for a sequence of fewer than 2 tokens, one longer
+    /// than `max_position_embeddings`, or an id outside the vocabulary.
     pub fn forward(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
         self.forward_in_parts(seqs, PARTS_PER_THREAD * rayon::current_num_threads())
     }
@@ -371,9 +374,12 @@ impl MiniLm {
     /// ([`token_parts`]) that go through the encoder side by side on the
     /// Rayon pool, each with its own products and attention; the runs'
     /// states are concatenated in input order. Every sequence's states are
-    /// the same whatever `parts` is, up to the products' rounding (a row of
-    /// a product depends on its own row only; bitwise equal on the shipped
-    /// benchmark sentences). `parts` 0 counts as 1.
+    /// bitwise the same whatever `parts` is: a row of a product depends on
+    /// its own row only, gemm blocks the inner dimension by its length and
+    /// the caches, never by the rows, and attention's padding adds exact
+    /// zeros. (A run of a single row would take gemm's matrix-vector path,
+    /// which sums in another order; sequences of at least 2 tokens rule it
+    /// out.) `parts` 0 counts as 1.
     ///
     /// # Errors
     /// As [`MiniLm::forward`].
@@ -391,16 +397,16 @@ impl MiniLm {
         Tensor::cat(&states, 0)
     }
 
-    /// Refuses an empty sequence, one over `max_position_embeddings`, or an
-    /// id outside the vocabulary.
+    /// Refuses a sequence of fewer than [`MIN_SEQUENCE_TOKENS`], one over
+    /// `max_position_embeddings`, or an id outside the vocabulary.
     fn check(&self, seqs: &[&[u32]]) -> candle_core::Result<()> {
         if let Some(len) = seqs
             .iter()
             .map(|s| s.len())
-            .find(|&n| n == 0 || n > self.config.max_position_embeddings)
+            .find(|&n| n < MIN_SEQUENCE_TOKENS || n > self.config.max_position_embeddings)
         {
             bail!(
-                "sequence of {len} tokens: must be 1 to {}",
+                "sequence of {len} tokens: must be {MIN_SEQUENCE_TOKENS} ([CLS] [SEP]) to {}",
                 self.config.max_position_embeddings
             );
         }
@@ -447,6 +453,9 @@ fn vector(vb: &VarBuilder, name: &str, n: usize) -> candle_core::Result<Vec<f32>
     vb.get(n, name)?.to_dtype(DType::F32)?.to_vec1::<f32>()
 }
 
+/// The shortest sequence the pass takes: `[CLS] [SEP]`.
+pub const MIN_SEQUENCE_TOKENS: usize = 2;
+
 /// Runs per Rayon thread that [`MiniLm::forward`] cuts a pass into: two,
 /// so a thread that finishes its first run early takes another rather than
 /// waiting (measured on 2 threads: 1 run per thread 0.87–1.03× of 2, 4 runs
@@ -454,9 +463,11 @@ fn vector(vb: &VarBuilder, name: &str, n: usize) -> candle_core::Result<Vec<f32>
 pub const PARTS_PER_THREAD: usize = 2;
 
 /// Cuts sequences of lengths `lens` into at most `parts` runs of
-/// consecutive sequences, each run's tokens about `Σ lens / parts` (a run
-/// ends at the first sequence that reaches its share), none empty; no
-/// more runs than sequences. Empty `lens` gives no run.
+/// consecutive sequences: run k ends at the first sequence whose running
+/// token count reaches k·Σ lens / parts, so runs are of about equal tokens
+/// when no sequence is long against the share, and a long one makes its
+/// run larger and the runs fewer (`[1, 1, 1, 100]` in 2 is one run). None
+/// is empty; no more runs than sequences. Empty `lens` gives no run.
 #[must_use]
 pub fn token_parts(lens: &[usize], parts: usize) -> Vec<Range<usize>> {
     let total: usize = lens.iter().sum();
