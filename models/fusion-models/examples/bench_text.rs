@@ -32,6 +32,8 @@
 //! cross-check against PyTorch.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -172,9 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("round {round}: {secs:.3} s, {rate:.1} sentences/s");
         rates.push(rate);
     }
-    let mut sorted = rates.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
+    let median = common::median(rates.clone());
     println!(
         "candle: {median:.1} sentences/s (median of {} rounds, batch {}, {threads} threads)",
         args.rounds, args.batch

@@ -16,8 +16,11 @@
 //! not equal the ratio of the median rates).
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::time::Instant;
 
+use common::median;
 use fusion_models::ModelPackage;
 use fusion_models::package::default_packages_dir;
 use fusion_models::text_encoder::{ForwardPass, TextEncoder};
@@ -33,18 +36,6 @@ fn rate(encoder: &TextEncoder, batches: &[Vec<&str>]) -> Result<f64, Box<dyn std
     }
     #[allow(clippy::cast_precision_loss)]
     Ok(n as f64 / t.elapsed().as_secs_f64())
-}
-
-/// The median; of an even count, the mean of the two middle values (as
-/// Python's `statistics.median`).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n.is_multiple_of(2) {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    } else {
-        v[n / 2]
-    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -21,10 +21,13 @@
 //! rates).
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::time::Instant;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use common::median;
 use fusion_models::ModelPackage;
 use fusion_models::minilm::{Config, MiniLm, PARTS_PER_THREAD};
 use fusion_models::package::default_packages_dir;
@@ -53,18 +56,6 @@ fn number(name: &str, value: Option<String>) -> Result<usize, String> {
     value
         .parse()
         .map_err(|e| format!("{name} {value:?}: {e} (a whole number)"))
-}
-
-/// The median; of an even count, the mean of the two middle values (as
-/// Python's `statistics.median`).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n.is_multiple_of(2) {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    } else {
-        v[n / 2]
-    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
