@@ -153,12 +153,10 @@ macro_rules! impl_imaging {
         ilike = $ilike:literal $(,)?
     ) => {
         impl $name {
-            /// Undoes a refused instance's rows back to its savepoint and
-            /// records the refusal (a minor failure saying `why`).
-            async fn refuse_in(
+            /// Undoes every row written since the `put_instance` savepoint
+            /// (a refused or duplicate instance's) and releases it.
+            async fn undo_instance_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                audit: &crate::AuditRecord,
-                why: &str,
             ) -> Result<(), StoreError> {
                 sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
                     .execute(&mut **tx)
@@ -166,6 +164,17 @@ macro_rules! impl_imaging {
                 sqlx::query("RELEASE SAVEPOINT put_instance")
                     .execute(&mut **tx)
                     .await?;
+                Ok(())
+            }
+
+            /// Undoes a refused instance's rows back to its savepoint and
+            /// records the refusal (a minor failure saying `why`).
+            async fn refuse_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                audit: &crate::AuditRecord,
+                why: &str,
+            ) -> Result<(), StoreError> {
+                Self::undo_instance_in(tx).await?;
                 let mut audit = audit.clone();
                 audit.outcome = crate::AuditOutcome::MinorFailure;
                 audit.outcome_desc = Some(why.to_owned());
@@ -319,12 +328,7 @@ macro_rules! impl_imaging {
                         .await?;
                     crate::PutOutcome::Stored
                 } else {
-                    sqlx::query("ROLLBACK TO SAVEPOINT put_instance")
-                        .execute(&mut **tx)
-                        .await?;
-                    sqlx::query("RELEASE SAVEPOINT put_instance")
-                        .execute(&mut **tx)
-                        .await?;
+                    Self::undo_instance_in(tx).await?;
                     let (stored,): (String,) = sqlx::query_as(
                         "SELECT blob_key FROM instances WHERE sop_instance_uid = $1",
                     )
